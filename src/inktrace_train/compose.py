@@ -1,0 +1,131 @@
+"""Glue between Hydra and the typed :class:`~inktrace_train.config.Config`.
+
+Registers the schema, checks command-line overrides before Hydra sees them (so a
+misspelt key gets the nearest valid key), and turns a composed DictConfig into a
+validated ``Config``. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any, List, NoReturn
+
+from hydra.core.config_store import ConfigStore
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from inktrace_train.config import Config, ConfigError, schema_keys, unknown_key_message, validate
+
+GROUPS = ("model", "stage", "training", "data", "experiment", "sweep")
+RUN_ID_ENV = "INKTRACE_RUN_ID"  # set it to make every rank (or a retried job) use one run id
+
+
+def config_dir() -> str:
+    """The ``conf/`` folder: inside the installed wheel, else at the source tree's top."""
+    packaged = Path(__file__).resolve().parent / "conf"
+    if packaged.is_dir():
+        return str(packaged)
+    return str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def run_id() -> str:
+    """A short id that makes run directories unique even when started in the same second."""
+    return os.environ.get(RUN_ID_ENV) or secrets.token_hex(3)
+
+
+def register() -> None:
+    """Register the schema and the run-id resolver (idempotent)."""
+    ConfigStore.instance().store(name="config_schema", node=Config)
+    if not OmegaConf.has_resolver("inktrace_run_id"):
+        # Cached, so every use of ${inktrace_run_id:} in one process gives the same id.
+        OmegaConf.register_new_resolver("inktrace_run_id", run_id, use_cache=True)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one clear line and exit; never a traceback for a user error."""
+    print(f"inktrace_train: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def _is_known(key: str, known: List[str]) -> bool:
+    return key in known or any(k.startswith(key + ".") for k in known)
+
+
+def check_overrides(argv: List[str]) -> None:
+    """Reject misspelt or mistyped keys on the command line before Hydra composes.
+
+    Hydra accepts ``+key=`` and ``++key=`` for keys the schema lacks and names no
+    alternative for a misspelt key; this check names the nearest valid key.
+    """
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    try:
+        overrides = OverridesParser.create().parse_overrides(args.overrides)
+    except HydraException:
+        return  # Hydra reports its own grammar errors, naming the override
+    known = schema_keys()
+    schema = OmegaConf.structured(Config)
+    for o in overrides:
+        key = o.key_or_group
+        if key.split(".")[0].split("/")[0] == "hydra" or (key in GROUPS and not o.is_delete()):
+            continue
+        if not _is_known(key, known):
+            raise ConfigError(unknown_key_message(key))
+        if o.is_sweep_override() or o.is_delete():
+            continue
+        try:
+            OmegaConf.update(schema, key, o.value(), merge=True)
+        except OmegaConfBaseException as e:
+            msg = str(e).splitlines()[0]
+            raise ConfigError(f"{o.input_line}: wrong type for '{key}': {msg}") from None
+
+
+def _unknown_keys(node: Any, prefix: str, known: List[str]) -> List[str]:
+    found = []
+    for key in node:
+        path = f"{prefix}{key}"
+        if not _is_known(path, known):
+            found.append(path)
+        elif isinstance(node[key], DictConfig):
+            found.extend(_unknown_keys(node[key], path + ".", known))
+    return found
+
+
+def to_config(cfg: DictConfig) -> Config:
+    """Validate a composed config (without its ``hydra`` node) and return it typed.
+
+    Raises:
+        ConfigError: an unknown key (also one added with ``+``), a range or a rule.
+    """
+    cfg = cfg.copy()
+    with_hydra = "hydra" in cfg
+    if with_hydra:
+        OmegaConf.set_struct(cfg, False)
+        del cfg["hydra"]
+    unknown = _unknown_keys(cfg, "", schema_keys())
+    if unknown:
+        raise ConfigError("; ".join(unknown_key_message(k) for k in unknown))
+    typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), cfg))
+    assert isinstance(typed, Config)
+    validate(typed)
+    return typed
+
+
+class ValidateConfig(Callback):
+    """Validates before Hydra makes any directory (``on_run_start`` precedes the run dir)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            to_config(config)
+        except ConfigError as e:
+            fail(str(e))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.on_run_start(config)

@@ -1,0 +1,197 @@
+"""The configuration schema: every option, its one default and its one comment.
+
+Yaml files in ``conf/`` only select and override these values; Hydra composes them
+into a :class:`Config` (struct mode, so an unknown key is an error). This module must
+not import torch: validation runs before any heavy import and before any directory
+is made.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, List, Optional
+
+CONFIG_VERSION = 1  # bump when a key is renamed or its meaning changes; stored in checkpoints
+PIPELINE = ("structural", "dense")  # stage order; `stage=all` runs them in this order
+DATA_SOURCES = ("kanjivg", "synthetic")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class ModelConfig:
+    embed_dim: int = 128  # width of the 8x8 token grid seen by the transformer
+    num_layers: int = 4  # pre-norm transformer layers
+    num_heads: int = 4  # attention heads; must divide embed_dim
+    mlp_ratio: float = 4.0  # transformer MLP hidden width = mlp_ratio * embed_dim
+    dropout: float = 0.0  # dropout inside the transformer layers
+    stem_channels: List[int] = field(default_factory=lambda: [16, 32, 64])  # one stride-2 conv stage each
+    decoder_channels: List[int] = field(default_factory=lambda: [64, 32, 16])  # U-Net decoder, coarse to fine
+    full_heads: bool = False  # add the dense heads (keypoints, width, offset) to the structural ones
+
+
+@dataclass
+class StageConfig:
+    name: str = "structural"  # one of PIPELINE; selects heads, losses and the best-checkpoint metric
+    init_from: Optional[str] = None  # checkpoint file or run directory to take initial weights from
+
+
+@dataclass
+class LossWeights:
+    skeleton: float = 1.0  # BCE + soft Dice on the 1-px skeleton
+    tangent: float = 0.5  # MSE of (cos 2θ, sin 2θ) on skeleton pixels
+    ink: float = 0.5  # BCE of the ink reconstruction (the masked-input pretext task)
+    keypoints: float = 1.0  # weighted BCE on the endpoint / junction heat maps (dense heads)
+    width: float = 0.2  # L1 of the half-width, in pixels, on ink pixels (dense heads)
+    offset: float = 0.2  # L1 of the offset to the nearest centerline, in pixels (dense heads)
+
+
+@dataclass
+class TrainingConfig:
+    lr: float = 1e-3  # peak AdamW learning rate, reached after warmup
+    batch_size: int = 32  # samples per optimizer micro-step
+    epochs: int = 50  # epochs of data.train_samples samples each
+    save_interval: int = 5  # write checkpoint_epoch_NNNN.pth every this many epochs
+    keep_last_n: int = 3  # periodic checkpoints kept; best and latest are never deleted
+    weight_decay: float = 1e-4  # AdamW decay; not applied to norms, biases and the mask token
+    mask_ratio: float = 0.0  # fraction of 8x8 input patches hidden from the model (stage sets it)
+    seed: int = 0  # every random draw (init, data, augmentation, masks) derives from it
+    device: str = "auto"  # auto picks cuda > mps > cpu
+    log_every_n_steps: int = 20  # read losses from the device and log them this often
+    warmup_epochs: float = 1.0  # linear warmup length before the cosine decay
+    final_lr_ratio: float = 0.01  # cosine decays to lr * final_lr_ratio at the last step
+    grad_clip: float = 1.0  # clip the global gradient norm to this; 0 disables clipping
+    grad_accum_steps: int = 1  # micro-batches accumulated per optimizer step
+    precision: str = "auto"  # auto: bf16 (or fp16) autocast on CUDA, fp32 elsewhere
+    loss_weights: LossWeights = field(default_factory=LossWeights)
+
+
+@dataclass
+class DataConfig:
+    source: str = "kanjivg"  # kanjivg (real ink) or synthetic (random Bezier strokes, for tests)
+    img_size: int = 64  # rendered image side, pixels; divisible by 2**len(model.stem_channels)
+    num_workers: int = 2  # data-loader processes; capped at the cores available
+    train_samples: int = 4096  # samples per training epoch, freshly augmented each epoch
+    val_samples: int = 512  # fixed validation images (the same every epoch)
+    val_fraction: float = 0.05  # share of KanjiVG codepoints held out for choosing the best checkpoint
+    test_fraction: float = 0.05  # share of KanjiVG codepoints held out for final evaluation only
+    cache_dir: Optional[str] = None  # parsed KanjiVG cache; None means the user cache directory
+    rotation_deg: float = 10.0  # augmentation: uniform rotation in [-rotation_deg, rotation_deg]
+    scale_min: float = 0.75  # augmentation: glyph scale, as a fraction of the canvas
+    scale_max: float = 0.95  # augmentation: upper bound of the glyph scale
+    shear: float = 0.15  # augmentation: uniform shear factor in [-shear, shear]
+    shift: float = 0.05  # augmentation: shift, as a fraction of the canvas, beyond centring
+    wobble: float = 0.4  # augmentation: amplitude, pixels, of the low-frequency per-stroke wobble
+    pen_width_min: float = 1.2  # augmentation: narrowest full pen width, pixels
+    pen_width_max: float = 3.0  # augmentation: widest full pen width, pixels
+    max_strokes: int = 6  # synthetic source: 1..max_strokes Bezier strokes per image
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    stage: StageConfig = field(default_factory=StageConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    resume: Optional[str] = None  # run directory or checkpoint to continue; `+resume=PATH`
+
+
+class UserError(Exception):
+    """An error the user can fix; the entry point prints it as one line, no traceback."""
+
+
+class ConfigError(UserError):
+    """A misspelt key, a wrong type or an out-of-range value in the configuration."""
+
+
+def schema_keys(node: Any = Config, prefix: str = "") -> List[str]:
+    """Every leaf key of the schema as a dotted path, e.g. ``training.loss_weights.ink``."""
+    keys: List[str] = []
+    for f in fields(node):
+        default = f.default_factory() if callable(f.default_factory) else f.default
+        path = f"{prefix}{f.name}"
+        if is_dataclass(default):
+            keys.extend(schema_keys(type(default), path + "."))
+        else:
+            keys.append(path)
+    return keys
+
+
+def nearest_key(key: str) -> Optional[str]:
+    """The schema key closest to a misspelt one, or None when nothing is close."""
+    candidates = schema_keys()
+    sections = sorted({k.rsplit(".", 1)[0] for k in candidates if "." in k})
+    match = difflib.get_close_matches(key, candidates + sections, n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def unknown_key_message(key: str) -> str:
+    hint = nearest_key(key)
+    allowed = f"did you mean '{hint}'?" if hint else "see `python -m inktrace_train --help`"
+    return f"unknown config key '{key}': {allowed}"
+
+
+def _check(errors: List[str], ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        errors.append(f"{key}={value!r} is out of range: {allowed}")
+
+
+def validate(cfg: Config) -> None:
+    """Check ranges and cross-field rules; raise ConfigError listing every problem."""
+    m, t, d = cfg.model, cfg.training, cfg.data
+    e: List[str] = []
+    _check(e, t.lr > 0 and math.isfinite(t.lr), "training.lr", t.lr, "must be > 0")
+    _check(e, t.batch_size >= 1, "training.batch_size", t.batch_size, "must be >= 1")
+    _check(e, t.epochs >= 1, "training.epochs", t.epochs, "must be >= 1")
+    _check(e, t.save_interval >= 1, "training.save_interval", t.save_interval, "must be >= 1")
+    _check(e, t.keep_last_n >= 1, "training.keep_last_n", t.keep_last_n, "must be >= 1")
+    _check(e, t.weight_decay >= 0, "training.weight_decay", t.weight_decay, "must be >= 0")
+    _check(e, 0 <= t.mask_ratio < 1, "training.mask_ratio", t.mask_ratio, "must be in [0, 1)")
+    _check(e, t.log_every_n_steps >= 1, "training.log_every_n_steps", t.log_every_n_steps, "must be >= 1")
+    _check(e, t.warmup_epochs >= 0, "training.warmup_epochs", t.warmup_epochs, "must be >= 0")
+    _check(e, 0 <= t.final_lr_ratio <= 1, "training.final_lr_ratio", t.final_lr_ratio, "must be in [0, 1]")
+    _check(e, t.grad_clip >= 0, "training.grad_clip", t.grad_clip, "must be >= 0 (0 disables)")
+    _check(e, t.grad_accum_steps >= 1, "training.grad_accum_steps", t.grad_accum_steps, "must be >= 1")
+    _check(e, t.device in DEVICES, "training.device", t.device, f"one of {', '.join(DEVICES)}")
+    _check(e, t.precision in PRECISIONS, "training.precision", t.precision, f"one of {', '.join(PRECISIONS)}")
+    for name in schema_keys(type(t.loss_weights)):
+        w = getattr(t.loss_weights, name)
+        _check(e, w >= 0, f"training.loss_weights.{name}", w, "must be >= 0")
+    _check(e, m.embed_dim >= 1, "model.embed_dim", m.embed_dim, "must be >= 1")
+    _check(e, m.num_layers >= 0, "model.num_layers", m.num_layers, "must be >= 0")
+    _check(e, m.num_heads >= 1 and m.embed_dim % max(m.num_heads, 1) == 0, "model.num_heads",
+           m.num_heads, f"must be >= 1 and divide model.embed_dim={m.embed_dim}")
+    _check(e, m.mlp_ratio > 0, "model.mlp_ratio", m.mlp_ratio, "must be > 0")
+    _check(e, 0 <= m.dropout < 1, "model.dropout", m.dropout, "must be in [0, 1)")
+    _check(e, len(m.stem_channels) >= 1 and all(c >= 1 for c in m.stem_channels),
+           "model.stem_channels", m.stem_channels, "one or more positive widths")
+    _check(e, len(m.decoder_channels) == len(m.stem_channels) and all(c >= 1 for c in m.decoder_channels),
+           "model.decoder_channels", m.decoder_channels,
+           f"{len(m.stem_channels)} positive widths, one per stem stage")
+    factor = 2 ** len(m.stem_channels)
+    _check(e, d.img_size >= factor and d.img_size % factor == 0, "data.img_size", d.img_size,
+           f"a positive multiple of {factor} (2 ** len(model.stem_channels))")
+    _check(e, d.source in DATA_SOURCES, "data.source", d.source, f"one of {', '.join(DATA_SOURCES)}")
+    _check(e, d.num_workers >= 0, "data.num_workers", d.num_workers, "must be >= 0")
+    _check(e, d.train_samples >= t.batch_size, "data.train_samples", d.train_samples,
+           f"must be >= training.batch_size={t.batch_size}")
+    _check(e, d.val_samples >= 1, "data.val_samples", d.val_samples, "must be >= 1")
+    _check(e, 0 < d.val_fraction < 1, "data.val_fraction", d.val_fraction, "must be in (0, 1)")
+    _check(e, 0 <= d.test_fraction < 1 - d.val_fraction, "data.test_fraction", d.test_fraction,
+           "must be in [0, 1 - data.val_fraction)")
+    _check(e, 0 <= d.rotation_deg <= 180, "data.rotation_deg", d.rotation_deg, "must be in [0, 180]")
+    _check(e, 0 < d.scale_min <= d.scale_max <= 1.5, "data.scale_min", (d.scale_min, d.scale_max),
+           "need 0 < scale_min <= scale_max <= 1.5")
+    _check(e, 0 <= d.shear < 1, "data.shear", d.shear, "must be in [0, 1)")
+    _check(e, 0 <= d.shift < 0.5, "data.shift", d.shift, "must be in [0, 0.5)")
+    _check(e, d.wobble >= 0, "data.wobble", d.wobble, "must be >= 0")
+    _check(e, 0 < d.pen_width_min <= d.pen_width_max, "data.pen_width_min", (d.pen_width_min, d.pen_width_max),
+           "need 0 < pen_width_min <= pen_width_max")
+    _check(e, d.max_strokes >= 1, "data.max_strokes", d.max_strokes, "must be >= 1")
+    _check(e, cfg.stage.name in PIPELINE, "stage.name", cfg.stage.name, f"one of {', '.join(PIPELINE)}")
+    if cfg.stage.name == "dense" and not m.full_heads:
+        e.append("model.full_heads=False is not allowed with stage.name=dense: the dense stage trains all heads")
+    if e:
+        raise ConfigError("; ".join(e))
