@@ -7,9 +7,11 @@ validated ``Config``. Nothing here imports torch.
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any, List, NoReturn
 
@@ -37,12 +39,19 @@ def run_id() -> str:
     return os.environ.get(RUN_ID_ENV) or secrets.token_hex(3)
 
 
+def new_run_dir(kind: str = "") -> str:
+    """``outputs/<date>/<time>_<id>`` (``outputs/<kind>/...`` for sweeps): the one place this pattern lives."""
+    now = datetime.now()
+    parts = ["outputs", kind, now.strftime("%Y-%m-%d"), f"{now.strftime('%H-%M-%S')}_{run_id()}"]
+    return str(Path(*[p for p in parts if p]))
+
+
 def register() -> None:
-    """Register the schema and the run-id resolver (idempotent)."""
+    """Register the schema and the run-directory resolvers (idempotent)."""
     ConfigStore.instance().store(name="config_schema", node=Config)
-    if not OmegaConf.has_resolver("inktrace_run_id"):
-        # Cached, so every use of ${inktrace_run_id:} in one process gives the same id.
-        OmegaConf.register_new_resolver("inktrace_run_id", run_id, use_cache=True)
+    if not OmegaConf.has_resolver("inktrace_run_dir"):
+        # Cached, so every use in one process gives the same directory.
+        OmegaConf.register_new_resolver("inktrace_run_dir", new_run_dir, use_cache=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -53,6 +62,18 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def _is_known(key: str, known: List[str]) -> bool:
     return key in known or any(k.startswith(key + ".") for k in known)
+
+
+def command_line(argv: List[str]) -> argparse.Namespace:
+    """Hydra's own reading of the command line, plus ``resume`` (the ``+resume=`` path or
+    None) split off from the other overrides."""
+    from hydra._internal.utils import get_args_parser
+
+    from inktrace_train.resume import split_resume
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    args.resume, args.overrides = split_resume(args.overrides)
+    return args
 
 
 def check_overrides(argv: List[str]) -> None:

@@ -55,6 +55,7 @@ class TrainingConfig:
     epochs: int = 50  # epochs of data.train_samples samples each
     save_interval: int = 5  # write checkpoint_epoch_NNNN.pth every this many epochs
     keep_last_n: int = 3  # periodic checkpoints kept; best and latest are never deleted
+    save_every_n_steps: Optional[int] = None  # also refresh checkpoint_latest.pth this often (long epochs)
     weight_decay: float = 1e-4  # AdamW decay; not applied to norms, biases and the mask token
     mask_ratio: float = 0.0  # fraction of 8x8 input patches hidden from the model (stage sets it)
     seed: int = 0  # every random draw (init, data, augmentation, masks) derives from it
@@ -147,6 +148,8 @@ def validate(cfg: Config) -> None:
     _check(e, t.epochs >= 1, "training.epochs", t.epochs, "must be >= 1")
     _check(e, t.save_interval >= 1, "training.save_interval", t.save_interval, "must be >= 1")
     _check(e, t.keep_last_n >= 1, "training.keep_last_n", t.keep_last_n, "must be >= 1")
+    _check(e, t.save_every_n_steps is None or t.save_every_n_steps >= 1, "training.save_every_n_steps",
+           t.save_every_n_steps, "null (off) or >= 1")
     _check(e, t.weight_decay >= 0, "training.weight_decay", t.weight_decay, "must be >= 0")
     _check(e, 0 <= t.mask_ratio < 1, "training.mask_ratio", t.mask_ratio, "must be in [0, 1)")
     _check(e, t.log_every_n_steps >= 1, "training.log_every_n_steps", t.log_every_n_steps, "must be >= 1")

@@ -1,0 +1,214 @@
+"""Compose the training objects from a typed Config and run a stage.
+
+The only place below the entry point that reads the config tree: everything it
+builds takes plain objects and typed arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from torch.optim.lr_scheduler import LambdaLR
+from torch.utils.data import DataLoader
+
+from inktrace_train.checkpoint import BEST, CheckpointManager, load_checkpoint
+from inktrace_train.compose import new_run_dir
+from inktrace_train.config import CONFIG_VERSION, Config, DataConfig
+from inktrace_train.data import Augmenter, EpochSampler, InkDataset, Renderer, worker_init_fn
+from inktrace_train.logger import RunLogger
+from inktrace_train.losses import StructureLoss
+from inktrace_train.metrics import ValidationMetrics, best_metric
+from inktrace_train.model import InkTraceModel, parameter_groups
+from inktrace_train.optim import warmup_cosine
+from inktrace_train.resume import ResumePlan
+from inktrace_train.runs import RunDir, config_to_dict, git_state, now_iso
+from inktrace_train.trainer import Trainer
+from inktrace_train.transfer import init_from
+
+log = logging.getLogger(__name__)
+
+TRAIN_STREAM, VAL_STREAM = 0, 1  # separate random streams for training and validation samples
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def pick_amp_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
+    """auto: bf16 autocast on CUDA where supported (fp16 with loss scaling otherwise), fp32 elsewhere."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def make_source(data: DataConfig, split: str):
+    if data.source == "synthetic":
+        from inktrace_train.data.synthetic import SyntheticStrokes
+
+        return SyntheticStrokes(max_strokes=data.max_strokes)
+    from inktrace_train.data.kanjivg import KanjiVGStrokes
+
+    return KanjiVGStrokes(split=split, val_fraction=data.val_fraction, test_fraction=data.test_fraction,
+                          cache_dir=data.cache_dir)
+
+
+def build_loaders(cfg: Config, device: torch.device) -> Tuple[DataLoader, DataLoader]:
+    """Training loader (fresh samples each epoch) and the fixed validation loader."""
+    d = cfg.data
+    augment = Augmenter(img_size=d.img_size, rotation_deg=d.rotation_deg, scale_min=d.scale_min,
+                        scale_max=d.scale_max, shear=d.shear, shift=d.shift, wobble=d.wobble,
+                        pen_width_min=d.pen_width_min, pen_width_max=d.pen_width_max)
+    render = Renderer(d.img_size)
+    common = dict(augment=augment, render=render, seed=cfg.training.seed, mask_ratio=cfg.training.mask_ratio,
+                  patch_size=2 ** len(cfg.model.stem_channels))
+    train_set = InkDataset(make_source(d, "train"), stream=TRAIN_STREAM, fixed=False, **common)
+    val_set = InkDataset(make_source(d, "val"), stream=VAL_STREAM, fixed=True, **common)
+    workers = min(d.num_workers, available_cores())
+    if workers < d.num_workers:
+        log.info("data.num_workers=%d capped at the %d cores available", d.num_workers, workers)
+    loader = dict(batch_size=cfg.training.batch_size, num_workers=workers, pin_memory=device.type == "cuda",
+                  persistent_workers=workers > 0, worker_init_fn=worker_init_fn)
+    # Own generators: creating a loader iterator must not draw from the global torch RNG,
+    # or a resumed run (fewer iterators made) would see different dropout noise.
+    train = DataLoader(train_set, sampler=EpochSampler(d.train_samples, epoch=0), drop_last=True,
+                       generator=torch.Generator().manual_seed(cfg.training.seed), **loader)
+    val = DataLoader(val_set, sampler=EpochSampler(d.val_samples, epoch=0),
+                     generator=torch.Generator().manual_seed(cfg.training.seed), **loader)
+    return train, val
+
+
+def build_scheduler(cfg: Config, optimizer: torch.optim.Optimizer, steps_per_epoch: int,
+                    checkpoint: Optional[Dict[str, Any]]) -> LambdaLR:
+    """Warmup + cosine over the whole stage. Resuming with more epochs continues the
+    cosine from the lr reached at the resume point down to the new horizon (no jump)."""
+    t = cfg.training
+    restart = None
+    if checkpoint is not None and checkpoint["config"]["training"]["epochs"] != t.epochs:
+        sched = checkpoint["scheduler_state_dict"]
+        restart = (sched["last_epoch"], sched["_last_lr"][0] / sched["base_lrs"][0])
+    return warmup_cosine(optimizer, total_steps=t.epochs * steps_per_epoch,
+                         warmup_steps=round(t.warmup_epochs * steps_per_epoch),
+                         final_lr_ratio=t.final_lr_ratio, restart=restart)
+
+
+def build_trainer(cfg: Config, run: RunDir, device: torch.device,
+                  checkpoint: Optional[Dict[str, Any]] = None) -> Trainer:
+    """Every object of a stage, fresh or (with ``checkpoint``) restored to continue exactly."""
+    t, stage = cfg.training, cfg.stage.name
+    torch.manual_seed(t.seed)  # model initialisation
+    model = InkTraceModel(**asdict(cfg.model))
+    if checkpoint is not None:
+        pass  # weights, optimizer and schedule come from the checkpoint below
+    elif cfg.stage.init_from:
+        report = init_from(model, cfg.stage.init_from, stage, asdict(cfg.model), cfg.data.img_size)
+        (run.path / f"init_report_{stage}.txt").write_text(report + "\n")
+    elif stage != "structural":
+        log.warning("stage %s starts from scratch: pass stage.init_from=PATH (a structural checkpoint "
+                    "file or a run directory) to start from structural weights", stage)
+    model.to(device)
+    train_loader, val_loader = build_loaders(cfg, device)
+    optimizer = torch.optim.AdamW(parameter_groups(model, t.weight_decay), lr=t.lr)
+    scheduler = build_scheduler(cfg, optimizer, math.ceil(len(train_loader) / t.grad_accum_steps), checkpoint)
+    extra = {"config": config_to_dict(cfg),
+             "metadata": {"stage": stage, "run_id": run.run_id, "config_version": CONFIG_VERSION,
+                          "torch_version": str(torch.__version__),
+                          "git_commit": git_state(Path(__file__).resolve().parent)["commit"]}}
+    loss_fn = StructureLoss(**asdict(t.loss_weights), full_heads=cfg.model.full_heads)
+    purge_step = None if checkpoint is None else checkpoint["global_step"] + 1  # drop replayed steps
+    trainer = Trainer(model, loss_fn, optimizer, scheduler, train_loader, val_loader, ValidationMetrics,
+                   lambda m: best_metric(stage, m),
+                   CheckpointManager(run.checkpoint_dir(stage), t.keep_last_n, t.save_interval),
+                   RunLogger(run.tb_dir, stage, purge_step=purge_step), extra, device=device, epochs=t.epochs,
+                   grad_accum_steps=t.grad_accum_steps, grad_clip=t.grad_clip,
+                   log_every_n_steps=t.log_every_n_steps, save_every_n_steps=t.save_every_n_steps,
+                   mask_ratio=t.mask_ratio,
+                   amp_dtype=pick_amp_dtype(t.precision, device))
+    if checkpoint is not None:
+        trainer.load_checkpoint(checkpoint)
+    return trainer
+
+
+def run_stage(cfg: Config, run: RunDir, checkpoint: Optional[Dict[str, Any]] = None) -> Optional[float]:
+    """Train one stage in ``run`` (continuing from ``checkpoint`` if given); records its
+    status in run.json. Returns its best metric."""
+    stage = cfg.stage.name
+    device = pick_device(cfg.training.device)
+    trainer = build_trainer(cfg, run, device, checkpoint)
+    n_params = sum(p.numel() for p in trainer.model.parameters())
+    log.info("stage %s on %s: %d parameters, %d steps/epoch, run dir %s", stage, device, n_params,
+             trainer.steps_per_epoch, run.path)
+    run.update_stage(stage, status="running", **({"resumed": now_iso()} if checkpoint else {"started": now_iso()}))
+    try:
+        best = trainer.fit()
+    except BaseException:
+        run.update_stage(stage, status="failed", ended=now_iso())
+        raise
+    finally:
+        trainer.logger.close()
+    run.update_stage(stage, status="done", ended=now_iso(), best_metric=best,
+                     best_checkpoint=str((run.checkpoint_dir(stage) / BEST).relative_to(run.path)))
+    return best
+
+
+def train(cfg: Config, run_dir: Path) -> Optional[float]:
+    """Train ``cfg`` into ``run_dir`` (made by Hydra). Returns the stage's best validation metric."""
+    torch.set_flush_denormal(True)  # denormals make CPU steps ~20x slower
+    run = RunDir(run_dir)
+    run.create(cfg)
+    return run_stage(cfg, run)
+
+
+def resume(plan: ResumePlan) -> Optional[float]:
+    """Continue a run exactly where its newest valid checkpoint left it."""
+    torch.set_flush_denormal(True)
+    cfg, stage = plan.config, plan.config.stage.name
+    run = RunDir(plan.run_dir or Path(new_run_dir()))
+    if plan.run_dir is None:  # a loose checkpoint file: its run continues in a new directory
+        run.create(cfg)
+    setup_logging(run.path / "train.log")
+    if plan.checkpoint is not None:
+        checkpoint = load_checkpoint(plan.checkpoint)
+    else:
+        manager = CheckpointManager(run.checkpoint_dir(stage), cfg.training.keep_last_n, cfg.training.save_interval)
+        checkpoint = manager.load_newest_valid()
+    if checkpoint["epoch"] >= cfg.training.epochs:
+        log.info("stage %s of %s is already finished (%d of %d epochs, best metric %s): nothing to resume",
+                 stage, run.path, checkpoint["epoch"], cfg.training.epochs, checkpoint.get("best_metric"))
+        return checkpoint.get("best_metric")
+    run.record_resume(overrides=plan.overrides, changes=plan.changes, epoch=checkpoint["epoch"],
+                      global_step=checkpoint["global_step"])
+    log.info("resuming stage %s of %s at epoch %d, step %d", stage, run.path, checkpoint["epoch"],
+             checkpoint["global_step"])
+    return run_stage(cfg, run, checkpoint)
+
+
+def setup_logging(path: Path) -> None:
+    """Console and ``train.log`` (appended), as Hydra sets them up for a new run."""
+    fmt = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(path, mode="a")):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)

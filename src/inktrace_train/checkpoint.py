@@ -1,0 +1,197 @@
+"""Checkpoints (format version 1): one plain dict per file, written atomically.
+
+Files live in ``<run_dir>/checkpoints/<stage>/``: ``checkpoint_latest.pth`` after
+every epoch, ``checkpoint_best.pth`` when the stage's metric improves, and
+``checkpoint_epoch_NNNN.pth`` every ``save_interval`` epochs, of which the last
+``keep_last_n`` are kept. ``manifest.json`` records each file's size and SHA-256,
+the rotation order and the best metric, so all of it survives a resume.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from inktrace_train.atomic import commit, sha256_file, write_json, write_temp
+from inktrace_train.config import UserError
+from inktrace_train.runs import now_iso
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+LATEST = "checkpoint_latest.pth"
+BEST = "checkpoint_best.pth"
+MANIFEST = "manifest.json"
+PERIODIC = re.compile(r"checkpoint_epoch_(\d+)\.pth$")
+
+
+class CheckpointError(UserError):
+    """A checkpoint that is missing, unreadable, corrupt or of an unknown format."""
+
+
+def periodic_name(epoch: int) -> str:
+    return f"checkpoint_epoch_{epoch:04d}.pth"
+
+
+def load_checkpoint(path: Path) -> Dict[str, Any]:
+    """Load a checkpoint with ``weights_only=True`` (no code can run on load), on CPU.
+
+    Raises:
+        CheckpointError: the file is missing, truncated, not a checkpoint, or newer than we know.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
+        raise CheckpointError(f"cannot load checkpoint {path}: {_load_error(e)}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a checkpoint (a {type(state).__name__}, expected a dict)")
+    version = state.get("version")
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format version {version}; this inktrace_train "
+                              f"reads versions up to {FORMAT_VERSION}: upgrade inktrace_train")
+    return state
+
+
+def _load_error(e: Exception) -> str:
+    text = str(e)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:  # weights_only refused a pickled object: loading it could run arbitrary code
+        return (f"it holds a Python object ({found.group(1)}) outside the plain checkpoint format; "
+                "refused, since loading it could run code")
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
+class CheckpointManager:
+    """Writes, rotates and verifies the checkpoints of one stage.
+
+    Args:
+        directory: ``<run_dir>/checkpoints/<stage>``.
+        keep_last_n: periodic files kept; best and latest are never deleted.
+        save_interval: write a periodic file every this many epochs.
+    """
+
+    def __init__(self, directory: Path, keep_last_n: int, save_interval: int):
+        self.directory = Path(directory)
+        self.keep_last_n = keep_last_n
+        self.save_interval = save_interval
+        self.manifest = self._read_manifest()
+
+    # --- manifest -----------------------------------------------------------------
+    def _read_manifest(self) -> Dict[str, Any]:
+        path = self.directory / MANIFEST
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except ValueError:
+                log.warning("%s is unreadable; rebuilding it from the files present", path)
+        # No manifest (a new stage, or files from an older tool): periodic files present count.
+        periodic = sorted(p.name for p in self.directory.glob("checkpoint_epoch_*.pth") if PERIODIC.match(p.name))
+        return {"format": FORMAT_VERSION, "best_metric": None, "best_epoch": None,
+                "periodic": periodic, "files": {}}
+
+    def _write_manifest(self) -> None:
+        write_json(self.directory / MANIFEST, self.manifest)
+
+    @property
+    def best_metric(self) -> Optional[float]:
+        return self.manifest["best_metric"]
+
+    # --- writing ------------------------------------------------------------------
+    def _write(self, name: str, state: Dict[str, Any]) -> None:
+        """Temp file → hash → manifest (accepting old and new hash) → rename.
+
+        The manifest is written before the rename so that a kill between the two
+        leaves a file whose hash the manifest still accepts (the old one).
+        """
+        path = self.directory / name
+        tmp = write_temp(path, lambda f: torch.save(state, f))
+        entry = {"size": tmp.stat().st_size, "sha256": sha256_file(tmp), "epoch": state["epoch"],
+                 "global_step": state["global_step"], "metric": state["metric"], "time": now_iso()}
+        previous = self.manifest["files"].get(name)
+        if previous is not None:
+            entry["previous"] = {"size": previous["size"], "sha256": previous["sha256"]}
+        self.manifest["files"][name] = entry
+        self._write_manifest()
+        commit(tmp, path)
+
+    def save(self, state: Dict[str, Any], is_best: bool) -> None:
+        """Write latest, the periodic file when due, and best when ``is_best``; then rotate."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        epoch = state["epoch"]
+        self._write(LATEST, state)
+        if epoch % self.save_interval == 0 and state.get("step_in_epoch", 0) == 0:
+            name = periodic_name(epoch)
+            self._write(name, state)
+            self.manifest["periodic"] = [n for n in self.manifest["periodic"] if n != name] + [name]
+            self._rotate()
+        if is_best:
+            self._write(BEST, state)
+            self.manifest["best_metric"] = state["metric"]
+            self.manifest["best_epoch"] = epoch
+        self._write_manifest()
+
+    def _rotate(self) -> None:
+        """Delete the oldest periodic files beyond keep_last_n (only after the new one is safe)."""
+        while len(self.manifest["periodic"]) > self.keep_last_n:
+            name = self.manifest["periodic"].pop(0)
+            self.manifest["files"].pop(name, None)
+            self._write_manifest()  # forget it first: a kill now leaves a stray file, not a dangling entry
+            try:
+                os.remove(self.directory / name)
+            except FileNotFoundError:
+                pass
+
+    # --- reading ------------------------------------------------------------------
+    def verify(self, name: str) -> Optional[str]:
+        """None when ``name`` matches the manifest (size and SHA-256), else what is wrong."""
+        path = self.directory / name
+        if not path.is_file():
+            return f"{path} is missing"
+        entry = self.manifest["files"].get(name)
+        if entry is None:
+            return None  # not written by a manager (e.g. copied in): load() still checks it
+        accepted = [entry] + ([entry["previous"]] if "previous" in entry else [])
+        size = path.stat().st_size
+        if not any(size == e["size"] for e in accepted):
+            return f"{path} is truncated or corrupt (size {size}, manifest says {entry['size']})"
+        digest = sha256_file(path)
+        if not any(digest == e["sha256"] for e in accepted):
+            return f"{path} is corrupt (SHA-256 differs from the manifest)"
+        return None
+
+    def load(self, name: str) -> Dict[str, Any]:
+        problem = self.verify(name)
+        if problem:
+            raise CheckpointError(problem)
+        return load_checkpoint(self.directory / name)
+
+    def candidates(self) -> List[str]:
+        """Names to resume from, newest first: latest, then periodic files."""
+        return [LATEST] + list(reversed(self.manifest["periodic"]))
+
+    def load_newest_valid(self) -> Dict[str, Any]:
+        """The newest checkpoint that verifies and loads; warns about each bad one skipped."""
+        problems = []
+        for name in self.candidates():
+            if not (self.directory / name).is_file():
+                continue
+            try:
+                state = self.load(name)
+            except CheckpointError as e:
+                problems.append(str(e))
+                log.warning("%s; falling back to an older checkpoint", e)
+                continue
+            return state
+        detail = ("; ".join(problems)) if problems else "no checkpoint files"
+        raise CheckpointError(f"no valid checkpoint in {self.directory}: {detail}")

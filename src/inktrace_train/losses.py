@@ -1,0 +1,124 @@
+"""StructureLoss: the per-head losses of InkTrace and their weighted sum.
+
+Everything is computed in fp32 (outputs may arrive in bf16/fp16 from autocast) and
+without a single host-device synchronisation: no ``.item()``, no boolean-mask indexing,
+no Python branch on a tensor value. Masked means are ``sum(mask * err) / sum(mask)``
+with the denominator clamped to 1, so a batch with no skeleton or no ink pixels gives
+a loss of 0 for that term instead of NaN, and the training loop only reads losses when
+it logs.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Skeleton pixels are ~2-6% of a 64x64 glyph; a fixed positive weight keeps BCE from
+# settling on "no skeleton anywhere". Fixed rather than per-batch (neg/pos) so the loss
+# scale does not jump with the content of the batch. Soft Dice covers the rest of the
+# imbalance.
+SKELETON_POS_WEIGHT = 5.0
+# Keypoint spots cover a few pixels per image; each pixel's BCE is weighted by
+# 1 + KEYPOINT_POS_WEIGHT * target, so the Gaussian cores dominate the normalised mean.
+KEYPOINT_POS_WEIGHT = 50.0
+# Laplace smoothing of the per-image soft Dice: an image with an empty skeleton and an
+# empty prediction scores a Dice loss of 0, not 0/0.
+DICE_SMOOTH = 1.0
+
+STRUCTURAL_TERMS = ("skeleton", "tangent", "ink")
+DENSE_TERMS = ("keypoints", "width", "offset")
+
+
+def masked_mean(err: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``err`` over the pixels where ``mask`` is 1, 0 when the mask is empty.
+
+    Args:
+        err: (B, C, H, W) per-pixel error; averaged over C as well.
+        mask: (B, 1, H, W) float weights in [0, 1].
+    Returns:
+        0-d tensor.
+    """
+    channels = err.shape[1]
+    return (err * mask).sum() / (mask.sum() * channels).clamp_min(1.0)
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - soft Dice per image (smoothed), averaged over the batch.
+
+    Args:
+        logits: (B, 1, H, W) skeleton logits.
+        target: (B, 1, H, W) {0, 1}.
+    """
+    prob = torch.sigmoid(logits).flatten(1)
+    target = target.flatten(1)
+    inter = (prob * target).sum(1)
+    dice = (2 * inter + DICE_SMOOTH) / (prob.sum(1) + target.sum(1) + DICE_SMOOTH)
+    return (1 - dice).mean()
+
+
+def skeleton_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE-with-logits (positives weighted by SKELETON_POS_WEIGHT) + soft Dice."""
+    pos_weight = torch.tensor(SKELETON_POS_WEIGHT, device=logits.device)
+    bce = F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
+    return bce + soft_dice_loss(logits, target)
+
+
+def keypoint_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE-with-logits against Gaussian heat maps, spot pixels up-weighted.
+
+    The weight grows with the target (1 at background, 1 + KEYPOINT_POS_WEIGHT at a
+    peak) and the mean is normalised by the total weight, so the scale stays ~BCE.
+    A CenterNet focal loss was not used: it needs exact peak pixels (target == 1),
+    which sub-pixel spot centres do not always produce.
+    """
+    weight = 1.0 + KEYPOINT_POS_WEIGHT * target
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return (weight * bce).sum() / weight.sum()
+
+
+class StructureLoss(nn.Module):
+    """Per-head losses and their weighted sum.
+
+    Arguments are the fields of ``config.LossWeights`` plus ``full_heads``; the entry
+    point calls ``StructureLoss(**asdict(cfg.training.loss_weights), full_heads=...)``.
+    The dense weights are accepted but unused when ``full_heads`` is False.
+    """
+
+    def __init__(self, skeleton: float, tangent: float, ink: float, keypoints: float,
+                 width: float, offset: float, full_heads: bool):
+        super().__init__()
+        self.full_heads = bool(full_heads)
+        self.weights = {"skeleton": skeleton, "tangent": tangent, "ink": ink,
+                        "keypoints": keypoints, "width": width, "offset": offset}
+        self.terms = STRUCTURAL_TERMS + (DENSE_TERMS if self.full_heads else ())
+
+    def forward(self, outputs: Dict[str, torch.Tensor],
+                batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """
+        Args:
+            outputs: the model's dict (``skeleton``, ``tangent``, ``ink``, and with
+                full_heads ``keypoints``, ``width``, ``offset``), any float dtype.
+            batch: the data dict with the targets of the same names, (B, C, H, W).
+        Returns:
+            dict with each UNWEIGHTED per-head loss (0-d fp32 tensors) under its head
+            name, plus ``total`` = the weighted sum (the one to backpropagate).
+        """
+        out = {k: outputs[k].float() for k in self.terms}
+        skeleton = batch["skeleton"].float()
+        ink = batch["ink"].float()
+        losses = {
+            "skeleton": skeleton_loss(out["skeleton"], skeleton),
+            "tangent": masked_mean((out["tangent"] - batch["tangent"].float()).square(), skeleton),
+            "ink": F.binary_cross_entropy_with_logits(out["ink"], ink),
+        }
+        if self.full_heads:
+            # Width and offset targets are defined on ink pixels (coverage >= 0.5) only.
+            on_ink = (ink >= 0.5).float()
+            losses["keypoints"] = keypoint_loss(out["keypoints"], batch["keypoints"].float())
+            losses["width"] = masked_mean((out["width"] - batch["width"].float()).abs(), on_ink)
+            losses["offset"] = masked_mean((out["offset"] - batch["offset"].float()).abs(), on_ink)
+        losses["total"] = sum(self.weights[k] * losses[k] for k in self.terms)
+        return losses

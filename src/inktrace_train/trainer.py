@@ -1,0 +1,250 @@
+"""One plain-PyTorch trainer for every stage.
+
+A stage differs only by the objects handed in (heads, loss, masking, metric);
+the loop is the same. The training step never synchronises with the device:
+losses accumulate on the device and are read every ``log_every_n_steps``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, Optional
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from inktrace_train.checkpoint import FORMAT_VERSION, CheckpointManager
+from inktrace_train.logger import RunLogger
+from inktrace_train.runs import now_iso
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # completed epochs
+    step_in_epoch: int = 0  # micro-batches done in the current epoch
+    global_step: int = 0  # optimizer steps done
+    best_metric: Optional[float] = None
+
+
+class DeviceMeter:
+    """Sums tensors on the device; ``read()`` is the only host-device sync point."""
+
+    def __init__(self) -> None:
+        self.sums: Dict[str, torch.Tensor] = {}
+        self.counts: Dict[str, int] = {}
+
+    def add(self, values: Dict[str, torch.Tensor]) -> None:
+        for k, v in values.items():
+            v = v.detach().float()
+            self.sums[k] = self.sums[k] + v if k in self.sums else v
+            self.counts[k] = self.counts.get(k, 0) + 1
+
+    def read(self) -> Dict[str, float]:
+        if not self.sums:
+            return {}
+        means = torch.stack([self.sums[k] / self.counts[k] for k in self.sums]).tolist()  # sync
+        out = dict(zip(self.sums, means))
+        self.sums.clear()
+        self.counts.clear()
+        return out
+
+
+def rng_state() -> Dict[str, Any]:
+    """Python, numpy, torch and CUDA generator states, as types weights_only can load."""
+    np_state = np.random.get_state()
+    return {
+        "python": list(random.getstate()[1]),
+        "numpy": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": int(np_state[2]),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    random.setstate((3, tuple(state["python"]), None))
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    """Trains one stage: epochs of micro-batches, validation, checkpoints, logs.
+
+    Args:
+        model, loss_fn, optimizer, scheduler: the objects to train with.
+        train_loader: yields batches; its ``sampler`` has ``epoch`` and ``start`` attributes.
+        val_loader: the fixed validation set.
+        metrics: builds a fresh metric accumulator (``update``/``compute``).
+        best_metric: maps the validation metrics to the one number that picks the best checkpoint.
+        checkpoints: the stage's checkpoint manager.
+        logger: TensorBoard and console logging.
+        checkpoint_extra: constant entries of every checkpoint (config, metadata).
+        amp_dtype: autocast dtype, or None for full precision.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
+                 scheduler: torch.optim.lr_scheduler.LRScheduler, train_loader: DataLoader,
+                 val_loader: DataLoader, metrics: Callable[[], Any],
+                 best_metric: Callable[[Dict[str, float]], float], checkpoints: CheckpointManager,
+                 logger: RunLogger, checkpoint_extra: Dict[str, Any], *, device: torch.device,
+                 epochs: int, grad_accum_steps: int, grad_clip: float, log_every_n_steps: int,
+                 save_every_n_steps: Optional[int], mask_ratio: float, amp_dtype: Optional[torch.dtype]):
+        self.model, self.loss_fn = model, loss_fn
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.metrics, self.best_metric = metrics, best_metric
+        self.checkpoints, self.logger, self.checkpoint_extra = checkpoints, logger, checkpoint_extra
+        self.device, self.epochs = device, epochs
+        self.grad_accum_steps, self.log_every_n_steps = grad_accum_steps, log_every_n_steps
+        self.save_every_n_steps = save_every_n_steps
+        self.max_grad_norm = grad_clip if grad_clip > 0 else math.inf
+        self.mask_ratio, self.amp_dtype = mask_ratio, amp_dtype
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        self.state = TrainState()
+        self.last_metric: Optional[float] = None  # the latest validation metric, for mid-epoch saves
+        self.meter = DeviceMeter()
+        self.steps_per_epoch = len(train_loader)
+
+    # --- the step -------------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+
+    def train_step(self, batch: Dict[str, torch.Tensor]) -> None:
+        """One micro-batch; every ``grad_accum_steps`` (and at epoch end) an optimizer step."""
+        with self._autocast():
+            outputs = self.model(batch["image"])
+            losses = self.loss_fn(outputs, batch)
+        self.scaler.scale(losses["total"] / self.grad_accum_steps).backward()
+        self.meter.add(losses)
+        self.state.step_in_epoch += 1
+        done = self.state.step_in_epoch
+        if done % self.grad_accum_steps and done < self.steps_per_epoch:
+            return
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.state.global_step += 1
+        self.meter.add({"grad_norm": grad_norm})
+
+    # --- the loop -------------------------------------------------------------------
+    def fit(self) -> Optional[float]:
+        """Train the remaining epochs; returns the best validation metric of the stage."""
+        for epoch in range(self.state.epoch, self.epochs):
+            self.train_epoch(epoch)
+            metrics = self.evaluate()
+            self.state.epoch, self.state.step_in_epoch = epoch + 1, 0
+            self.end_epoch(metrics)
+        return self.state.best_metric
+
+    def train_epoch(self, epoch: int) -> None:
+        self.model.train()
+        sampler = self.train_loader.sampler
+        sampler.epoch, sampler.start = epoch, self.state.step_in_epoch * self.train_loader.batch_size
+        bar = self.logger.progress(total=self.steps_per_epoch, initial=self.state.step_in_epoch,
+                                   desc=f"epoch {epoch + 1}/{self.epochs}")
+        tick, seen = time.perf_counter(), 0
+        for batch in self.train_loader:
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            step_before = self.state.global_step
+            self.train_step(batch)
+            bar.update(1)
+            seen += len(batch["image"])
+            if self.state.global_step == step_before:
+                continue  # mid-accumulation: nothing to log or save
+            if self.state.global_step % self.log_every_n_steps == 0:
+                now = time.perf_counter()
+                self.log_train(bar, seen / (now - tick))
+                tick, seen = now, 0
+            if self._mid_epoch_save_due():
+                self.checkpoints.save(self.checkpoint(self.last_metric), is_best=False)
+        bar.close()
+
+    def _mid_epoch_save_due(self) -> bool:
+        n = self.save_every_n_steps
+        return bool(n) and self.state.global_step % n == 0 and self.state.step_in_epoch < self.steps_per_epoch
+
+    def log_train(self, bar: tqdm, samples_per_s: float) -> None:
+        values = self.meter.read()  # the sync point, once per log interval
+        values["lr"] = self.optimizer.param_groups[0]["lr"]
+        values["samples_per_s"] = samples_per_s
+        self.logger.scalars("train", values, self.state.global_step)
+        bar.set_postfix(loss=f"{values['total']:.4f}", lr=f"{values['lr']:.2e}", sps=f"{samples_per_s:.0f}")
+
+    @torch.no_grad()
+    def evaluate(self) -> Dict[str, float]:
+        """Validation: losses on the masked input, metrics on the full ink (the real task)."""
+        self.model.eval()
+        metrics, losses, shown = self.metrics(), DeviceMeter(), None
+        for batch in self.val_loader:
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            with self._autocast():
+                outputs = self.model(batch["image"])
+                losses.add(self.loss_fn(outputs, batch))
+                if self.mask_ratio > 0:
+                    full = torch.cat([batch["ink"], torch.ones_like(batch["ink"])], dim=1)
+                    outputs = self.model(full)
+            metrics.update(outputs, batch)
+            if shown is None:
+                shown = (batch, outputs)
+        result = metrics.compute()
+        result.update({f"loss_{k}": v for k, v in losses.read().items()})
+        self.logger.images("val", *shown, self.state.global_step)
+        return result
+
+    def end_epoch(self, metrics: Dict[str, float]) -> None:
+        metric = self.last_metric = self.best_metric(metrics)
+        best = self.checkpoints.best_metric
+        is_best = best is None or metric > best
+        if is_best:
+            self.state.best_metric = metric
+        self.logger.scalars("val", metrics, self.state.global_step)
+        self.logger.epoch_summary(self.state.epoch, self.epochs, metric, is_best, metrics)
+        self.checkpoints.save(self.checkpoint(metric), is_best)
+
+    # --- checkpoint state -----------------------------------------------------------
+    def checkpoint(self, metric: Optional[float]) -> Dict[str, Any]:
+        """The complete checkpoint dict (format version 1)."""
+        return {
+            "version": FORMAT_VERSION,
+            "epoch": self.state.epoch,
+            "step_in_epoch": self.state.step_in_epoch,
+            "global_step": self.state.global_step,
+            "model_state_dict": self.model.state_dict(),
+            "optimizer_state_dict": self.optimizer.state_dict(),
+            "scheduler_state_dict": self.scheduler.state_dict(),
+            "scaler_state_dict": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "metric": metric,
+            "best_metric": self.state.best_metric,
+            "timestamp": now_iso(),
+            "rng_state": rng_state(),
+            **self.checkpoint_extra,
+        }
+
+    def load_checkpoint(self, ckpt: Dict[str, Any]) -> None:
+        """Restore everything needed to continue exactly where ``ckpt`` was written."""
+        self.model.load_state_dict(ckpt["model_state_dict"])
+        self.optimizer.load_state_dict(ckpt["optimizer_state_dict"])
+        self.scheduler.load_state_dict(ckpt["scheduler_state_dict"])
+        if ckpt.get("scaler_state_dict") is not None:
+            self.scaler.load_state_dict(ckpt["scaler_state_dict"])
+        self.state = TrainState(epoch=ckpt["epoch"], step_in_epoch=ckpt.get("step_in_epoch", 0),
+                                global_step=ckpt["global_step"], best_metric=ckpt.get("best_metric"))
+        self.last_metric = ckpt.get("metric")
+        if ckpt.get("rng_state"):
+            set_rng_state(ckpt["rng_state"])
+        log.info("resumed at epoch %d, step %d (%s)", self.state.epoch, self.state.global_step,
+                 asdict(self.state))

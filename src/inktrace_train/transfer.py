@@ -1,0 +1,103 @@
+"""Initialise a model from another stage's checkpoint (``stage.init_from``).
+
+Initialising is not resuming: only weights come over; optimizer, schedule, epoch
+and best metric start fresh.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Dict, List
+
+from torch import nn
+
+from inktrace_train.checkpoint import BEST, CheckpointError, load_checkpoint
+from inktrace_train.config import PIPELINE, UserError
+
+log = logging.getLogger(__name__)
+
+# Fields that shape the backbone: a mismatch makes the weights meaningless.
+BACKBONE_FIELDS = ("embed_dim", "num_layers", "num_heads", "mlp_ratio", "stem_channels", "decoder_channels")
+
+
+def resolve_init_path(path: str, stage: str) -> Path:
+    """A checkpoint file as given, or a run directory's best checkpoint of the previous stage."""
+    p = Path(path).expanduser()
+    if p.is_file():
+        return p
+    if not p.is_dir():
+        raise CheckpointError(f"stage.init_from: no such file or directory: {p}")
+    previous = PIPELINE[max(PIPELINE.index(stage) - 1, 0)]
+    for candidate in (p / "checkpoints" / previous / BEST, p / BEST):
+        if candidate.is_file():
+            return candidate
+    raise CheckpointError(f"stage.init_from: {p} holds no {previous} checkpoint "
+                          f"(looked for checkpoints/{previous}/{BEST})")
+
+
+def check_backbone(ckpt_config: Dict[str, Any], model_cfg: Dict[str, Any], img_size: int) -> None:
+    """Raise naming every backbone field whose value differs between checkpoint and config."""
+    theirs = dict(ckpt_config.get("model", {}), img_size=ckpt_config.get("data", {}).get("img_size"))
+    ours = dict(model_cfg, img_size=img_size)
+    diffs = [f"model.{k if k != 'img_size' else 'data.img_size'}: checkpoint {theirs[k]!r} vs config {ours[k]!r}"
+             for k in BACKBONE_FIELDS + ("img_size",)
+             if theirs.get(k) is not None and list_or(theirs[k]) != list_or(ours[k])]
+    if diffs:
+        raise UserError("backbone mismatch with stage.init_from checkpoint: " + "; ".join(diffs)
+                        + ". Use the same architecture, or train from scratch without stage.init_from")
+
+
+def list_or(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def module_of(name: str) -> str:
+    """Group parameter names by module for the report: ``heads.keypoints``, ``stem``, ..."""
+    parts = name.split(".")
+    return ".".join(parts[:2]) if parts[0] == "heads" else parts[0]
+
+
+def transfer_weights(model: nn.Module, source: Dict[str, Any]) -> Dict[str, Dict[str, List[str]]]:
+    """Copy every tensor whose name and shape match; returns the report by category and module."""
+    target = model.state_dict()
+    report: Dict[str, Dict[str, List[str]]] = {k: defaultdict(list) for k in
+                                                ("transferred", "new", "dropped", "mismatched")}
+    for name, value in source.items():
+        if name not in target:
+            report["dropped"][module_of(name)].append(name)
+        elif target[name].shape != value.shape:
+            report["mismatched"][module_of(name)].append(
+                f"{name}: checkpoint {tuple(value.shape)} vs model {tuple(target[name].shape)}")
+        else:
+            target[name] = value
+            report["transferred"][module_of(name)].append(name)
+    for name in target:
+        if name not in source:
+            report["new"][module_of(name)].append(name)
+    if report["mismatched"]:
+        lines = [x for names in report["mismatched"].values() for x in names]
+        raise UserError("shape mismatch with stage.init_from checkpoint: " + "; ".join(lines))
+    model.load_state_dict(target)
+    return {k: dict(v) for k, v in report.items()}
+
+
+def format_report(path: Path, report: Dict[str, Dict[str, List[str]]]) -> str:
+    lines = [f"weights from {path}:"]
+    for category, modules in report.items():
+        for module, names in sorted(modules.items()):
+            lines.append(f"  {category:<12} {module:<22} {len(names)} tensors")
+    return "\n".join(lines)
+
+
+def init_from(model: nn.Module, path: str, stage: str, model_cfg: Dict[str, Any], img_size: int) -> str:
+    """Load matching weights into ``model``; returns the printed report."""
+    ckpt_path = resolve_init_path(path, stage)
+    ckpt = load_checkpoint(ckpt_path)
+    if "model_state_dict" not in ckpt:
+        raise CheckpointError(f"{ckpt_path} has no model_state_dict")
+    check_backbone(ckpt.get("config", {}), model_cfg, img_size)
+    text = format_report(ckpt_path, transfer_weights(model, ckpt["model_state_dict"]))
+    log.info("%s", text)
+    return text
