@@ -105,8 +105,9 @@ def build_scheduler(cfg: Config, optimizer: torch.optim.Optimizer, steps_per_epo
     cosine from the lr reached at the resume point down to the new horizon (no jump)."""
     t = cfg.training
     restart = None
-    if checkpoint is not None and checkpoint["config"]["training"]["epochs"] != t.epochs:
-        sched = checkpoint["scheduler_state_dict"]
+    sched = None if checkpoint is None else checkpoint.get("scheduler_state_dict")
+    old_epochs = ((checkpoint or {}).get("config") or {}).get("training", {}).get("epochs")
+    if sched is not None and old_epochs != t.epochs:
         restart = (sched["last_epoch"], sched["_last_lr"][0] / sched["base_lrs"][0])
     return warmup_cosine(optimizer, total_steps=t.epochs * steps_per_epoch,
                          warmup_steps=round(t.warmup_epochs * steps_per_epoch),
@@ -136,7 +137,7 @@ def build_trainer(cfg: Config, run: RunDir, device: torch.device,
                           "torch_version": str(torch.__version__),
                           "git_commit": git_state(Path(__file__).resolve().parent)["commit"]}}
     loss_fn = StructureLoss(**asdict(t.loss_weights), full_heads=cfg.model.full_heads)
-    purge_step = None if checkpoint is None else checkpoint["global_step"] + 1  # drop replayed steps
+    purge_step = None if checkpoint is None else (checkpoint.get("global_step") or 0) + 1  # drop replays
     trainer = Trainer(model, loss_fn, optimizer, scheduler, train_loader, val_loader, ValidationMetrics,
                    lambda m: best_metric(stage, m),
                    CheckpointManager(run.checkpoint_dir(stage), t.keep_last_n, t.save_interval),
@@ -184,23 +185,25 @@ def resume(plan: ResumePlan) -> Optional[float]:
     """Continue a run exactly where its newest valid checkpoint left it."""
     torch.set_flush_denormal(True)
     cfg, stage = plan.config, plan.config.stage.name
+    if plan.checkpoint is not None:
+        checkpoint = load_checkpoint(plan.checkpoint)
+    else:
+        t = cfg.training
+        checkpoint = CheckpointManager(plan.run_dir / "checkpoints" / stage, t.keep_last_n,
+                                       t.save_interval).load_newest_valid()
+    # Nothing is written before the checkpoint has loaded: a failed resume leaves no trace.
     run = RunDir(plan.run_dir or Path(new_run_dir()))
     if plan.run_dir is None:  # a loose checkpoint file: its run continues in a new directory
         run.create(cfg)
     setup_logging(run.path / "train.log")
-    if plan.checkpoint is not None:
-        checkpoint = load_checkpoint(plan.checkpoint)
-    else:
-        manager = CheckpointManager(run.checkpoint_dir(stage), cfg.training.keep_last_n, cfg.training.save_interval)
-        checkpoint = manager.load_newest_valid()
-    if checkpoint["epoch"] >= cfg.training.epochs:
+    if (checkpoint.get("epoch") or 0) >= cfg.training.epochs:
         log.info("stage %s of %s is already finished (%d of %d epochs, best metric %s): nothing to resume",
-                 stage, run.path, checkpoint["epoch"], cfg.training.epochs, checkpoint.get("best_metric"))
+                 stage, run.path, checkpoint.get("epoch"), cfg.training.epochs, checkpoint.get("best_metric"))
         return checkpoint.get("best_metric")
-    run.record_resume(overrides=plan.overrides, changes=plan.changes, epoch=checkpoint["epoch"],
-                      global_step=checkpoint["global_step"])
-    log.info("resuming stage %s of %s at epoch %d, step %d", stage, run.path, checkpoint["epoch"],
-             checkpoint["global_step"])
+    run.record_resume(overrides=plan.overrides, changes=plan.changes, epoch=checkpoint.get("epoch"),
+                      global_step=checkpoint.get("global_step"))
+    log.info("resuming stage %s of %s at epoch %s, step %s", stage, run.path, checkpoint.get("epoch"),
+             checkpoint.get("global_step"))
     return run_stage(cfg, run, checkpoint)
 
 

@@ -14,6 +14,7 @@ import logging
 import os
 import pickle
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -21,11 +22,11 @@ import torch
 
 from inktrace_train.atomic import commit, sha256_file, write_json, write_temp
 from inktrace_train.config import UserError
+from inktrace_train.convert import FORMAT_VERSION, upgrade
 from inktrace_train.runs import now_iso
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
 LATEST = "checkpoint_latest.pth"
 BEST = "checkpoint_best.pth"
 MANIFEST = "manifest.json"
@@ -50,7 +51,9 @@ def load_checkpoint(path: Path) -> Dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "pickle protocol" noise on foreign files
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
         raise CheckpointError(f"cannot load checkpoint {path}: {_load_error(e)}") from None
     if not isinstance(state, dict):
@@ -59,14 +62,24 @@ def load_checkpoint(path: Path) -> Dict[str, Any]:
     if isinstance(version, int) and version > FORMAT_VERSION:
         raise CheckpointError(f"{path} has checkpoint format version {version}; this inktrace_train "
                               f"reads versions up to {FORMAT_VERSION}: upgrade inktrace_train")
+    try:
+        state, missing = upgrade(state)
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    if (state.get("metadata") or {}).get("converted_from"):
+        state["metadata"]["missing"] = missing
+        log.warning("%s is an older checkpoint (%s layout), converted on load%s", path,
+                    state["metadata"]["converted_from"],
+                    f"; it has no {', '.join(missing)}" if missing else "")
     return state
 
 
 def _load_error(e: Exception) -> str:
     text = str(e)
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
-    if found:  # weights_only refused a pickled object: loading it could run arbitrary code
-        return (f"it holds a Python object ({found.group(1)}) outside the plain checkpoint format; "
+    if "Weights only load failed" in text or "WeightsUnpickler" in text:
+        found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", text, re.S)
+        reason = found.group(1).strip().splitlines()[0] if found else "unsupported content"
+        return (f"it holds content outside the plain checkpoint format ({reason}); "
                 "refused, since loading it could run code")
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[0] if lines else type(e).__name__

@@ -10,11 +10,14 @@ else is refused. No torch import here: a refused resume costs no startup time.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
 
 from inktrace_train.compose import config_dir, to_config
 from inktrace_train.config import Config, ConfigError
@@ -55,12 +58,16 @@ def _flatten(node: Any, prefix: str = "") -> Dict[str, Any]:
     return {prefix[:-1]: node}
 
 
-def _compose(overrides: List[str]) -> Dict[str, Any]:
+def _compose_nested(overrides: List[str]) -> Dict[str, Any]:
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
-    return _flatten(OmegaConf.to_container(cfg, resolve=True))
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def _compose(overrides: List[str]) -> Dict[str, Any]:
+    return _flatten(_compose_nested(overrides))
 
 
 def requested_changes(overrides: List[str]) -> Dict[str, Any]:
@@ -96,10 +103,7 @@ def stored_config(path: Path) -> tuple[Path, Dict[str, Any], Optional[Path]]:
         return run_dir, run_config(run_dir), path
     from inktrace_train.checkpoint import load_checkpoint  # a loose file: its own config
 
-    ckpt = load_checkpoint(path)
-    if not isinstance(ckpt.get("config"), dict):
-        raise ConfigError(f"resume: {path} is outside a run directory and holds no config")
-    return None, ckpt["config"], path  # type: ignore[return-value]
+    return None, load_checkpoint(path)["config"], path  # type: ignore[return-value]
 
 
 def plan(path_text: str, overrides: List[str]) -> ResumePlan:
@@ -109,7 +113,15 @@ def plan(path_text: str, overrides: List[str]) -> ResumePlan:
         ConfigError: missing path, not a run, or an override outside the allow-list.
     """
     run_dir, stored, checkpoint = stored_config(Path(path_text).expanduser())
-    flat = _flatten(stored)
+    flat = _flatten(stored or {})
+    if set(flat) != set(_flatten(_compose_nested([]))):
+        # An older checkpoint without a (complete) config: the command line fills the rest.
+        base = _compose_nested(overrides)
+        missing = sorted(set(_flatten(base)) - set(flat))
+        log.warning("resume: %s has no config for %s; taken from the command line and defaults",
+                    path_text, ", ".join(missing) if len(missing) < 8 else f"{len(missing)} keys")
+        stored = OmegaConf.to_container(OmegaConf.merge(base, stored or {}))
+        flat = _flatten(stored)
     changes = {k: v for k, v in requested_changes(overrides).items() if flat.get(k) != v}
     refused = sorted(k for k in changes if k not in ALLOWED_CHANGES)
     if refused:

@@ -11,6 +11,7 @@ import logging
 import math
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, Optional
 
@@ -235,14 +236,31 @@ class Trainer:
         }
 
     def load_checkpoint(self, ckpt: Dict[str, Any]) -> None:
-        """Restore everything needed to continue exactly where ``ckpt`` was written."""
+        """Restore everything needed to continue exactly where ``ckpt`` was written.
+
+        A converted older checkpoint may lack optimizer or schedule state: those start
+        fresh (the schedule fast-forwarded to the checkpoint's step), with a warning.
+        """
         self.model.load_state_dict(ckpt["model_state_dict"])
-        self.optimizer.load_state_dict(ckpt["optimizer_state_dict"])
-        self.scheduler.load_state_dict(ckpt["scheduler_state_dict"])
+        epoch = ckpt.get("epoch") or 0
+        global_step = ckpt.get("global_step")
+        if global_step is None:
+            global_step = epoch * math.ceil(self.steps_per_epoch / self.grad_accum_steps)
+        if ckpt.get("optimizer_state_dict") is not None:
+            self.optimizer.load_state_dict(ckpt["optimizer_state_dict"])
+        else:
+            log.warning("checkpoint has no optimizer state: AdamW moments start fresh")
+        if ckpt.get("scheduler_state_dict") is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler_state_dict"])
+        elif global_step:
+            self.scheduler.last_epoch = global_step - 1
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "step() before optimizer.step()"
+                self.scheduler.step()
         if ckpt.get("scaler_state_dict") is not None:
             self.scaler.load_state_dict(ckpt["scaler_state_dict"])
-        self.state = TrainState(epoch=ckpt["epoch"], step_in_epoch=ckpt.get("step_in_epoch", 0),
-                                global_step=ckpt["global_step"], best_metric=ckpt.get("best_metric"))
+        self.state = TrainState(epoch=epoch, step_in_epoch=ckpt.get("step_in_epoch", 0),
+                                global_step=global_step, best_metric=ckpt.get("best_metric"))
         self.last_metric = ckpt.get("metric")
         if ckpt.get("rng_state"):
             set_rng_state(ckpt["rng_state"])

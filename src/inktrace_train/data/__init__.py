@@ -1,0 +1,27 @@
+"""Training data: stroke sources, augmentation, target rendering and the Dataset.
+
+Sources give glyphs as lists of float32 (N, 2) strokes in unit coordinates;
+:class:`Augmenter` maps them to pixel coordinates; :class:`Renderer` draws the
+targets; :class:`InkDataset` ties them together per (epoch, index) key.
+"""
+
+from .augment import Augmenter
+from .dataset import EpochSampler, InkDataset, patch_mask, worker_init_fn
+from .kanjivg import PARSER_VERSION, DataError, KanjiVGStrokes, load_corpus
+from .render import TARGET_CHANNELS, Renderer
+from .synthetic import SyntheticStrokes
+
+__all__ = [
+    "Augmenter",
+    "DataError",
+    "EpochSampler",
+    "InkDataset",
+    "KanjiVGStrokes",
+    "PARSER_VERSION",
+    "Renderer",
+    "SyntheticStrokes",
+    "TARGET_CHANNELS",
+    "load_corpus",
+    "patch_mask",
+    "worker_init_fn",
+]

@@ -1,0 +1,142 @@
+"""Random geometric and pen augmentation: unit-coordinate glyph -> pixel strokes."""
+
+from __future__ import annotations
+
+import math
+from typing import List, Tuple
+
+import numpy as np
+
+RESAMPLE_STEP = 1.0  # px; strokes are densified to this spacing so the wobble can bend them
+WOBBLE_WAVES = 2  # sinusoids per axis and stroke
+WAVELENGTH = (0.3, 0.9)  # wobble wavelength range, as a fraction of the canvas: low frequency
+STROKE_WIDTH_JITTER = 0.1  # per-stroke pen width varies by up to +-10 % around the glyph's
+BORDER = 1.0  # px kept free between the pen's edge and the canvas border when fitting
+
+
+def densify(strokes: List[np.ndarray], step: float) -> Tuple[np.ndarray, np.ndarray]:
+    """Insert points so no segment is longer than ``step``; keeps every original point.
+
+    All strokes at once: every point emits itself plus the points that split
+    the segment to its successor; a stroke's last point has no successor.
+
+    Args:
+        strokes: S float (N, 2) polylines, N >= 1.
+        step: the largest wanted segment length.
+
+    Returns:
+        (points (M, 2) float64, sizes (S,) points per stroke).
+    """
+    pts = np.concatenate(strokes).astype(np.float64)
+    sizes = np.array([len(s) for s in strokes])
+    last = np.cumsum(sizes) - 1
+    seg = np.zeros_like(pts)
+    seg[:-1] = pts[1:] - pts[:-1]
+    seg[last] = 0.0  # no segment from a stroke's end into the next stroke
+    counts = np.maximum(1, np.ceil(np.linalg.norm(seg, axis=1) / step)).astype(np.int64)
+    k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    t = (k / np.repeat(counts, counts))[:, None]
+    out = np.repeat(pts, counts, axis=0) + t * np.repeat(seg, counts, axis=0)
+    return out, np.add.reduceat(counts, np.cumsum(sizes) - sizes)
+
+
+def _arc_lengths(points: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Arc length from each point's stroke start, for all strokes at once."""
+    seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    first = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return cum - cum[first]
+
+
+class Augmenter:
+    """Random affine, per-stroke wobble and pen width.
+
+    The argument names equal the DataConfig fields on purpose.
+
+    Args:
+        img_size: canvas side, pixels.
+        rotation_deg: rotation uniform in [-rotation_deg, rotation_deg].
+        scale_min, scale_max: the unit square maps to this fraction of the canvas.
+        shear: horizontal shear factor uniform in [-shear, shear].
+        shift: offset of the glyph centre, a fraction of the canvas, per axis.
+        wobble: amplitude (px) of the low-frequency displacement of each stroke.
+        pen_width_min, pen_width_max: full pen width range, pixels.
+    """
+
+    def __init__(self, img_size: int, rotation_deg: float, scale_min: float, scale_max: float,
+                 shear: float, shift: float, wobble: float, pen_width_min: float,
+                 pen_width_max: float) -> None:
+        self.img_size = int(img_size)
+        self.rotation = math.radians(rotation_deg)
+        self.scale = (float(scale_min), float(scale_max))
+        self.shear = float(shear)
+        self.shift = float(shift)
+        self.wobble = float(wobble)
+        self.pen = (float(pen_width_min), float(pen_width_max))
+
+    def __call__(self, glyph: List[np.ndarray], rng: np.random.Generator
+                 ) -> Tuple[List[np.ndarray], np.ndarray]:
+        """Augment one glyph.
+
+        Args:
+            glyph: strokes in unit coordinates (never modified).
+            rng: the sample's generator; the only source of randomness.
+
+        Returns:
+            (strokes, half_widths): float32 (N, 2) polylines in pixel coordinates
+            and a float32 (S,) half pen width per stroke.
+        """
+        size = self.img_size
+        half_widths = self._half_widths(len(glyph), rng)
+        pts = np.concatenate(glyph).astype(np.float64)
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        matrix = self._matrix(rng) * rng.uniform(*self.scale) * size
+        # Centre the glyph's bounding box: a glyph drawn off-centre in its source
+        # box (punctuation, small kana) is still fully inside the canvas.
+        pts = (pts - (lo + hi) / 2.0) @ matrix.T
+        margin = half_widths.max() + BORDER
+        extent = np.abs(pts).max(axis=0)
+        fit = min(1.0, float(np.min((size / 2.0 - margin) / np.maximum(extent, 1e-9))))
+        pts *= max(fit, 0.0)  # shrink only when the transformed glyph would not fit
+        room = np.maximum(size / 2.0 - margin - np.abs(pts).max(axis=0), 0.0)
+        offset = np.clip(rng.uniform(-self.shift, self.shift, size=2) * size, -room, room)
+        pts += size / 2.0 + offset
+        sizes = np.array([len(s) for s in glyph])
+        strokes = self._wobble(pts, sizes, rng)
+        return strokes, half_widths
+
+    def _matrix(self, rng: np.random.Generator) -> np.ndarray:
+        """Rotation times shear (unit scale)."""
+        angle = rng.uniform(-self.rotation, self.rotation)
+        c, s = math.cos(angle), math.sin(angle)
+        k = rng.uniform(-self.shear, self.shear)
+        return np.array([[c, -s], [s, c]]) @ np.array([[1.0, k], [0.0, 1.0]])
+
+    def _half_widths(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """One pen per glyph, each stroke varying slightly around it, in range."""
+        width = rng.uniform(*self.pen)
+        jitter = 1.0 + rng.uniform(-STROKE_WIDTH_JITTER, STROKE_WIDTH_JITTER, size=n)
+        return (np.clip(width * jitter, *self.pen) / 2.0).astype(np.float32)
+
+    def _wobble(self, pts: np.ndarray, sizes: np.ndarray, rng: np.random.Generator) -> List[np.ndarray]:
+        """Displace each stroke by a few low-frequency sinusoids of its arc length.
+
+        Args:
+            pts: all strokes' points, concatenated, pixel coordinates.
+            sizes: points per stroke.
+
+        Returns:
+            The densified, displaced strokes as float32 arrays.
+        """
+        strokes = np.split(pts, np.cumsum(sizes)[:-1])
+        dense, dsizes = densify(strokes, RESAMPLE_STEP)
+        n = len(sizes)
+        if self.wobble > 0:
+            shape = (n, 2, WOBBLE_WAVES)  # stroke, axis, wave
+            amp = self.wobble / WOBBLE_WAVES * rng.uniform(0.5, 1.0, size=shape)
+            freq = 2 * np.pi / (self.img_size * rng.uniform(*WAVELENGTH, size=shape))
+            phase = rng.uniform(0, 2 * np.pi, size=shape)
+            sid = np.repeat(np.arange(n), dsizes)
+            arc = _arc_lengths(dense, dsizes)[:, None, None]
+            dense = dense + np.sum(amp[sid] * np.sin(freq[sid] * arc + phase[sid]), axis=2)
+        return [s.astype(np.float32) for s in np.split(dense, np.cumsum(dsizes)[:-1])]

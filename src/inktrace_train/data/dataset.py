@@ -1,0 +1,129 @@
+"""The torch Dataset (augment + render + patch mask) and its epoch-keyed sampler.
+
+Every random draw of a sample comes from ``np.random.default_rng([seed, stream,
+epoch, index])``: a batch depends only on (seed, epoch, index), never on the
+number of workers, their scheduling, or where an interrupted run resumed.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterator, Protocol, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from .augment import Augmenter
+from .render import TARGET_CHANNELS, Renderer
+
+
+class GlyphSource(Protocol):
+    """What InkDataset needs from a data source (KanjiVGStrokes, SyntheticStrokes)."""
+
+    def __len__(self) -> int: ...
+
+    def glyph(self, index: int, rng: np.random.Generator) -> list: ...
+
+
+def patch_mask(img_size: int, patch_size: int, mask_ratio: float, rng: np.random.Generator) -> np.ndarray:
+    """A {0, 1} float32 (H, W) visibility map with round(mask_ratio * n) patches hidden.
+
+    Args:
+        img_size: image side, pixels; a multiple of patch_size.
+        patch_size: side of a square patch, pixels.
+        mask_ratio: fraction of patches to hide.
+        rng: the generator that chooses them.
+    """
+    if img_size % patch_size:
+        raise ValueError(f"img_size={img_size} is not a multiple of patch_size={patch_size}")
+    grid = img_size // patch_size
+    n = grid * grid
+    hidden = int(round(mask_ratio * n))
+    visible = np.ones(n, np.float32)
+    if hidden:
+        visible[rng.choice(n, size=hidden, replace=False)] = 0.0
+    return visible.reshape(grid, grid).repeat(patch_size, axis=0).repeat(patch_size, axis=1)
+
+
+class InkDataset(Dataset):
+    """Samples keyed by (epoch, index): image, visibility and every target.
+
+    Args:
+        source: a glyph source (``__len__`` and ``glyph(index, rng)``).
+        augment: turns a unit-coordinate glyph into pixel strokes and pen widths.
+        render: turns those into targets.
+        seed: the run's seed.
+        stream: separates data streams of one seed (e.g. 0 train, 1 validation).
+        mask_ratio: fraction of patches hidden from the input.
+        patch_size: mask patch side, pixels.
+        fixed: the same sample for an index whatever the epoch (validation);
+            glyphs are then taken in order, ``index % len(source)``.
+    """
+
+    def __init__(self, source: GlyphSource, augment: Augmenter, render: Renderer, *, seed: int,
+                 stream: int, mask_ratio: float, patch_size: int, fixed: bool) -> None:
+        self.source = source
+        self.augment = augment
+        self.render = render
+        self.seed = int(seed)
+        self.stream = int(stream)
+        self.mask_ratio = float(mask_ratio)
+        self.patch_size = int(patch_size)
+        self.fixed = bool(fixed)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def sample(self, epoch: int, index: int) -> Dict[str, np.ndarray]:
+        """The sample as float32 numpy arrays (what __getitem__ wraps in tensors)."""
+        if self.fixed:
+            epoch = 0
+        rng = np.random.default_rng([self.seed, self.stream, epoch, index])
+        n = len(self.source)
+        choice = index % n if self.fixed else int(rng.integers(n))
+        strokes, half_widths = self.augment(self.source.glyph(choice, rng), rng)
+        targets = self.render(strokes, half_widths)
+        visible = patch_mask(self.render.img_size, self.patch_size, self.mask_ratio, rng)[None]
+        out = {"image": np.concatenate([targets["ink"] * visible, visible]), "visible": visible}
+        out.update(targets)
+        return out
+
+    def __getitem__(self, key: Tuple[int, int]) -> Dict[str, torch.Tensor]:
+        epoch, index = key
+        return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+                for k, v in self.sample(int(epoch), int(index)).items()}
+
+
+class EpochSampler(Sampler):
+    """Yields (epoch, i) for i in range(start, num_samples).
+
+    Args:
+        num_samples: samples in the epoch.
+        epoch: the epoch number given to every key.
+        start: first index, e.g. steps_done * batch_size on a mid-epoch resume.
+    """
+
+    def __init__(self, num_samples: int, epoch: int, start: int = 0) -> None:
+        self.num_samples = int(num_samples)
+        self.epoch = int(epoch)
+        self.start = min(max(int(start), 0), self.num_samples)
+
+    def __iter__(self) -> Iterator[Tuple[int, int]]:
+        return ((self.epoch, i) for i in range(self.start, self.num_samples))
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start
+
+
+def worker_init_fn(worker_id: int) -> None:
+    """Keep each data-loader worker's torch single-threaded (it would oversubscribe
+    the cores that the other workers and the trainer use).
+
+    OpenCV is not touched here: calling cv2.setNumThreads in a forked child whose
+    parent had started OpenCV's thread pool deadlocks; Renderer makes OpenCV
+    single-threaded in the parent instead.
+    """
+    torch.set_num_threads(1)
+
+
+__all__ = ["InkDataset", "EpochSampler", "worker_init_fn", "patch_mask", "GlyphSource", "TARGET_CHANNELS"]

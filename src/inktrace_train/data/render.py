@@ -1,0 +1,326 @@
+"""Polylines to training targets, on the CPU with numpy and OpenCV.
+
+Pixel (row i, col j) covers [j, j+1) x [i, i+1) of the stroke coordinates, so its
+centre is (j + .5, i + .5). Every target is computed from all strokes (never from
+a masked image). The work per sample is a handful of whole-image OpenCV calls and
+vectorised numpy over the ~0.35 px centerline samples; there is no per-pixel or
+per-sample Python loop.
+
+Ink is not rasterised by a line drawer: OpenCV's thick lines come in steps of
+two pixels of thickness (half a pixel at 4x supersampling) and add about 0.4 px
+of anti-aliasing fringe, so their ink would disagree with the width target.
+Coverage is computed from the same nearest-centerline distance that gives the
+width and offset targets instead.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import cv2
+import numpy as np
+
+TARGET_CHANNELS = {"ink": 1, "skeleton": 1, "keypoints": 2, "tangent": 2, "width": 1, "offset": 2}
+
+SAMPLE_STEP = 0.35  # px between centerline samples: several per pixel, so the skeleton has no gaps
+JUNCTION_RADIUS = 2  # px; KanjiVG strokes stop 1-3 units short of the stroke they touch
+CLOSED_GAP = 0.75  # px; a stroke whose ends are closer than this (and is long) is closed
+INK_THRESHOLD = 0.5  # coverage at which a pixel counts as ink for width / offset
+
+
+def resample(strokes: List[np.ndarray], step: float = SAMPLE_STEP) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Evenly spaced points along every stroke, ends included.
+
+    All strokes go through one searchsorted: arc length runs on over the
+    concatenation, with a unit gap for each jump between strokes so that a
+    stroke's last sample lands on its own end and never on the next stroke.
+
+    Args:
+        strokes: S float (N_s, 2) polylines (N_s >= 1).
+        step: the largest spacing between samples.
+
+    Returns:
+        (samples (M, 2) float64, stroke id (M,) int64, arc length from the
+        stroke start (M,) float64). Each stroke's samples are contiguous.
+    """
+    pts = np.concatenate(strokes).astype(np.float64)
+    sizes = np.array([len(s) for s in strokes])
+    seg_len = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+    jump = np.cumsum(sizes)[:-1] - 1  # segment index from a stroke's end to the next start
+    seg_len[jump] = 1.0
+    cum = np.concatenate([[0.0], np.cumsum(seg_len)])
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    last = first + sizes - 1
+    start_s, length = cum[first], cum[last] - cum[first]
+    counts = np.ceil(length / step).astype(np.int64) + 1  # samples per stroke
+    stroke_id = np.repeat(np.arange(len(strokes)), counts)
+    k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    denom = np.maximum(counts - 1, 1)[stroke_id]
+    arc = length[stroke_id] * k / denom
+    s = start_s[stroke_id] + arc
+    seg = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, max(len(pts) - 2, 0))
+    if len(pts) == 1:  # a lone point: nothing to interpolate
+        return np.repeat(pts, len(s), axis=0), stroke_id, arc
+    span = cum[seg + 1] - cum[seg]
+    t = np.divide(s - cum[seg], span, out=np.zeros_like(s), where=span > 0)[:, None]
+    samples = pts[seg] + t * (pts[seg + 1] - pts[seg])
+    return samples, stroke_id, arc
+
+
+def sample_tangents(samples: np.ndarray, stroke_id: np.ndarray) -> np.ndarray:
+    """Unit direction at each sample: central difference within its stroke.
+
+    Returns:
+        (M, 2) unit vectors; (1, 0) where a stroke has no length.
+    """
+    m = len(samples)
+    idx = np.arange(m)
+    nxt = np.minimum(idx + 1, m - 1)
+    prv = np.maximum(idx - 1, 0)
+    nxt = np.where(stroke_id[nxt] == stroke_id, nxt, idx)  # do not reach into the next stroke
+    prv = np.where(stroke_id[prv] == stroke_id, prv, idx)
+    d = samples[nxt] - samples[prv]
+    n = np.linalg.norm(d, axis=1, keepdims=True)
+    return np.where(n > 1e-9, d / np.maximum(n, 1e-9), np.array([1.0, 0.0]))
+
+
+SPOT_RADIUS = 3  # px; beyond it a sigma-1 spot is below SPOT_FLOOR (or nearly, at the corners)
+SPOT_FLOOR = 1e-3  # spot values under this are zeroed: sparse maps, exact zeros far away
+
+
+def _spot_kernel() -> np.ndarray:
+    d = np.arange(-SPOT_RADIUS, SPOT_RADIUS + 1)
+    k = np.exp(-0.5 * (d[None, :] ** 2 + d[:, None] ** 2))
+    k[k < SPOT_FLOOR] = 0.0
+    return k
+
+
+_SPOT = _spot_kernel()
+
+
+def _gaussian_spots(points: np.ndarray, size: int) -> np.ndarray:
+    """Max over Gaussian spots (sigma 1 px) centred on the pixels holding ``points``.
+
+    Each spot is a (2r+1)^2 kernel scattered with np.maximum.at into a canvas
+    padded by r, so spots at the border need no clipping.
+
+    Args:
+        points: (K, 2) x, y pixel coordinates; points off the canvas are dropped.
+        size: canvas side.
+
+    Returns:
+        float32 (size, size), 1 exactly at the pixels holding a point.
+    """
+    r = SPOT_RADIUS
+    cells = np.floor(np.asarray(points, dtype=np.float64).reshape(-1, 2)).astype(np.int64)
+    cells = cells[np.all((cells >= 0) & (cells < size), axis=1)]
+    padded = size + 2 * r
+    canvas = np.zeros(padded * padded)
+    if len(cells):
+        window = (np.arange(-r, r + 1)[:, None] * padded + np.arange(-r, r + 1)[None, :]).ravel()
+        base = (cells[:, 1] + r) * padded + cells[:, 0] + r
+        values = np.broadcast_to(_SPOT.ravel(), (len(cells), _SPOT.size))
+        np.maximum.at(canvas, (base[:, None] + window[None, :]).ravel(), values.ravel())
+    return canvas.reshape(padded, padded)[r:-r, r:-r].astype(np.float32)
+
+
+def _foot_of_perpendicular(centre, start, samples, tangents, sid, arc, stroke_len, iterations=2):
+    """Nearest centerline point to each of ``centre``, starting from sample ``start``.
+
+    Each iteration moves to the sample of the same stroke that lies the
+    tangential distance away (samples are evenly spaced along a stroke, so this
+    follows the curve, not its tangent); a last sub-spacing slide along the
+    tangent, never past the stroke's ends, lands on the foot of the perpendicular.
+
+    Args:
+        centre: (K, 2) query points.
+        start: (K,) sample index to start from (a sample near the answer).
+        samples, tangents, sid, arc: the resampled centerlines (see resample).
+        stroke_len: (S,) arc length of each stroke.
+
+    Returns:
+        (K, 2) points on the centerlines.
+    """
+    counts = np.bincount(sid, minlength=len(stroke_len))
+    last = np.cumsum(counts) - 1
+    first = last - counts + 1
+    spacing = stroke_len / np.maximum(counts - 1, 1)
+    j, s = start, sid[start]
+    step = np.maximum(spacing[s], 1e-9)
+    cx, cy = centre[:, 0], centre[:, 1]
+    sx, sy, tx, ty = samples[:, 0], samples[:, 1], tangents[:, 0], tangents[:, 1]
+    # Components instead of (K, 2) sums: reductions over a length-2 axis are slow.
+    for _ in range(iterations):
+        along = (cx - sx[j]) * tx[j] + (cy - sy[j]) * ty[j]
+        j = np.clip(j + np.rint(along / step).astype(np.int64), first[s], last[s])
+    along = (cx - sx[j]) * tx[j] + (cy - sy[j]) * ty[j]
+    lo = np.maximum(-step / 2, -arc[j])
+    hi = np.minimum(step / 2, stroke_len[s] - arc[j])
+    along = np.clip(along, lo, hi)
+    return np.stack([sx[j] + along * tx[j], sy[j] + along * ty[j]], axis=1)
+
+
+class Renderer:
+    """Render strokes (pixel coordinates) into the TARGET_CHANNELS arrays.
+
+    Args:
+        img_size: side of the square output, pixels.
+    """
+
+    def __init__(self, img_size: int) -> None:
+        self.img_size = int(img_size)
+        # OpenCV's thread pool only costs time on 64x64 images, and a pool that
+        # exists when data-loader workers fork makes cv2 calls that touch it in
+        # the children (setNumThreads) deadlock. Single-threaded from the start.
+        cv2.setNumThreads(1)
+        r = JUNCTION_RADIUS
+        self._disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+    def __call__(self, strokes: List[np.ndarray], half_widths: np.ndarray) -> Dict[str, np.ndarray]:
+        """Render one glyph.
+
+        Args:
+            strokes: S float (N, 2) polylines in pixel coordinates.
+            half_widths: (S,) half pen width of each stroke, pixels.
+
+        Returns:
+            float32 (C, H, W) arrays keyed and sized as TARGET_CHANNELS.
+        """
+        size = self.img_size
+        strokes = [np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes]
+        keep = [i for i, s in enumerate(strokes) if len(s) > 0]
+        if not keep:
+            return {k: np.zeros((c, size, size), np.float32) for k, c in TARGET_CHANNELS.items()}
+        strokes = [strokes[i] for i in keep]
+        half_widths = np.asarray(half_widths, dtype=np.float64)[keep]
+
+        samples, sid, arc = resample(strokes)
+        stroke_len = np.zeros(len(strokes))
+        np.maximum.at(stroke_len, sid, arc)
+        tangents = sample_tangents(samples, sid)
+        cells = np.floor(samples).astype(np.int64)
+        inside = (cells[:, 0] >= 0) & (cells[:, 0] < size) & (cells[:, 1] >= 0) & (cells[:, 1] < size)
+        rep, rep_pixel = self._skeleton_representatives(samples, cells, inside)
+        skeleton = np.zeros(size * size, np.float32)
+        skeleton[rep_pixel] = 1.0
+        skeleton = skeleton.reshape(size, size)
+
+        tangent = np.zeros((2, size * size), np.float32)
+        tx, ty = tangents[rep, 0], tangents[rep, 1]
+        tangent[0, rep_pixel] = tx * tx - ty * ty  # cos 2θ
+        tangent[1, rep_pixel] = 2.0 * tx * ty  # sin 2θ
+
+        keypoints = np.stack([
+            _gaussian_spots(self._endpoints(strokes, stroke_len), size),
+            _gaussian_spots(self._junctions(cells, inside, sid, len(strokes)), size),
+        ])
+        ink, width, offset = self._dense(
+            samples, tangents, sid, arc, stroke_len, rep, rep_pixel, half_widths)
+        return {
+            "ink": ink[None],
+            "skeleton": skeleton[None],
+            "keypoints": keypoints,
+            "tangent": tangent.reshape(2, size, size),
+            "width": width[None],
+            "offset": offset,
+        }
+
+    def _skeleton_representatives(self, samples: np.ndarray, cells: np.ndarray, inside: np.ndarray,
+                                  ) -> Tuple[np.ndarray, np.ndarray]:
+        """For each skeleton pixel, the sample nearest its centre.
+
+        Args:
+            samples: (M, 2) centerline samples; cells: their (M, 2) integer pixels;
+            inside: (M,) whether that pixel is on the canvas.
+
+        Returns:
+            (sample index, flat pixel index), one pair per skeleton pixel, sorted
+            by pixel index (the raster order distanceTransformWithLabels uses).
+        """
+        size = self.img_size
+        inside = np.flatnonzero(inside)
+        pix = cells[inside, 1] * size + cells[inside, 0]
+        frac = samples[inside] - cells[inside] - 0.5
+        d2 = frac[:, 0] ** 2 + frac[:, 1] ** 2  # < 0.5, so pix * 4 + d2 sorts by pixel first
+        order = np.argsort(pix * 4.0 + d2, kind="stable")  # then nearest to the centre first
+        pix_sorted = pix[order]
+        first = np.ones(len(order), bool)
+        first[1:] = pix_sorted[1:] != pix_sorted[:-1]
+        return inside[order[first]], pix_sorted[first]
+
+    @staticmethod
+    def _endpoints(strokes: List[np.ndarray], length: np.ndarray) -> np.ndarray:
+        """Start and end of every open stroke (closed loops have no ends)."""
+        starts = np.array([s[0] for s in strokes])
+        ends = np.array([s[-1] for s in strokes])
+        closed = (np.linalg.norm(ends - starts, axis=1) < CLOSED_GAP) & (length > 4 * CLOSED_GAP)
+        return np.concatenate([starts[~closed], ends[~closed]])
+
+    def _junctions(self, cells: np.ndarray, inside: np.ndarray, sid: np.ndarray, n_strokes: int) -> np.ndarray:
+        """One point per region where centerlines of different strokes meet.
+
+        Candidates are skeleton pixels within JUNCTION_RADIUS px of a skeleton
+        pixel of another stroke: each stroke's skeleton is dilated by a disk (all
+        strokes in one call, stacked with blank rows between them) and pixels
+        covered by two or more strokes are kept. Each 8-connected region gives
+        its candidate pixel nearest the region's centroid.
+        """
+        size, r = self.img_size, JUNCTION_RADIUS
+        if n_strokes < 2:
+            return np.zeros((0, 2))
+        rows = size + r  # r blank rows per layer keep dilation from leaking across
+        stack = np.zeros((n_strokes * rows, size), np.uint8)
+        stack[sid[inside] * rows + cells[inside, 1], cells[inside, 0]] = 1
+        near = cv2.dilate(stack, self._disk).reshape(n_strokes, rows, size)[:, :size]
+        count = near.sum(axis=0, dtype=np.uint8)
+        on_skeleton = stack.reshape(n_strokes, rows, size)[:, :size].any(axis=0)
+        candidates = ((count >= 2) & on_skeleton).astype(np.uint8)
+        n, labels, _, centroids = cv2.connectedComponentsWithStats(candidates, connectivity=8)
+        if n <= 1:
+            return np.zeros((0, 2))
+        ys, xs = np.nonzero(labels)
+        lab = labels[ys, xs]
+        d2 = (xs - centroids[lab, 0]) ** 2 + (ys - centroids[lab, 1]) ** 2
+        order = np.lexsort((d2, lab))
+        first = np.ones(len(order), bool)
+        first[1:] = lab[order][1:] != lab[order][:-1]
+        pick = order[first]
+        return np.stack([xs[pick] + 0.5, ys[pick] + 0.5], axis=1)
+
+    def _dense(self, samples, tangents, sid, arc, stroke_len, rep, rep_pixel, half_widths):
+        """Ink coverage, width and offset from the nearest centerline point.
+
+        A distance transform with pixel labels names each pixel's nearest
+        skeleton pixel, whose representative sample is a point on the
+        centerline near the nearest one; _foot_of_perpendicular refines it.
+        Coverage is then the exact ramp clip(hw + 0.5 - d, 0, 1) of a disk pen
+        with a one-pixel box filter: unlike a rasteriser's integer thickness it
+        matches the width target to the sub-pixel.
+
+        Returns:
+            (ink (H, W), width (H, W), offset (2, H, W)), float32.
+        """
+        size = self.img_size
+        ink = np.zeros((size, size), np.float32)
+        width = np.zeros((size, size), np.float32)
+        offset = np.zeros((2, size, size), np.float32)
+        if len(rep_pixel) == 0:
+            return ink, width, offset
+        src = np.ones(size * size, np.uint8)
+        src[rep_pixel] = 0
+        dist, labels = cv2.distanceTransformWithLabels(
+            src.reshape(size, size), cv2.DIST_L2, cv2.DIST_MASK_5, labelType=cv2.DIST_LABEL_PIXEL)
+        # A centerline point is within 0.71 px of its pixel centre, so pixels
+        # farther than this cannot be touched by any pen.
+        ys, xs = np.nonzero(dist <= half_widths.max() + 0.5 + 0.75)
+        nearest = rep[labels[ys, xs] - 1]  # labels number zero pixels 1.. in raster order
+        centre = np.stack([xs + 0.5, ys + 0.5], axis=1)
+        delta = _foot_of_perpendicular(centre, nearest, samples, tangents, sid, arc, stroke_len) - centre
+        hw = half_widths[sid[nearest]]
+        cover = np.clip(hw + 0.5 - np.hypot(delta[:, 0], delta[:, 1]), 0.0, 1.0)
+        ink[ys, xs] = cover
+        on = cover >= INK_THRESHOLD
+        ys, xs = ys[on], xs[on]
+        offset[:, ys, xs] = delta[on].T
+        width[ys, xs] = hw[on]
+        return ink, width, offset

@@ -1,0 +1,117 @@
+"""Checkpoint format, atomic writes, rotation, verification and refusal of unsafe files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import random
+
+import pytest
+import torch
+
+from inktrace_train import checkpoint as ckpt_module
+from inktrace_train.checkpoint import (BEST, LATEST, CheckpointError, CheckpointManager, load_checkpoint,
+                                       periodic_name)
+
+
+def state(epoch: int, metric: float, step_in_epoch: int = 0) -> dict:
+    return {"version": 1, "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": epoch * 10,
+            "metric": metric, "model_state_dict": {"w": torch.full((3,), float(epoch))}}
+
+
+def test_files_manifest_and_weights_only_load(tmp_path):
+    m = CheckpointManager(tmp_path, keep_last_n=2, save_interval=2)
+    for epoch, metric in enumerate([0.1, 0.3, 0.2, 0.4], start=1):
+        m.save(state(epoch, metric), is_best=metric == max([0.1, 0.3, 0.2, 0.4][:epoch]))
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted([LATEST, BEST, periodic_name(2), periodic_name(4), "manifest.json"])
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["best_metric"] == 0.4 and manifest["periodic"] == [periodic_name(2), periodic_name(4)]
+    for name in (LATEST, BEST):
+        assert m.verify(name) is None
+        assert torch.load(tmp_path / name, weights_only=True)["epoch"] == 4
+
+
+def test_crash_between_temp_write_and_replace_keeps_previous_latest(tmp_path, monkeypatch):
+    m = CheckpointManager(tmp_path, keep_last_n=3, save_interval=100)
+    m.save(state(1, 0.5), is_best=True)
+
+    def killed(tmp, path):  # the process dies after the temp file is written, before the rename
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt_module, "commit", killed)
+    with pytest.raises(KeyboardInterrupt):
+        m.save(state(2, 0.6), is_best=True)
+    monkeypatch.undo()
+    reopened = CheckpointManager(tmp_path, keep_last_n=3, save_interval=100)
+    assert reopened.verify(LATEST) is None  # the manifest still accepts the old file
+    assert reopened.load_newest_valid()["epoch"] == 1
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_rotation_never_deletes_best_or_latest_across_resumes(tmp_path, seed):
+    rng = random.Random(seed)
+    keep, interval = rng.randint(1, 3), rng.randint(1, 3)
+    m = CheckpointManager(tmp_path, keep_last_n=keep, save_interval=interval)
+    best = None
+    for epoch in range(1, rng.randint(2, 15)):
+        if rng.random() < 0.3:  # a resume: a new manager reads the manifest
+            m = CheckpointManager(tmp_path, keep_last_n=keep, save_interval=interval)
+        metric = rng.random()
+        is_best = best is None or metric > best
+        best = metric if is_best else best
+        m.save(state(epoch, metric), is_best=is_best)
+        assert load_checkpoint(tmp_path / LATEST)["epoch"] == epoch
+        assert load_checkpoint(tmp_path / BEST)["metric"] == best
+        expected = [periodic_name(e) for e in range(1, epoch + 1) if e % interval == 0][-keep:]
+        assert sorted(p.name for p in tmp_path.glob("checkpoint_epoch_*.pth")) == expected
+
+
+def test_corrupt_latest_falls_back_with_a_warning(tmp_path, caplog):
+    m = CheckpointManager(tmp_path, keep_last_n=3, save_interval=1)
+    for epoch in (1, 2):
+        m.save(state(epoch, 0.1 * epoch), is_best=True)
+    data = bytearray((tmp_path / LATEST).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / LATEST).write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING):
+        restored = CheckpointManager(tmp_path, keep_last_n=3, save_interval=1).load_newest_valid()
+    assert restored["epoch"] == 2 and restored["global_step"] == 20  # checkpoint_epoch_0002.pth
+    assert "checkpoint_latest.pth is corrupt" in caplog.text
+
+
+def test_truncated_file_is_reported_by_name(tmp_path):
+    m = CheckpointManager(tmp_path, keep_last_n=3, save_interval=100)
+    m.save(state(1, 0.1), is_best=True)
+    with open(tmp_path / LATEST, "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(CheckpointError, match="checkpoint_latest.pth is truncated"):
+        CheckpointManager(tmp_path, keep_last_n=3, save_interval=100).load_newest_valid()
+    with pytest.raises(CheckpointError, match="cannot load checkpoint .*checkpoint_latest.pth"):
+        load_checkpoint(tmp_path / LATEST)
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"version": 1, "model_state_dict": _Exploit(marker)}, f)
+    with pytest.raises(CheckpointError, match="refused, since loading it could run code"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_newer_format_is_refused_by_name(tmp_path):
+    torch.save({"version": 99, "model_state_dict": {}}, tmp_path / "future.pth")
+    with pytest.raises(CheckpointError, match="future.pth has checkpoint format version 99"):
+        load_checkpoint(tmp_path / "future.pth")

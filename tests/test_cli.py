@@ -1,0 +1,102 @@
+"""Tier 3: the documented commands, run as subprocesses the way a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import REPO, TINY, run_cli
+
+CHECKPOINT_KEYS = {"version", "epoch", "global_step", "model_state_dict", "optimizer_state_dict",
+                   "scheduler_state_dict", "scaler_state_dict", "metric", "best_metric", "config",
+                   "metadata", "timestamp", "rng_state"}
+
+
+def only_run_dir(workdir: Path) -> Path:
+    runs = [p for p in (workdir / "outputs").glob("*/*") if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_quick_try_command_writes_the_run_directory(workdir):
+    # README: the quick try, exactly as documented.
+    proc = run_cli(["model=tiny", "data=synthetic", "training.epochs=1"], cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = only_run_dir(workdir)
+    for name in ("config.yaml", "train.log", "env.json", "run.json", ".hydra/overrides.yaml",
+                 "checkpoints/structural/checkpoint_latest.pth", "checkpoints/structural/checkpoint_best.pth",
+                 "checkpoints/structural/manifest.json"):
+        assert (run / name).is_file(), name
+    assert "structural epoch 1/1" in (run / "train.log").read_text()
+    env = json.loads((run / "env.json").read_text())
+    assert env["packages"]["torch"] and "dirty" in env["git"]
+    status = json.loads((run / "run.json").read_text())["stages"]["structural"]
+    assert status["status"] == "done" and 0 <= status["best_metric"] <= 1
+    ckpt = torch.load(run / "checkpoints/structural/checkpoint_best.pth", weights_only=True)
+    assert CHECKPOINT_KEYS <= set(ckpt)
+    assert ckpt["metadata"]["stage"] == "structural" and ckpt["config"]["model"]["embed_dim"] == 32
+    assert ckpt["metric"] == pytest.approx(status["best_metric"])
+    assert not any(k.startswith("heads.keypoints") for k in ckpt["model_state_dict"])
+
+    events = EventAccumulator(str(run / "tb")).Reload()
+    tags = events.Tags()
+    for tag in ("structural/train/total", "structural/train/lr", "structural/train/samples_per_s",
+                "structural/train/grad_norm", "structural/val/skeleton_f1_1px", "structural/val/loss_total"):
+        assert tag in tags["scalars"], tag
+    assert "structural/val/predictions" in tags["images"]
+
+
+def test_two_runs_in_the_same_second_get_their_own_directories(workdir):
+    procs = [subprocess.Popen([sys.executable, "-m", "inktrace_train", *TINY, "training.epochs=1"], cwd=workdir,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    assert len(list((workdir / "outputs").glob("*/*"))) == 2
+
+
+def test_dense_stage_from_scratch_warns_and_trains_all_heads(workdir):
+    proc = run_cli([*TINY, "stage=dense", "training.log_every_n_steps=1", "hydra.run.dir=dense_run"], cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "starts from scratch: pass stage.init_from=PATH" in proc.stdout + proc.stderr
+    ckpt = torch.load(workdir / "dense_run/checkpoints/dense/checkpoint_best.pth", weights_only=True)
+    assert {"heads.keypoints.0.weight", "heads.width.0.weight", "heads.offset.0.weight"} <= set(
+        k.rsplit(".", 1)[0] + ".weight" for k in ckpt["model_state_dict"] if k.startswith("heads."))
+    events = EventAccumulator(str(workdir / "dense_run/tb")).Reload()
+    assert {"dense/val/endpoint_f1", "dense/val/junction_f1", "dense/train/keypoints"} <= set(events.Tags()["scalars"])
+
+
+def test_dense_from_a_structural_run_directory(workdir):
+    assert run_cli([*TINY, "hydra.run.dir=s"], cwd=workdir).returncode == 0
+    proc = run_cli([*TINY, "stage=dense", "stage.init_from=s", "hydra.run.dir=d"], cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = (workdir / "d/init_report_dense.txt").read_text()
+    assert "checkpoints/structural/checkpoint_best.pth" in report
+    assert "new          heads.keypoints" in report and "transferred  encoder" in report
+    bad = run_cli([*TINY, "stage=dense", "stage.init_from=s", "model=default", "hydra.run.dir=d2"], cwd=workdir)
+    assert bad.returncode == 2 and "model.embed_dim: checkpoint 32 vs config 128" in bad.stderr
+    assert not (workdir / "d2").exists()
+
+
+def test_non_editable_wheel_finds_its_configs_from_another_directory(tmp_path):
+    """`pip install .` (not -e): conf/ must ship inside the wheel."""
+    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(REPO)],
+                   check=True, capture_output=True)
+    wheel = next(wheels.glob("inktrace_train-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True)
+    assert (site / "inktrace_train/conf/config.yaml").is_file()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"PYTHONPATH": str(site)}
+    where = subprocess.run([sys.executable, "-c", "import inktrace_train; print(inktrace_train.__file__)"],
+                           cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout
+    assert where.startswith(str(site))
+    proc = run_cli([*TINY, "training.epochs=1"], cwd=elsewhere, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (only_run_dir(elsewhere) / "checkpoints/structural/checkpoint_best.pth").is_file()
