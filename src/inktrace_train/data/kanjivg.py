@@ -28,6 +28,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..config import UserError
 from .svgpath import path_to_polylines
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ _ATTR = re.compile(r'([\w:.-]+)\s*=\s*"([^"]*)"')
 _STROKE_NUMBER = re.compile(r"-s(\d+)$")
 
 
-class DataError(RuntimeError):
+class DataError(UserError):
     """A data source cannot be used (missing package, empty split, bad files)."""
 
 
@@ -256,6 +257,10 @@ def codepoint(name: str) -> str:
     return name.split("-", 1)[0]
 
 
+def _order_key(name: str) -> bytes:
+    return hashlib.sha256(b"inktrace-order:" + name.encode()).digest()
+
+
 def split_of(name: str, val_fraction: float, test_fraction: float) -> str:
     """Deterministic split of a glyph by its codepoint.
 
@@ -289,8 +294,11 @@ class KanjiVGStrokes:
         self.split = split
         self._corpus = load_corpus(cache_dir, source_dir)
         c = self._corpus
-        member = [split_of(n, val_fraction, test_fraction) == split for n in c.names.tolist()]
-        self._glyphs = np.flatnonzero(member)
+        names = c.names.tolist()
+        member = [i for i, n in enumerate(names) if split_of(n, val_fraction, test_fraction) == split]
+        # A fixed pseudo-random order, not codepoint order: the first N glyphs of a split (the
+        # fixed validation set takes index % len) then mix kanji, kana and Latin alike.
+        self._glyphs = np.array(sorted(member, key=lambda i: _order_key(names[i])), dtype=np.int64)
         if len(self._glyphs) == 0:
             raise DataError(f"KanjiVG split {split!r} is empty (val_fraction={val_fraction}, "
                             f"test_fraction={test_fraction})")
