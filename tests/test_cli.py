@@ -44,7 +44,7 @@ def test_quick_try_command_writes_the_run_directory(workdir):
     assert ckpt["metric"] == pytest.approx(status["best_metric"])
     assert not any(k.startswith("heads.keypoints") for k in ckpt["model_state_dict"])
 
-    events = EventAccumulator(str(run / "tb")).Reload()
+    events = EventAccumulator(str(run / "tb/structural")).Reload()
     tags = events.Tags()
     for tag in ("structural/train/total", "structural/train/lr", "structural/train/samples_per_s",
                 "structural/train/grad_norm", "structural/val/skeleton_f1_1px", "structural/val/loss_total"):
@@ -66,7 +66,7 @@ def test_dense_stage_from_scratch_warns_and_trains_all_heads(workdir):
     ckpt = torch.load(workdir / "dense_run/checkpoints/dense/checkpoint_best.pth", weights_only=True)
     assert {"heads.keypoints.0.weight", "heads.width.0.weight", "heads.offset.0.weight"} <= set(
         k.rsplit(".", 1)[0] + ".weight" for k in ckpt["model_state_dict"] if k.startswith("heads."))
-    events = EventAccumulator(str(workdir / "dense_run/tb")).Reload()
+    events = EventAccumulator(str(workdir / "dense_run/tb/dense")).Reload()
     assert {"dense/val/endpoint_f1", "dense/val/junction_f1", "dense/train/keypoints"} <= set(events.Tags()["scalars"])
 
 

@@ -116,7 +116,7 @@ def test_plus_added_key_caught_after_composition():
 
 def test_help_lists_groups_and_options(workdir):
     out = run_cli(["--help"], cwd=workdir, timeout=60).stdout
-    for text in ("model: default, tiny", "stage: dense, structural", "data: kanjivg, synthetic",
+    for text in ("model: default, tiny", "stage: all, dense, structural", "data: kanjivg, synthetic",
                  "lr: 0.001", "+resume="):
         assert text in out
 

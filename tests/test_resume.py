@@ -24,12 +24,12 @@ RUN = ["model=tiny", "data=synthetic", "training.epochs=3", "data.train_samples=
 
 
 def losses(run_dir: Path) -> dict:
-    events = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0}).Reload()
+    events = EventAccumulator(str(run_dir / "tb/structural"), size_guidance={"scalars": 0}).Reload()
     return {e.step: e.value for e in events.Scalars("structural/train/total")}
 
 
-def latest_step(run_dir: Path) -> tuple[int, int]:
-    manifest = run_dir / "checkpoints/structural/manifest.json"
+def latest_step(run_dir: Path, stage: str = "structural") -> tuple[int, int]:
+    manifest = run_dir / f"checkpoints/{stage}/manifest.json"
     try:
         entry = json.loads(manifest.read_text())["files"]["checkpoint_latest.pth"]
     except (OSError, ValueError, KeyError):
@@ -37,12 +37,12 @@ def latest_step(run_dir: Path) -> tuple[int, int]:
     return entry["global_step"], entry["epoch"]
 
 
-def kill_when(args: list, cwd: Path, run_dir: Path, min_step: int) -> None:
-    """Start a run and SIGKILL it as soon as its latest checkpoint reaches ``min_step``."""
+def kill_when(args: list, cwd: Path, run_dir: Path, min_step: int, stage: str = "structural") -> None:
+    """Start a run and SIGKILL it as soon as the stage's latest checkpoint reaches ``min_step``."""
     proc = subprocess.Popen([sys.executable, "-m", "inktrace_train", *args, f"hydra.run.dir={run_dir}"],
                             cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    while latest_step(cwd / run_dir)[0] < min_step and proc.poll() is None and time.time() < deadline:
+    while latest_step(cwd / run_dir, stage)[0] < min_step and proc.poll() is None and time.time() < deadline:
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -72,3 +72,104 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_run(workdir, workers, 
     assert a["optimizer_state_dict"]["state"][0]["exp_avg_sq"].equal(b["optimizer_state_dict"]["state"][0]["exp_avg_sq"])
     assert json.loads((workdir / "cut/run.json").read_text())["stages"]["structural"]["status"] == "done"
     assert (workdir / "cut/.hydra/overrides.yaml").read_text() == (workdir / "full/.hydra/overrides.yaml").read_text().replace("full", "cut")
+
+
+# --- what a user gets wrong, and older files ---------------------------------------------
+
+TINY_SHORT = ["model=tiny", "data=synthetic", "training.epochs=1", "data.train_samples=64", "data.val_samples=32",
+              "training.batch_size=32", "data.num_workers=0"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("finished")
+    assert run_cli(TINY_SHORT + ["hydra.run.dir=run"], cwd=cwd).returncode == 0
+    return cwd
+
+
+def test_resume_of_a_finished_stage_says_so_and_exits_0(finished_run):
+    before = sorted(p.name for p in (finished_run / "run/checkpoints/structural").iterdir())
+    proc = run_cli(["+resume=run"], cwd=finished_run)
+    assert proc.returncode == 0 and "run is already finished (every stage done" in proc.stdout
+    assert sorted(p.name for p in (finished_run / "run/checkpoints/structural").iterdir()) == before
+
+
+def test_the_original_command_line_with_resume_is_accepted(finished_run):
+    proc = run_cli(TINY_SHORT + ["+resume=run"], cwd=finished_run)
+    assert proc.returncode == 0 and "already finished" in proc.stdout
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["+resume=missing/run"], "resume: no such file or directory: missing/run"),
+    (["+resume=empty"], "resume: empty is not a run directory (it has no config.yaml)"),
+    (["+resume=garbage.pth"], "cannot load checkpoint garbage.pth"),
+    (["+resume=run", "training.lr=0.5"], "resume cannot change training.lr (0.001 -> 0.5); allowed: training.epochs"),
+    (["+resume=run", "stage=dense"], "use stage=dense stage.init_from=run (init_from takes weights"),
+])
+def test_resume_errors_are_one_clear_line_and_write_nothing(finished_run, args, expected):
+    (finished_run / "empty").mkdir(exist_ok=True)
+    (finished_run / "garbage.pth").write_bytes(b"not a checkpoint")
+    before = sorted(str(p) for p in finished_run.rglob("*"))
+    proc = run_cli(args, cwd=finished_run)
+    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert sorted(str(p) for p in finished_run.rglob("*")) == before
+
+
+def test_a_run_directory_without_checkpoints_is_refused(finished_run, tmp_path):
+    import shutil
+    run = tmp_path / "no_ckpt"
+    shutil.copytree(finished_run / "run", run)
+    shutil.rmtree(run / "checkpoints")  # killed before its first checkpoint
+    status = json.loads((run / "run.json").read_text())
+    status["stages"]["structural"]["status"] = "running"
+    (run / "run.json").write_text(json.dumps(status))
+    proc = run_cli([f"+resume={run}"], cwd=tmp_path)
+    assert proc.returncode == 2 and "no checkpoint to resume from" in proc.stderr and "no checkpoint files" in proc.stderr
+
+
+def test_resume_path_with_spaces_commas_and_equals(finished_run, tmp_path):
+    import shutil
+    odd = tmp_path / "runs, v2=final run"
+    shutil.copytree(finished_run / "run", odd)
+    proc = run_cli([f'+resume="{odd}"', "training.epochs=2"], cwd=tmp_path)  # README: '+resume="..."' 
+    assert proc.returncode == 0, proc.stderr
+    assert torch.load(odd / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)["epoch"] == 2
+
+
+def _old_files(tmp_path):
+    from inktrace_train.model import InkTraceModel
+    model = InkTraceModel(embed_dim=32, num_layers=1, num_heads=2, mlp_ratio=4.0, dropout=0.0,
+                          stem_channels=[8, 16, 32], decoder_channels=[32, 16, 8], full_heads=False)
+    opt = torch.optim.AdamW(model.parameters())
+    sd = model.state_dict()
+    files = {
+        "bare": sd,
+        "model-dict": {"model": sd, "optimizer": opt.state_dict(), "epoch": 0},
+        "flat": {"model_state_dict": sd, "embed_dim": 32, "num_layers": 1, "lr": 2e-3, "epoch": 0},
+    }
+    for name, obj in files.items():
+        torch.save(obj, tmp_path / f"{name}.pth")
+    return files
+
+
+@pytest.mark.parametrize("layout,missing", [
+    ("bare", "optimizer_state_dict, scheduler_state_dict, epoch, global_step, config"),
+    ("model-dict", "scheduler_state_dict, global_step, config"),
+    ("flat", "optimizer_state_dict, scheduler_state_dict, global_step"),
+])
+def test_older_layouts_load_and_resume(tmp_path, layout, missing):
+    from inktrace_train.checkpoint import load_checkpoint
+    files = _old_files(tmp_path)
+    ckpt = load_checkpoint(tmp_path / f"{layout}.pth")
+    assert ckpt["version"] == 1 and ckpt["metadata"]["converted_from"] == layout
+    assert ckpt["metadata"]["missing"] == missing.split(", ")
+    for k, v in (files[layout].get("model", files[layout].get("model_state_dict", files[layout]))).items():
+        assert torch.equal(ckpt["model_state_dict"][k], v)
+    proc = run_cli([f"+resume={layout}.pth", *TINY_SHORT], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout + proc.stderr
+    assert f"older checkpoint ({layout} layout)" in out and "at stage structural" in out
+    run = next((tmp_path / "outputs").glob("*/*"))
+    resumed = torch.load(run / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)
+    assert resumed["epoch"] == 1 and resumed["config"]["training"]["lr"] == (2e-3 if layout == "flat" else 1e-3)

@@ -15,7 +15,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from inktrace_train.compose import check_overrides, command_line, config_dir, fail, register, to_config
+from inktrace_train.compose import (check_overrides, command_line, compose_stages, config_dir, fail, register,
+                                    to_config)
 from inktrace_train.config import UserError
 from inktrace_train.runs import discard_unused
 
@@ -24,12 +25,14 @@ register()
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> Optional[float]:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
     try:
         config = to_config(cfg)  # multirun jobs are validated here, one by one
+        stages = compose_stages(config, list(hydra_cfg.overrides.task))  # all validated before training
         from inktrace_train.app import train  # torch is imported only past validation
 
-        return train(config, run_dir)
+        return train(config, stages, run_dir)
     except UserError as e:
         discard_unused(run_dir)
         fail(str(e))

@@ -10,15 +10,15 @@ import logging
 import math
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader
 
-from inktrace_train.checkpoint import BEST, CheckpointManager, load_checkpoint
+from inktrace_train.checkpoint import BEST, CheckpointError, CheckpointManager, load_checkpoint
 from inktrace_train.compose import new_run_dir
 from inktrace_train.config import CONFIG_VERSION, Config, DataConfig
 from inktrace_train.data import Augmenter, EpochSampler, InkDataset, Renderer, worker_init_fn
@@ -123,7 +123,8 @@ def build_trainer(cfg: Config, run: RunDir, device: torch.device,
     if checkpoint is not None:
         pass  # weights, optimizer and schedule come from the checkpoint below
     elif cfg.stage.init_from:
-        report = init_from(model, cfg.stage.init_from, stage, asdict(cfg.model), cfg.data.img_size)
+        report = init_from(model, cfg.stage.init_from, stage, asdict(cfg.model), cfg.data.img_size,
+                           cfg.stage.allow_shape_mismatch)
         (run.path / f"init_report_{stage}.txt").write_text(report + "\n")
     elif stage != "structural":
         log.warning("stage %s starts from scratch: pass stage.init_from=PATH (a structural checkpoint "
@@ -141,7 +142,7 @@ def build_trainer(cfg: Config, run: RunDir, device: torch.device,
     trainer = Trainer(model, loss_fn, optimizer, scheduler, train_loader, val_loader, ValidationMetrics,
                    lambda m: best_metric(stage, m),
                    CheckpointManager(run.checkpoint_dir(stage), t.keep_last_n, t.save_interval),
-                   RunLogger(run.tb_dir, stage, purge_step=purge_step), extra, device=device, epochs=t.epochs,
+                   RunLogger(run.tb_dir(stage), stage, purge_step=purge_step), extra, device=device, epochs=t.epochs,
                    grad_accum_steps=t.grad_accum_steps, grad_clip=t.grad_clip,
                    log_every_n_steps=t.log_every_n_steps, save_every_n_steps=t.save_every_n_steps,
                    mask_ratio=t.mask_ratio,
@@ -168,43 +169,118 @@ def run_stage(cfg: Config, run: RunDir, checkpoint: Optional[Dict[str, Any]] = N
         raise
     finally:
         trainer.logger.close()
-    run.update_stage(stage, status="done", ended=now_iso(), best_metric=best,
+    run.update_stage(stage, status="done", ended=now_iso(), best_metric=best, epochs=trainer.state.epoch,
                      best_checkpoint=str((run.checkpoint_dir(stage) / BEST).relative_to(run.path)))
     return best
 
 
-def train(cfg: Config, run_dir: Path) -> Optional[float]:
-    """Train ``cfg`` into ``run_dir`` (made by Hydra). Returns the stage's best validation metric."""
+def train(cfg: Config, stages: List[Config], run_dir: Path) -> Optional[float]:
+    """Train a new run into ``run_dir`` (made by Hydra): one stage, or with ``stage=all``
+    every stage in order. Returns the best validation metric of the last stage."""
     torch.set_flush_denormal(True)  # denormals make CPU steps ~20x slower
     run = RunDir(run_dir)
-    run.create(cfg)
-    return run_stage(cfg, run)
+    run.create(cfg, stages)
+    return run_pipeline(run, stages)
+
+
+def run_pipeline(run: RunDir, stages: List[Config], start: Optional[str] = None,
+                 checkpoint: Optional[Dict[str, Any]] = None) -> Optional[float]:
+    """Run the stages in order, skipping finished ones (and those before ``start``).
+
+    The first stage that runs continues from ``checkpoint`` when given. A later stage
+    without ``stage.init_from`` starts from the previous stage's best checkpoint.
+    """
+    best, previous = None, None
+    names = [c.stage.name for c in stages]
+    for cfg in stages[names.index(start) if start else 0:]:
+        stage = cfg.stage.name
+        status = run.status()["stages"].get(stage, {})
+        if stage != start and is_finished(status, cfg):
+            log.info("stage %s is done (best metric %s): skipped", stage, status.get("best_metric"))
+            best, previous = status.get("best_metric"), stage
+            continue
+        if stage != start and status.get("status") == "done":  # done, but a resume extended its epochs
+            checkpoint = newest_checkpoint(run, cfg)
+        if checkpoint is None and previous is not None and cfg.stage.init_from is None:
+            cfg = replace(cfg, stage=replace(cfg.stage, init_from=str(run.checkpoint_dir(previous) / BEST)))
+        best, previous, checkpoint, start = run_stage(cfg, run, checkpoint), stage, None, None
+    return best
+
+
+def is_finished(status: Dict[str, Any], cfg: Config) -> bool:
+    """Done, and not reopened by a resume that extended ``training.epochs``."""
+    return status.get("status") == "done" and status.get("epochs", 0) >= cfg.training.epochs
+
+
+def newest_checkpoint(run: RunDir, cfg: Config) -> Optional[Dict[str, Any]]:
+    """The newest valid checkpoint of a stage, or None if it never saved one."""
+    t = cfg.training
+    manager = CheckpointManager(run.checkpoint_dir(cfg.stage.name), t.keep_last_n, t.save_interval)
+    if not any((run.checkpoint_dir(cfg.stage.name) / name).is_file() for name in manager.candidates()):
+        return None
+    return manager.load_newest_valid()
+
+
+def resume_point(run: RunDir, stages: List[Config]) -> Tuple[Optional[str], Optional[Dict[str, Any]]]:
+    """(first unfinished stage, its newest valid checkpoint); (None, None) when all are done.
+    A done stage is unfinished again when a resume extended its ``training.epochs``.
+
+    Raises:
+        CheckpointError: the run never saved a checkpoint, or none of the stage's is valid.
+    """
+    statuses = run.status()["stages"]
+    for i, cfg in enumerate(stages):
+        stage = cfg.stage.name
+        if is_finished(statuses.get(stage, {}), cfg):
+            continue
+        checkpoint = newest_checkpoint(run, cfg)
+        if checkpoint is None and i == 0:
+            raise CheckpointError(f"no checkpoint to resume from: {run.checkpoint_dir(stage)} holds no "
+                                  "checkpoint files")
+        return stage, checkpoint  # None: killed before its first save; starts from the previous stage
+    return None, None
 
 
 def resume(plan: ResumePlan) -> Optional[float]:
-    """Continue a run exactly where its newest valid checkpoint left it."""
+    """Continue a run exactly where its newest valid checkpoint left it; then run the
+    stages after it (``stage=all``)."""
     torch.set_flush_denormal(True)
-    cfg, stage = plan.config, plan.config.stage.name
-    if plan.checkpoint is not None:
-        checkpoint = load_checkpoint(plan.checkpoint)
-    else:
-        t = cfg.training
-        checkpoint = CheckpointManager(plan.run_dir / "checkpoints" / stage, t.keep_last_n,
-                                       t.save_interval).load_newest_valid()
-    # Nothing is written before the checkpoint has loaded: a failed resume leaves no trace.
-    run = RunDir(plan.run_dir or Path(new_run_dir()))
     if plan.run_dir is None:  # a loose checkpoint file: its run continues in a new directory
-        run.create(cfg)
+        stage, checkpoint = plan.config.stage.name, load_checkpoint(plan.checkpoint)
+        run, stages = RunDir(Path(new_run_dir())), [plan.config]
+        run.create(plan.config, stages)
+    else:
+        run = RunDir(plan.run_dir)
+        stages = [apply_changes(c, plan.changes) for c in run.stage_configs()]
+        if plan.checkpoint is not None:
+            stage, checkpoint = plan.checkpoint.parent.name, load_checkpoint(plan.checkpoint)
+        else:
+            stage, checkpoint = resume_point(run, stages)
+    if stage is None or (checkpoint and (checkpoint.get("epoch") or 0) >= stages[-1].training.epochs
+                         and stage == stages[-1].stage.name):
+        best = run.status()["stages"][stages[-1].stage.name].get("best_metric")
+        print(f"{run.path} is already finished (every stage done, best metric {best}): nothing to resume")
+        return best
+    # Nothing is written before the checkpoint has loaded: a failed resume leaves no trace.
     setup_logging(run.path / "train.log")
-    if (checkpoint.get("epoch") or 0) >= cfg.training.epochs:
-        log.info("stage %s of %s is already finished (%d of %d epochs, best metric %s): nothing to resume",
-                 stage, run.path, checkpoint.get("epoch"), cfg.training.epochs, checkpoint.get("best_metric"))
-        return checkpoint.get("best_metric")
-    run.record_resume(overrides=plan.overrides, changes=plan.changes, epoch=checkpoint.get("epoch"),
-                      global_step=checkpoint.get("global_step"))
-    log.info("resuming stage %s of %s at epoch %s, step %s", stage, run.path, checkpoint.get("epoch"),
-             checkpoint.get("global_step"))
-    return run_stage(cfg, run, checkpoint)
+    run.record_resume(overrides=plan.overrides, changes=plan.changes, stage=stage,
+                      epoch=checkpoint.get("epoch") if checkpoint else None,
+                      global_step=checkpoint.get("global_step") if checkpoint else None)
+    log.info("resuming %s at stage %s, epoch %s, step %s", run.path, stage,
+             checkpoint.get("epoch") if checkpoint else 0, checkpoint.get("global_step") if checkpoint else 0)
+    return run_pipeline(run, stages, start=stage, checkpoint=checkpoint)
+
+
+def apply_changes(cfg: Config, changes: Dict[str, Any]) -> Config:
+    """A stage config with the allowed resume changes (dotted keys) applied."""
+    from omegaconf import OmegaConf
+
+    from inktrace_train.config import to_config
+
+    node = OmegaConf.structured(cfg)
+    for key, value in changes.items():
+        OmegaConf.update(node, key, value)
+    return to_config(node)
 
 
 def setup_logging(path: Path) -> None:

@@ -20,7 +20,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from inktrace_train.config import Config, ConfigError, schema_keys, unknown_key_message, validate
+from inktrace_train.config import (Config, ConfigError, dict_keys, is_known, schema_keys, to_config,
+                                   unknown_key_message)
 
 GROUPS = ("model", "stage", "training", "data", "experiment", "sweep")
 RUN_ID_ENV = "INKTRACE_RUN_ID"  # set it to make every rank (or a retried job) use one run id
@@ -60,10 +61,6 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise SystemExit(code)
 
 
-def _is_known(key: str, known: List[str]) -> bool:
-    return key in known or any(k.startswith(key + ".") for k in known)
-
-
 def command_line(argv: List[str]) -> argparse.Namespace:
     """Hydra's own reading of the command line, plus ``resume`` (the ``+resume=`` path or
     None) split off from the other overrides."""
@@ -97,7 +94,7 @@ def check_overrides(argv: List[str]) -> None:
         key = o.key_or_group
         if key.split(".")[0].split("/")[0] == "hydra" or (key in GROUPS and not o.is_delete()):
             continue
-        if not _is_known(key, known):
+        if not is_known(key, known):
             raise ConfigError(unknown_key_message(key))
         if o.is_sweep_override() or o.is_delete():
             continue
@@ -108,35 +105,29 @@ def check_overrides(argv: List[str]) -> None:
             raise ConfigError(f"{o.input_line}: wrong type for '{key}': {msg}") from None
 
 
-def _unknown_keys(node: Any, prefix: str, known: List[str]) -> List[str]:
-    found = []
-    for key in node:
-        path = f"{prefix}{key}"
-        if not _is_known(path, known):
-            found.append(path)
-        elif isinstance(node[key], DictConfig):
-            found.extend(_unknown_keys(node[key], path + ".", known))
-    return found
+def _key(override: str) -> str:
+    return override.lstrip("+~").split("=", 1)[0]
 
 
-def to_config(cfg: DictConfig) -> Config:
-    """Validate a composed config (without its ``hydra`` node) and return it typed.
+def stage_overrides(task: List[str], stage: str, first: bool, extra: List[str]) -> List[str]:
+    """The command line for one stage of ``stage=all``: the user's overrides (which apply to
+    every stage; ``stage.init_from`` only to the first), ``stage=<name>``, then that stage's
+    own ``stage.overrides.<name>``."""
+    keep = [o for o in task if _key(o) != "stage" and not _key(o).startswith("stage.overrides")
+            and (first or _key(o) != "stage.init_from")]
+    return keep + [f"stage={stage}"] + list(extra)
 
-    Raises:
-        ConfigError: an unknown key (also one added with ``+``), a range or a rule.
-    """
-    cfg = cfg.copy()
-    with_hydra = "hydra" in cfg
-    if with_hydra:
-        OmegaConf.set_struct(cfg, False)
-        del cfg["hydra"]
-    unknown = _unknown_keys(cfg, "", schema_keys())
-    if unknown:
-        raise ConfigError("; ".join(unknown_key_message(k) for k in unknown))
-    typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), cfg))
-    assert isinstance(typed, Config)
-    validate(typed)
-    return typed
+
+def compose_stages(cfg: Config, task: List[str]) -> List[Config]:
+    """The config of every stage a run trains: ``[cfg]``, or with ``stage=all`` each stage of
+    ``stage.pipeline`` re-composed from its own stage file (so the command line still wins).
+    Must run inside the Hydra app (it reuses the app's config search path)."""
+    if cfg.stage.name != "all":
+        return [cfg]
+    from hydra import compose
+
+    return [to_config(compose("config", overrides=stage_overrides(task, name, i == 0, cfg.stage.overrides[name])))
+            for i, name in enumerate(cfg.stage.pipeline)]
 
 
 class ValidateConfig(Callback):

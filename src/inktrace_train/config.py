@@ -11,7 +11,9 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
+
+from omegaconf import DictConfig, OmegaConf
 
 CONFIG_VERSION = 1  # bump when a key is renamed or its meaning changes; stored in checkpoints
 PIPELINE = ("structural", "dense")  # stage order; `stage=all` runs them in this order
@@ -34,8 +36,12 @@ class ModelConfig:
 
 @dataclass
 class StageConfig:
-    name: str = "structural"  # one of PIPELINE; selects heads, losses and the best-checkpoint metric
+    name: str = "structural"  # a stage of PIPELINE, or "all" to run `pipeline` in order in one run
     init_from: Optional[str] = None  # checkpoint file or run directory to take initial weights from
+    pipeline: List[str] = field(default_factory=lambda: list(PIPELINE))  # stages `stage=all` runs, in order
+    overrides: Dict[str, List[str]] = field(  # per-stage overrides inside `stage=all`
+        default_factory=lambda: {name: [] for name in PIPELINE})
+    allow_shape_mismatch: List[str] = field(default_factory=list)  # fnmatch patterns of params init_from may skip
 
 
 @dataclass
@@ -120,6 +126,17 @@ def schema_keys(node: Any = Config, prefix: str = "") -> List[str]:
     return keys
 
 
+def dict_keys() -> List[str]:
+    """Schema keys whose value is a free-form dict (its sub-keys are not fixed by the schema)."""
+    return ["stage.overrides"]
+
+
+def is_known(key: str, known: List[str]) -> bool:
+    """Whether ``key`` is a schema key, a section of them, or inside a free-form dict key."""
+    return (key in known or any(k.startswith(key + ".") for k in known)
+            or any(key.startswith(k + ".") for k in dict_keys()))
+
+
 def nearest_key(key: str) -> Optional[str]:
     """The schema key closest to a misspelt one, or None when nothing is close."""
     candidates = schema_keys()
@@ -193,8 +210,44 @@ def validate(cfg: Config) -> None:
     _check(e, 0 < d.pen_width_min <= d.pen_width_max, "data.pen_width_min", (d.pen_width_min, d.pen_width_max),
            "need 0 < pen_width_min <= pen_width_max")
     _check(e, d.max_strokes >= 1, "data.max_strokes", d.max_strokes, "must be >= 1")
-    _check(e, cfg.stage.name in PIPELINE, "stage.name", cfg.stage.name, f"one of {', '.join(PIPELINE)}")
+    st = cfg.stage
+    _check(e, st.name in PIPELINE + ("all",), "stage.name", st.name, f"one of {', '.join(PIPELINE)}, all")
+    _check(e, bool(st.pipeline) and set(st.pipeline) <= set(PIPELINE) and len(set(st.pipeline)) == len(st.pipeline),
+           "stage.pipeline", st.pipeline, f"distinct stages out of {', '.join(PIPELINE)}")
+    _check(e, set(st.overrides) <= set(PIPELINE), "stage.overrides", sorted(st.overrides),
+           f"keys out of {', '.join(PIPELINE)}")
     if cfg.stage.name == "dense" and not m.full_heads:
         e.append("model.full_heads=False is not allowed with stage.name=dense: the dense stage trains all heads")
     if e:
         raise ConfigError("; ".join(e))
+
+
+def _unknown_keys(node: Any, prefix: str, known: List[str]) -> List[str]:
+    found = []
+    for key in node:
+        path = f"{prefix}{key}"
+        if not is_known(path, known):
+            found.append(path)
+        elif isinstance(node[key], DictConfig) and path not in dict_keys():
+            found.extend(_unknown_keys(node[key], path + ".", known))
+    return found
+
+
+def to_config(cfg: DictConfig) -> Config:
+    """Validate a composed config (without its ``hydra`` node) and return it typed.
+
+    Raises:
+        ConfigError: an unknown key (also one added with ``+``), a range or a rule.
+    """
+    cfg = cfg.copy()
+    with_hydra = "hydra" in cfg
+    if with_hydra:
+        OmegaConf.set_struct(cfg, False)
+        del cfg["hydra"]
+    unknown = _unknown_keys(cfg, "", schema_keys())
+    if unknown:
+        raise ConfigError("; ".join(unknown_key_message(k) for k in unknown))
+    typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), cfg))
+    assert isinstance(typed, Config)
+    validate(typed)
+    return typed

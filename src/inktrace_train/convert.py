@@ -89,3 +89,28 @@ def upgrade(obj: Dict[str, Any]) -> Tuple[Dict[str, Any], List[str]]:
     }
     missing = [k for k in RESUME_ENTRIES if converted[k] is None]
     return converted, missing
+
+
+def regroup_optimizer_state(old: Dict[str, Any], optimizer: torch.optim.Optimizer,
+                            parameters: List[torch.nn.Parameter]) -> Dict[str, Any]:
+    """An optimizer state_dict saved with one parameter group (the old scripts), mapped onto
+    ``optimizer``'s groups (decay / no decay). Old state ids follow ``model.parameters()``.
+
+    Raises:
+        ValueError: the layouts cannot be matched (a different number of parameters).
+    """
+    if len(old["param_groups"]) == len(optimizer.param_groups):
+        return old
+    old_ids = [i for g in old["param_groups"] for i in g["params"]]
+    if len(old["param_groups"]) != 1 or len(old_ids) != len(parameters):
+        raise ValueError(f"{len(old['param_groups'])} parameter groups of {len(old_ids)} parameters "
+                         f"do not map onto {len(optimizer.param_groups)} groups of {len(parameters)}")
+    position = {id(p): i for i, p in enumerate(parameters)}
+    new = optimizer.state_dict()
+    state = {}
+    for group, new_group in zip(optimizer.param_groups, new["param_groups"]):
+        for p, new_id in zip(group["params"], new_group["params"]):
+            old_id = old_ids[position[id(p)]]
+            if old_id in old["state"]:
+                state[new_id] = old["state"][old_id]
+    return {"state": state, "param_groups": new["param_groups"]}

@@ -124,6 +124,10 @@ def plan(path_text: str, overrides: List[str]) -> ResumePlan:
         flat = _flatten(stored)
     changes = {k: v for k, v in requested_changes(overrides).items() if flat.get(k) != v}
     refused = sorted(k for k in changes if k not in ALLOWED_CHANGES)
+    if "stage.name" in refused:
+        raise ConfigError(f"resume continues the run's own stage ({flat.get('stage.name')}); to start "
+                          f"{changes['stage.name']} from its weights, use stage={changes['stage.name']} "
+                          f"stage.init_from={path_text} (init_from takes weights, resume takes everything)")
     if refused:
         shown = ", ".join(f"{k} ({flat.get(k)!r} -> {changes[k]!r})" for k in refused)
         raise ConfigError(f"resume cannot change {shown}; allowed: {', '.join(ALLOWED_CHANGES)}. "

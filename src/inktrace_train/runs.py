@@ -17,12 +17,12 @@ import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from omegaconf import OmegaConf
 
 from inktrace_train.atomic import write_json, write_text
-from inktrace_train.config import CONFIG_VERSION, PIPELINE, Config
+from inktrace_train.config import CONFIG_VERSION, Config, UserError, to_config
 
 PACKAGES = ("inktrace_train", "torch", "numpy", "hydra-core", "omegaconf", "opencv-python-headless",
             "kanjivg", "tensorboard", "tqdm")
@@ -79,23 +79,54 @@ class RunDir:
         self.path = Path(path)
         self.config_file = self.path / "config.yaml"
         self.status_file = self.path / "run.json"
-        self.tb_dir = self.path / "tb"
 
     def checkpoint_dir(self, stage: str) -> Path:
         return self.path / "checkpoints" / stage
+
+    def tb_dir(self, stage: str) -> Path:
+        """One TensorBoard run per stage: a resumed stage's purge of replayed steps
+        must not touch the other stage's curves."""
+        return self.path / "tb" / stage
+
+    def stage_config_file(self, stage: str) -> Path:
+        return self.checkpoint_dir(stage) / "config.yaml"
+
+    def save_stage_config(self, cfg: Config) -> None:
+        """Each stage's own resolved config, beside its checkpoints (resume reads it)."""
+        path = self.stage_config_file(cfg.stage.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, config_to_yaml(cfg))
 
     @property
     def run_id(self) -> str:
         return self.path.name
 
-    def create(self, cfg: Config) -> None:
-        """Record a new run: resolved config, environment and pending stages."""
+    def create(self, cfg: Config, stages: List[Config]) -> None:
+        """Record a new run: resolved config, each stage's config, environment, pending stages."""
         self.path.mkdir(parents=True, exist_ok=True)
         write_text(self.config_file, config_to_yaml(cfg))
+        for stage_cfg in stages:
+            self.save_stage_config(stage_cfg)
         write_json(self.path / "env.json", environment())
-        stages = {name: {"status": "pending"} for name in PIPELINE if name == cfg.stage.name}
+        status = {s.stage.name: {"status": "pending"} for s in stages}
         write_json(self.status_file, {"run_id": self.run_id, "config_version": CONFIG_VERSION,
-                                      "created": now_iso(), "stages": stages, "resumes": []})
+                                      "created": now_iso(), "pipeline": list(status), "stages": status,
+                                      "resumes": []})
+
+    def stage_configs(self) -> List[Config]:
+        """The stages of this run, in order, each with its saved config (a single-stage
+        run's root config.yaml stands in for a missing stage file)."""
+        root = OmegaConf.load(self.config_file)
+        configs = []
+        for name in self.status()["pipeline"]:
+            path = self.stage_config_file(name)
+            if path.is_file():
+                configs.append(to_config(OmegaConf.load(path)))
+            elif root.stage.name == name:
+                configs.append(to_config(root))
+            else:
+                raise UserError(f"{path} is missing: the config of stage {name} of this run is unknown")
+        return configs
 
     def status(self) -> Dict[str, Any]:
         return json.loads(self.status_file.read_text())

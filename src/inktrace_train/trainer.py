@@ -21,7 +21,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from inktrace_train.checkpoint import FORMAT_VERSION, CheckpointManager
+from inktrace_train.checkpoint import FORMAT_VERSION, CheckpointError, CheckpointManager
+from inktrace_train.convert import regroup_optimizer_state
 from inktrace_train.logger import RunLogger
 from inktrace_train.runs import now_iso
 
@@ -247,7 +248,11 @@ class Trainer:
         if global_step is None:
             global_step = epoch * math.ceil(self.steps_per_epoch / self.grad_accum_steps)
         if ckpt.get("optimizer_state_dict") is not None:
-            self.optimizer.load_state_dict(ckpt["optimizer_state_dict"])
+            try:
+                self.optimizer.load_state_dict(regroup_optimizer_state(
+                    ckpt["optimizer_state_dict"], self.optimizer, list(self.model.parameters())))
+            except ValueError as e:
+                raise CheckpointError(f"the checkpoint's optimizer state does not fit this model: {e}") from None
         else:
             log.warning("checkpoint has no optimizer state: AdamW moments start fresh")
         if ckpt.get("scheduler_state_dict") is not None:

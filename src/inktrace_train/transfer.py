@@ -6,11 +6,14 @@ and best metric start fresh.
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import logging
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List
 
+import torch
 from torch import nn
 
 from inktrace_train.checkpoint import BEST, CheckpointError, load_checkpoint
@@ -59,45 +62,66 @@ def module_of(name: str) -> str:
     return ".".join(parts[:2]) if parts[0] == "heads" else parts[0]
 
 
-def transfer_weights(model: nn.Module, source: Dict[str, Any]) -> Dict[str, Dict[str, List[str]]]:
-    """Copy every tensor whose name and shape match; returns the report by category and module."""
+def transfer_weights(model: nn.Module, source: Dict[str, Any],
+                     allow_shape_mismatch: List[str]) -> Dict[str, Dict[str, List[str]]]:
+    """Copy every tensor whose name and shape match; returns the report by category and module.
+
+    Raises:
+        UserError: a shape mismatch on a parameter no ``allow_shape_mismatch`` pattern names.
+    """
     target = model.state_dict()
     report: Dict[str, Dict[str, List[str]]] = {k: defaultdict(list) for k in
                                                 ("transferred", "new", "dropped", "mismatched")}
+    refused = []
     for name, value in source.items():
         if name not in target:
             report["dropped"][module_of(name)].append(name)
         elif target[name].shape != value.shape:
-            report["mismatched"][module_of(name)].append(
-                f"{name}: checkpoint {tuple(value.shape)} vs model {tuple(target[name].shape)}")
+            report["mismatched"][module_of(name)].append(name)
+            if not any(fnmatch.fnmatchcase(name, p) for p in allow_shape_mismatch):
+                refused.append(f"{name}: checkpoint {tuple(value.shape)} vs model {tuple(target[name].shape)}")
         else:
             target[name] = value
             report["transferred"][module_of(name)].append(name)
     for name in target:
         if name not in source:
             report["new"][module_of(name)].append(name)
-    if report["mismatched"]:
-        lines = [x for names in report["mismatched"].values() for x in names]
-        raise UserError("shape mismatch with stage.init_from checkpoint: " + "; ".join(lines))
+    if refused:
+        raise UserError("shape mismatch with stage.init_from checkpoint: " + "; ".join(refused)
+                        + ". List the parameters in stage.allow_shape_mismatch (fnmatch patterns) to "
+                        "initialise them fresh instead")
     model.load_state_dict(target)
     return {k: dict(v) for k, v in report.items()}
 
 
-def format_report(path: Path, report: Dict[str, Dict[str, List[str]]]) -> str:
+def fingerprint(state: Dict[str, torch.Tensor], names: List[str]) -> str:
+    """A short SHA-256 of the named tensors: shows which weights a stage started from."""
+    h = hashlib.sha256()
+    for name in sorted(names):
+        h.update(name.encode())
+        h.update(state[name].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def format_report(path: Path, report: Dict[str, Dict[str, List[str]]], model: nn.Module) -> str:
     lines = [f"weights from {path}:"]
     for category, modules in report.items():
         for module, names in sorted(modules.items()):
             lines.append(f"  {category:<12} {module:<22} {len(names)} tensors")
+    moved = [n for names in report["transferred"].values() for n in names]
+    lines.append(f"  fingerprint of the transferred weights: {fingerprint(model.state_dict(), moved)}")
     return "\n".join(lines)
 
 
-def init_from(model: nn.Module, path: str, stage: str, model_cfg: Dict[str, Any], img_size: int) -> str:
+def init_from(model: nn.Module, path: str, stage: str, model_cfg: Dict[str, Any], img_size: int,
+              allow_shape_mismatch: List[str]) -> str:
     """Load matching weights into ``model``; returns the printed report."""
     ckpt_path = resolve_init_path(path, stage)
     ckpt = load_checkpoint(ckpt_path)
     if "model_state_dict" not in ckpt:
         raise CheckpointError(f"{ckpt_path} has no model_state_dict")
     check_backbone(ckpt.get("config", {}), model_cfg, img_size)
-    text = format_report(ckpt_path, transfer_weights(model, ckpt["model_state_dict"]))
+    report = transfer_weights(model, ckpt["model_state_dict"], allow_shape_mismatch)
+    text = format_report(ckpt_path, report, model)
     log.info("%s", text)
     return text

@@ -1,0 +1,112 @@
+"""Stages as one pipeline: stage=all, init_from with architecture checks, pipeline resume."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import run_cli
+from test_resume import kill_when
+from inktrace_train.config import UserError
+from inktrace_train.transfer import fingerprint, transfer_weights
+
+PIPE = ["stage=all", "model=tiny", "data=synthetic", "training.epochs=2", "data.train_samples=64",
+        "data.val_samples=32", "training.batch_size=32", "data.num_workers=0"]
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("pipe")
+    proc = run_cli(PIPE + ['stage.overrides.dense=["training.lr=2e-4"]', "hydra.run.dir=run"], cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return cwd / "run", proc
+
+
+def test_stage_all_trains_every_stage_in_one_run_directory(pipeline_run):
+    run, _ = pipeline_run
+    status = json.loads((run / "run.json").read_text())
+    assert status["pipeline"] == ["structural", "dense"]
+    for stage in ("structural", "dense"):
+        s = status["stages"][stage]
+        assert s["status"] == "done" and s["epochs"] == 2 and s["started"] <= s["ended"]
+        assert s["best_checkpoint"] == f"checkpoints/{stage}/checkpoint_best.pth"
+        assert load(run / s["best_checkpoint"])["metric"] == pytest.approx(s["best_metric"])
+        assert (run / f"tb/{stage}").is_dir()
+    assert load(run / "checkpoints/dense/checkpoint_best.pth")["metadata"]["stage"] == "dense"
+
+
+def test_each_stage_keeps_its_own_config_and_overrides(pipeline_run):
+    run, _ = pipeline_run
+    from omegaconf import OmegaConf
+    structural = OmegaConf.load(run / "checkpoints/structural/config.yaml")
+    dense = OmegaConf.load(run / "checkpoints/dense/config.yaml")
+    assert (structural.training.lr, structural.training.mask_ratio, structural.model.full_heads) == (1e-3, 0.6, False)
+    assert (dense.training.lr, dense.training.mask_ratio, dense.model.full_heads) == (2e-4, 0.0, True)
+    assert structural.training.epochs == dense.training.epochs == 2  # the command line reaches every stage
+
+
+def test_dense_starts_from_structural_best(pipeline_run):
+    run, proc = pipeline_run
+    report = (run / "init_report_dense.txt").read_text()
+    assert "checkpoints/structural/checkpoint_best.pth" in report
+    for head in ("heads.keypoints", "heads.width", "heads.offset"):
+        assert re.search(rf"new +{re.escape(head)} ", report), head
+    assert re.search(r"transferred +encoder ", report) and "dropped" not in report
+    # The backbone dense trained from, before its first step, is structural's best, tensor for tensor.
+    best = load(run / "checkpoints/structural/checkpoint_best.pth")["model_state_dict"]
+    assert f"fingerprint of the transferred weights: {fingerprint(best, list(best))}" in report
+    assert "fingerprint of the transferred weights" in proc.stdout + proc.stderr
+
+
+def test_backbone_mismatch_names_each_field(pipeline_run, tmp_path):
+    run, _ = pipeline_run
+    proc = run_cli(["stage=dense", f"stage.init_from={run}", "model=tiny", "data=synthetic", "model.embed_dim=64",
+                    "model.num_heads=4", "hydra.run.dir=bad"], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert ("backbone mismatch with stage.init_from checkpoint: model.embed_dim: checkpoint 32 vs config 64; "
+            "model.num_heads: checkpoint 2 vs config 4") in proc.stderr
+    assert not (tmp_path / "bad").exists()
+
+
+def test_shape_mismatch_is_an_error_unless_allowed():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
+    source = dict(model.state_dict())
+    source["1.weight"] = torch.zeros(2, 3)
+    with pytest.raises(UserError, match=r"1.weight: checkpoint \(2, 3\) vs model \(1, 3\)"):
+        transfer_weights(model, source, allow_shape_mismatch=[])
+    report = transfer_weights(model, source, allow_shape_mismatch=["1.*"])
+    assert report["mismatched"] == {"1": ["1.weight"]} and "1.bias" in report["transferred"]["1"]
+
+
+def test_resume_meant_as_init_is_caught(pipeline_run, tmp_path):
+    run, _ = pipeline_run
+    structural_only = tmp_path / "s"
+    assert run_cli(PIPE[1:] + [f"hydra.run.dir={structural_only}"], cwd=tmp_path).returncode == 0
+    proc = run_cli([f"+resume={structural_only}", "stage=dense"], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert f"use stage=dense stage.init_from={structural_only}" in proc.stderr
+
+
+def test_pipeline_killed_in_dense_resumes_to_identical_weights(tmp_path):
+    args = PIPE + ["training.save_every_n_steps=1"]
+    assert run_cli(args + ["hydra.run.dir=full"], cwd=tmp_path).returncode == 0
+
+    kill_when(args, tmp_path, Path("cut"), min_step=1, stage="dense")
+    status = json.loads((tmp_path / "cut/run.json").read_text())["stages"]
+    assert status["structural"]["status"] == "done" and status["dense"]["status"] == "running"
+
+    resumed = run_cli(["+resume=cut"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming cut at stage dense" in resumed.stdout
+    a = load(tmp_path / "full/checkpoints/dense/checkpoint_latest.pth")["model_state_dict"]
+    b = load(tmp_path / "cut/checkpoints/dense/checkpoint_latest.pth")["model_state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((tmp_path / "cut/run.json").read_text())["stages"]["dense"]["status"] == "done"
