@@ -164,6 +164,8 @@ def run_stage(cfg: Config, run: RunDir, checkpoint: Optional[Dict[str, Any]] = N
     run.update_stage(stage, status="running", **({"resumed": now_iso()} if checkpoint else {"started": now_iso()}))
     try:
         best = trainer.fit()
+        final = {k: v for k, v in trainer.last_metrics.items() if not k.startswith("loss_")}
+        trainer.logger.hparams(flat_config(cfg), {"best_metric": best, **final})
     except BaseException:
         run.update_stage(stage, status="failed", ended=now_iso())
         raise
@@ -172,6 +174,21 @@ def run_stage(cfg: Config, run: RunDir, checkpoint: Optional[Dict[str, Any]] = N
     run.update_stage(stage, status="done", ended=now_iso(), best_metric=best, epochs=trainer.state.epoch,
                      best_checkpoint=str((run.checkpoint_dir(stage) / BEST).relative_to(run.path)))
     return best
+
+
+def flat_config(cfg: Config) -> Dict[str, Any]:
+    """``{"training.lr": 0.001, ...}``: the hyper-parameters as TensorBoard shows them."""
+    out: Dict[str, Any] = {}
+
+    def walk(node: Dict[str, Any], prefix: str) -> None:
+        for k, v in node.items():
+            if isinstance(v, dict) and k != "overrides":
+                walk(v, f"{prefix}{k}.")
+            else:
+                out[prefix + k] = v
+
+    walk(config_to_dict(cfg), "")
+    return out
 
 
 def train(cfg: Config, stages: List[Config], run_dir: Path) -> Optional[float]:

@@ -54,5 +54,11 @@ class RunLogger:
         log.info("%s epoch %d/%d: metric=%.4f%s | %s | val_loss=%.4f", self.stage, epoch, epochs, metric,
                  " (best)" if is_best else "", shown, metrics.get("loss_total", float("nan")))
 
+    def hparams(self, params: Dict[str, object], metrics: Dict[str, float]) -> None:
+        """The run's hyper-parameters with its final metrics, for TensorBoard's HParams tab
+        (written into this stage's own log directory, not a new sub-run)."""
+        clean = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in params.items()}
+        self.writer.add_hparams(clean, {f"hparam/{k}": v for k, v in metrics.items()}, run_name=".")
+
     def close(self) -> None:
         self.writer.close()

@@ -60,7 +60,10 @@ def _flatten(node: Any, prefix: str = "") -> Dict[str, Any]:
 
 def _compose_nested(overrides: List[str]) -> Dict[str, Any]:
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
+    if GlobalHydra.instance().is_initialized():  # inside a sweep job: reuse the app's search path
+        return OmegaConf.to_container(compose("config", overrides=overrides), resolve=True)
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
     return OmegaConf.to_container(cfg, resolve=True)

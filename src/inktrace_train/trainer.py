@@ -115,6 +115,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         self.state = TrainState()
         self.last_metric: Optional[float] = None  # the latest validation metric, for mid-epoch saves
+        self.last_metrics: Dict[str, float] = {}  # every metric of the latest validation
         self.meter = DeviceMeter()
         self.steps_per_epoch = len(train_loader)
 
@@ -208,6 +209,7 @@ class Trainer:
         return result
 
     def end_epoch(self, metrics: Dict[str, float]) -> None:
+        self.last_metrics = metrics
         metric = self.last_metric = self.best_metric(metrics)
         best = self.checkpoints.best_metric
         is_best = best is None or metric > best

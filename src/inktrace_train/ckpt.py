@@ -1,0 +1,375 @@
+"""``inktrace-ckpt``: inspect, verify, compare and convert checkpoints.
+
+    python -m inktrace_train.ckpt inspect FILE [--json]
+    python -m inktrace_train.ckpt verify FILE|DIR
+    python -m inktrace_train.ckpt compare A B [--json]
+    python -m inktrace_train.ckpt convert OLD NEW [--force]
+
+User errors (a missing path, a corrupt file, not a checkpoint) print one line and
+exit non-zero: 2 for a missing path or a refused command, 1 for a bad file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Dict, List, NoReturn, Optional
+
+import torch
+
+from inktrace_train.atomic import atomic_write
+from inktrace_train.checkpoint import MANIFEST, CheckpointManager, load_checkpoint
+from inktrace_train.config import UserError
+from inktrace_train.convert import FORMAT_VERSION
+from inktrace_train.transfer import module_of
+
+PROG = "inktrace-ckpt"
+TRAINING_SUMMARY = ("lr", "batch_size", "epochs", "weight_decay", "mask_ratio", "seed", "precision",
+                    "grad_accum_steps", "warmup_epochs")
+METRICS = ("stage", "epoch", "global_step", "metric", "best_metric")
+
+
+class ToolError(UserError):
+    """A user error of this tool, with its exit status."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One line on stderr, no traceback (compose.fail's format, without importing Hydra)."""
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def load(path: str) -> Dict[str, Any]:
+    """A checkpoint as format version 1; a missing path is exit 2, a bad file exit 1."""
+    p = Path(path)
+    if not p.exists():
+        raise ToolError(f"no such file: {p}", 2)
+    if not p.is_file():
+        raise ToolError(f"not a file: {p}", 2)
+    ckpt = load_checkpoint(p)
+    if not isinstance(ckpt.get("model_state_dict"), dict):
+        raise ToolError(f"{p} is not a checkpoint (no model_state_dict)", 1)
+    return ckpt
+
+
+def flatten(obj: Any, prefix: str = "") -> Dict[str, Any]:
+    """Nested dicts as dotted keys: ``{"model": {"embed_dim": 32}}`` -> ``{"model.embed_dim": 32}``."""
+    if not isinstance(obj, dict):
+        return {prefix: obj} if prefix else {}
+    out: Dict[str, Any] = {}
+    for key, value in obj.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        out.update(flatten(value, name) if isinstance(value, dict) and value else {name: value})
+    return out
+
+
+def weights(ckpt: Dict[str, Any]) -> Dict[str, torch.Tensor]:
+    return {k: v for k, v in ckpt["model_state_dict"].items() if isinstance(v, torch.Tensor)}
+
+
+# --- inspect -------------------------------------------------------------------------
+def param_counts(state: Dict[str, torch.Tensor]) -> Dict[str, int]:
+    """Elements of the floating-point tensors per module (buffers like step counters excluded)."""
+    counts: Dict[str, int] = defaultdict(int)
+    for name, value in state.items():
+        if value.is_floating_point():
+            counts[module_of(name)] += value.numel()
+    return dict(sorted(counts.items()))
+
+
+def config_summary(config: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    config = config or {}
+    summary = {f"model.{k}": v for k, v in (config.get("model") or {}).items()}
+    training = config.get("training") or {}
+    summary.update({f"training.{k}": training[k] for k in TRAINING_SUMMARY if k in training})
+    data = config.get("data") or {}
+    summary.update({f"data.{k}": data[k] for k in ("source", "img_size") if k in data})
+    return summary
+
+
+def summarize(ckpt: Dict[str, Any]) -> Dict[str, Any]:
+    """Everything ``inspect`` shows, as plain JSON-able values."""
+    meta = ckpt.get("metadata") or {}
+    counts = param_counts(weights(ckpt))
+    stage = meta.get("stage") or ((ckpt.get("config") or {}).get("stage") or {}).get("name")
+    return {
+        "version": ckpt.get("version"), "converted_from": meta.get("converted_from"),
+        "missing": meta.get("missing", []), "converted": meta.get("converted"), "stage": stage,
+        **{k: ckpt.get(k) for k in ("epoch", "step_in_epoch", "global_step", "metric", "best_metric",
+                                    "timestamp")},
+        "run_id": meta.get("run_id"), "torch_version": meta.get("torch_version"),
+        "git_commit": meta.get("git_commit"),
+        "parameters": sum(counts.values()), "parameters_by_module": counts,
+        "optimizer_state": ckpt.get("optimizer_state_dict") is not None,
+        "scheduler_state": ckpt.get("scheduler_state_dict") is not None,
+        "scaler_state": ckpt.get("scaler_state_dict") is not None,
+        "config": config_summary(ckpt.get("config")),
+    }
+
+
+def format_summary(path: str, s: Dict[str, Any]) -> str:
+    version = f"{s['version']}"
+    if s["converted_from"]:
+        version += f" (converted from the {s['converted_from']} layout"
+        version += f"; missing: {', '.join(s['missing'])})" if s["missing"] else ")"
+    elif s["converted"]:
+        done = s["converted"]
+        version += f" (written by convert from {done.get('source')}, {done.get('from_layout')} layout)"
+    lines = [f"checkpoint:    {path}", f"version:       {version}"]
+    for key in ("stage", "epoch", "step_in_epoch", "global_step", "metric", "best_metric", "timestamp",
+                "run_id", "torch_version", "git_commit"):
+        lines.append(f"{key + ':':<15}{s[key] if s[key] is not None else '-'}")
+    lines.append(f"{'parameters:':<15}{s['parameters']:,}")
+    lines += [f"  {module:<20}{count:>12,}" for module, count in s["parameters_by_module"].items()]
+    present = {True: "present", False: "absent"}
+    lines += [f"optimizer:     {present[s['optimizer_state']]}",
+              f"scheduler:     {present[s['scheduler_state']]}",
+              f"grad scaler:   {present[s['scaler_state']]}", "config:"]
+    lines += [f"  {key:<26}{value!r}" for key, value in s["config"].items()] or ["  (none)"]
+    return "\n".join(lines)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    summary = summarize(load(args.file))
+    print(json.dumps(summary, indent=2) if args.json else format_summary(args.file, summary))
+    return 0
+
+
+# --- verify --------------------------------------------------------------------------
+def manifest_entries(directory: Path) -> Optional[Dict[str, Any]]:
+    """The ``files`` of ``directory/manifest.json``; None without one; ToolError if it is unreadable."""
+    path = directory / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        files = json.loads(path.read_text())["files"]
+    except (ValueError, KeyError, TypeError, OSError) as e:
+        raise ToolError(f"{path} is unreadable or malformed ({type(e).__name__})") from None
+    if not isinstance(files, dict):
+        raise ToolError(f"{path} is malformed ('files' is not a mapping)")
+    return files
+
+
+def check_file(path: Path) -> str:
+    """``OK ...`` when ``path`` matches its manifest (if listed) and loads; raises UserError if not."""
+    listed = manifest_entries(path.parent) or {}
+    note = "sha256 matches manifest"
+    if path.name in listed:
+        try:
+            problem = CheckpointManager(path.parent, 1, 1).verify(path.name)
+        except (KeyError, TypeError):
+            problem = f"its entry in {path.parent / MANIFEST} is malformed"
+        if problem:
+            raise ToolError(problem)
+    else:
+        note = "not in manifest"
+    ckpt = load(str(path))
+    return f"epoch {ckpt.get('epoch')}, step {ckpt.get('global_step')}, {note}"
+
+
+def targets(root: Path) -> List[Path]:
+    """The checkpoints to verify: the file itself, every *.pth under a directory, and every file a
+    manifest under it lists (so a listed file that has gone is reported)."""
+    if root.is_file():
+        return [root]
+    found = set(root.rglob("*.pth"))
+    for manifest in root.rglob(MANIFEST):
+        try:
+            found.update(manifest.parent / name for name in manifest_entries(manifest.parent) or {})
+        except ToolError:
+            pass  # each file beside it is reported BAD by check_file
+    return sorted(found)
+
+
+def reason(message: str, path: Path) -> str:
+    """An error message without the file name, which the line already shows."""
+    for prefix, replacement in ((f"cannot load checkpoint {path}: ", "cannot load: "), (f"{path} is ", ""),
+                                (f"{path}: ", ""), (f"{path} ", "")):
+        if message.startswith(prefix):
+            return replacement + message[len(prefix):]
+    return message
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    root = Path(args.path)
+    if not root.exists():
+        raise ToolError(f"no such file or directory: {root}", 2)
+    paths = targets(root)
+    if not paths:
+        raise ToolError(f"no checkpoints (*.pth) under {root}", 1)
+    bad = 0
+    for path in paths:
+        try:
+            if not path.is_file():
+                raise ToolError("listed in the manifest but missing")
+            print(f"OK   {path} ({check_file(path)})")
+        except (UserError, OSError) as e:  # OSError: e.g. a file it may not read
+            bad += 1
+            print(f"BAD  {path}: {reason(str(e), path)}")
+    print(f"{len(paths)} checked: {len(paths) - bad} OK, {bad} bad")
+    return 1 if bad else 0
+
+
+# --- compare -------------------------------------------------------------------------
+def config_diff(a: Optional[Dict[str, Any]], b: Optional[Dict[str, Any]]) -> List[List[Any]]:
+    fa, fb = flatten(a or {}), flatten(b or {})
+    missing = "<absent>"
+    return [[k, fa.get(k, missing), fb.get(k, missing)] for k in sorted(set(fa) | set(fb))
+            if fa.get(k, missing) != fb.get(k, missing)]
+
+
+def relative_change(a: Dict[str, torch.Tensor], b: Dict[str, torch.Tensor],
+                    names: List[str]) -> Dict[str, Optional[float]]:
+    """Per module: ||b - a|| / ||a|| over the named floating-point tensors (None if only ||a|| is 0)."""
+    diff: Dict[str, float] = defaultdict(float)
+    norm: Dict[str, float] = defaultdict(float)
+    for name in names:
+        if not a[name].is_floating_point():
+            continue
+        x, y = a[name].double(), b[name].double()
+        diff[module_of(name)] += float((y - x).pow(2).sum())
+        norm[module_of(name)] += float(x.pow(2).sum())
+    return {m: (math.sqrt(diff[m] / norm[m]) if norm[m] else (0.0 if diff[m] == 0 else None))
+            for m in sorted(diff)}
+
+
+def by_module(names: List[str]) -> Dict[str, List[str]]:
+    grouped: Dict[str, List[str]] = defaultdict(list)
+    for name in sorted(names):
+        grouped[module_of(name)].append(name)
+    return dict(grouped)
+
+
+def comparison(a: Dict[str, Any], b: Dict[str, Any]) -> Dict[str, Any]:
+    wa, wb = weights(a), weights(b)
+    shared = [n for n in wa if n in wb and wa[n].shape == wb[n].shape]
+    sa, sb = summarize(a), summarize(b)
+    return {
+        "config_diff": config_diff(a.get("config"), b.get("config")),
+        "metrics": {k: [sa[k], sb[k]] for k in METRICS},
+        "relative_change": relative_change(wa, wb, shared),
+        "shape_differs": by_module([n for n in wa if n in wb and wa[n].shape != wb[n].shape]),
+        "only_in_a": by_module([n for n in wa if n not in wb]),
+        "only_in_b": by_module([n for n in wb if n not in wa]),
+    }
+
+
+def format_groups(title: str, groups: Dict[str, List[str]]) -> List[str]:
+    if not groups:
+        return [f"{title}: none"]
+    lines = [f"{title}:"]
+    for module, names in groups.items():
+        short = ", ".join(n[len(module) + 1:] for n in names)
+        lines.append(f"  {module:<20}{len(names)} tensors: {short}")
+    return lines
+
+
+def format_comparison(pa: str, pb: str, c: Dict[str, Any]) -> str:
+    lines = [f"A: {pa}", f"B: {pb}", "", "config differences:"]
+    width = max([len(k) for k, _, _ in c["config_diff"]] + [3])
+    lines += [f"  {k:<{width}}  A={va!r}  B={vb!r}" for k, va, vb in c["config_diff"]] or ["  none"]
+    lines += ["", "metrics:" + " " * 8 + f"{'A':>16}{'B':>16}"]
+    lines += [f"  {k:<14}{va!s:>16}{vb!s:>16}" for k, (va, vb) in c["metrics"].items()]
+    lines += ["", "relative parameter change ||B - A|| / ||A|| (parameters in both, same shape):"]
+    lines += [f"  {m:<20}{'n/a (A is zero)' if v is None else f'{v:.6g}'}"
+              for m, v in c["relative_change"].items()] or ["  none shared"]
+    lines.append("")
+    for title, key in (("shape differs", "shape_differs"), ("only in A", "only_in_a"),
+                       ("only in B", "only_in_b")):
+        lines += format_groups(title, c[key])
+    return "\n".join(lines)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    result = comparison(load(args.a), load(args.b))
+    print(json.dumps(result, indent=2) if args.json else format_comparison(args.a, args.b, result))
+    return 0
+
+
+# --- convert -------------------------------------------------------------------------
+def check_destination(old: Path, new: Path, force: bool) -> None:
+    if not old.exists():
+        raise ToolError(f"no such file: {old}", 2)
+    if new.resolve() == old.resolve() or (new.exists() and new.samefile(old)):
+        raise ToolError(f"refusing to convert {old} onto itself: give a different NEW path", 2)
+    if new.is_dir():
+        raise ToolError(f"{new} is a directory: give a file path", 2)
+    if new.exists() and not force:
+        raise ToolError(f"{new} exists: refusing to overwrite it (use --force)", 2)
+    if not new.parent.is_dir():
+        raise ToolError(f"no such directory: {new.parent}", 2)
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    old, new = Path(args.old), Path(args.new)
+    check_destination(old, new, args.force)
+    ckpt = load(args.old)
+    meta = ckpt.get("metadata") or {}
+    layout, missing = meta.pop("converted_from", None), meta.pop("missing", [])
+    if layout:  # provenance under another key: "converted_from" would make every load warn again
+        meta["converted"] = {"from_layout": layout, "missing": missing, "source": old.name}
+    ckpt["metadata"] = meta
+    atomic_write(new, lambda f: torch.save(ckpt, f))
+    load(args.new)  # the result must load as plain format v1, with weights_only=True
+    source = f"the {layout} layout" if layout else f"format version {ckpt.get('version')} (already current)"
+    print(f"converted {old} ({source}) -> {new} (format version {FORMAT_VERSION})")
+    print(f"missing: {', '.join(missing)} (a resume starts these fresh)" if missing else "missing: nothing")
+    return 0
+
+
+# --- command line --------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Inspect, verify, compare and convert "
+                                "inktrace_train checkpoints (.pth).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, run: Any, text: str, *positionals: str, flag: Optional[str] = None) -> None:
+        s = sub.add_parser(name, help=text, description=text)
+        for dest in positionals:
+            s.add_argument(dest, metavar="FILE|DIR" if dest == "path" else dest.upper())
+        if flag:
+            s.add_argument(flag, action="store_true", help={"--json": "print JSON instead of text",
+                                                            "--force": "overwrite NEW if it exists"}[flag])
+        s.set_defaults(run=run)
+
+    command("inspect", cmd_inspect, "show what a checkpoint holds", "file", flag="--json")
+    command("verify", cmd_verify, "check every checkpoint's size and SHA-256 against its manifest.json "
+            "and that it loads; exit 1 if any is bad", "path")
+    command("compare", cmd_compare, "config, metric and per-module weight differences of A and B",
+            "a", "b", flag="--json")
+    command("convert", cmd_convert, f"write an older-layout checkpoint as format version {FORMAT_VERSION}",
+            "old", "new", flag="--force")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parser().parse_args(argv)
+    # The tool reports conversions itself; the loader's warnings would repeat them.
+    logging.getLogger("inktrace_train.checkpoint").setLevel(logging.ERROR)
+    try:
+        code = args.run(args)
+    except ToolError as e:
+        fail(str(e), e.code)
+    except UserError as e:  # CheckpointError: unreadable, corrupt, not a checkpoint
+        fail(str(e), 1)
+    except BrokenPipeError:  # e.g. `inspect FILE | head`: the reader has gone, not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1)
+    except OSError as e:
+        fail(f"{e.filename}: {e.strerror}" if e.filename else str(e), 1)
+    if code:
+        raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

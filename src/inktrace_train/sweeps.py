@@ -1,0 +1,104 @@
+"""Sweep bookkeeping: one record per job, written as the job ends, and a summary table.
+
+Hydra skips its end-of-sweep callback when a job raises, so every job writes its
+own ``job.json`` and the summary is rebuilt from the job directories after each
+job: it is current even if the sweep is killed. ``python -m inktrace_train.report``
+rebuilds it for any sweep or runs directory. No torch import here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from inktrace_train.atomic import write_json, write_text
+
+JOB_RECORD = "job.json"
+COLUMNS = ("run", "overrides", "status", "metric", "best_checkpoint", "wall_time_s", "error")
+
+
+def write_job_record(job_dir: Path, record: Dict[str, Any]) -> None:
+    job_dir.mkdir(parents=True, exist_ok=True)
+    write_json(job_dir / JOB_RECORD, record)
+
+
+def read_job_record(job_dir: Path) -> Optional[Dict[str, Any]]:
+    path = job_dir / JOB_RECORD
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def run_result(run: Path) -> Dict[str, Any]:
+    """The metric and best checkpoint of a run's last stage, from its run.json."""
+    row = _from_run_json(run)
+    return {"metric": row["metric"], "best_checkpoint": row["best_checkpoint"]}
+
+
+def _overrides(run: Path) -> List[str]:
+    path = run / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return []
+    return [line[2:].strip() for line in path.read_text().splitlines() if line.startswith("- ")]
+
+
+def _from_run_json(run: Path) -> Dict[str, Any]:
+    """A row for a run without a job record (a single run, or a job killed mid-way)."""
+    state = json.loads((run / "run.json").read_text())
+    stages = [state["stages"][name] for name in state.get("pipeline", state["stages"])]
+    last = stages[-1] if stages else {}
+    statuses = {s.get("status") for s in stages}
+    status = "done" if statuses == {"done"} else "failed" if "failed" in statuses else "unfinished"
+    return {"status": status, "metric": last.get("best_metric"), "best_checkpoint": last.get("best_checkpoint"),
+            "wall_time_s": None, "error": None}
+
+
+def collect(root: Path) -> List[Dict[str, Any]]:
+    """One row per run or job under ``root`` (itself included), best metric first."""
+    rows = []
+    for marker in sorted(set(root.rglob(JOB_RECORD)) | set(root.rglob("run.json"))):
+        run = marker.parent
+        if any(r["path"] == run for r in rows):
+            continue
+        record = json.loads((run / JOB_RECORD).read_text()) if (run / JOB_RECORD).is_file() else _from_run_json(run)
+        rows.append({"path": run, "run": str(run.relative_to(root)) if run != root else ".",
+                     "overrides": " ".join(record.get("overrides") or _overrides(run)), **{
+                         k: record.get(k) for k in COLUMNS if k not in ("run", "overrides")}})
+    return sorted(rows, key=lambda r: -r["metric"] if _is_number(r["metric"]) else math.inf)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not math.isnan(x)
+
+
+def _cell(value: Any, column: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.1f}" if column == "wall_time_s" else f"{value:.4f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def write_summary(root: Path) -> Optional[str]:
+    """Write ``summary.csv`` and ``summary.md`` in ``root``; returns the markdown (None: no runs)."""
+    rows = collect(root)
+    if not rows:
+        return None
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(root / "summary.csv", buffer.getvalue())
+    # The markdown shows only the overrides that differ between runs; the CSV keeps them all.
+    common = set.intersection(*(set(r["overrides"].split()) for r in rows))
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        shown = dict(r, overrides=" ".join(o for o in r["overrides"].split() if o not in common))
+        lines.append("| " + " | ".join(_cell(shown[c], c) for c in COLUMNS) + " |")
+    done = sum(r["status"] == "done" for r in rows)
+    markdown = (f"# Summary of {root}\n\n{done} of {len(rows)} runs done, best metric first. "
+                f"Common overrides: `{' '.join(sorted(common)) or 'none'}`\n\n" + "\n".join(lines) + "\n")
+    write_text(root / "summary.md", markdown)
+    return markdown

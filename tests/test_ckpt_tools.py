@@ -1,0 +1,189 @@
+"""``python -m inktrace_train.ckpt``: inspect, verify, compare, convert, on files of a real run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import run_cli
+from inktrace_train.checkpoint import load_checkpoint
+
+RUN_ARGS = ["stage=all", "model=tiny", "data=synthetic", "training.epochs=1", "data.train_samples=64",
+            "data.val_samples=32", "training.batch_size=32", "data.num_workers=0"]
+
+
+def ckpt_tool(*args, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "inktrace_train.ckpt", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """One real two-stage run (structural, then dense), shared by the tests of this module."""
+    base = tmp_path_factory.mktemp("ckpt_tools")
+    run = base / "run"
+    proc = run_cli([*RUN_ARGS, f"hydra.run.dir={run}"], cwd=base)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return run
+
+
+def best(run: Path, stage: str) -> Path:
+    return run / "checkpoints" / stage / "checkpoint_best.pth"
+
+
+def test_inspect_matches_the_file(run_dir):
+    path = best(run_dir, "dense")
+    raw = torch.load(path, weights_only=True)
+    proc = ckpt_tool("inspect", "--json", path, cwd=run_dir)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    for key in ("version", "epoch", "step_in_epoch", "global_step", "metric", "best_metric", "timestamp"):
+        assert info[key] == raw[key], key
+    for key in ("stage", "run_id", "torch_version", "git_commit"):
+        assert info[key] == raw["metadata"][key], key
+    assert info["converted_from"] is None
+    assert info["parameters"] == sum(v.numel() for v in raw["model_state_dict"].values())
+    assert info["parameters_by_module"]["heads.keypoints"] == sum(
+        v.numel() for k, v in raw["model_state_dict"].items() if k.startswith("heads.keypoints."))
+    assert info["optimizer_state"] and info["scheduler_state"] and not info["scaler_state"]
+    assert info["config"]["model.full_heads"] is True and info["config"]["data.source"] == "synthetic"
+    assert info["config"]["training.lr"] == raw["config"]["training"]["lr"]
+
+    text = ckpt_tool("inspect", path, cwd=run_dir)
+    assert text.returncode == 0 and text.stderr == ""
+    for line in ("stage:         dense", f"global_step:   {raw['global_step']}", "optimizer:     present",
+                 f"git_commit:    {raw['metadata']['git_commit']}", "model.full_heads"):
+        assert line in text.stdout, line
+
+
+def test_verify_a_good_run(run_dir):
+    proc = ckpt_tool("verify", run_dir, cwd=run_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert sum(line.startswith("OK ") for line in lines) == 4 and "BAD " not in proc.stdout
+    assert all("sha256 matches manifest" in line for line in lines if line.startswith("OK "))
+
+
+def test_verify_finds_each_bad_file(run_dir, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir / "checkpoints", copy / "checkpoints")
+    flipped = copy / "checkpoints/structural/checkpoint_latest.pth"
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 16] = bytes(b ^ 0xFF for b in data[len(data) // 2: len(data) // 2 + 16])
+    flipped.write_bytes(bytes(data))
+    truncated = copy / "checkpoints/dense/checkpoint_best.pth"
+    truncated.write_bytes(truncated.read_bytes()[:1000])
+    stray = copy / "extra.pth"  # not in any manifest: loaded anyway
+    shutil.copy(best(run_dir, "dense"), stray)
+
+    proc = ckpt_tool("verify", copy, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert f"BAD  {flipped}: corrupt (SHA-256 differs from the manifest)" in out
+    assert f"BAD  {truncated}: truncated or corrupt (size 1000" in out
+    assert f"OK   {stray} (" in out and "not in manifest" in out
+    assert "5 checked: 3 OK, 2 bad" in out
+
+    one = ckpt_tool("verify", flipped, cwd=tmp_path)
+    assert one.returncode == 1 and f"BAD  {flipped}" in one.stdout
+
+
+def test_compare_stages(run_dir):
+    a, b = best(run_dir, "structural"), best(run_dir, "dense")
+    proc = ckpt_tool("compare", "--json", a, b, cwd=run_dir)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    diffs = {key: (va, vb) for key, va, vb in result["config_diff"]}
+    assert diffs["model.full_heads"] == (False, True) and diffs["stage.name"] == ("structural", "dense")
+    raw_a, raw_b = (torch.load(p, weights_only=True)["config"]["training"]["lr"] for p in (a, b))
+    assert diffs["training.lr"] == (raw_a, raw_b) and "model.embed_dim" not in diffs
+    assert set(result["only_in_b"]) == {"heads.keypoints", "heads.width", "heads.offset"}
+    assert result["only_in_a"] == {} and result["shape_differs"] == {}
+    assert {"stem", "encoder", "decoder", "heads.skeleton"} <= set(result["relative_change"])
+    assert result["metrics"]["stage"] == ["structural", "dense"]
+
+    text = ckpt_tool("compare", a, b, cwd=run_dir).stdout
+    only_b = text.split("only in B:")[1]
+    assert "heads.keypoints" in only_b and "model.full_heads" in text and "training.lr" in text
+
+
+def test_compare_with_itself_is_zero(run_dir):
+    path = best(run_dir, "dense")
+    result = json.loads(ckpt_tool("compare", "--json", path, path, cwd=run_dir).stdout)
+    assert result["config_diff"] == [] and result["only_in_a"] == {} and result["only_in_b"] == {}
+    assert result["relative_change"] and all(v == 0 for v in result["relative_change"].values())
+
+
+def _old_files(directory: Path):
+    from inktrace_train.model import InkTraceModel
+    model = InkTraceModel(embed_dim=32, num_layers=1, num_heads=2, mlp_ratio=4.0, dropout=0.0,
+                          stem_channels=[8, 16, 32], decoder_channels=[32, 16, 8], full_heads=False)
+    sd = model.state_dict()
+    files = {
+        "bare": sd,
+        "model-dict": {"model": sd, "optimizer": torch.optim.AdamW(model.parameters()).state_dict(), "epoch": 0},
+        "flat": {"model_state_dict": sd, "embed_dim": 32, "num_layers": 1, "lr": 2e-3, "epoch": 0},
+    }
+    for name, obj in files.items():
+        torch.save(obj, directory / f"{name}.pth")
+    return sd
+
+
+@pytest.mark.parametrize("layout,missing", [
+    ("bare", "optimizer_state_dict, scheduler_state_dict, epoch, global_step, config"),
+    ("model-dict", "scheduler_state_dict, global_step, config"),
+    ("flat", "optimizer_state_dict, scheduler_state_dict, global_step"),
+])
+def test_convert_older_layouts(tmp_path, layout, missing):
+    sd = _old_files(tmp_path)
+    proc = ckpt_tool("convert", f"{layout}.pth", "new.pth", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"({layout} layout)" in proc.stdout.replace("the ", "") and f"missing: {missing}" in proc.stdout
+    new = torch.load(tmp_path / "new.pth", weights_only=True)
+    assert new["version"] == 1 and "converted_from" not in new["metadata"]
+    assert new["model_state_dict"].keys() == sd.keys()
+    assert all(torch.equal(new["model_state_dict"][k], v) for k, v in sd.items())
+    assert (new["optimizer_state_dict"] is not None) == (layout == "model-dict")
+    if layout == "flat":
+        assert new["config"]["model"]["embed_dim"] == 32 and new["config"]["training"]["lr"] == 2e-3
+    assert new["metadata"]["converted"] == {"from_layout": layout, "missing": missing.split(", "),
+                                            "source": f"{layout}.pth"}
+    assert load_checkpoint(tmp_path / "new.pth")["metadata"].get("converted_from") is None  # v1: no conversion
+    info = json.loads(ckpt_tool("inspect", "--json", "new.pth", cwd=tmp_path).stdout)
+    assert info["version"] == 1 and info["converted_from"] is None and info["converted"]["from_layout"] == layout
+
+
+def test_convert_refuses_to_overwrite(tmp_path):
+    _old_files(tmp_path)
+    (tmp_path / "taken.pth").write_bytes(b"keep me")
+    proc = ckpt_tool("convert", "bare.pth", "taken.pth", cwd=tmp_path)
+    assert proc.returncode == 2 and "--force" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert (tmp_path / "taken.pth").read_bytes() == b"keep me"
+    same = ckpt_tool("convert", "bare.pth", "./bare.pth", "--force", cwd=tmp_path)
+    assert same.returncode == 2 and "onto itself" in same.stderr
+    forced = ckpt_tool("convert", "bare.pth", "taken.pth", "--force", cwd=tmp_path)
+    assert forced.returncode == 0 and torch.load(tmp_path / "taken.pth", weights_only=True)["version"] == 1
+
+
+@pytest.mark.parametrize("args", [("inspect", "nope.pth"), ("verify", "nope"), ("compare", "nope.pth", "nope.pth"),
+                                  ("convert", "nope.pth", "out.pth")])
+def test_missing_path_is_one_line(tmp_path, args):
+    proc = ckpt_tool(*args, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    missing = "no such file or directory: nope" if args[0] == "verify" else "no such file: nope.pth"
+    assert proc.stderr.splitlines() == [f"inktrace-ckpt: error: {missing}"]
+
+
+def test_not_a_checkpoint_is_one_line(tmp_path):
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint at all")
+    torch.save([1, 2, 3], tmp_path / "list.pth")
+    for name in ("junk.pth", "list.pth"):
+        proc = ckpt_tool("inspect", name, cwd=tmp_path)
+        assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1 and name in proc.stderr
+        assert "Traceback" not in proc.stderr

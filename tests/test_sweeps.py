@@ -1,0 +1,135 @@
+"""Experiments, sweeps, sweep summaries and sweep resume, as documented commands."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from conftest import run_cli
+from inktrace_train.compose import config_dir, register, to_config
+
+register()
+SMALL = ["model=tiny", "data=synthetic", "training.epochs=1", "data.train_samples=32", "data.val_samples=16",
+         "training.batch_size=16", "data.num_workers=0"]
+
+
+def composed(overrides, extra_dir=None):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return to_config(compose("config", overrides=overrides))
+
+
+def rows(sweep: Path) -> list:
+    with open(sweep / "summary.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_precedence_schema_group_stage_experiment_command_line():
+    assert composed(["stage=structural", "experiment=baseline"]).data.train_samples == 4096  # schema
+    assert composed(["data=synthetic"]).data.train_samples == 2048  # group yaml beats schema
+    assert composed([]).training.epochs == 30  # stage beats schema (50)
+    assert composed(["experiment=long_train"]).training.epochs == 90  # experiment beats stage
+    assert composed(["experiment=long_train", "training.epochs=7"]).training.epochs == 7  # command line wins
+    assert composed(["model=tiny", "experiment=large_model"]).model.embed_dim == 256  # experiment beats group
+
+
+def test_every_shipped_experiment_and_what_it_builds_on():
+    large = composed(["experiment=large_model"])
+    assert (large.model.embed_dim, large.model.num_layers, large.model.num_heads) == (256, 6, 8)
+    assert composed(["experiment=high_lr"]).training.lr == 3e-3
+    ablation = composed(["experiment=ablation_no_pretrain"])
+    assert ablation.stage.name == "dense" and ablation.stage.init_from is None and ablation.model.full_heads
+
+
+def test_experiment_trains(workdir):
+    proc = run_cli(["experiment=high_lr", *SMALL, "hydra.run.dir=run"], cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    cfg = OmegaConf.load(workdir / "run/config.yaml")
+    assert (cfg.training.lr, cfg.training.warmup_epochs) == (3e-3, 2.0)
+    assert (workdir / "run/checkpoints/structural/checkpoint_best.pth").is_file()
+
+
+def test_users_own_experiment_folder_builds_on_a_shipped_one(workdir):
+    mine = workdir / "my_exps" / "experiment"
+    mine.mkdir(parents=True)
+    (mine / "mine.yaml").write_text("# @package _global_\ndefaults:\n  - large_model\ntraining:\n  lr: 0.0042\n")
+    out = run_cli(["--config-dir", str(workdir / "my_exps"), "experiment=mine", "--cfg", "job"], cwd=workdir).stdout
+    cfg = OmegaConf.create(out)
+    assert (cfg.training.lr, cfg.model.embed_dim) == (0.0042, 256)
+
+
+def test_multirun_three_jobs_summary_and_job_resume(workdir):
+    proc = run_cli(["-m", "training.lr=1e-3,5e-4,1e-4", *SMALL, "hydra.sweep.dir=sweep"], cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    sweep = workdir / "sweep"
+    for job, lr in enumerate((1e-3, 5e-4, 1e-4)):
+        assert OmegaConf.load(sweep / f"{job}/config.yaml").training.lr == lr
+        assert (sweep / f"{job}/checkpoints/structural/checkpoint_best.pth").is_file()
+    table = rows(sweep)
+    assert len(table) == 3 and {r["status"] for r in table} == {"done"}
+    metrics = [float(r["metric"]) for r in table]
+    assert metrics == sorted(metrics, reverse=True)
+    assert "training.lr=0.0005" in (sweep / "summary.md").read_text()
+    again = run_cli(["+resume=sweep/1"], cwd=workdir)  # each job is a run of its own
+    assert again.returncode == 0 and "already finished" in again.stdout
+
+
+def test_a_failing_job_is_recorded_and_the_others_finish(workdir):
+    proc = run_cli(["-m", "training.lr=1e-3,-1,5e-4", *SMALL, "hydra.sweep.dir=sweep"], cwd=workdir)
+    assert proc.returncode == 1 and "1 of 3 sweep jobs failed" in proc.stderr
+    table = {r["run"]: r for r in rows(workdir / "sweep")}
+    assert table["1"]["status"] == "failed" and "training.lr=-1.0 is out of range" in table["1"]["error"]
+    assert table["0"]["status"] == table["2"]["status"] == "done"
+    assert "failed" in (workdir / "sweep/summary.md").read_text()
+
+
+def test_sweep_preset_killed_and_resumed_skips_finished_jobs(workdir):
+    args = ["sweep=lr", *SMALL, "training.epochs=2", "hydra.sweep.dir=sw"]
+    proc = subprocess.Popen([sys.executable, "-m", "inktrace_train", *args], cwd=workdir,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (workdir / "sw/1/checkpoints/structural/checkpoint_latest.pth").exists() and time.time() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert json.loads((workdir / "sw/0/job.json").read_text())["status"] == "done"
+    assert not (workdir / "sw/2/job.json").exists()
+    original = (workdir / "sw/1/.hydra/overrides.yaml").read_text()
+
+    resumed = run_cli(args + ["+resume=sw"], cwd=workdir)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "job 0 is done" in resumed.stdout
+    table = rows(workdir / "sw")
+    assert len(table) == 3 and {r["status"] for r in table} == {"done"}
+    assert json.loads((workdir / "sw/1/run.json").read_text())["resumes"], "job 1 was resumed, not restarted"
+    assert (workdir / "sw/1/.hydra/overrides.yaml").read_text() == original
+    assert list((workdir / "sw/1/.hydra").glob("resume-*/overrides.yaml"))
+
+
+def test_report_rebuilds_the_summary(workdir):
+    for name in ("a", "b"):
+        assert run_cli([*SMALL, f"hydra.run.dir=runs/{name}"], cwd=workdir).returncode == 0
+    proc = run_cli(["runs"], cwd=workdir, module="inktrace_train.report")
+    assert proc.returncode == 0 and "2 of 2 runs done" in proc.stdout
+    assert {r["run"] for r in rows(workdir / "runs")} == {"a", "b"}
+    missing = run_cli(["nowhere"], cwd=workdir, module="inktrace_train.report")
+    assert missing.returncode == 2 and "report: no such directory: nowhere" in missing.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None,
+                    reason='the optuna extra is not installed (pip install -e ".[sweep]")')
+def test_optuna_preset_runs_three_trials(workdir):
+    proc = run_cli(["sweep=optuna", "hydra.sweeper.n_trials=3", *SMALL, "hydra.sweep.dir=opt"], cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(rows(workdir / "opt")) == 3
+    assert "best_value" in (workdir / "opt/optimization_results.yaml").read_text()
