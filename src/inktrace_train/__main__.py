@@ -103,6 +103,8 @@ def main() -> None:
     try:
         check_overrides(argv)
         args = command_line(argv)
+        if args.multirun and (args.cfg or args.info):
+            raise UserError("--cfg and --info print one composed config: drop -m/--multirun to use them")
         if args.resume is not None and not (args.help or args.cfg or args.info):
             if not (args.multirun or (Path(args.resume) / "multirun.yaml").is_file()):
                 _resume(args.resume, args.overrides)
