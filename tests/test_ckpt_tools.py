@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_cli
+from conftest import run_cli, write_old_checkpoints
 from inktrace_train.checkpoint import load_checkpoint
 
 RUN_ARGS = ["stage=all", "model=tiny", "data=synthetic", "training.epochs=1", "data.train_samples=64",
@@ -120,28 +120,13 @@ def test_compare_with_itself_is_zero(run_dir):
     assert result["relative_change"] and all(v == 0 for v in result["relative_change"].values())
 
 
-def _old_files(directory: Path):
-    from inktrace_train.model import InkTraceModel
-    model = InkTraceModel(embed_dim=32, num_layers=1, num_heads=2, mlp_ratio=4.0, dropout=0.0,
-                          stem_channels=[8, 16, 32], decoder_channels=[32, 16, 8], full_heads=False)
-    sd = model.state_dict()
-    files = {
-        "bare": sd,
-        "model-dict": {"model": sd, "optimizer": torch.optim.AdamW(model.parameters()).state_dict(), "epoch": 0},
-        "flat": {"model_state_dict": sd, "embed_dim": 32, "num_layers": 1, "lr": 2e-3, "epoch": 0},
-    }
-    for name, obj in files.items():
-        torch.save(obj, directory / f"{name}.pth")
-    return sd
-
-
 @pytest.mark.parametrize("layout,missing", [
     ("bare", "optimizer_state_dict, scheduler_state_dict, epoch, global_step, config"),
     ("model-dict", "scheduler_state_dict, global_step, config"),
     ("flat", "optimizer_state_dict, scheduler_state_dict, global_step"),
 ])
 def test_convert_older_layouts(tmp_path, layout, missing):
-    sd = _old_files(tmp_path)
+    sd = write_old_checkpoints(tmp_path)["bare"]
     proc = ckpt_tool("convert", f"{layout}.pth", "new.pth", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert f"({layout} layout)" in proc.stdout.replace("the ", "") and f"missing: {missing}" in proc.stdout
@@ -160,7 +145,7 @@ def test_convert_older_layouts(tmp_path, layout, missing):
 
 
 def test_convert_refuses_to_overwrite(tmp_path):
-    _old_files(tmp_path)
+    write_old_checkpoints(tmp_path)
     (tmp_path / "taken.pth").write_bytes(b"keep me")
     proc = ckpt_tool("convert", "bare.pth", "taken.pth", cwd=tmp_path)
     assert proc.returncode == 2 and "--force" in proc.stderr and len(proc.stderr.splitlines()) == 1

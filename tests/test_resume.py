@@ -15,7 +15,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import run_cli
+from conftest import run_cli, write_old_checkpoints
 
 # 3 epochs of 4 steps; every step logged so the loss sequence is compared step by step.
 RUN = ["model=tiny", "data=synthetic", "training.epochs=3", "data.train_samples=128", "data.val_samples=32",
@@ -137,22 +137,6 @@ def test_resume_path_with_spaces_commas_and_equals(finished_run, tmp_path):
     assert torch.load(odd / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)["epoch"] == 2
 
 
-def _old_files(tmp_path):
-    from inktrace_train.model import InkTraceModel
-    model = InkTraceModel(embed_dim=32, num_layers=1, num_heads=2, mlp_ratio=4.0, dropout=0.0,
-                          stem_channels=[8, 16, 32], decoder_channels=[32, 16, 8], full_heads=False)
-    opt = torch.optim.AdamW(model.parameters())
-    sd = model.state_dict()
-    files = {
-        "bare": sd,
-        "model-dict": {"model": sd, "optimizer": opt.state_dict(), "epoch": 0},
-        "flat": {"model_state_dict": sd, "embed_dim": 32, "num_layers": 1, "lr": 2e-3, "epoch": 0},
-    }
-    for name, obj in files.items():
-        torch.save(obj, tmp_path / f"{name}.pth")
-    return files
-
-
 @pytest.mark.parametrize("layout,missing", [
     ("bare", "optimizer_state_dict, scheduler_state_dict, epoch, global_step, config"),
     ("model-dict", "scheduler_state_dict, global_step, config"),
@@ -160,7 +144,7 @@ def _old_files(tmp_path):
 ])
 def test_older_layouts_load_and_resume(tmp_path, layout, missing):
     from inktrace_train.checkpoint import load_checkpoint
-    files = _old_files(tmp_path)
+    files = write_old_checkpoints(tmp_path)
     ckpt = load_checkpoint(tmp_path / f"{layout}.pth")
     assert ckpt["version"] == 1 and ckpt["metadata"]["converted_from"] == layout
     assert ckpt["metadata"]["missing"] == missing.split(", ")
