@@ -114,39 +114,44 @@ def build_scheduler(cfg: Config, optimizer: torch.optim.Optimizer, steps_per_epo
                          final_lr_ratio=t.final_lr_ratio, restart=restart)
 
 
-def build_trainer(cfg: Config, run: RunDir, device: torch.device,
-                  checkpoint: Optional[Dict[str, Any]] = None) -> Trainer:
-    """Every object of a stage, fresh or (with ``checkpoint``) restored to continue exactly."""
-    t, stage = cfg.training, cfg.stage.name
-    torch.manual_seed(t.seed)  # model initialisation
+def build_model(cfg: Config, run: RunDir, fresh: bool) -> InkTraceModel:
+    """The stage's model: seeded init, then ``stage.init_from`` weights for a fresh stage."""
+    stage = cfg.stage.name
+    torch.manual_seed(cfg.training.seed)
     model = InkTraceModel(**asdict(cfg.model))
-    if checkpoint is not None:
-        pass  # weights, optimizer and schedule come from the checkpoint below
-    elif cfg.stage.init_from:
+    if not fresh:
+        return model  # a resumed stage takes its weights from the checkpoint
+    if cfg.stage.init_from:
         report = init_from(model, cfg.stage.init_from, stage, asdict(cfg.model), cfg.data.img_size,
                            cfg.stage.allow_shape_mismatch)
         (run.path / f"init_report_{stage}.txt").write_text(report + "\n")
     elif stage != "structural":
         log.warning("stage %s starts from scratch: pass stage.init_from=PATH (a structural checkpoint "
                     "file or a run directory) to start from structural weights", stage)
-    model.to(device)
+    return model
+
+
+def build_trainer(cfg: Config, run: RunDir, device: torch.device,
+                  checkpoint: Optional[Dict[str, Any]] = None) -> Trainer:
+    """Every object of a stage, fresh or (with ``checkpoint``) restored to continue exactly."""
+    t, stage = cfg.training, cfg.stage.name
+    model = build_model(cfg, run, fresh=checkpoint is None).to(device)
     train_loader, val_loader = build_loaders(cfg, device)
     optimizer = torch.optim.AdamW(parameter_groups(model, t.weight_decay), lr=t.lr)
     scheduler = build_scheduler(cfg, optimizer, math.ceil(len(train_loader) / t.grad_accum_steps), checkpoint)
-    extra = {"config": config_to_dict(cfg),
-             "metadata": {"stage": stage, "run_id": run.run_id, "config_version": CONFIG_VERSION,
-                          "torch_version": str(torch.__version__),
-                          "git_commit": git_state(Path(__file__).resolve().parent)["commit"]}}
-    loss_fn = StructureLoss(**asdict(t.loss_weights), full_heads=cfg.model.full_heads)
+    metadata = {"stage": stage, "run_id": run.run_id, "config_version": CONFIG_VERSION,
+                "torch_version": str(torch.__version__),
+                "git_commit": git_state(Path(__file__).resolve().parent)["commit"]}
     purge_step = None if checkpoint is None else (checkpoint.get("global_step") or 0) + 1  # drop replays
-    trainer = Trainer(model, loss_fn, optimizer, scheduler, train_loader, val_loader, ValidationMetrics,
-                   lambda m: best_metric(stage, m),
-                   CheckpointManager(run.checkpoint_dir(stage), t.keep_last_n, t.save_interval),
-                   RunLogger(run.tb_dir(stage), stage, purge_step=purge_step), extra, device=device, epochs=t.epochs,
-                   grad_accum_steps=t.grad_accum_steps, grad_clip=t.grad_clip,
-                   log_every_n_steps=t.log_every_n_steps, save_every_n_steps=t.save_every_n_steps,
-                   mask_ratio=t.mask_ratio,
-                   amp_dtype=pick_amp_dtype(t.precision, device))
+    trainer = Trainer(
+        model, StructureLoss(**asdict(t.loss_weights), full_heads=cfg.model.full_heads), optimizer, scheduler,
+        train_loader, val_loader, ValidationMetrics, lambda m: best_metric(stage, m),
+        CheckpointManager(run.checkpoint_dir(stage), t.keep_last_n, t.save_interval),
+        RunLogger(run.tb_dir(stage), stage, purge_step=purge_step),
+        {"config": config_to_dict(cfg), "metadata": metadata},
+        device=device, epochs=t.epochs, grad_accum_steps=t.grad_accum_steps, grad_clip=t.grad_clip,
+        log_every_n_steps=t.log_every_n_steps, save_every_n_steps=t.save_every_n_steps,
+        mask_ratio=t.mask_ratio, amp_dtype=pick_amp_dtype(t.precision, device))
     if checkpoint is not None:
         trainer.load_checkpoint(checkpoint)
     return trainer
