@@ -95,6 +95,7 @@ def test_resume_meant_as_init_is_caught(pipeline_run, tmp_path):
     assert f"use stage=dense stage.init_from={structural_only}" in proc.stderr
 
 
+@pytest.mark.slow
 def test_pipeline_killed_in_dense_resumes_to_identical_weights(tmp_path):
     args = PIPE + ["training.save_every_n_steps=1"]
     assert run_cli(args + ["hydra.run.dir=full"], cwd=tmp_path).returncode == 0

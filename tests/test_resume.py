@@ -48,7 +48,11 @@ def kill_when(args: list, cwd: Path, run_dir: Path, min_step: int, stage: str = 
     proc.wait()
 
 
-@pytest.mark.parametrize("workers,mid_epoch", [(0, False), (0, True), (2, True)])
+@pytest.mark.parametrize("workers,mid_epoch", [
+    (0, False),
+    pytest.param(0, True, marks=pytest.mark.slow),
+    pytest.param(2, True, marks=pytest.mark.slow),
+])
 def test_killed_and_resumed_run_matches_the_uninterrupted_run(workdir, workers, mid_epoch):
     args = RUN + [f"data.num_workers={workers}"]
     if mid_epoch:

@@ -126,6 +126,7 @@ def test_report_rebuilds_the_summary(workdir):
     assert missing.returncode == 2 and "report: no such directory: nowhere" in missing.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None,
                     reason='the optuna extra is not installed (pip install -e ".[sweep]")')
 def test_optuna_preset_runs_three_trials(workdir):
