@@ -13,7 +13,6 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from conftest import REPO, run_cli
-from inktrace_train import config as config_module
 from inktrace_train.compose import config_dir, register, to_config
 from inktrace_train.config import Config, ConfigError, nearest_key, schema_keys
 

@@ -20,7 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from inktrace_train.config import (Config, ConfigError, dict_keys, is_known, schema_keys, to_config,
+from inktrace_train.config import (Config, ConfigError, is_known, schema_keys, to_config,
                                    unknown_key_message)
 
 GROUPS = ("model", "stage", "training", "data", "experiment", "sweep")
