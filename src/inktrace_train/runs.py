@@ -9,6 +9,7 @@ writes here.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import platform
 import shutil
@@ -32,8 +33,10 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
+@functools.lru_cache(maxsize=None)
 def git_state(directory: Path) -> Dict[str, Any]:
-    """Commit and dirty flag of the git checkout holding ``directory``, if any."""
+    """Commit and dirty flag of the git checkout holding ``directory``, if any. Cached: two
+    git subprocesses per call, asked for by env.json and by every stage's checkpoint metadata."""
     def git(*args: str) -> Optional[str]:
         try:
             out = subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=10)
