@@ -1,20 +1,45 @@
-"""Shared helpers: run the documented command as a user would, in a scratch directory."""
+"""Shared helpers: the tiny run's overrides, the documented command run as a user would in a
+scratch directory, and a run killed at a chosen point."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import List
+from typing import Callable, List
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-# The smallest real run: tiny model, synthetic strokes, one short epoch.
+# The smallest real run: tiny model, synthetic strokes, one epoch of 2 steps, no worker processes.
 TINY = ["model=tiny", "data=synthetic", "training.epochs=1", "data.train_samples=64",
-        "data.val_samples=32", "training.batch_size=16", "data.num_workers=0"]
+        "data.val_samples=32", "training.batch_size=32", "data.num_workers=0"]
+
+
+def has_optuna_sweeper() -> bool:
+    """Whether the ``sweep`` extra is installed (find_spec of a submodule raises without its parent)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+needs_optuna = pytest.mark.skipif(not has_optuna_sweeper(),
+                                  reason='the sweep extra is not installed (pip install -e ".[sweep]")')
+
+
+def tiny(*changes: str) -> List[str]:
+    """TINY with ``changes`` (``"training.epochs=3"``, ``"stage=all"``): one replaces the entry
+    with the same key, the others are appended."""
+    keys = {c.split("=", 1)[0] for c in changes}
+    return [o for o in TINY if o.split("=", 1)[0] not in keys] + list(changes)
 
 
 def run_cli(args: List[str], cwd: Path, module: str = "inktrace_train", timeout: float = 300,
@@ -51,3 +76,29 @@ def write_old_checkpoints(directory: Path) -> dict:
     for name, obj in files.items():
         torch.save(obj, directory / f"{name}.pth")
     return files
+
+
+def latest_step(run_dir: Path, stage: str = "structural") -> tuple[int, int]:
+    """(global step, epoch) of the stage's checkpoint_latest.pth per its manifest; (-1, -1) before one."""
+    manifest = run_dir / f"checkpoints/{stage}/manifest.json"
+    try:
+        entry = json.loads(manifest.read_text())["files"]["checkpoint_latest.pth"]
+    except (OSError, ValueError, KeyError):
+        return -1, -1
+    return entry["global_step"], entry["epoch"]
+
+
+def kill_when(args: List[str], cwd: Path, ready: Callable[[], bool], timeout: float = 240) -> None:
+    """Start ``python -m inktrace_train ARGS`` in ``cwd`` and SIGKILL it as soon as ``ready()``."""
+    proc = subprocess.Popen([sys.executable, "-m", "inktrace_train", *args], cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not ready() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def kill_at_step(args: List[str], cwd: Path, run_dir: Path, min_step: int, stage: str = "structural") -> None:
+    """A run into ``run_dir``, killed once the stage's latest checkpoint reaches ``min_step``."""
+    kill_when([*args, f"hydra.run.dir={run_dir}"], cwd, lambda: latest_step(cwd / run_dir, stage)[0] >= min_step)

@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from inktrace_train import checkpoint as ckpt_module
-from inktrace_train.checkpoint import (BEST, LATEST, CheckpointError, CheckpointManager, load_checkpoint,
-                                       periodic_name)
+from inktrace_train.checkpoint import Checkpoint, CheckpointError, CheckpointManager, load_checkpoint
+from inktrace_train.runs import BEST, LATEST, periodic_name
 
 
-def state(epoch: int, metric: float, step_in_epoch: int = 0) -> dict:
-    return {"version": 1, "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": epoch * 10,
-            "metric": metric, "model_state_dict": {"w": torch.full((3,), float(epoch))}}
+def state(epoch: int, metric: float, step_in_epoch: int = 0) -> Checkpoint:
+    return Checkpoint.from_dict({"version": 1, "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": epoch * 10,
+            "metric": metric, "model_state_dict": {"w": torch.full((3,), float(epoch))}})
 
 
 def test_files_manifest_and_weights_only_load(tmp_path):
@@ -47,7 +47,7 @@ def test_crash_between_temp_write_and_replace_keeps_previous_latest(tmp_path, mo
     monkeypatch.undo()
     reopened = CheckpointManager(tmp_path, keep_last_n=3, save_interval=100)
     assert reopened.verify(LATEST) is None  # the manifest still accepts the old file
-    assert reopened.load_newest_valid()["epoch"] == 1
+    assert reopened.load_newest_valid().epoch == 1
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -63,8 +63,8 @@ def test_rotation_never_deletes_best_or_latest_across_resumes(tmp_path, seed):
         is_best = best is None or metric > best
         best = metric if is_best else best
         m.save(state(epoch, metric), is_best=is_best)
-        assert load_checkpoint(tmp_path / LATEST)["epoch"] == epoch
-        assert load_checkpoint(tmp_path / BEST)["metric"] == best
+        assert load_checkpoint(tmp_path / LATEST).epoch == epoch
+        assert load_checkpoint(tmp_path / BEST).metric == best
         expected = [periodic_name(e) for e in range(1, epoch + 1) if e % interval == 0][-keep:]
         assert sorted(p.name for p in tmp_path.glob("checkpoint_epoch_*.pth")) == expected
 
@@ -78,7 +78,7 @@ def test_corrupt_latest_falls_back_with_a_warning(tmp_path, caplog):
     (tmp_path / LATEST).write_bytes(bytes(data))
     with caplog.at_level(logging.WARNING):
         restored = CheckpointManager(tmp_path, keep_last_n=3, save_interval=1).load_newest_valid()
-    assert restored["epoch"] == 2 and restored["global_step"] == 20  # checkpoint_epoch_0002.pth
+    assert restored.epoch == 2 and restored.global_step == 20  # checkpoint_epoch_0002.pth
     assert "checkpoint_latest.pth is corrupt" in caplog.text
 
 

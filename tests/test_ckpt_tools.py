@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_cli, write_old_checkpoints
+from conftest import run_cli, tiny, write_old_checkpoints
 from inktrace_train.checkpoint import load_checkpoint
 
-RUN_ARGS = ["stage=all", "model=tiny", "data=synthetic", "training.epochs=1", "data.train_samples=64",
-            "data.val_samples=32", "training.batch_size=32", "data.num_workers=0"]
+RUN_ARGS = tiny("stage=all")
 
 
 def ckpt_tool(*args, cwd: Path) -> subprocess.CompletedProcess:
@@ -139,7 +138,7 @@ def test_convert_older_layouts(tmp_path, layout, missing):
         assert new["config"]["model"]["embed_dim"] == 32 and new["config"]["training"]["lr"] == 2e-3
     assert new["metadata"]["converted"] == {"from_layout": layout, "missing": missing.split(", "),
                                             "source": f"{layout}.pth"}
-    assert load_checkpoint(tmp_path / "new.pth")["metadata"].get("converted_from") is None  # v1: no conversion
+    assert load_checkpoint(tmp_path / "new.pth").metadata.get("converted_from") is None  # v1: no conversion
     info = json.loads(ckpt_tool("inspect", "--json", "new.pth", cwd=tmp_path).stdout)
     assert info["version"] == 1 and info["converted_from"] is None and info["converted"]["from_layout"] == layout
 
@@ -161,7 +160,8 @@ def test_convert_refuses_to_overwrite(tmp_path):
 def test_missing_path_is_one_line(tmp_path, args):
     proc = ckpt_tool(*args, cwd=tmp_path)
     assert proc.returncode == 2 and proc.stdout == ""
-    missing = "no such file or directory: nope" if args[0] == "verify" else "no such file: nope.pth"
+    missing = {"verify": "no such file or directory: nope", "convert": "no such file: nope.pth"}.get(
+        args[0], "no such file or directory: nope.pth")
     assert proc.stderr.splitlines() == [f"inktrace-ckpt: error: {missing}"]
 
 

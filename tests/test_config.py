@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from conftest import REPO, run_cli
-from inktrace_train.compose import config_dir, register, to_config
+from conftest import REPO, needs_optuna, run_cli
+from inktrace_train.compose import config_dir, register
+from inktrace_train.config import to_config
 from inktrace_train.config import Config, ConfigError, nearest_key, schema_keys
 
 register()
@@ -30,7 +31,13 @@ def group_options():
     return [(g, p.stem) for g in GROUPS for p in sorted((conf / g).glob("*.yaml"))]
 
 
-@pytest.mark.parametrize("group,option", group_options())
+def group_params():
+    """Every option; sweep=optuna needs the sweep extra (Hydra's Optuna sweeper)."""
+    return [pytest.param(g, o, marks=needs_optuna) if (g, o) == ("sweep", "optuna") else (g, o)
+            for g, o in group_options()]
+
+
+@pytest.mark.parametrize("group,option", group_params())
 def test_every_yaml_composes_and_validates(group, option):
     cfg = to_config(compose_config([f"{group}={option}"]))
     assert isinstance(cfg, Config)
@@ -96,7 +103,8 @@ def test_validation_errors(workdir, args, expected):
 
 
 def test_validation_does_not_import_torch():
-    code = ("import sys; from inktrace_train.compose import register, to_config, config_dir; register()\n"
+    code = ("import sys; from inktrace_train.compose import register, config_dir; register()\n"
+            "from inktrace_train.config import to_config\n"
             "from hydra import compose, initialize_config_dir\n"
             "with initialize_config_dir(config_dir=config_dir(), version_base='1.3'):\n"
             "    cfg = compose('config', overrides=['training.lr=-1'])\n"

@@ -11,8 +11,8 @@ from inktrace_train.legacy import translate
 @pytest.mark.parametrize("script,flags,expected", [
     ("train_structural", [], ["stage=structural"]),
     ("train_dense", [], ["stage=dense"]),
-    ("train_structural", ["--stage", "2"], ["stage=dense"]),
-    ("train_dense", ["--stage", "1"], ["stage=structural"]),
+    ("train_structural", ["--stage", "1"], ["stage=structural"]),
+    ("train_dense", ["--stage", "2"], ["stage=dense"]),
     ("train_dense", ["--from-scratch"], ["stage=dense", "stage.init_from=null"]),
     ("train_structural", ["--embed-dim", "64"], ["stage=structural", "model.embed_dim=64"]),
     ("train_structural", ["--embed_dim", "64"], ["stage=structural", "model.embed_dim=64"]),
@@ -38,3 +38,14 @@ def test_legacy_prints_the_new_command_then_runs_it(workdir):
     proc = run_cli(["train_dense", "--resume", "no/such/run"], cwd=workdir, module="inktrace_train.legacy")
     assert "train_dense is deprecated; the same run is: python -m inktrace_train +resume=no/such/run" in proc.stderr
     assert proc.returncode == 2 and "resume: no such file or directory: no/such/run" in proc.stderr
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["train_dense", "--stage", "1"], "--stage 1 contradicts train_dense, which trains the dense stage; "
+                                      "use `python -m inktrace_train.legacy train_structural`"),
+    ([], "name the old script (train_structural or train_dense)"),
+])
+def test_contradictions_and_a_bare_call_are_refused(workdir, argv, expected):
+    proc = run_cli(argv, cwd=workdir, module="inktrace_train.legacy")
+    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+    assert not (workdir / "outputs").exists()

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from inktrace_train.metrics import ValidationMetrics, best_metric, match_counts, peaks
+from inktrace_train.metrics import ValidationMetrics, match_counts, select_metric, peaks
 
 
 def counts(pred, target, tol):
@@ -170,9 +170,9 @@ def test_two_updates_equal_one_combined():
     assert split.compute() == whole.compute()
 
 
-def test_best_metric():
+def test_select_metric():
     metrics = {"skeleton_f1_0px": 0.5, "skeleton_f1_1px": 0.9, "endpoint_f1": 0.6, "junction_f1": 0.3}
-    assert best_metric("structural", metrics) == 0.9
-    assert math.isclose(best_metric("dense", metrics), 0.6)
+    assert select_metric("structural", metrics) == 0.9
+    assert math.isclose(select_metric("dense", metrics), 0.6)
     with pytest.raises(ValueError):
-        best_metric("other", metrics)
+        select_metric("other", metrics)

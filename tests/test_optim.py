@@ -7,12 +7,13 @@ import math
 import pytest
 import torch
 
-from inktrace_train.optim import warmup_cosine
+from inktrace_train.optim import WarmupCosine
 
 
 def lrs(total, warmup, steps, restart=None):
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = warmup_cosine(opt, total_steps=total, warmup_steps=warmup, final_lr_ratio=0.1, restart=restart)
+    sched = WarmupCosine(opt, total_steps=total, warmup_steps=warmup, final_lr_ratio=0.1)
+    sched.restart = restart
     out = []
     for _ in range(steps):
         out.append(opt.param_groups[0]["lr"])

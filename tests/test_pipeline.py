@@ -9,13 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_cli
-from test_resume import kill_when
-from inktrace_train.config import UserError
+from conftest import kill_at_step, run_cli, tiny
+from inktrace_train.errors import UserError
 from inktrace_train.transfer import fingerprint, transfer_weights
 
-PIPE = ["stage=all", "model=tiny", "data=synthetic", "training.epochs=2", "data.train_samples=64",
-        "data.val_samples=32", "training.batch_size=32", "data.num_workers=0"]
+PIPE = tiny("stage=all", "training.epochs=2")
 
 
 def load(path: Path) -> dict:
@@ -89,7 +87,7 @@ def test_shape_mismatch_is_an_error_unless_allowed():
 def test_resume_meant_as_init_is_caught(pipeline_run, tmp_path):
     run, _ = pipeline_run
     structural_only = tmp_path / "s"
-    assert run_cli(PIPE[1:] + [f"hydra.run.dir={structural_only}"], cwd=tmp_path).returncode == 0
+    assert run_cli(tiny("training.epochs=2") + [f"hydra.run.dir={structural_only}"], cwd=tmp_path).returncode == 0
     proc = run_cli([f"+resume={structural_only}", "stage=dense"], cwd=tmp_path)
     assert proc.returncode == 2
     assert f"use stage=dense stage.init_from={structural_only}" in proc.stderr
@@ -100,7 +98,7 @@ def test_pipeline_killed_in_dense_resumes_to_identical_weights(tmp_path):
     args = PIPE + ["training.save_every_n_steps=1"]
     assert run_cli(args + ["hydra.run.dir=full"], cwd=tmp_path).returncode == 0
 
-    kill_when(args, tmp_path, Path("cut"), min_step=1, stage="dense")
+    kill_at_step(args, tmp_path, Path("cut"), min_step=1, stage="dense")
     status = json.loads((tmp_path / "cut/run.json").read_text())["stages"]
     assert status["structural"]["status"] == "done" and status["dense"]["status"] == "running"
 

@@ -4,48 +4,22 @@ uninterrupted run bit for bit: per-step losses and final weights."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import run_cli, write_old_checkpoints
+from conftest import kill_at_step, latest_step, run_cli, tiny, write_old_checkpoints
 
 # 3 epochs of 4 steps; every step logged so the loss sequence is compared step by step.
-RUN = ["model=tiny", "data=synthetic", "training.epochs=3", "data.train_samples=128", "data.val_samples=32",
-       "training.batch_size=32", "training.log_every_n_steps=1", "training.save_interval=1",
-       "training.keep_last_n=2"]
+RUN = tiny("training.epochs=3", "data.train_samples=128", "training.log_every_n_steps=1",
+           "training.save_interval=1", "training.keep_last_n=2")
 
 
 def losses(run_dir: Path) -> dict:
     events = EventAccumulator(str(run_dir / "tb/structural"), size_guidance={"scalars": 0}).Reload()
     return {e.step: e.value for e in events.Scalars("structural/train/total")}
-
-
-def latest_step(run_dir: Path, stage: str = "structural") -> tuple[int, int]:
-    manifest = run_dir / f"checkpoints/{stage}/manifest.json"
-    try:
-        entry = json.loads(manifest.read_text())["files"]["checkpoint_latest.pth"]
-    except (OSError, ValueError, KeyError):
-        return -1, -1
-    return entry["global_step"], entry["epoch"]
-
-
-def kill_when(args: list, cwd: Path, run_dir: Path, min_step: int, stage: str = "structural") -> None:
-    """Start a run and SIGKILL it as soon as the stage's latest checkpoint reaches ``min_step``."""
-    proc = subprocess.Popen([sys.executable, "-m", "inktrace_train", *args, f"hydra.run.dir={run_dir}"],
-                            cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while latest_step(cwd / run_dir, stage)[0] < min_step and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 @pytest.mark.parametrize("workers,mid_epoch", [
@@ -58,7 +32,7 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_run(workdir, workers, 
     if mid_epoch:
         args.append("training.save_every_n_steps=1")
     assert run_cli(args + ["hydra.run.dir=full"], cwd=workdir).returncode == 0
-    kill_when(args, workdir, Path("cut"), min_step=6 if mid_epoch else 4)
+    kill_at_step(args, workdir, Path("cut"), min_step=6 if mid_epoch else 4)
     step, epoch = latest_step(workdir / "cut")
     assert 0 < step < 12, "the run was not interrupted"
     status = json.loads((workdir / "cut/run.json").read_text())["stages"]["structural"]
@@ -80,8 +54,7 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_run(workdir, workers, 
 
 # --- what a user gets wrong, and older files ---------------------------------------------
 
-TINY_SHORT = ["model=tiny", "data=synthetic", "training.epochs=1", "data.train_samples=64", "data.val_samples=32",
-              "training.batch_size=32", "data.num_workers=0"]
+TINY_SHORT = tiny()
 
 
 @pytest.fixture(scope="module")
@@ -150,10 +123,10 @@ def test_older_layouts_load_and_resume(tmp_path, layout, missing):
     from inktrace_train.checkpoint import load_checkpoint
     files = write_old_checkpoints(tmp_path)
     ckpt = load_checkpoint(tmp_path / f"{layout}.pth")
-    assert ckpt["version"] == 1 and ckpt["metadata"]["converted_from"] == layout
-    assert ckpt["metadata"]["missing"] == missing.split(", ")
+    assert ckpt.version == 1 and ckpt.metadata["converted_from"] == layout
+    assert ckpt.metadata["missing"] == missing.split(", ")
     for k, v in (files[layout].get("model", files[layout].get("model_state_dict", files[layout]))).items():
-        assert torch.equal(ckpt["model_state_dict"][k], v)
+        assert torch.equal(ckpt.model_state_dict[k], v)
     proc = run_cli([f"+resume={layout}.pth", *TINY_SHORT], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout + proc.stderr

@@ -16,12 +16,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import run_cli
-from inktrace_train.compose import config_dir, register, to_config
+from conftest import kill_when, needs_optuna, run_cli, tiny
+from inktrace_train.compose import config_dir, register
+from inktrace_train.config import to_config
 
 register()
-SMALL = ["model=tiny", "data=synthetic", "training.epochs=1", "data.train_samples=32", "data.val_samples=16",
-         "training.batch_size=16", "data.num_workers=0"]
+SMALL = tiny("data.train_samples=32", "data.val_samples=16", "training.batch_size=16")
 
 
 def composed(overrides, extra_dir=None):
@@ -95,13 +95,7 @@ def test_a_failing_job_is_recorded_and_the_others_finish(workdir):
 
 def test_sweep_preset_killed_and_resumed_skips_finished_jobs(workdir):
     args = ["sweep=lr", *SMALL, "training.epochs=2", "hydra.sweep.dir=sw"]
-    proc = subprocess.Popen([sys.executable, "-m", "inktrace_train", *args], cwd=workdir,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while not (workdir / "sw/1/checkpoints/structural/checkpoint_latest.pth").exists() and time.time() < deadline:
-        time.sleep(0.01)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_when(args, workdir, (workdir / "sw/1/checkpoints/structural/checkpoint_latest.pth").exists)
     assert json.loads((workdir / "sw/0/job.json").read_text())["status"] == "done"
     assert not (workdir / "sw/2/job.json").exists()
     original = (workdir / "sw/1/.hydra/overrides.yaml").read_text()
@@ -127,8 +121,7 @@ def test_report_rebuilds_the_summary(workdir):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None,
-                    reason='the optuna extra is not installed (pip install -e ".[sweep]")')
+@needs_optuna
 def test_optuna_preset_runs_three_trials(workdir):
     proc = run_cli(["sweep=optuna", "hydra.sweeper.n_trials=3", *SMALL, "hydra.sweep.dir=opt"], cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -1,42 +1,118 @@
 """Entry point: ``python -m inktrace_train [GROUP=OPTION]... [KEY=VALUE]...``.
 
-Thin on purpose: check the command line, let Hydra compose and make the run
-directory, then hand typed Configs to :mod:`inktrace_train.app`. ``+resume=PATH``
-skips composition (the run's own config.yaml is the config); with ``-m`` it
-re-runs a sweep into its own directory, skipping finished jobs.
+All command-line handling lives here: Hydra's own options, ``+resume=PATH`` (which
+skips composition: the run's own config.yaml is the config; with ``-m`` it re-runs a
+sweep into its own directory, skipping finished jobs), and the checks that run before
+Hydra composes. Typed Configs go on to :mod:`inktrace_train.pipeline`, imported (with
+torch) only once the command line is valid.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import math
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from inktrace_train.compose import (check_overrides, command_line, compose_stages, config_dir, fail, register,
-                                    to_config)
-from inktrace_train.config import UserError
-from inktrace_train.runs import discard_unused, now_iso
+from inktrace_train import resume
+from inktrace_train.compose import check_overrides, compose_plain, compose_stages, config_dir, register
+from inktrace_train.config import to_config
+from inktrace_train.errors import UserError, fail
+from inktrace_train.runs import RunDir, RunDirTaken, now_iso
 
 register()
 log = logging.getLogger("inktrace_train")
-SWEEP = {"resume": False, "failed": 0, "jobs": 0}  # state of this process's sweep, if any
+RESUME_KEYS = ("resume", "+resume", "++resume")
 
 
+@dataclass
+class SweepState:
+    """This process's sweep, if any (Hydra calls the job function once per job)."""
+
+    resume: bool = False  # +resume= re-runs the sweep: done jobs are skipped, started ones resumed
+    jobs: int = 0  # jobs run by this process
+    failed: int = 0  # of which failed
+
+
+SWEEP = SweepState()
+
+
+# --- the command line ------------------------------------------------------------------
+def split_resume(overrides: List[str]) -> Tuple[Optional[str], List[str]]:
+    """The resume path given on the command line (if any) and the other overrides."""
+    path, rest = None, []
+    for o in overrides:
+        key, sep, value = o.partition("=")
+        if sep and key in RESUME_KEYS:
+            path = value.strip("'\"")
+        else:
+            rest.append(o)
+    return path, rest
+
+
+def command_line(argv: List[str]) -> Tuple[argparse.Namespace, List[str]]:
+    """Hydra's reading of the command line, with ``resume`` (the path or None) split off the
+    overrides; and the argv reordered options-first, since Hydra's parser refuses overrides on
+    both sides of an option (``a=1 --cfg job b=2``)."""
+    from hydra._internal.utils import get_args_parser
+
+    try:
+        args = get_args_parser().parse_intermixed_args(argv)
+    except SystemExit as e:  # argparse printed its own message and usage
+        raise SystemExit(2 if e.code else 0) from None
+    overrides = list(args.overrides)
+    options, pending = [], list(overrides)
+    for token in argv:
+        if pending and token == pending[0]:
+            pending.pop(0)
+        else:
+            options.append(token)
+    args.resume, args.overrides = split_resume(overrides)
+    return args, options + overrides
+
+
+def sweep_resume_argv(argv: List[str], sweep_dir: str) -> List[str]:
+    """The sweep's command line again, into its own directory, without touching the jobs'
+    original .hydra records."""
+    if not (Path(sweep_dir) / "multirun.yaml").is_file():
+        raise UserError(f"resume with -m: {sweep_dir} is not a sweep directory (it has no multirun.yaml)")
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    kept = [a for a in argv if a.split("=", 1)[0] not in RESUME_KEYS]
+    return kept + [f'hydra.sweep.dir="{sweep_dir}"', f"hydra.output_subdir=.hydra/resume-{stamp}",
+                   "hydra.callbacks.validate.sweep_resume=true"]
+
+
+# --- what each command runs ------------------------------------------------------------
 def _train(cfg: DictConfig, run_dir: Path) -> Optional[float]:
     config = to_config(cfg)  # multirun jobs are validated here, one by one
     stages = compose_stages(config, list(HydraConfig.get().overrides.task))  # all validated before training
-    from inktrace_train.app import train  # torch is imported only past validation
+    from inktrace_train.pipeline import train  # torch is imported only past validation
 
     return train(config, stages, run_dir)
+
+
+def _read_checkpoint_config(path: Path) -> Optional[Dict[str, Any]]:
+    """A loose checkpoint file holds its own config (reading it imports torch)."""
+    from inktrace_train.checkpoint import load_checkpoint
+
+    return load_checkpoint(path).config
+
+
+def _resume(path: str, overrides: List[str]) -> Optional[float]:
+    plan = resume.plan(path, overrides, compose=compose_plain, read_config=_read_checkpoint_config)
+    from inktrace_train.pipeline import resume_run
+
+    return resume_run(plan)
 
 
 def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
@@ -45,14 +121,14 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     from inktrace_train.sweeps import read_job_record, run_result, write_job_record, write_summary
 
     hc, start = HydraConfig.get(), time.time()
-    previous = read_job_record(run_dir) if SWEEP["resume"] else None
+    previous = read_job_record(run_dir) if SWEEP.resume else None
     if previous and previous["status"] == "done":
         log.info("job %s is done (metric %s): skipped", hc.job.num, previous["metric"])
         return math.nan if previous["metric"] is None else previous["metric"]
-    SWEEP["jobs"] += 1
+    SWEEP.jobs += 1
     record = {"job": hc.job.num, "overrides": list(hc.overrides.task), "started": now_iso()}
     try:
-        if SWEEP["resume"] and any(run_dir.glob("checkpoints/*/*.pth")):
+        if SWEEP.resume and RunDir(run_dir).has_checkpoints():
             _resume(str(run_dir), [])
         else:
             _train(cfg, run_dir)
@@ -60,7 +136,7 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     except Exception as e:  # noqa: BLE001 - any failure of one job is recorded in its row
         record.update(status="failed", metric=None, best_checkpoint=None, error=f"{type(e).__name__}: {e}")
         log.error("job %s failed: %s", hc.job.num, record["error"])
-        SWEEP["failed"] += 1
+        SWEEP.failed += 1
     record.update(ended=now_iso(), wall_time_s=round(time.time() - start, 1))
     write_job_record(run_dir, record)
     write_summary(run_dir.parent)
@@ -75,48 +151,29 @@ def _hydra_main(cfg: DictConfig) -> Optional[float]:
     try:
         return _train(cfg, run_dir)
     except UserError as e:
-        discard_unused(run_dir)
+        if not isinstance(e, RunDirTaken):  # never delete another run's directory
+            RunDir(run_dir).discard_if_unused()
         fail(str(e))
 
 
-def _resume(path: str, overrides: List[str]) -> Optional[float]:
-    from inktrace_train import resume
-
-    plan = resume.plan(path, overrides)
-    from inktrace_train.app import resume as resume_run
-
-    return resume_run(plan)
-
-
-def _sweep_resume_argv(argv: List[str], sweep_dir: str) -> List[str]:
-    """The sweep's command line again, into its own directory, without touching the jobs'
-    original .hydra records."""
-    if not (Path(sweep_dir) / "multirun.yaml").is_file():
-        raise UserError(f"resume with -m: {sweep_dir} is not a sweep directory (it has no multirun.yaml)")
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    kept = [a for a in argv if a.lstrip("+").split("=", 1)[0] != "resume"]
-    return kept + [f'hydra.sweep.dir="{sweep_dir}"', f"hydra.output_subdir=.hydra/resume-{stamp}"]
-
-
 def main() -> None:
-    argv = sys.argv[1:]
     try:
-        check_overrides(argv)
-        args = command_line(argv)
+        args, argv = command_line(sys.argv[1:])
+        check_overrides(args.overrides)
         if args.multirun and (args.cfg or args.info):
             raise UserError("--cfg and --info print one composed config: drop -m/--multirun to use them")
         if args.resume is not None and not (args.help or args.cfg or args.info):
             if not (args.multirun or (Path(args.resume) / "multirun.yaml").is_file()):
                 _resume(args.resume, args.overrides)
                 return
-            SWEEP["resume"] = True
-            sys.argv = [sys.argv[0], *_sweep_resume_argv(argv, args.resume)]
+            SWEEP.resume = True
+            argv = sweep_resume_argv(argv, args.resume)
+        sys.argv = [sys.argv[0], *argv]
     except UserError as e:
         fail(str(e))
     _hydra_main()
-    if SWEEP["failed"]:
-        fail(f"{SWEEP['failed']} of {SWEEP['jobs']} sweep jobs failed; their errors are in the sweep's summary.md",
-             code=1)
+    if SWEEP.failed:
+        fail(f"{SWEEP.failed} of {SWEEP.jobs} sweep jobs failed; their errors are in the sweep's summary.md", code=1)
 
 
 if __name__ == "__main__":

@@ -15,33 +15,62 @@ import os
 import pickle
 import re
 import warnings
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import torch
 
 from inktrace_train.atomic import commit, sha256_file, write_json, write_temp
-from inktrace_train.config import UserError
 from inktrace_train.convert import FORMAT_VERSION, upgrade
-from inktrace_train.runs import now_iso
+from inktrace_train.errors import UserError
+from inktrace_train.runs import BEST, LATEST, MANIFEST, PERIODIC, now_iso, periodic_name
 
 log = logging.getLogger(__name__)
-
-LATEST = "checkpoint_latest.pth"
-BEST = "checkpoint_best.pth"
-MANIFEST = "manifest.json"
-PERIODIC = re.compile(r"checkpoint_epoch_(\d+)\.pth$")
 
 
 class CheckpointError(UserError):
     """A checkpoint that is missing, unreadable, corrupt or of an unknown format."""
 
 
-def periodic_name(epoch: int) -> str:
-    return f"checkpoint_epoch_{epoch:04d}.pth"
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds (format version 1), typed: the one place its keys are named.
+
+    The file itself is the plain dict :meth:`to_dict` returns, so ``torch.load(path,
+    weights_only=True)`` reads it with no class of ours. ``None`` marks what an older,
+    converted file did not have.
+    """
+
+    model_state_dict: Dict[str, Any]
+    epoch: Optional[int] = 0  # completed epochs
+    step_in_epoch: int = 0  # micro-batches done in the epoch after them (mid-epoch saves)
+    global_step: Optional[int] = 0  # optimizer steps done
+    optimizer_state_dict: Optional[Dict[str, Any]] = None
+    scheduler_state_dict: Optional[Dict[str, Any]] = None
+    scaler_state_dict: Optional[Dict[str, Any]] = None  # fp16 loss scaling only
+    metric: Optional[float] = None  # the validation metric when this file was written
+    best_metric: Optional[float] = None  # the stage's best so far: the one source of "is best"
+    config: Optional[Dict[str, Any]] = None  # the resolved Config as plain containers
+    metadata: Dict[str, Any] = field(default_factory=dict)  # stage, run_id, versions, git commit
+    timestamp: Optional[str] = None  # ISO 8601
+    rng_state: Optional[Dict[str, Any]] = None  # python, numpy, torch, cuda generators
+    version: int = FORMAT_VERSION
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, state: Dict[str, Any]) -> "Checkpoint":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in state.items() if k in names})
+
+    @property
+    def stage(self) -> Optional[str]:
+        return self.metadata.get("stage") or ((self.config or {}).get("stage") or {}).get("name")
 
 
-def load_checkpoint(path: Path) -> Dict[str, Any]:
+def load_checkpoint(path: Path) -> Checkpoint:
     """Load a checkpoint with ``weights_only=True`` (no code can run on load), on CPU.
 
     Raises:
@@ -66,12 +95,15 @@ def load_checkpoint(path: Path) -> Dict[str, Any]:
         state, missing = upgrade(state)
     except ValueError as e:
         raise CheckpointError(f"{path}: {e}") from None
-    if (state.get("metadata") or {}).get("converted_from"):
-        state["metadata"]["missing"] = missing
+    if not isinstance(state.get("model_state_dict"), dict):
+        raise CheckpointError(f"{path} is not a checkpoint (no model_state_dict)")
+    ckpt = Checkpoint.from_dict(state)
+    ckpt.metadata = dict(ckpt.metadata or {})
+    if ckpt.metadata.get("converted_from"):
+        ckpt.metadata["missing"] = missing
         log.warning("%s is an older checkpoint (%s layout), converted on load%s", path,
-                    state["metadata"]["converted_from"],
-                    f"; it has no {', '.join(missing)}" if missing else "")
-    return state
+                    ckpt.metadata["converted_from"], f"; it has no {', '.join(missing)}" if missing else "")
+    return ckpt
 
 
 def _load_error(e: Exception) -> str:
@@ -116,21 +148,17 @@ class CheckpointManager:
     def _write_manifest(self) -> None:
         write_json(self.directory / MANIFEST, self.manifest)
 
-    @property
-    def best_metric(self) -> Optional[float]:
-        return self.manifest["best_metric"]
-
     # --- writing ------------------------------------------------------------------
-    def _write(self, name: str, state: Dict[str, Any]) -> None:
+    def _write(self, name: str, ckpt: Checkpoint) -> None:
         """Temp file → hash → manifest (accepting old and new hash) → rename.
 
         The manifest is written before the rename so that a kill between the two
         leaves a file whose hash the manifest still accepts (the old one).
         """
         path = self.directory / name
-        tmp = write_temp(path, lambda f: torch.save(state, f))
-        entry = {"size": tmp.stat().st_size, "sha256": sha256_file(tmp), "epoch": state["epoch"],
-                 "global_step": state["global_step"], "metric": state["metric"], "time": now_iso()}
+        tmp = write_temp(path, lambda f: torch.save(ckpt.to_dict(), f))
+        entry = {"size": tmp.stat().st_size, "sha256": sha256_file(tmp), "epoch": ckpt.epoch,
+                 "global_step": ckpt.global_step, "metric": ckpt.metric, "time": now_iso()}
         previous = self.manifest["files"].get(name)
         if previous is not None:
             entry["previous"] = {"size": previous["size"], "sha256": previous["sha256"]}
@@ -138,19 +166,20 @@ class CheckpointManager:
         self._write_manifest()
         commit(tmp, path)
 
-    def save(self, state: Dict[str, Any], is_best: bool) -> None:
-        """Write latest, the periodic file when due, and best when ``is_best``; then rotate."""
+    def save(self, ckpt: Checkpoint, is_best: bool) -> None:
+        """Write latest, the periodic file when due, and best when ``is_best`` (the trainer's
+        decision, from its own state); then rotate. The manifest records, it never decides."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        epoch = state["epoch"]
-        self._write(LATEST, state)
-        if epoch % self.save_interval == 0 and state.get("step_in_epoch", 0) == 0:
+        epoch = ckpt.epoch or 0
+        self._write(LATEST, ckpt)
+        if epoch % self.save_interval == 0 and ckpt.step_in_epoch == 0:
             name = periodic_name(epoch)
-            self._write(name, state)
+            self._write(name, ckpt)
             self.manifest["periodic"] = [n for n in self.manifest["periodic"] if n != name] + [name]
             self._rotate()
         if is_best:
-            self._write(BEST, state)
-            self.manifest["best_metric"] = state["metric"]
+            self._write(BEST, ckpt)
+            self.manifest["best_metric"] = ckpt.metric
             self.manifest["best_epoch"] = epoch
         self._write_manifest()
 
@@ -183,7 +212,7 @@ class CheckpointManager:
             return f"{path} is corrupt (SHA-256 differs from the manifest)"
         return None
 
-    def load(self, name: str) -> Dict[str, Any]:
+    def load(self, name: str) -> Checkpoint:
         problem = self.verify(name)
         if problem:
             raise CheckpointError(problem)
@@ -193,7 +222,10 @@ class CheckpointManager:
         """Names to resume from, newest first: latest, then periodic files."""
         return [LATEST] + list(reversed(self.manifest["periodic"]))
 
-    def load_newest_valid(self) -> Dict[str, Any]:
+    def has_files(self) -> bool:
+        return any((self.directory / name).is_file() for name in self.candidates())
+
+    def load_newest_valid(self) -> Checkpoint:
         """The newest checkpoint that verifies and loads; warns about each bad one skipped."""
         problems = []
         for name in self.candidates():

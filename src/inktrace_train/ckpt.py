@@ -1,9 +1,11 @@
-"""``inktrace-ckpt``: inspect, verify, compare and convert checkpoints.
+"""The ``inktrace-ckpt`` command-line tool: inspect, verify, compare and convert checkpoints.
 
-    python -m inktrace_train.ckpt inspect FILE [--json]
+    python -m inktrace_train.ckpt inspect FILE|RUN [--json]
     python -m inktrace_train.ckpt verify FILE|DIR
-    python -m inktrace_train.ckpt compare A B [--json]
+    python -m inktrace_train.ckpt compare A B [--json]      (A, B: checkpoint files or run directories)
     python -m inktrace_train.ckpt convert OLD NEW [--force]
+
+A run directory stands for the best checkpoint of its last stage that has one.
 
 User errors (a missing path, a corrupt file, not a checkpoint) print one line and
 exit non-zero: 2 for a missing path or a refused command, 1 for a bad file.
@@ -19,14 +21,16 @@ import os
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Dict, List, NoReturn, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
 from inktrace_train.atomic import atomic_write
-from inktrace_train.checkpoint import MANIFEST, CheckpointManager, load_checkpoint
-from inktrace_train.config import UserError
+from inktrace_train.checkpoint import Checkpoint, CheckpointManager, load_checkpoint
+from inktrace_train.config import flatten
 from inktrace_train.convert import FORMAT_VERSION
+from inktrace_train.errors import UserError, fail
+from inktrace_train.runs import BEST, MANIFEST, RunDir
 from inktrace_train.transfer import module_of
 
 PROG = "inktrace-ckpt"
@@ -43,38 +47,26 @@ class ToolError(UserError):
         self.code = code
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """One line on stderr, no traceback (compose.fail's format, without importing Hydra)."""
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    raise SystemExit(code)
-
-
-def load(path: str) -> Dict[str, Any]:
-    """A checkpoint as format version 1; a missing path is exit 2, a bad file exit 1."""
+def resolve(path: str) -> Path:
+    """A checkpoint file as given; a run directory (or a stage's checkpoint folder) as its best
+    checkpoint of the last stage that has one. A missing path is exit 2; a bad file is exit 1
+    when it is loaded."""
     p = Path(path)
     if not p.exists():
-        raise ToolError(f"no such file: {p}", 2)
-    if not p.is_file():
-        raise ToolError(f"not a file: {p}", 2)
-    ckpt = load_checkpoint(p)
-    if not isinstance(ckpt.get("model_state_dict"), dict):
-        raise ToolError(f"{p} is not a checkpoint (no model_state_dict)", 1)
-    return ckpt
+        raise ToolError(f"no such file or directory: {p}", 2)
+    if p.is_file():
+        return p
+    run = RunDir(p)
+    stages = run.status()["pipeline"] if run.status_file.is_file() else sorted(
+        d.name for d in p.glob("checkpoints/*") if d.is_dir())
+    for candidate in [run.best_checkpoint(s) for s in reversed(stages)] + [p / BEST]:
+        if candidate.is_file():
+            return candidate
+    raise ToolError(f"{p} holds no best checkpoint (looked for checkpoints/<stage>/{BEST})", 2)
 
 
-def flatten(obj: Any, prefix: str = "") -> Dict[str, Any]:
-    """Nested dicts as dotted keys: ``{"model": {"embed_dim": 32}}`` -> ``{"model.embed_dim": 32}``."""
-    if not isinstance(obj, dict):
-        return {prefix: obj} if prefix else {}
-    out: Dict[str, Any] = {}
-    for key, value in obj.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        out.update(flatten(value, name) if isinstance(value, dict) and value else {name: value})
-    return out
-
-
-def weights(ckpt: Dict[str, Any]) -> Dict[str, torch.Tensor]:
-    return {k: v for k, v in ckpt["model_state_dict"].items() if isinstance(v, torch.Tensor)}
+def weights(ckpt: Checkpoint) -> Dict[str, torch.Tensor]:
+    return {k: v for k, v in ckpt.model_state_dict.items() if isinstance(v, torch.Tensor)}
 
 
 # --- inspect -------------------------------------------------------------------------
@@ -97,23 +89,22 @@ def config_summary(config: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     return summary
 
 
-def summarize(ckpt: Dict[str, Any]) -> Dict[str, Any]:
+def summarize(ckpt: Checkpoint) -> Dict[str, Any]:
     """Everything ``inspect`` shows, as plain JSON-able values."""
-    meta = ckpt.get("metadata") or {}
+    meta = ckpt.metadata
     counts = param_counts(weights(ckpt))
-    stage = meta.get("stage") or ((ckpt.get("config") or {}).get("stage") or {}).get("name")
     return {
-        "version": ckpt.get("version"), "converted_from": meta.get("converted_from"),
-        "missing": meta.get("missing", []), "converted": meta.get("converted"), "stage": stage,
-        **{k: ckpt.get(k) for k in ("epoch", "step_in_epoch", "global_step", "metric", "best_metric",
-                                    "timestamp")},
+        "version": ckpt.version, "converted_from": meta.get("converted_from"),
+        "missing": meta.get("missing", []), "converted": meta.get("converted"), "stage": ckpt.stage,
+        "epoch": ckpt.epoch, "step_in_epoch": ckpt.step_in_epoch, "global_step": ckpt.global_step,
+        "metric": ckpt.metric, "best_metric": ckpt.best_metric, "timestamp": ckpt.timestamp,
         "run_id": meta.get("run_id"), "torch_version": meta.get("torch_version"),
         "git_commit": meta.get("git_commit"),
         "parameters": sum(counts.values()), "parameters_by_module": counts,
-        "optimizer_state": ckpt.get("optimizer_state_dict") is not None,
-        "scheduler_state": ckpt.get("scheduler_state_dict") is not None,
-        "scaler_state": ckpt.get("scaler_state_dict") is not None,
-        "config": config_summary(ckpt.get("config")),
+        "optimizer_state": ckpt.optimizer_state_dict is not None,
+        "scheduler_state": ckpt.scheduler_state_dict is not None,
+        "scaler_state": ckpt.scaler_state_dict is not None,
+        "config": config_summary(ckpt.config),
     }
 
 
@@ -140,8 +131,9 @@ def format_summary(path: str, s: Dict[str, Any]) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    summary = summarize(load(args.file))
-    print(json.dumps(summary, indent=2) if args.json else format_summary(args.file, summary))
+    path = resolve(args.file)
+    summary = summarize(load_checkpoint(path))
+    print(json.dumps(summary, indent=2) if args.json else format_summary(str(path), summary))
     return 0
 
 
@@ -173,8 +165,8 @@ def check_file(path: Path) -> str:
             raise ToolError(problem)
     else:
         note = "not in manifest"
-    ckpt = load(str(path))
-    return f"epoch {ckpt.get('epoch')}, step {ckpt.get('global_step')}, {note}"
+    ckpt = load_checkpoint(path)
+    return f"epoch {ckpt.epoch}, step {ckpt.global_step}, {note}"
 
 
 def targets(root: Path) -> List[Path]:
@@ -250,12 +242,12 @@ def by_module(names: List[str]) -> Dict[str, List[str]]:
     return dict(grouped)
 
 
-def comparison(a: Dict[str, Any], b: Dict[str, Any]) -> Dict[str, Any]:
+def comparison(a: Checkpoint, b: Checkpoint) -> Dict[str, Any]:
     wa, wb = weights(a), weights(b)
     shared = [n for n in wa if n in wb and wa[n].shape == wb[n].shape]
     sa, sb = summarize(a), summarize(b)
     return {
-        "config_diff": config_diff(a.get("config"), b.get("config")),
+        "config_diff": config_diff(a.config, b.config),
         "metrics": {k: [sa[k], sb[k]] for k in METRICS},
         "relative_change": relative_change(wa, wb, shared),
         "shape_differs": by_module([n for n in wa if n in wb and wa[n].shape != wb[n].shape]),
@@ -278,8 +270,10 @@ def format_comparison(pa: str, pb: str, c: Dict[str, Any]) -> str:
     lines = [f"A: {pa}", f"B: {pb}", "", "config differences:"]
     width = max([len(k) for k, _, _ in c["config_diff"]] + [3])
     lines += [f"  {k:<{width}}  A={va!r}  B={vb!r}" for k, va, vb in c["config_diff"]] or ["  none"]
-    lines += ["", "metrics:" + " " * 8 + f"{'A':>16}{'B':>16}"]
-    lines += [f"  {k:<14}{va!s:>16}{vb!s:>16}" for k, (va, vb) in c["metrics"].items()]
+    cells = {k: (_metric_cell(va), _metric_cell(vb)) for k, (va, vb) in c["metrics"].items()}
+    width = max(len(x) for pair in cells.values() for x in pair) + 2
+    lines += ["", f"{'metrics:':<16}{'A':>{width}}{'B':>{width}}"]
+    lines += [f"  {k:<14}{va:>{width}}{vb:>{width}}" for k, (va, vb) in cells.items()]
     lines += ["", "relative parameter change ||B - A|| / ||A|| (parameters in both, same shape):"]
     lines += [f"  {m:<20}{'n/a (A is zero)' if v is None else f'{v:.6g}'}"
               for m, v in c["relative_change"].items()] or ["  none shared"]
@@ -290,9 +284,14 @@ def format_comparison(pa: str, pb: str, c: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _metric_cell(value: Any) -> str:
+    return "-" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
-    result = comparison(load(args.a), load(args.b))
-    print(json.dumps(result, indent=2) if args.json else format_comparison(args.a, args.b, result))
+    a, b = resolve(args.a), resolve(args.b)
+    result = comparison(load_checkpoint(a), load_checkpoint(b))
+    print(json.dumps(result, indent=2) if args.json else format_comparison(str(a), str(b), result))
     return 0
 
 
@@ -313,15 +312,14 @@ def check_destination(old: Path, new: Path, force: bool) -> None:
 def cmd_convert(args: argparse.Namespace) -> int:
     old, new = Path(args.old), Path(args.new)
     check_destination(old, new, args.force)
-    ckpt = load(args.old)
-    meta = ckpt.get("metadata") or {}
+    ckpt = load_checkpoint(old)
+    meta = ckpt.metadata
     layout, missing = meta.pop("converted_from", None), meta.pop("missing", [])
     if layout:  # provenance under another key: "converted_from" would make every load warn again
         meta["converted"] = {"from_layout": layout, "missing": missing, "source": old.name}
-    ckpt["metadata"] = meta
-    atomic_write(new, lambda f: torch.save(ckpt, f))
-    load(args.new)  # the result must load as plain format v1, with weights_only=True
-    source = f"the {layout} layout" if layout else f"format version {ckpt.get('version')} (already current)"
+    atomic_write(new, lambda f: torch.save(ckpt.to_dict(), f))
+    load_checkpoint(new)  # the result must load as plain format v1, with weights_only=True
+    source = f"the {layout} layout" if layout else f"format version {ckpt.version} (already current)"
     print(f"converted {old} ({source}) -> {new} (format version {FORMAT_VERSION})")
     print(f"missing: {', '.join(missing)} (a resume starts these fresh)" if missing else "missing: nothing")
     return 0
@@ -342,10 +340,12 @@ def parser() -> argparse.ArgumentParser:
                                                             "--force": "overwrite NEW if it exists"}[flag])
         s.set_defaults(run=run)
 
-    command("inspect", cmd_inspect, "show what a checkpoint holds", "file", flag="--json")
+    command("inspect", cmd_inspect, "show what a checkpoint (or a run directory's best) holds", "file",
+            flag="--json")
     command("verify", cmd_verify, "check every checkpoint's size and SHA-256 against its manifest.json "
             "and that it loads; exit 1 if any is bad", "path")
-    command("compare", cmd_compare, "config, metric and per-module weight differences of A and B",
+    command("compare", cmd_compare, "config, metric and per-module weight differences of A and B "
+            "(checkpoint files or run directories)",
             "a", "b", flag="--json")
     command("convert", cmd_convert, f"write an older-layout checkpoint as format version {FORMAT_VERSION}",
             "old", "new", flag="--force")
@@ -359,14 +359,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     try:
         code = args.run(args)
     except ToolError as e:
-        fail(str(e), e.code)
+        fail(str(e), e.code, prog=PROG)
     except UserError as e:  # CheckpointError: unreadable, corrupt, not a checkpoint
-        fail(str(e), 1)
+        fail(str(e), 1, prog=PROG)
     except BrokenPipeError:  # e.g. `inspect FILE | head`: the reader has gone, not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise SystemExit(1)
     except OSError as e:
-        fail(f"{e.filename}: {e.strerror}" if e.filename else str(e), 1)
+        fail(f"{e.filename}: {e.strerror}" if e.filename else str(e), 1, prog=PROG)
     if code:
         raise SystemExit(code)
 

@@ -1,30 +1,26 @@
 """Glue between Hydra and the typed :class:`~inktrace_train.config.Config`.
 
-Registers the schema, checks command-line overrides before Hydra sees them (so a
-misspelt key gets the nearest valid key), and turns a composed DictConfig into a
-validated ``Config``. Nothing here imports torch.
+Registers the schema and the run-directory resolver, checks command-line overrides
+before Hydra sees them (so a misspelt key gets the nearest valid key), composes each
+stage of ``stage=all``, and validates in a Hydra callback before any directory is
+made. Nothing here imports torch.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import secrets
-import sys
-from datetime import datetime
 from pathlib import Path
-from typing import Any, List, NoReturn
+from typing import Any, Dict, List
 
 from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from inktrace_train.config import (Config, ConfigError, is_known, schema_keys, to_config,
-                                   unknown_key_message)
+from inktrace_train.config import Config, is_known, schema_keys, to_config, unknown_key_message
+from inktrace_train.errors import ConfigError, UserError, fail
+from inktrace_train.runs import RunDir
 
 GROUPS = ("model", "stage", "training", "data", "experiment", "sweep")
-RUN_ID_ENV = "INKTRACE_RUN_ID"  # set it to make every rank (or a retried job) use one run id
 
 
 def config_dir() -> str:
@@ -35,62 +31,34 @@ def config_dir() -> str:
     return str(Path(__file__).resolve().parents[2] / "conf")
 
 
-def run_id() -> str:
-    """A short id that makes run directories unique even when started in the same second."""
-    return os.environ.get(RUN_ID_ENV) or secrets.token_hex(3)
-
-
-def new_run_dir(kind: str = "") -> str:
-    """``outputs/<date>/<time>_<id>`` (``outputs/<kind>/...`` for sweeps): the one place this pattern lives."""
-    now = datetime.now()
-    parts = ["outputs", kind, now.strftime("%Y-%m-%d"), f"{now.strftime('%H-%M-%S')}_{run_id()}"]
-    return str(Path(*[p for p in parts if p]))
+def _new_run_dir(kind: str = "") -> str:
+    return str(RunDir.new_path(kind))
 
 
 def register() -> None:
-    """Register the schema and the run-directory resolvers (idempotent)."""
+    """Register the schema and the run-directory resolver (idempotent)."""
     ConfigStore.instance().store(name="config_schema", node=Config)
     if not OmegaConf.has_resolver("inktrace_run_dir"):
         # Cached, so every use in one process gives the same directory.
-        OmegaConf.register_new_resolver("inktrace_run_dir", new_run_dir, use_cache=True)
+        OmegaConf.register_new_resolver("inktrace_run_dir", _new_run_dir, use_cache=True)
 
 
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print one clear line and exit; never a traceback for a user error."""
-    print(f"inktrace_train: error: {message}", file=sys.stderr)
-    raise SystemExit(code)
-
-
-def command_line(argv: List[str]) -> argparse.Namespace:
-    """Hydra's own reading of the command line, plus ``resume`` (the ``+resume=`` path or
-    None) split off from the other overrides."""
-    from hydra._internal.utils import get_args_parser
-
-    from inktrace_train.resume import split_resume
-
-    args, _ = get_args_parser().parse_known_args(argv)
-    args.resume, args.overrides = split_resume(args.overrides)
-    return args
-
-
-def check_overrides(argv: List[str]) -> None:
+def check_overrides(overrides: List[str]) -> None:
     """Reject misspelt or mistyped keys on the command line before Hydra composes.
 
     Hydra accepts ``+key=`` and ``++key=`` for keys the schema lacks and names no
     alternative for a misspelt key; this check names the nearest valid key.
     """
-    from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    args, _ = get_args_parser().parse_known_args(argv)
     try:
-        overrides = OverridesParser.create().parse_overrides(args.overrides)
+        parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException:
         return  # Hydra reports its own grammar errors, naming the override
     known = schema_keys()
     schema = OmegaConf.structured(Config)
-    for o in overrides:
+    for o in parsed:
         key = o.key_or_group
         if key.split(".")[0].split("/")[0] == "hydra" or (key in GROUPS and not o.is_delete()):
             continue
@@ -103,6 +71,18 @@ def check_overrides(argv: List[str]) -> None:
         except OmegaConfBaseException as e:
             msg = str(e).splitlines()[0]
             raise ConfigError(f"{o.input_line}: wrong type for '{key}': {msg}") from None
+
+
+def compose_plain(overrides: List[str]) -> Dict[str, Any]:
+    """The full config for a command line, as plain containers (resume compares against it)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():  # inside a sweep job: reuse the app's search path
+        return OmegaConf.to_container(compose("config", overrides=overrides), resolve=True)
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def _key(override: str) -> str:
@@ -131,13 +111,29 @@ def compose_stages(cfg: Config, task: List[str]) -> List[Config]:
 
 
 class ValidateConfig(Callback):
-    """Validates before Hydra makes any directory (``on_run_start`` precedes the run dir)."""
+    """Validates before Hydra makes any directory (``on_run_start`` precedes the run dir), and
+    refuses a directory that holds another run before Hydra writes its ``.hydra/`` record there.
+
+    Args:
+        sweep_resume: set by the entry point when ``+resume=`` re-runs a sweep into its own directory.
+    """
+
+    def __init__(self, sweep_resume: bool = False) -> None:
+        self.sweep_resume = sweep_resume
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             to_config(config)
-        except ConfigError as e:
+            RunDir(Path(config.hydra.run.dir)).refuse_if_taken()
+        except UserError as e:
             fail(str(e))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self.on_run_start(config)
+        try:
+            to_config(config)
+            sweep = Path(config.hydra.sweep.dir)
+            if not self.sweep_resume and (sweep / "multirun.yaml").is_file():
+                raise UserError(f"{sweep} already holds a sweep: re-run its command with +resume={sweep} "
+                                "to finish it, or choose another hydra.sweep.dir")
+        except UserError as e:
+            fail(str(e))

@@ -15,6 +15,8 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from inktrace_train.errors import ConfigError
+
 CONFIG_VERSION = 1  # bump when a key is renamed or its meaning changes; stored in checkpoints
 PIPELINE = ("structural", "dense")  # stage order; `stage=all` runs them in this order
 DATA_SOURCES = ("kanjivg", "synthetic")
@@ -103,14 +105,6 @@ class Config:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     data: DataConfig = field(default_factory=DataConfig)
     resume: Optional[str] = None  # run directory or checkpoint to continue; `+resume=PATH`
-
-
-class UserError(Exception):
-    """An error the user can fix; the entry point prints it as one line, no traceback."""
-
-
-class ConfigError(UserError):
-    """A misspelt key, a wrong type or an out-of-range value in the configuration."""
 
 
 def schema_keys(node: Any = Config, prefix: str = "") -> List[str]:
@@ -251,3 +245,22 @@ def to_config(cfg: DictConfig) -> Config:
     assert isinstance(typed, Config)
     validate(typed)
     return typed
+
+
+def apply_changes(cfg: Config, changes: Dict[str, Any]) -> Config:
+    """``cfg`` with dotted-key changes (``{"training.epochs": 5}``) applied, validated again."""
+    node = OmegaConf.structured(cfg)
+    for key, value in changes.items():
+        OmegaConf.update(node, key, value)
+    return to_config(node)
+
+
+def flatten(tree: Any, prefix: str = "") -> Dict[str, Any]:
+    """Nested dicts as dotted keys: ``{"model": {"embed_dim": 32}}`` -> ``{"model.embed_dim": 32}``.
+    An empty dict is a leaf (so ``stage.overrides`` of a run with none still shows)."""
+    if not isinstance(tree, dict) or not tree:
+        return {prefix: tree} if prefix else {}
+    out: Dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out

@@ -12,7 +12,7 @@ import shlex
 import sys
 from typing import List, NoReturn
 
-from inktrace_train.compose import fail
+from inktrace_train.errors import fail
 
 SCRIPTS = {"train_structural": "structural", "train_dense": "dense"}
 
@@ -50,7 +50,11 @@ def translate(script: str, argv: List[str]) -> List[str]:
         fail(f"legacy {script}: --from-scratch and --init_from contradict each other")
     if args.resume:
         return [f"+resume={args.resume}"]  # the run's own config; other flags would be refused anyway
-    stage = {1: "structural", 2: "dense"}[args.stage] if args.stage else SCRIPTS[script]
+    stage = SCRIPTS[script]
+    if args.stage and {1: "structural", 2: "dense"}[args.stage] != stage:
+        other = next(name for name, s in SCRIPTS.items() if s != stage)
+        fail(f"legacy {script}: --stage {args.stage} contradicts {script}, which trains the {stage} stage; "
+             f"use `python -m inktrace_train.legacy {other}`")
     new = [f"stage={stage}"]
     for value, key in ((args.embed_dim, "model.embed_dim"), (args.num_layers, "model.num_layers"),
                        (args.lr, "training.lr"), (args.epochs, "training.epochs"),
@@ -64,9 +68,13 @@ def translate(script: str, argv: List[str]) -> List[str]:
 
 def main(argv: List[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m inktrace_train.legacy {train_structural,train_dense} [old flags]")
+    usage = "usage: python -m inktrace_train.legacy {train_structural,train_dense} [old flags]"
+    if argv and argv[0] in ("-h", "--help"):
+        print(usage)
         return
+    if not argv:
+        print(usage, file=sys.stderr)
+        fail("legacy: name the old script (train_structural or train_dense) and its flags")
     script, rest = argv[0], argv[1:]
     if rest and rest[0] in ("-h", "--help"):
         parser(script).print_help()

@@ -7,7 +7,9 @@ TensorBoard run shows both stages of a pipeline side by side.
 from __future__ import annotations
 
 import logging
+import math
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -40,6 +42,17 @@ class RunLogger:
         return tqdm(total=total, initial=initial, desc=f"{self.stage} {desc}", leave=False,
                     dynamic_ncols=True, disable=not self.show_progress)
 
+    def progress_line(self, bar: tqdm, epoch: int, epochs: int, step: int, steps: int,
+                      values: Dict[str, float], eta_s: float) -> None:
+        """At each log interval: the bar's postfix on a terminal, else one log line (a log
+        file or a Slurm job would otherwise see nothing for a whole epoch)."""
+        loss, lr, sps = values.get("total", math.nan), values["lr"], values["samples_per_s"]
+        if self.show_progress:
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", sps=f"{sps:.0f}")
+            return
+        log.info("%s epoch %d/%d step %d/%d | loss %.4f | lr %.2e | %.0f samples/s | ETA %s", self.stage,
+                 epoch + 1, epochs, step, steps, loss, lr, sps, timedelta(seconds=round(eta_s)))
+
     def scalars(self, section: str, values: Dict[str, float], step: int) -> None:
         for key, value in values.items():
             self.writer.add_scalar(f"{self.stage}/{section}/{key}", value, step)
@@ -50,6 +63,7 @@ class RunLogger:
 
     def epoch_summary(self, epoch: int, epochs: int, metric: float, is_best: bool,
                       metrics: Dict[str, float]) -> None:
+        """One line per epoch: the metric that picks the best checkpoint, every other metric."""
         shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if not k.startswith("loss_"))
         log.info("%s epoch %d/%d: metric=%.4f%s | %s | val_loss=%.4f", self.stage, epoch, epochs, metric,
                  " (best)" if is_best else "", shown, metrics.get("loss_total", float("nan")))
@@ -58,7 +72,9 @@ class RunLogger:
         """The run's hyper-parameters with its final metrics, for TensorBoard's HParams tab
         (written into this stage's own log directory, not a new sub-run)."""
         clean = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in params.items()}
-        self.writer.add_hparams(clean, {f"hparam/{k}": v for k, v in metrics.items()}, run_name=".")
+        # A stage that never produced a finite metric (NaN losses) has no best: leave it out.
+        shown = {f"hparam/{k}": v for k, v in metrics.items() if v is not None and math.isfinite(v)}
+        self.writer.add_hparams(clean, shown, run_name=".")
 
     def close(self) -> None:
         self.writer.close()

@@ -140,7 +140,7 @@ class ValidationMetrics:
         return {name: f1_from_counts(*counts[i]) for i, name in enumerate(_COUNTERS[:n])}
 
 
-def best_metric(stage: str, metrics: Dict[str, float]) -> float:
+def select_metric(stage: str, metrics: Dict[str, float]) -> float:
     """The number that picks the best checkpoint of a stage (higher is better).
 
     Args:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from inktrace_train.compose import fail
+from inktrace_train.errors import fail
 from inktrace_train.sweeps import write_summary
 
 

@@ -1,9 +1,10 @@
-"""The run directory: what a run leaves on disk besides checkpoints.
+"""The run directory: :class:`RunDir` owns its whole layout, from its name to its files.
 
-Layout (DESIGN.md): ``config.yaml`` (resolved config), ``run.json`` (status per
-stage), ``env.json`` (versions, git commit), ``train.log`` (written by Hydra's
-logging), ``tb/`` (TensorBoard) and ``checkpoints/<stage>/``. Only one process
-writes here.
+``outputs/<date>/<time>_<id>/`` (sweeps: ``outputs/multirun/...``) holds ``.hydra/``
+(Hydra's record of the launch), ``config.yaml`` (resolved config), ``run.json``
+(status per stage), ``env.json`` (versions, git commit), ``train.log``, ``tb/<stage>/``
+(TensorBoard) and ``checkpoints/<stage>/`` (checkpoints, manifest, the stage's config).
+Only one process writes here. No torch import: resume planning reads runs too.
 """
 
 from __future__ import annotations
@@ -11,19 +12,30 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import platform
+import re
+import secrets
 import shutil
 import subprocess
 import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import OmegaConf
 
 from inktrace_train.atomic import write_json, write_text
-from inktrace_train.config import CONFIG_VERSION, Config, UserError, to_config
+from inktrace_train.config import CONFIG_VERSION, Config, to_config
+from inktrace_train.errors import UserError
+
+RUNS_ROOT = "outputs"  # new runs go to outputs/<date>/<time>_<id>, relative to the working directory
+RUN_ID_ENV = "INKTRACE_RUN_ID"  # set it to make every rank (or a retried job) use one run id
+LATEST = "checkpoint_latest.pth"  # refreshed every epoch (and every save_every_n_steps)
+BEST = "checkpoint_best.pth"  # the stage's best validation metric so far
+MANIFEST = "manifest.json"  # sizes, SHA-256, rotation order: a record, never an input to "best"
+PERIODIC = re.compile(r"checkpoint_epoch_(\d+)\.pth$")
 
 PACKAGES = ("inktrace_train", "torch", "numpy", "hydra-core", "omegaconf", "opencv-python-headless",
             "kanjivg", "tensorboard", "tqdm")
@@ -66,6 +78,10 @@ def environment() -> Dict[str, Any]:
     }
 
 
+class RunDirTaken(UserError):
+    """A new run was pointed at a directory that holds another run (its files are left alone)."""
+
+
 def config_to_yaml(cfg: Config) -> str:
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
 
@@ -75,37 +91,77 @@ def config_to_dict(cfg: Config) -> Dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def periodic_name(epoch: int) -> str:
+    return f"checkpoint_epoch_{epoch:04d}.pth"
+
+
 class RunDir:
-    """One run's directory. ``run.json`` holds each stage's status and best metric."""
+    """One run's directory: where each file lives, and ``run.json`` (each stage's status)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         self.config_file = self.path / "config.yaml"
         self.status_file = self.path / "run.json"
+        self.hydra_dir = self.path / ".hydra"
+
+    @staticmethod
+    def new_path(kind: str = "") -> Path:
+        """``outputs/<date>/<time>_<id>`` (``outputs/<kind>/...`` for sweeps). The id makes two runs
+        started in the same second differ; ``INKTRACE_RUN_ID`` fixes it (every rank of one job)."""
+        now = datetime.now()
+        run_id = os.environ.get(RUN_ID_ENV) or secrets.token_hex(3)
+        parts = [RUNS_ROOT, kind, now.strftime("%Y-%m-%d"), f"{now.strftime('%H-%M-%S')}_{run_id}"]
+        return Path(*[p for p in parts if p])
+
+    @classmethod
+    def containing(cls, checkpoint: Path) -> Optional[Tuple["RunDir", str]]:
+        """(run, stage) for a file at ``<run>/checkpoints/<stage>/<file>`` of a run; None for a loose file."""
+        parents = Path(checkpoint).resolve().parents
+        if len(parents) < 3 or parents[1].name != "checkpoints":
+            return None
+        run = cls(parents[2])
+        return (run, parents[0].name) if run.config_file.is_file() else None
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
 
     def checkpoint_dir(self, stage: str) -> Path:
         return self.path / "checkpoints" / stage
+
+    def best_checkpoint(self, stage: str) -> Path:
+        return self.checkpoint_dir(stage) / BEST
+
+    def has_checkpoints(self) -> bool:
+        return any(self.path.glob("checkpoints/*/*.pth"))
 
     def tb_dir(self, stage: str) -> Path:
         """One TensorBoard run per stage: a resumed stage's purge of replayed steps
         must not touch the other stage's curves."""
         return self.path / "tb" / stage
 
+    def init_report(self, stage: str) -> Path:
+        return self.path / f"init_report_{stage}.txt"
+
     def stage_config_file(self, stage: str) -> Path:
         return self.checkpoint_dir(stage) / "config.yaml"
 
-    def save_stage_config(self, cfg: Config) -> None:
-        """Each stage's own resolved config, beside its checkpoints (resume reads it)."""
-        path = self.stage_config_file(cfg.stage.name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_text(path, config_to_yaml(cfg))
+    def run_files(self) -> List[str]:
+        """The names present that only a run writes (empty for a new or unrelated directory)."""
+        marks = (self.hydra_dir, self.config_file, self.status_file, self.path / "checkpoints")
+        return [p.name for p in marks if p.exists()]
 
-    @property
-    def run_id(self) -> str:
-        return self.path.name
+    def refuse_if_taken(self, ignore: Tuple[str, ...] = ()) -> None:
+        """Raise if this directory already holds a run: a new run never writes into another's."""
+        found = [name for name in self.run_files() if name not in ignore]
+        if found:
+            raise RunDirTaken(f"{self.path} already holds a run ({', '.join(found)}): continue it with "
+                            f"+resume={self.path}, or start a new run in another directory (hydra.run.dir=PATH)")
 
     def create(self, cfg: Config, stages: List[Config]) -> None:
-        """Record a new run: resolved config, each stage's config, environment, pending stages."""
+        """Record a new run: resolved config, each stage's config, environment, pending stages.
+        Hydra has written ``.hydra/`` already; anything else there is another run's."""
+        self.refuse_if_taken(ignore=(self.hydra_dir.name,))
         self.path.mkdir(parents=True, exist_ok=True)
         write_text(self.config_file, config_to_yaml(cfg))
         for stage_cfg in stages:
@@ -115,6 +171,12 @@ class RunDir:
         write_json(self.status_file, {"run_id": self.run_id, "config_version": CONFIG_VERSION,
                                       "created": now_iso(), "pipeline": list(status), "stages": status,
                                       "resumes": []})
+
+    def save_stage_config(self, cfg: Config) -> None:
+        """Each stage's own resolved config, beside its checkpoints (resume reads it)."""
+        path = self.stage_config_file(cfg.stage.name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, config_to_yaml(cfg))
 
     def stage_configs(self) -> List[Config]:
         """The stages of this run, in order, each with its saved config (a single-stage
@@ -145,10 +207,9 @@ class RunDir:
         state["stages"].setdefault(stage, {}).update(fields)
         write_json(self.status_file, state)
 
-
-def discard_unused(run_dir: Path) -> bool:
-    """Delete ``run_dir`` after a failed start if it holds no checkpoint; never touches saved work."""
-    if not run_dir.is_dir() or any(run_dir.glob("checkpoints/**/*.pth")):
-        return False
-    shutil.rmtree(run_dir, ignore_errors=True)
-    return True
+    def discard_if_unused(self) -> bool:
+        """Delete the directory after a failed start if it holds no checkpoint; never touches saved work."""
+        if not self.path.is_dir() or self.has_checkpoints():
+            return False
+        shutil.rmtree(self.path, ignore_errors=True)
+        return True

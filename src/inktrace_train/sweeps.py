@@ -18,7 +18,8 @@ from typing import Any, Dict, List, Optional
 from inktrace_train.atomic import write_json, write_text
 
 JOB_RECORD = "job.json"
-COLUMNS = ("run", "overrides", "status", "metric", "best_checkpoint", "wall_time_s", "error")
+COLUMNS = ("run", "stage", "overrides", "status", "metric", "best_checkpoint", "wall_time_s", "error")
+STAGE_ORDER = ("structural", "dense")  # rows are ranked within a stage: their metrics differ in kind
 
 
 def write_job_record(job_dir: Path, record: Dict[str, Any]) -> None:
@@ -32,9 +33,9 @@ def read_job_record(job_dir: Path) -> Optional[Dict[str, Any]]:
 
 
 def run_result(run: Path) -> Dict[str, Any]:
-    """The metric and best checkpoint of a run's last stage, from its run.json."""
+    """The stage, metric and best checkpoint of a run's last stage, from its run.json."""
     row = _from_run_json(run)
-    return {"metric": row["metric"], "best_checkpoint": row["best_checkpoint"]}
+    return {"stage": row["stage"], "metric": row["metric"], "best_checkpoint": row["best_checkpoint"]}
 
 
 def _overrides(run: Path) -> List[str]:
@@ -44,29 +45,52 @@ def _overrides(run: Path) -> List[str]:
     return [line[2:].strip() for line in path.read_text().splitlines() if line.startswith("- ")]
 
 
+def _read_json(path: Path) -> Optional[Dict[str, Any]]:
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
 def _from_run_json(run: Path) -> Dict[str, Any]:
     """A row for a run without a job record (a single run, or a job killed mid-way)."""
-    state = json.loads((run / "run.json").read_text())
-    stages = [state["stages"][name] for name in state.get("pipeline", state["stages"])]
+    state = _read_json(run / "run.json") or {}
+    names = list(state.get("pipeline", state.get("stages", {})))
+    stages = [state["stages"].get(name, {}) for name in names]
     last = stages[-1] if stages else {}
     statuses = {s.get("status") for s in stages}
     status = "done" if statuses == {"done"} else "failed" if "failed" in statuses else "unfinished"
-    return {"status": status, "metric": last.get("best_metric"), "best_checkpoint": last.get("best_checkpoint"),
-            "wall_time_s": None, "error": None}
+    return {"stage": names[-1] if names else None, "status": status, "metric": last.get("best_metric"),
+            "best_checkpoint": last.get("best_checkpoint"), "wall_time_s": None, "error": None}
+
+
+def _is_run(directory: Path) -> bool:
+    """A job record, or a run.json that a run wrote (a mapping of stages): not any stray file."""
+    if (directory / JOB_RECORD).is_file():
+        return _read_json(directory / JOB_RECORD) is not None
+    state = _read_json(directory / "run.json")
+    return state is not None and isinstance(state.get("stages"), dict)
+
+
+def _rank(row: Dict[str, Any]) -> tuple:
+    stage = STAGE_ORDER.index(row["stage"]) if row["stage"] in STAGE_ORDER else len(STAGE_ORDER)
+    return stage, -row["metric"] if _is_number(row["metric"]) else math.inf
 
 
 def collect(root: Path) -> List[Dict[str, Any]]:
-    """One row per run or job under ``root`` (itself included), best metric first."""
+    """One row per run or job under ``root`` (itself included), grouped by the stage whose
+    metric it reports, best metric first within each stage."""
     rows = []
-    for marker in sorted(set(root.rglob(JOB_RECORD)) | set(root.rglob("run.json"))):
-        run = marker.parent
-        if any(r["path"] == run for r in rows):
-            continue
-        record = json.loads((run / JOB_RECORD).read_text()) if (run / JOB_RECORD).is_file() else _from_run_json(run)
+    runs = sorted({marker.parent for marker in (*root.rglob(JOB_RECORD), *root.rglob("run.json"))})
+    for run in filter(_is_run, runs):
+        record = _read_json(run / JOB_RECORD) if (run / JOB_RECORD).is_file() else _from_run_json(run)
+        if record.get("stage") is None and (run / "run.json").is_file():
+            record["stage"] = _from_run_json(run)["stage"]  # a job record from before the stage column
         rows.append({"path": run, "run": str(run.relative_to(root)) if run != root else ".",
                      "overrides": " ".join(record.get("overrides") or _overrides(run)), **{
                          k: record.get(k) for k in COLUMNS if k not in ("run", "overrides")}})
-    return sorted(rows, key=lambda r: -r["metric"] if _is_number(r["metric"]) else math.inf)
+    return sorted(rows, key=_rank)
 
 
 def _is_number(x: Any) -> bool:
@@ -98,7 +122,7 @@ def write_summary(root: Path) -> Optional[str]:
         shown = dict(r, overrides=" ".join(o for o in r["overrides"].split() if o not in common))
         lines.append("| " + " | ".join(_cell(shown[c], c) for c in COLUMNS) + " |")
     done = sum(r["status"] == "done" for r in rows)
-    markdown = (f"# Summary of {root}\n\n{done} of {len(rows)} runs done, best metric first. "
+    markdown = (f"# Summary of {root}\n\n{done} of {len(rows)} runs done, best metric first within each stage. "
                 f"Common overrides: `{' '.join(sorted(common)) or 'none'}`\n\n" + "\n".join(lines) + "\n")
     write_text(root / "summary.md", markdown)
     return markdown

@@ -11,8 +11,7 @@ import logging
 import math
 import random
 import time
-import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional
 
 import numpy as np
@@ -21,9 +20,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from inktrace_train.checkpoint import FORMAT_VERSION, CheckpointError, CheckpointManager
+from inktrace_train.checkpoint import Checkpoint, CheckpointError, CheckpointManager
 from inktrace_train.convert import regroup_optimizer_state
 from inktrace_train.logger import RunLogger
+from inktrace_train.optim import WarmupCosine
 from inktrace_train.runs import now_iso
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainState:
+    """The loop's own state: counters and the best metric (persisted in every checkpoint)."""
+
     epoch: int = 0  # completed epochs
     step_in_epoch: int = 0  # micro-batches done in the current epoch
     global_step: int = 0  # optimizer steps done
-    best_metric: Optional[float] = None
+    best_metric: Optional[float] = None  # the one source of "is this epoch the best"
+
+    def improves(self, metric: float) -> bool:
+        """Higher is better; NaN never is."""
+        return not math.isnan(metric) and (self.best_metric is None or metric > self.best_metric)
 
 
 class DeviceMeter:
@@ -49,6 +55,9 @@ class DeviceMeter:
             v = v.detach().float()
             self.sums[k] = self.sums[k] + v if k in self.sums else v
             self.counts[k] = self.counts.get(k, 0) + 1
+
+    def __bool__(self) -> bool:
+        return bool(self.sums)
 
     def read(self) -> Dict[str, float]:
         if not self.sums:
@@ -87,26 +96,28 @@ class Trainer:
         model, loss_fn, optimizer, scheduler: the objects to train with.
         train_loader: yields batches; its ``sampler`` has ``epoch`` and ``start`` attributes.
         val_loader: the fixed validation set.
-        metrics: builds a fresh metric accumulator (``update``/``compute``).
-        best_metric: maps the validation metrics to the one number that picks the best checkpoint.
+        new_metrics: builds a fresh metric accumulator (``update``/``compute``).
+        select_metric: maps the validation metrics to the one number that picks the best checkpoint.
         checkpoints: the stage's checkpoint manager.
         logger: TensorBoard and console logging.
-        checkpoint_extra: constant entries of every checkpoint (config, metadata).
+        config, metadata: constant entries of every checkpoint (the resolved config as plain
+            containers; stage, run id, versions).
         amp_dtype: autocast dtype, or None for full precision.
     """
 
     def __init__(self, model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
-                 scheduler: torch.optim.lr_scheduler.LRScheduler, train_loader: DataLoader,
-                 val_loader: DataLoader, metrics: Callable[[], Any],
-                 best_metric: Callable[[Dict[str, float]], float], checkpoints: CheckpointManager,
-                 logger: RunLogger, checkpoint_extra: Dict[str, Any], *, device: torch.device,
-                 epochs: int, grad_accum_steps: int, grad_clip: float, log_every_n_steps: int,
-                 save_every_n_steps: Optional[int], mask_ratio: float, amp_dtype: Optional[torch.dtype]):
+                 scheduler: WarmupCosine, train_loader: DataLoader, val_loader: DataLoader,
+                 new_metrics: Callable[[], Any], select_metric: Callable[[Dict[str, float]], float],
+                 checkpoints: CheckpointManager, logger: RunLogger, *, config: Dict[str, Any],
+                 metadata: Dict[str, Any], device: torch.device, epochs: int, grad_accum_steps: int,
+                 grad_clip: float, log_every_n_steps: int, save_every_n_steps: Optional[int], mask_ratio: float,
+                 amp_dtype: Optional[torch.dtype]):
         self.model, self.loss_fn = model, loss_fn
         self.optimizer, self.scheduler = optimizer, scheduler
         self.train_loader, self.val_loader = train_loader, val_loader
-        self.metrics, self.best_metric = metrics, best_metric
-        self.checkpoints, self.logger, self.checkpoint_extra = checkpoints, logger, checkpoint_extra
+        self.new_metrics, self.select_metric = new_metrics, select_metric
+        self.checkpoints, self.logger = checkpoints, logger
+        self.config, self.metadata = config, metadata
         self.device, self.epochs = device, epochs
         self.grad_accum_steps, self.log_every_n_steps = grad_accum_steps, log_every_n_steps
         self.save_every_n_steps = save_every_n_steps
@@ -174,6 +185,8 @@ class Trainer:
                 tick, seen = now, 0
             if self._mid_epoch_save_due():
                 self.checkpoints.save(self.checkpoint(self.last_metric), is_best=False)
+        if self.meter:  # the rest of the epoch, so short runs get train curves too
+            self.log_train(bar, seen / max(time.perf_counter() - tick, 1e-9))
         bar.close()
 
     def _mid_epoch_save_due(self) -> bool:
@@ -185,13 +198,16 @@ class Trainer:
         values["lr"] = self.optimizer.param_groups[0]["lr"]
         values["samples_per_s"] = samples_per_s
         self.logger.scalars("train", values, self.state.global_step)
-        bar.set_postfix(loss=f"{values['total']:.4f}", lr=f"{values['lr']:.2e}", sps=f"{samples_per_s:.0f}")
+        s = self.state
+        left = (self.epochs - s.epoch - 1) * self.steps_per_epoch + self.steps_per_epoch - s.step_in_epoch
+        eta = left * self.train_loader.batch_size / max(samples_per_s, 1e-9)
+        self.logger.progress_line(bar, s.epoch, self.epochs, s.step_in_epoch, self.steps_per_epoch, values, eta)
 
     @torch.no_grad()
     def evaluate(self) -> Dict[str, float]:
         """Validation: losses on the masked input, metrics on the full ink (the real task)."""
         self.model.eval()
-        metrics, losses, shown = self.metrics(), DeviceMeter(), None
+        metrics, losses, shown = self.new_metrics(), DeviceMeter(), None
         for batch in self.val_loader:
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             with self._autocast():
@@ -210,9 +226,8 @@ class Trainer:
 
     def end_epoch(self, metrics: Dict[str, float]) -> None:
         self.last_metrics = metrics
-        metric = self.last_metric = self.best_metric(metrics)
-        best = self.checkpoints.best_metric
-        is_best = best is None or metric > best
+        metric = self.last_metric = self.select_metric(metrics)
+        is_best = self.state.improves(metric)
         if is_best:
             self.state.best_metric = metric
         self.logger.scalars("val", metrics, self.state.global_step)
@@ -220,56 +235,55 @@ class Trainer:
         self.checkpoints.save(self.checkpoint(metric), is_best)
 
     # --- checkpoint state -----------------------------------------------------------
-    def checkpoint(self, metric: Optional[float]) -> Dict[str, Any]:
-        """The complete checkpoint dict (format version 1)."""
-        return {
-            "version": FORMAT_VERSION,
-            "epoch": self.state.epoch,
-            "step_in_epoch": self.state.step_in_epoch,
-            "global_step": self.state.global_step,
-            "model_state_dict": self.model.state_dict(),
-            "optimizer_state_dict": self.optimizer.state_dict(),
-            "scheduler_state_dict": self.scheduler.state_dict(),
-            "scaler_state_dict": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "metric": metric,
-            "best_metric": self.state.best_metric,
-            "timestamp": now_iso(),
-            "rng_state": rng_state(),
-            **self.checkpoint_extra,
-        }
+    def checkpoint(self, metric: Optional[float]) -> Checkpoint:
+        """The complete checkpoint (format version 1)."""
+        return Checkpoint(
+            epoch=self.state.epoch,
+            step_in_epoch=self.state.step_in_epoch,
+            global_step=self.state.global_step,
+            model_state_dict=self.model.state_dict(),
+            optimizer_state_dict=self.optimizer.state_dict(),
+            scheduler_state_dict=self.scheduler.state_dict(),
+            scaler_state_dict=self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            metric=metric,
+            best_metric=self.state.best_metric,
+            config=self.config,
+            metadata=self.metadata,
+            timestamp=now_iso(),
+            rng_state=rng_state(),
+        )
 
-    def load_checkpoint(self, ckpt: Dict[str, Any]) -> None:
+    def load_checkpoint(self, ckpt: Checkpoint) -> None:
         """Restore everything needed to continue exactly where ``ckpt`` was written.
 
         A converted older checkpoint may lack optimizer or schedule state: those start
-        fresh (the schedule fast-forwarded to the checkpoint's step), with a warning.
+        fresh (the schedule fast-forwarded to the checkpoint's step), with a warning. A
+        changed ``training.epochs`` re-plans the rest of the schedule (:class:`WarmupCosine`).
         """
-        self.model.load_state_dict(ckpt["model_state_dict"])
-        epoch = ckpt.get("epoch") or 0
-        global_step = ckpt.get("global_step")
+        self.model.load_state_dict(ckpt.model_state_dict)
+        epoch = ckpt.epoch or 0
+        global_step = ckpt.global_step
         if global_step is None:
             global_step = epoch * math.ceil(self.steps_per_epoch / self.grad_accum_steps)
-        if ckpt.get("optimizer_state_dict") is not None:
+        if ckpt.optimizer_state_dict is not None:
             try:
                 self.optimizer.load_state_dict(regroup_optimizer_state(
-                    ckpt["optimizer_state_dict"], self.optimizer, list(self.model.parameters())))
+                    ckpt.optimizer_state_dict, self.optimizer, list(self.model.parameters())))
             except ValueError as e:
                 raise CheckpointError(f"the checkpoint's optimizer state does not fit this model: {e}") from None
         else:
             log.warning("checkpoint has no optimizer state: AdamW moments start fresh")
-        if ckpt.get("scheduler_state_dict") is not None:
-            self.scheduler.load_state_dict(ckpt["scheduler_state_dict"])
+        if ckpt.scheduler_state_dict is not None:
+            self.scheduler.load_state_dict(ckpt.scheduler_state_dict)
         elif global_step:
-            self.scheduler.last_epoch = global_step - 1
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # "step() before optimizer.step()"
-                self.scheduler.step()
-        if ckpt.get("scaler_state_dict") is not None:
-            self.scaler.load_state_dict(ckpt["scaler_state_dict"])
-        self.state = TrainState(epoch=epoch, step_in_epoch=ckpt.get("step_in_epoch", 0),
-                                global_step=global_step, best_metric=ckpt.get("best_metric"))
-        self.last_metric = ckpt.get("metric")
-        if ckpt.get("rng_state"):
-            set_rng_state(ckpt["rng_state"])
-        log.info("resumed at epoch %d, step %d (%s)", self.state.epoch, self.state.global_step,
-                 asdict(self.state))
+            self.scheduler.fast_forward(global_step)
+        if ckpt.scaler_state_dict is not None:
+            self.scaler.load_state_dict(ckpt.scaler_state_dict)
+        self.state = TrainState(epoch=epoch, step_in_epoch=ckpt.step_in_epoch, global_step=global_step,
+                                best_metric=ckpt.best_metric)
+        self.last_metric = ckpt.metric
+        if ckpt.rng_state:
+            set_rng_state(ckpt.rng_state)
+        best = "none yet" if self.state.best_metric is None else f"{self.state.best_metric:.4f}"
+        log.info("resumed at epoch %d (+%d micro-batches), optimizer step %d, best metric %s",
+                 epoch, self.state.step_in_epoch, global_step, best)

@@ -16,8 +16,10 @@ from typing import Any, Dict, List
 import torch
 from torch import nn
 
-from inktrace_train.checkpoint import BEST, CheckpointError, load_checkpoint
-from inktrace_train.config import PIPELINE, UserError
+from inktrace_train.checkpoint import CheckpointError, load_checkpoint
+from inktrace_train.config import PIPELINE
+from inktrace_train.errors import UserError
+from inktrace_train.runs import BEST, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +35,12 @@ def resolve_init_path(path: str, stage: str) -> Path:
     if not p.is_dir():
         raise CheckpointError(f"stage.init_from: no such file or directory: {p}")
     previous = PIPELINE[max(PIPELINE.index(stage) - 1, 0)]
-    for candidate in (p / "checkpoints" / previous / BEST, p / BEST):
+    best = RunDir(p).best_checkpoint(previous)
+    for candidate in (best, p / BEST):  # a run directory, or a stage's checkpoint folder itself
         if candidate.is_file():
             return candidate
     raise CheckpointError(f"stage.init_from: {p} holds no {previous} checkpoint "
-                          f"(looked for checkpoints/{previous}/{BEST})")
+                          f"(looked for {best.relative_to(p)})")
 
 
 def check_backbone(ckpt_config: Dict[str, Any], model_cfg: Dict[str, Any], img_size: int) -> None:
@@ -118,10 +121,8 @@ def init_from(model: nn.Module, path: str, stage: str, model_cfg: Dict[str, Any]
     """Load matching weights into ``model``; returns the printed report."""
     ckpt_path = resolve_init_path(path, stage)
     ckpt = load_checkpoint(ckpt_path)
-    if "model_state_dict" not in ckpt:
-        raise CheckpointError(f"{ckpt_path} has no model_state_dict")
-    check_backbone(ckpt.get("config", {}), model_cfg, img_size)
-    report = transfer_weights(model, ckpt["model_state_dict"], allow_shape_mismatch)
+    check_backbone(ckpt.config or {}, model_cfg, img_size)
+    report = transfer_weights(model, ckpt.model_state_dict, allow_shape_mismatch)
     text = format_report(ckpt_path, report, model)
     log.info("%s", text)
     return text

@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..config import UserError
+from ..errors import UserError
 from .svgpath import path_to_polylines
 
 log = logging.getLogger(__name__)

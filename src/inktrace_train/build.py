@@ -1,0 +1,145 @@
+"""Config -> objects: the device, loaders, model, optimizer, schedule and Trainer of a stage.
+
+The only place below the entry point that reads the config tree: everything it
+builds takes plain objects and typed arguments (config field names equal the
+constructor arguments).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional, Tuple
+
+import torch
+from torch.utils.data import DataLoader
+
+from inktrace_train.atomic import write_text
+from inktrace_train.checkpoint import Checkpoint, CheckpointManager
+from inktrace_train.config import CONFIG_VERSION, Config, DataConfig
+from inktrace_train.data import Augmenter, EpochSampler, InkDataset, Renderer, worker_init_fn
+from inktrace_train.logger import RunLogger
+from inktrace_train.losses import StructureLoss
+from inktrace_train.metrics import ValidationMetrics, select_metric
+from inktrace_train.model import InkTraceModel, parameter_groups
+from inktrace_train.optim import WarmupCosine
+from inktrace_train.runs import RunDir, config_to_dict, git_state
+from inktrace_train.trainer import Trainer
+from inktrace_train.transfer import init_from
+
+log = logging.getLogger(__name__)
+
+TRAIN_STREAM, VAL_STREAM = 0, 1  # separate random streams for training and validation samples
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def pick_amp_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
+    """auto: bf16 autocast on CUDA where supported (fp16 with loss scaling otherwise), fp32 elsewhere."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def make_source(data: DataConfig, split: str):
+    if data.source == "synthetic":
+        from inktrace_train.data.synthetic import SyntheticStrokes
+
+        return SyntheticStrokes(max_strokes=data.max_strokes)
+    from inktrace_train.data.kanjivg import KanjiVGStrokes
+
+    return KanjiVGStrokes(split=split, val_fraction=data.val_fraction, test_fraction=data.test_fraction,
+                          cache_dir=data.cache_dir)
+
+
+def build_loaders(cfg: Config, device: torch.device) -> Tuple[DataLoader, DataLoader]:
+    """Training loader (fresh samples each epoch) and the fixed validation loader."""
+    d = cfg.data
+    augment = Augmenter(img_size=d.img_size, rotation_deg=d.rotation_deg, scale_min=d.scale_min,
+                        scale_max=d.scale_max, shear=d.shear, shift=d.shift, wobble=d.wobble,
+                        pen_width_min=d.pen_width_min, pen_width_max=d.pen_width_max)
+    render = Renderer(d.img_size)
+    common = dict(augment=augment, render=render, seed=cfg.training.seed, mask_ratio=cfg.training.mask_ratio,
+                  patch_size=2 ** len(cfg.model.stem_channels))
+    train_set = InkDataset(make_source(d, "train"), stream=TRAIN_STREAM, fixed=False, **common)
+    val_set = InkDataset(make_source(d, "val"), stream=VAL_STREAM, fixed=True, **common)
+    workers = min(d.num_workers, available_cores())
+    if workers < d.num_workers:
+        log.info("data.num_workers=%d capped at the %d cores available", d.num_workers, workers)
+    loader = dict(batch_size=cfg.training.batch_size, num_workers=workers, pin_memory=device.type == "cuda",
+                  persistent_workers=workers > 0, worker_init_fn=worker_init_fn)
+    # Own generators: creating a loader iterator must not draw from the global torch RNG,
+    # or a resumed run (fewer iterators made) would see different dropout noise.
+    train = DataLoader(train_set, sampler=EpochSampler(d.train_samples, epoch=0), drop_last=True,
+                       generator=torch.Generator().manual_seed(cfg.training.seed), **loader)
+    val = DataLoader(val_set, sampler=EpochSampler(d.val_samples, epoch=0),
+                     generator=torch.Generator().manual_seed(cfg.training.seed), **loader)
+    return train, val
+
+
+def build_scheduler(cfg: Config, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> WarmupCosine:
+    """Warmup + cosine over the whole stage (``steps_per_epoch`` optimizer steps per epoch)."""
+    t = cfg.training
+    return WarmupCosine(optimizer, total_steps=t.epochs * steps_per_epoch,
+                        warmup_steps=round(t.warmup_epochs * steps_per_epoch), final_lr_ratio=t.final_lr_ratio)
+
+
+def build_model(cfg: Config, run: RunDir, fresh: bool) -> InkTraceModel:
+    """The stage's model: seeded init, then ``stage.init_from`` weights for a fresh stage."""
+    stage = cfg.stage.name
+    torch.manual_seed(cfg.training.seed)
+    model = InkTraceModel(**asdict(cfg.model))
+    if not fresh:
+        return model  # a resumed stage takes its weights from the checkpoint
+    if cfg.stage.init_from:
+        report = init_from(model, cfg.stage.init_from, stage, asdict(cfg.model), cfg.data.img_size,
+                           cfg.stage.allow_shape_mismatch)
+        write_text(run.init_report(stage), report + "\n")
+    elif stage != "structural":
+        log.warning("stage %s starts from scratch: pass stage.init_from=PATH (a structural checkpoint "
+                    "file or a run directory) to start from structural weights", stage)
+    return model
+
+
+def build_trainer(cfg: Config, run: RunDir, device: torch.device, checkpoint: Optional[Checkpoint] = None) -> Trainer:
+    """Every object of a stage, fresh or (with ``checkpoint``) restored to continue exactly."""
+    t, stage = cfg.training, cfg.stage.name
+    model = build_model(cfg, run, fresh=checkpoint is None).to(device)
+    train_loader, val_loader = build_loaders(cfg, device)
+    optimizer = torch.optim.AdamW(parameter_groups(model, t.weight_decay), lr=t.lr)
+    scheduler = build_scheduler(cfg, optimizer, math.ceil(len(train_loader) / t.grad_accum_steps))
+    metadata = {"stage": stage, "run_id": run.run_id, "config_version": CONFIG_VERSION,
+                "torch_version": str(torch.__version__),
+                "git_commit": git_state(Path(__file__).resolve().parent)["commit"]}
+    purge_step = None if checkpoint is None else (checkpoint.global_step or 0) + 1  # drop replayed steps
+    trainer = Trainer(
+        model, StructureLoss(**asdict(t.loss_weights), full_heads=cfg.model.full_heads), optimizer, scheduler,
+        train_loader, val_loader, ValidationMetrics, lambda m: select_metric(stage, m),
+        CheckpointManager(run.checkpoint_dir(stage), t.keep_last_n, t.save_interval),
+        RunLogger(run.tb_dir(stage), stage, purge_step=purge_step),
+        config=config_to_dict(cfg), metadata=metadata, device=device, epochs=t.epochs, grad_accum_steps=t.grad_accum_steps, grad_clip=t.grad_clip,
+        log_every_n_steps=t.log_every_n_steps, save_every_n_steps=t.save_every_n_steps,
+        mask_ratio=t.mask_ratio, amp_dtype=pick_amp_dtype(t.precision, device))
+    if checkpoint is not None:
+        trainer.load_checkpoint(checkpoint)
+    return trainer

@@ -1,0 +1,23 @@
+"""User errors and the one way they end a command: one line on stderr, no traceback.
+
+Imports nothing of ours, so every layer can raise these.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+
+class UserError(Exception):
+    """An error the user can fix; the entry point prints it as one line, no traceback."""
+
+
+class ConfigError(UserError):
+    """A misspelt key, a wrong type or an out-of-range value in the configuration."""
+
+
+def fail(message: str, code: int = 2, prog: str = "inktrace_train") -> NoReturn:
+    """Print ``<prog>: error: <message>`` on stderr and exit with ``code``."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(code)

@@ -1,0 +1,175 @@
+"""Run a new run, continue one, and every stage of a pipeline in order.
+
+``train`` starts a run in the directory Hydra made; ``resume_run`` continues one from
+its newest valid checkpoint; both go through ``run_pipeline``, which runs each
+unfinished stage with ``run_stage`` (a later stage starts from the previous stage's
+best checkpoint).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+
+from inktrace_train.build import build_trainer, pick_device
+from inktrace_train.checkpoint import Checkpoint, CheckpointError, CheckpointManager, load_checkpoint
+from inktrace_train.config import Config, apply_changes, flatten
+from inktrace_train.resume import ResumePlan
+from inktrace_train.runs import RunDir, config_to_dict, now_iso
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: Config, stages: List[Config], run_dir: Path) -> Optional[float]:
+    """Train a new run into ``run_dir`` (made by Hydra): one stage, or with ``stage=all``
+    every stage in order. Returns the best validation metric of the last stage."""
+    torch.set_flush_denormal(True)  # denormals make CPU steps ~20x slower
+    run = RunDir(run_dir)
+    run.create(cfg, stages)
+    best = run_pipeline(run, stages)
+    log_summary(run, stages)
+    return best
+
+
+def run_stage(cfg: Config, run: RunDir, checkpoint: Optional[Checkpoint] = None) -> Optional[float]:
+    """Train one stage in ``run`` (continuing from ``checkpoint`` if given); records its
+    status in run.json. Returns its best metric."""
+    stage = cfg.stage.name
+    device = pick_device(cfg.training.device)
+    trainer = build_trainer(cfg, run, device, checkpoint)
+    n_params = sum(p.numel() for p in trainer.model.parameters())
+    log.info("stage %s on %s: %d parameters, %d steps/epoch, run dir %s", stage, device, n_params,
+             trainer.steps_per_epoch, run.path)
+    run.update_stage(stage, status="running", **({"resumed": now_iso()} if checkpoint else {"started": now_iso()}))
+    try:
+        best = trainer.fit()
+        final = {k: v for k, v in trainer.last_metrics.items() if not k.startswith("loss_")}
+        trainer.logger.hparams(flatten(config_to_dict(cfg)), {"best_metric": best, **final})
+    except BaseException:
+        run.update_stage(stage, status="failed", ended=now_iso())
+        raise
+    finally:
+        trainer.logger.close()
+    run.update_stage(stage, status="done", ended=now_iso(), best_metric=best, epochs=trainer.state.epoch,
+                     best_checkpoint=str(run.best_checkpoint(stage).relative_to(run.path)))
+    return best
+
+
+def run_pipeline(run: RunDir, stages: List[Config], start: Optional[str] = None,
+                 checkpoint: Optional[Checkpoint] = None) -> Optional[float]:
+    """Run the stages in order, skipping finished ones (and those before ``start``).
+
+    The first stage that runs continues from ``checkpoint`` when given. A later stage
+    without ``stage.init_from`` starts from the previous stage's best checkpoint.
+    """
+    best, previous = None, None
+    names = [c.stage.name for c in stages]
+    for cfg in stages[names.index(start) if start else 0:]:
+        stage = cfg.stage.name
+        status = run.status()["stages"].get(stage, {})
+        if stage != start and is_finished(status, cfg):
+            log.info("stage %s is done (best metric %s): skipped", stage, status.get("best_metric"))
+            best, previous = status.get("best_metric"), stage
+            continue
+        if stage != start and status.get("status") == "done":  # done, but a resume extended its epochs
+            checkpoint = newest_checkpoint(run, cfg)
+        if checkpoint is None and previous is not None and cfg.stage.init_from is None:
+            cfg = replace(cfg, stage=replace(cfg.stage, init_from=str(run.best_checkpoint(previous))))
+        best, previous, checkpoint, start = run_stage(cfg, run, checkpoint), stage, None, None
+    return best
+
+
+def is_finished(status: Dict[str, Any], cfg: Config) -> bool:
+    """Done, and not reopened by a resume that extended ``training.epochs``."""
+    return status.get("status") == "done" and status.get("epochs", 0) >= cfg.training.epochs
+
+
+def newest_checkpoint(run: RunDir, cfg: Config) -> Optional[Checkpoint]:
+    """The newest valid checkpoint of a stage, or None if it never saved one."""
+    t = cfg.training
+    manager = CheckpointManager(run.checkpoint_dir(cfg.stage.name), t.keep_last_n, t.save_interval)
+    return manager.load_newest_valid() if manager.has_files() else None
+
+
+def resume_point(run: RunDir, stages: List[Config]) -> Tuple[Optional[str], Optional[Checkpoint]]:
+    """(first unfinished stage, its newest valid checkpoint); (None, None) when all are done.
+    A done stage is unfinished again when a resume extended its ``training.epochs``.
+
+    Raises:
+        CheckpointError: the run never saved a checkpoint, or none of the stage's is valid.
+    """
+    statuses = run.status()["stages"]
+    for i, cfg in enumerate(stages):
+        stage = cfg.stage.name
+        if is_finished(statuses.get(stage, {}), cfg):
+            continue
+        checkpoint = newest_checkpoint(run, cfg)
+        if checkpoint is None and i == 0:
+            raise CheckpointError(f"no checkpoint to resume from: {run.checkpoint_dir(stage)} holds no "
+                                  "checkpoint files")
+        return stage, checkpoint  # None: killed before its first save; starts from the previous stage
+    return None, None
+
+
+def resume_run(plan: ResumePlan) -> Optional[float]:
+    """Continue a run exactly where its newest valid checkpoint (or the plan's checkpoint)
+    left it; then run the stages after it (``stage=all``)."""
+    torch.set_flush_denormal(True)
+    if plan.run is None:  # a loose checkpoint file: its run continues in a new directory
+        stage, checkpoint = plan.config.stage.name, load_checkpoint(plan.checkpoint)
+        run, stages = RunDir(RunDir.new_path()), [plan.config]
+        run.create(plan.config, stages)
+    else:
+        run = plan.run
+        stages = [apply_changes(c, plan.changes) for c in run.stage_configs()]
+        if plan.checkpoint is not None:
+            stage, checkpoint = RunDir.containing(plan.checkpoint)[1], load_checkpoint(plan.checkpoint)
+        else:
+            stage, checkpoint = resume_point(run, stages)
+    last = stages[-1]
+    if stage is None or (stage == last.stage.name and checkpoint and (checkpoint.epoch or 0) >= last.training.epochs):
+        best = run.status()["stages"][last.stage.name].get("best_metric")
+        print(f"{run.path} is already finished (every stage done, best metric {best}): nothing to resume")
+        return best
+    # Nothing is written before the checkpoint has loaded: a failed resume leaves no trace.
+    setup_logging(run.path / "train.log")
+    epoch, step = (checkpoint.epoch, checkpoint.global_step) if checkpoint else (None, None)
+    run.record_resume(overrides=plan.overrides, changes=plan.changes, stage=stage, epoch=epoch, global_step=step)
+    log.info("resuming %s at stage %s, epoch %s, step %s", run.path, stage, epoch or 0, step or 0)
+    best = run_pipeline(run, stages, start=stage, checkpoint=checkpoint)
+    log_summary(run, stages)
+    return best
+
+
+def log_summary(run: RunDir, stages: List[Config]) -> None:
+    """What a finished run produced, and the commands that continue or inspect it."""
+    status = run.status()["stages"]
+    lines = [f"run finished: {run.path}"]
+    for cfg in stages:
+        s = status.get(cfg.stage.name, {})
+        best = s.get("best_metric")
+        shown = "none (no finite validation metric)" if best is None else f"{best:.4f}"
+        lines.append(f"  {cfg.stage.name}: best metric {shown}, {s.get('epochs')} epochs, best checkpoint "
+                     f"{run.best_checkpoint(cfg.stage.name)}")
+    last = stages[-1].stage.name
+    lines += [f"  train longer:  python -m inktrace_train +resume={run.path} training.epochs=N",
+              f"  inspect best:  python -m inktrace_train.ckpt inspect {run.best_checkpoint(last)}",
+              f"  curves:        tensorboard --logdir {run.path / 'tb'}"]
+    if last == "structural":
+        lines.append(f"  dense stage:   python -m inktrace_train stage=dense stage.init_from={run.path}")
+    log.info("\n".join(lines))
+
+
+def setup_logging(path: Path) -> None:
+    """Console and ``train.log`` (appended), as Hydra sets them up for a new run."""
+    fmt = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(path, mode="a")):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
