@@ -21,8 +21,7 @@ from inktrace_train.config import LossWeights, ModelConfig
 from inktrace_train.losses import StructureLoss
 from inktrace_train.model import InkTraceModel
 
-TINY = dict(embed_dim=32, num_layers=1, num_heads=2, stem_channels=[8, 16, 32],
-            decoder_channels=[32, 16, 8])
+TINY = dict(embed_dim=32, num_layers=1, num_heads=2, stem_channels=[8, 16, 32], decoder_channels=[32, 16, 8])
 
 
 def make_batch(batch: int, size: int, patch: int) -> dict:
@@ -33,8 +32,10 @@ def make_batch(batch: int, size: int, patch: int) -> dict:
     ink = (torch.rand(batch, 1, size, size, generator=g) > 0.8).float()
     skeleton = ink * (torch.rand(batch, 1, size, size, generator=g) > 0.6).float()
     return {
-        "image": torch.cat([ink * visible, visible], dim=1), "visible": visible,
-        "ink": ink, "skeleton": skeleton,
+        "image": torch.cat([ink * visible, visible], dim=1),
+        "visible": visible,
+        "ink": ink,
+        "skeleton": skeleton,
         "keypoints": torch.rand(batch, 2, size, size, generator=g) * skeleton,
         "tangent": torch.rand(batch, 2, size, size, generator=g) * skeleton,
         "width": torch.rand(batch, 1, size, size, generator=g) * ink,
@@ -65,16 +66,17 @@ def main() -> None:
     args = parser.parse_args()
     # Denormal floats in the backward pass make CPU steps up to ~20x slower.
     torch.set_flush_denormal(True)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"batch {args.batch} x 2 x {args.size} x {args.size}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"batch {args.batch} x 2 x {args.size} x {args.size}"
+    )
     for name, overrides in (("default", {}), ("tiny", TINY)):
         for full_heads in (False, True):
             cfg = ModelConfig(full_heads=full_heads, **overrides)
             params = sum(p.numel() for p in InkTraceModel(**asdict(cfg)).parameters())
             batch = make_batch(args.batch, args.size, 2 ** len(cfg.stem_channels))
             ms = time_step(cfg, batch, args.steps)
-            print(f"{name:8s} full_heads={full_heads!s:5s} params {params:>9,d}  "
-                  f"forward+backward {ms:8.1f} ms/batch")
+            print(f"{name:8s} full_heads={full_heads!s:5s} params {params:>9,d}  forward+backward {ms:8.1f} ms/batch")
 
 
 if __name__ == "__main__":

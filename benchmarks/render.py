@@ -19,8 +19,16 @@ import torch
 from inktrace_train.config import DataConfig
 from inktrace_train.data import Augmenter, InkDataset, KanjiVGStrokes, Renderer, SyntheticStrokes
 
-AUGMENT_FIELDS = ("rotation_deg", "scale_min", "scale_max", "shear", "shift", "wobble",
-                  "pen_width_min", "pen_width_max")
+AUGMENT_FIELDS = (
+    "rotation_deg",
+    "scale_min",
+    "scale_max",
+    "shear",
+    "shift",
+    "wobble",
+    "pen_width_min",
+    "pen_width_max",
+)
 
 
 def rate(fn, seconds: float) -> float:
@@ -56,12 +64,13 @@ def main() -> None:
         rng = np.random.default_rng(0)
         pool = [augment(source.glyph(int(rng.integers(len(source))), rng), rng) for _ in range(500)]
         strokes = np.mean([len(s) for s, _ in pool])
-        render_rate = rate(lambda i: renderer(*pool[i % len(pool)]), args.seconds)
-        dataset = InkDataset(source, augment, renderer, seed=0, stream=0, mask_ratio=0.25,
-                             patch_size=8, fixed=False)
-        dataset_rate = rate(lambda i: dataset[(0, i)], args.seconds)
-        print(f"{name:>9} ({strokes:4.1f} strokes/glyph): render {render_rate:7.0f} samples/s, "
-              f"dataset {dataset_rate:7.0f} samples/s")
+        render_rate = rate(lambda i, pool=pool: renderer(*pool[i % len(pool)]), args.seconds)
+        dataset = InkDataset(source, augment, renderer, seed=0, stream=0, mask_ratio=0.25, patch_size=8, fixed=False)
+        dataset_rate = rate(lambda i, dataset=dataset: dataset[(0, i)], args.seconds)
+        print(
+            f"{name:>9} ({strokes:4.1f} strokes/glyph): render {render_rate:7.0f} samples/s, "
+            f"dataset {dataset_rate:7.0f} samples/s"
+        )
 
 
 if __name__ == "__main__":

@@ -17,8 +17,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 # The smallest real run: tiny model, synthetic strokes, one epoch of 2 steps, no worker processes.
-TINY = ["model=tiny", "data=synthetic", "training.epochs=1", "data.train_samples=64",
-        "data.val_samples=32", "training.batch_size=32", "data.num_workers=0"]
+TINY = [
+    "model=tiny",
+    "data=synthetic",
+    "training.epochs=1",
+    "data.train_samples=64",
+    "data.val_samples=32",
+    "training.batch_size=32",
+    "data.num_workers=0",
+]
 
 
 def has_optuna_sweeper() -> bool:
@@ -31,8 +38,9 @@ def has_optuna_sweeper() -> bool:
         return False
 
 
-needs_optuna = pytest.mark.skipif(not has_optuna_sweeper(),
-                                  reason='the sweep extra is not installed (pip install -e ".[sweep]")')
+needs_optuna = pytest.mark.skipif(
+    not has_optuna_sweeper(), reason='the sweep extra is not installed (pip install -e ".[sweep]")'
+)
 
 
 def tiny(*changes: str) -> List[str]:
@@ -42,12 +50,14 @@ def tiny(*changes: str) -> List[str]:
     return [o for o in TINY if o.split("=", 1)[0] not in keys] + list(changes)
 
 
-def run_cli(args: List[str], cwd: Path, module: str = "inktrace_train", timeout: float = 300,
-            env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    args: List[str], cwd: Path, module: str = "inktrace_train", timeout: float = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """``python -m inktrace_train ARGS`` in ``cwd``; returns the finished process."""
     full_env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env
+    )
 
 
 @pytest.fixture
@@ -65,8 +75,16 @@ def write_old_checkpoints(directory: Path) -> dict:
 
     from inktrace_train.model import InkTraceModel
 
-    model = InkTraceModel(embed_dim=32, num_layers=1, num_heads=2, mlp_ratio=4.0, dropout=0.0,
-                          stem_channels=[8, 16, 32], decoder_channels=[32, 16, 8], full_heads=False)
+    model = InkTraceModel(
+        embed_dim=32,
+        num_layers=1,
+        num_heads=2,
+        mlp_ratio=4.0,
+        dropout=0.0,
+        stem_channels=[8, 16, 32],
+        decoder_channels=[32, 16, 8],
+        full_heads=False,
+    )
     sd = model.state_dict()
     files = {
         "bare": sd,
@@ -90,8 +108,9 @@ def latest_step(run_dir: Path, stage: str = "structural") -> tuple[int, int]:
 
 def kill_when(args: List[str], cwd: Path, ready: Callable[[], bool], timeout: float = 240) -> None:
     """Start ``python -m inktrace_train ARGS`` in ``cwd`` and SIGKILL it as soon as ``ready()``."""
-    proc = subprocess.Popen([sys.executable, "-m", "inktrace_train", *args], cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inktrace_train", *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + timeout
     while not ready() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.005)

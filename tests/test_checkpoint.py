@@ -17,8 +17,16 @@ from inktrace_train.runs import BEST, LATEST, periodic_name
 
 
 def state(epoch: int, metric: float, step_in_epoch: int = 0) -> Checkpoint:
-    return Checkpoint.from_dict({"version": 1, "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": epoch * 10,
-            "metric": metric, "model_state_dict": {"w": torch.full((3,), float(epoch))}})
+    return Checkpoint.from_dict(
+        {
+            "version": 1,
+            "epoch": epoch,
+            "step_in_epoch": step_in_epoch,
+            "global_step": epoch * 10,
+            "metric": metric,
+            "model_state_dict": {"w": torch.full((3,), float(epoch))},
+        }
+    )
 
 
 def test_files_manifest_and_weights_only_load(tmp_path):
@@ -87,9 +95,9 @@ def test_truncated_file_is_reported_by_name(tmp_path):
     m.save(state(1, 0.1), is_best=True)
     with open(tmp_path / LATEST, "r+b") as f:
         f.truncate(100)
-    with pytest.raises(CheckpointError, match="checkpoint_latest.pth is truncated"):
+    with pytest.raises(CheckpointError, match=r"checkpoint_latest.pth is truncated"):
         CheckpointManager(tmp_path, keep_last_n=3, save_interval=100).load_newest_valid()
-    with pytest.raises(CheckpointError, match="cannot load checkpoint .*checkpoint_latest.pth"):
+    with pytest.raises(CheckpointError, match=r"cannot load checkpoint .*checkpoint_latest.pth"):
         load_checkpoint(tmp_path / LATEST)
 
 
@@ -113,5 +121,5 @@ def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path):
 
 def test_newer_format_is_refused_by_name(tmp_path):
     torch.save({"version": 99, "model_state_dict": {}}, tmp_path / "future.pth")
-    with pytest.raises(CheckpointError, match="future.pth has checkpoint format version 99"):
+    with pytest.raises(CheckpointError, match=r"future.pth has checkpoint format version 99"):
         load_checkpoint(tmp_path / "future.pth")

@@ -18,8 +18,13 @@ RUN_ARGS = tiny("stage=all")
 
 
 def ckpt_tool(*args, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "inktrace_train.ckpt", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "inktrace_train.ckpt", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +54,21 @@ def test_inspect_matches_the_file(run_dir):
     assert info["converted_from"] is None
     assert info["parameters"] == sum(v.numel() for v in raw["model_state_dict"].values())
     assert info["parameters_by_module"]["heads.keypoints"] == sum(
-        v.numel() for k, v in raw["model_state_dict"].items() if k.startswith("heads.keypoints."))
+        v.numel() for k, v in raw["model_state_dict"].items() if k.startswith("heads.keypoints.")
+    )
     assert info["optimizer_state"] and info["scheduler_state"] and not info["scaler_state"]
     assert info["config"]["model.full_heads"] is True and info["config"]["data.source"] == "synthetic"
     assert info["config"]["training.lr"] == raw["config"]["training"]["lr"]
 
     text = ckpt_tool("inspect", path, cwd=run_dir)
     assert text.returncode == 0 and text.stderr == ""
-    for line in ("stage:         dense", f"global_step:   {raw['global_step']}", "optimizer:     present",
-                 f"git_commit:    {raw['metadata']['git_commit']}", "model.full_heads"):
+    for line in (
+        "stage:         dense",
+        f"global_step:   {raw['global_step']}",
+        "optimizer:     present",
+        f"git_commit:    {raw['metadata']['git_commit']}",
+        "model.full_heads",
+    ):
         assert line in text.stdout, line
 
 
@@ -74,7 +85,7 @@ def test_verify_finds_each_bad_file(run_dir, tmp_path):
     shutil.copytree(run_dir / "checkpoints", copy / "checkpoints")
     flipped = copy / "checkpoints/structural/checkpoint_latest.pth"
     data = bytearray(flipped.read_bytes())
-    data[len(data) // 2: len(data) // 2 + 16] = bytes(b ^ 0xFF for b in data[len(data) // 2: len(data) // 2 + 16])
+    data[len(data) // 2 : len(data) // 2 + 16] = bytes(b ^ 0xFF for b in data[len(data) // 2 : len(data) // 2 + 16])
     flipped.write_bytes(bytes(data))
     truncated = copy / "checkpoints/dense/checkpoint_best.pth"
     truncated.write_bytes(truncated.read_bytes()[:1000])
@@ -112,6 +123,15 @@ def test_compare_stages(run_dir):
     assert "heads.keypoints" in only_b and "model.full_heads" in text and "training.lr" in text
 
 
+def test_compare_takes_run_directories_and_keeps_its_columns_apart(run_dir):
+    proc = ckpt_tool("compare", run_dir, best(run_dir, "structural"), cwd=run_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert f"A: {best(run_dir, 'dense')}" in proc.stdout  # a run directory: its last stage's best
+    for name in ("metric", "best_metric", "global_step"):
+        line = next(line for line in proc.stdout.splitlines() if line.split()[:1] == [name])
+        assert len(line.split()) == 3, line  # name, A, B: never run together
+
+
 def test_compare_with_itself_is_zero(run_dir):
     path = best(run_dir, "dense")
     result = json.loads(ckpt_tool("compare", "--json", path, path, cwd=run_dir).stdout)
@@ -119,11 +139,14 @@ def test_compare_with_itself_is_zero(run_dir):
     assert result["relative_change"] and all(v == 0 for v in result["relative_change"].values())
 
 
-@pytest.mark.parametrize("layout,missing", [
-    ("bare", "optimizer_state_dict, scheduler_state_dict, epoch, global_step, config"),
-    ("model-dict", "scheduler_state_dict, global_step, config"),
-    ("flat", "optimizer_state_dict, scheduler_state_dict, global_step"),
-])
+@pytest.mark.parametrize(
+    "layout,missing",
+    [
+        ("bare", "optimizer_state_dict, scheduler_state_dict, epoch, global_step, config"),
+        ("model-dict", "scheduler_state_dict, global_step, config"),
+        ("flat", "optimizer_state_dict, scheduler_state_dict, global_step"),
+    ],
+)
 def test_convert_older_layouts(tmp_path, layout, missing):
     sd = write_old_checkpoints(tmp_path)["bare"]
     proc = ckpt_tool("convert", f"{layout}.pth", "new.pth", cwd=tmp_path)
@@ -136,8 +159,11 @@ def test_convert_older_layouts(tmp_path, layout, missing):
     assert (new["optimizer_state_dict"] is not None) == (layout == "model-dict")
     if layout == "flat":
         assert new["config"]["model"]["embed_dim"] == 32 and new["config"]["training"]["lr"] == 2e-3
-    assert new["metadata"]["converted"] == {"from_layout": layout, "missing": missing.split(", "),
-                                            "source": f"{layout}.pth"}
+    assert new["metadata"]["converted"] == {
+        "from_layout": layout,
+        "missing": missing.split(", "),
+        "source": f"{layout}.pth",
+    }
     assert load_checkpoint(tmp_path / "new.pth").metadata.get("converted_from") is None  # v1: no conversion
     info = json.loads(ckpt_tool("inspect", "--json", "new.pth", cwd=tmp_path).stdout)
     assert info["version"] == 1 and info["converted_from"] is None and info["converted"]["from_layout"] == layout
@@ -155,13 +181,21 @@ def test_convert_refuses_to_overwrite(tmp_path):
     assert forced.returncode == 0 and torch.load(tmp_path / "taken.pth", weights_only=True)["version"] == 1
 
 
-@pytest.mark.parametrize("args", [("inspect", "nope.pth"), ("verify", "nope"), ("compare", "nope.pth", "nope.pth"),
-                                  ("convert", "nope.pth", "out.pth")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("inspect", "nope.pth"),
+        ("verify", "nope"),
+        ("compare", "nope.pth", "nope.pth"),
+        ("convert", "nope.pth", "out.pth"),
+    ],
+)
 def test_missing_path_is_one_line(tmp_path, args):
     proc = ckpt_tool(*args, cwd=tmp_path)
     assert proc.returncode == 2 and proc.stdout == ""
     missing = {"verify": "no such file or directory: nope", "convert": "no such file: nope.pth"}.get(
-        args[0], "no such file or directory: nope.pth")
+        args[0], "no such file or directory: nope.pth"
+    )
     assert proc.stderr.splitlines() == [f"inktrace-ckpt: error: {missing}"]
 
 

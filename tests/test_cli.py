@@ -13,9 +13,21 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import REPO, TINY, run_cli
 
-CHECKPOINT_KEYS = {"version", "epoch", "global_step", "model_state_dict", "optimizer_state_dict",
-                   "scheduler_state_dict", "scaler_state_dict", "metric", "best_metric", "config",
-                   "metadata", "timestamp", "rng_state"}
+CHECKPOINT_KEYS = {
+    "version",
+    "epoch",
+    "global_step",
+    "model_state_dict",
+    "optimizer_state_dict",
+    "scheduler_state_dict",
+    "scaler_state_dict",
+    "metric",
+    "best_metric",
+    "config",
+    "metadata",
+    "timestamp",
+    "rng_state",
+}
 
 
 def only_run_dir(workdir: Path) -> Path:
@@ -29,9 +41,16 @@ def test_quick_try_command_writes_the_run_directory(workdir):
     proc = run_cli(["model=tiny", "data=synthetic", "training.epochs=1"], cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = only_run_dir(workdir)
-    for name in ("config.yaml", "train.log", "env.json", "run.json", ".hydra/overrides.yaml",
-                 "checkpoints/structural/checkpoint_latest.pth", "checkpoints/structural/checkpoint_best.pth",
-                 "checkpoints/structural/manifest.json"):
+    for name in (
+        "config.yaml",
+        "train.log",
+        "env.json",
+        "run.json",
+        ".hydra/overrides.yaml",
+        "checkpoints/structural/checkpoint_latest.pth",
+        "checkpoints/structural/checkpoint_best.pth",
+        "checkpoints/structural/manifest.json",
+    ):
         assert (run / name).is_file(), name
     assert "structural epoch 1/1" in (run / "train.log").read_text()
     env = json.loads((run / "env.json").read_text())
@@ -39,22 +58,64 @@ def test_quick_try_command_writes_the_run_directory(workdir):
     status = json.loads((run / "run.json").read_text())["stages"]["structural"]
     assert status["status"] == "done" and 0 <= status["best_metric"] <= 1
     ckpt = torch.load(run / "checkpoints/structural/checkpoint_best.pth", weights_only=True)
-    assert CHECKPOINT_KEYS <= set(ckpt)
+    assert set(ckpt) >= CHECKPOINT_KEYS
     assert ckpt["metadata"]["stage"] == "structural" and ckpt["config"]["model"]["embed_dim"] == 32
     assert ckpt["metric"] == pytest.approx(status["best_metric"])
     assert not any(k.startswith("heads.keypoints") for k in ckpt["model_state_dict"])
 
     events = EventAccumulator(str(run / "tb/structural")).Reload()
     tags = events.Tags()
-    for tag in ("structural/train/total", "structural/train/lr", "structural/train/samples_per_s",
-                "structural/train/grad_norm", "structural/val/skeleton_f1_1px", "structural/val/loss_total"):
+    for tag in (
+        "structural/train/total",
+        "structural/train/lr",
+        "structural/train/samples_per_s",
+        "structural/train/grad_norm",
+        "structural/val/skeleton_f1_1px",
+        "structural/val/loss_total",
+    ):
         assert tag in tags["scalars"], tag
     assert "structural/val/predictions" in tags["images"]
 
 
+def test_a_short_run_logs_progress_curves_and_a_summary_and_keeps_its_directory(workdir):
+    """2 steps with log_every_n_steps=20: the epoch's end still logs; stdout is a pipe, so progress
+    comes as log lines; the run ends with its best checkpoint and the commands that continue it.
+    Then the same run again into the same hydra.run.dir is refused before Hydra writes its record
+    there, and the first run's files stay byte for byte as they were."""
+    first = run_cli([*TINY, "hydra.run.dir=run"], cwd=workdir)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "structural epoch 1/1 step 2/2 | loss " in first.stdout and "samples/s | ETA 0:00:00" in first.stdout
+    best = workdir / "run/checkpoints/structural/checkpoint_best.pth"
+    for text in (
+        "run finished: ",
+        f"best checkpoint {best}",
+        f"+resume={workdir / 'run'} training.epochs=N",
+        f"python -m inktrace_train.ckpt inspect {best}",
+        "stage=dense stage.init_from=",
+    ):
+        assert text in first.stdout, text
+    events = EventAccumulator(str(workdir / "run/tb/structural")).Reload()
+    assert [e.step for e in events.Scalars("structural/train/total")] == [2]
+
+    before = {p: p.read_bytes() for p in (workdir / "run").rglob("*") if p.is_file()}
+    second = run_cli([*TINY, "hydra.run.dir=run"], cwd=workdir)
+    assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1, second.stderr
+    assert "run already holds a run (.hydra, config.yaml, run.json, checkpoints)" in second.stderr
+    assert "continue it with +resume=run" in second.stderr
+    assert {p: p.read_bytes() for p in (workdir / "run").rglob("*") if p.is_file()} == before
+    assert json.loads((workdir / "run/run.json").read_text())["stages"]["structural"]["status"] == "done"
+
+
 def test_two_runs_in_the_same_second_get_their_own_directories(workdir):
-    procs = [subprocess.Popen([sys.executable, "-m", "inktrace_train", *TINY, "training.epochs=1"], cwd=workdir,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "inktrace_train", *TINY, "training.epochs=1"],
+            cwd=workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
     assert all(p.wait(timeout=300) == 0 for p in procs)
     assert len(list((workdir / "outputs").glob("*/*"))) == 2
 
@@ -65,7 +126,8 @@ def test_dense_stage_from_scratch_warns_and_trains_all_heads(workdir):
     assert "starts from scratch: pass stage.init_from=PATH" in proc.stdout + proc.stderr
     ckpt = torch.load(workdir / "dense_run/checkpoints/dense/checkpoint_best.pth", weights_only=True)
     assert {"heads.keypoints.0.weight", "heads.width.0.weight", "heads.offset.0.weight"} <= set(
-        k.rsplit(".", 1)[0] + ".weight" for k in ckpt["model_state_dict"] if k.startswith("heads."))
+        k.rsplit(".", 1)[0] + ".weight" for k in ckpt["model_state_dict"] if k.startswith("heads.")
+    )
     events = EventAccumulator(str(workdir / "dense_run/tb/dense")).Reload()
     assert {"dense/val/endpoint_f1", "dense/val/junction_f1", "dense/train/keypoints"} <= set(events.Tags()["scalars"])
 
@@ -85,17 +147,29 @@ def test_dense_from_a_structural_run_directory(workdir):
 def test_non_editable_wheel_finds_its_configs_from_another_directory(tmp_path):
     """`pip install .` (not -e): conf/ must ship inside the wheel."""
     wheels, site = tmp_path / "wheels", tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(REPO)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(REPO)],
+        check=True,
+        capture_output=True,
+    )
     wheel = next(wheels.glob("inktrace_train-*.whl"))
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     assert (site / "inktrace_train/conf/config.yaml").is_file()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {"PYTHONPATH": str(site)}
-    where = subprocess.run([sys.executable, "-c", "import inktrace_train; print(inktrace_train.__file__)"],
-                           cwd=elsewhere, env=env, capture_output=True, text=True, check=True).stdout
+    where = subprocess.run(
+        [sys.executable, "-c", "import inktrace_train; print(inktrace_train.__file__)"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert where.startswith(str(site))
     proc = run_cli([*TINY, "training.epochs=1"], cwd=elsewhere, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -104,8 +178,10 @@ def test_non_editable_wheel_finds_its_configs_from_another_directory(tmp_path):
 
 def test_tiny_real_data_run(workdir):
     """KanjiVG end to end, tiny: the documented smoke test of the real-data path."""
-    proc = run_cli(["model=tiny", "training.epochs=1", "data.train_samples=128", "data.val_samples=32",
-                    "hydra.run.dir=run"], cwd=workdir)
+    proc = run_cli(
+        ["model=tiny", "training.epochs=1", "data.train_samples=128", "data.val_samples=32", "hydra.run.dir=run"],
+        cwd=workdir,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = torch.load(workdir / "run/checkpoints/structural/checkpoint_best.pth", weights_only=True)
     assert ckpt["config"]["data"]["source"] == "kanjivg" and 0 <= ckpt["metric"] <= 1

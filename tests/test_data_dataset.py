@@ -7,18 +7,36 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from inktrace_train.data import (TARGET_CHANNELS, Augmenter, EpochSampler, InkDataset, KanjiVGStrokes,
-                                 Renderer, SyntheticStrokes, worker_init_fn)
+from inktrace_train.data import (
+    TARGET_CHANNELS,
+    Augmenter,
+    EpochSampler,
+    InkDataset,
+    KanjiVGStrokes,
+    Renderer,
+    SyntheticStrokes,
+    worker_init_fn,
+)
 from inktrace_train.data.kanjivg import kanji_dir
 
 SIZE, PATCH = 64, 8
 
 
 def make_dataset(source, mask_ratio=0.25, fixed=False, seed=0, stream=0):
-    augment = Augmenter(img_size=SIZE, rotation_deg=10, scale_min=0.75, scale_max=0.95, shear=0.15,
-                        shift=0.05, wobble=0.4, pen_width_min=1.2, pen_width_max=3.0)
-    return InkDataset(source, augment, Renderer(SIZE), seed=seed, stream=stream, mask_ratio=mask_ratio,
-                      patch_size=PATCH, fixed=fixed)
+    augment = Augmenter(
+        img_size=SIZE,
+        rotation_deg=10,
+        scale_min=0.75,
+        scale_max=0.95,
+        shear=0.15,
+        shift=0.05,
+        wobble=0.4,
+        pen_width_min=1.2,
+        pen_width_max=3.0,
+    )
+    return InkDataset(
+        source, augment, Renderer(SIZE), seed=seed, stream=stream, mask_ratio=mask_ratio, patch_size=PATCH, fixed=fixed
+    )
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +108,13 @@ def test_epoch_sampler_resume():
 
 
 def batches(ds, workers, start=0):
-    loader = DataLoader(ds, batch_size=4, sampler=EpochSampler(12, epoch=1, start=start),
-                        num_workers=workers, worker_init_fn=worker_init_fn if workers else None)
+    loader = DataLoader(
+        ds,
+        batch_size=4,
+        sampler=EpochSampler(12, epoch=1, start=start),
+        num_workers=workers,
+        worker_init_fn=worker_init_fn if workers else None,
+    )
     return list(loader)
 
 
@@ -99,8 +122,8 @@ def test_dataloader_workers_do_not_change_batches(kanjivg_source):
     ds = make_dataset(kanjivg_source)
     serial, parallel = batches(ds, 0), batches(ds, 2)
     assert len(serial) == len(parallel) == 3
-    for a, b in zip(serial, parallel):
+    for a, b in zip(serial, parallel, strict=False):
         assert same(a, b)
     # Resuming mid-epoch yields exactly the remaining batches.
-    for a, b in zip(serial[1:], batches(ds, 0, start=4)):
+    for a, b in zip(serial[1:], batches(ds, 0, start=4), strict=False):
         assert same(a, b)

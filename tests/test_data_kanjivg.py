@@ -8,8 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from inktrace_train.data import DataError, KanjiVGStrokes
-from inktrace_train.data import kanjivg
+from inktrace_train.data import DataError, KanjiVGStrokes, kanjivg
 from inktrace_train.data.svgpath import flatten_cubics, parse_path, path_to_polylines, tokenize
 
 # A few real files: plain, ASCII, a variant, relative move "m" (034c1), "S" (04e82), "s" (04e17).
@@ -34,6 +33,7 @@ def small_source(tmp_path):
 
 
 # ---- path syntax ---------------------------------------------------------------------------
+
 
 def test_tokenizer_separators_signs_and_dots():
     assert tokenize("c-1.2,3-4.5.6") == [("c", [-1.2, 3.0, -4.5, 0.6])]
@@ -68,7 +68,7 @@ def test_flattening_tolerance():
     poly = flatten_cubics(cubic, 0.05)
     t = np.linspace(0, 1, 2001)[:, None]
     c = cubic[0]
-    dense = (1 - t) ** 3 * c[0] + 3 * (1 - t) ** 2 * t * c[1] + 3 * (1 - t) * t ** 2 * c[2] + t ** 3 * c[3]
+    dense = (1 - t) ** 3 * c[0] + 3 * (1 - t) ** 2 * t * c[1] + 3 * (1 - t) * t**2 * c[2] + t**3 * c[3]
     # Distance from each dense curve point to the polyline's nearest segment.
     a, b = poly[:-1], poly[1:]
     ab = b - a
@@ -101,6 +101,7 @@ def test_real_files_match_their_svg_text():
 
 # ---- cache ---------------------------------------------------------------------------------
 
+
 def test_cache_round_trip(tmp_path, small_source, monkeypatch):
     built = kanjivg.load_corpus(tmp_path / "cache", small_source)
     assert len(built.names) == len(sample_paths())
@@ -119,7 +120,7 @@ def corrupt_truncate(path):
 def corrupt_flip(path):
     data = bytearray(path.read_bytes())
     middle = len(data) // 2
-    data[middle:middle + 16] = bytes(b ^ 0xFF for b in data[middle:middle + 16])
+    data[middle : middle + 16] = bytes(b ^ 0xFF for b in data[middle : middle + 16])
     path.write_bytes(bytes(data))
 
 
@@ -161,6 +162,7 @@ def test_missing_package_message(monkeypatch):
 
 
 # ---- full corpus and split -----------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def full_cache(tmp_path_factory):

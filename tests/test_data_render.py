@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from inktrace_train.data import Augmenter, KanjiVGStrokes, Renderer, SyntheticStrokes, TARGET_CHANNELS
+from inktrace_train.data import TARGET_CHANNELS, Augmenter, KanjiVGStrokes, Renderer, SyntheticStrokes
 from inktrace_train.data.kanjivg import kanji_dir
 
 SIZE = 64
@@ -19,7 +19,7 @@ def line(*points):
 def local_maxima(heat: np.ndarray) -> np.ndarray:
     """(row, col) of pixels that are spot peaks (equal to 1 and maximal in 3x3)."""
     peak = (heat == cv2.dilate(heat, np.ones((3, 3), np.uint8))) & (heat > 0.99)
-    n, _, _, centroids = cv2.connectedComponentsWithStats(peak.astype(np.uint8), connectivity=8)
+    _n, _, _, centroids = cv2.connectedComponentsWithStats(peak.astype(np.uint8), connectivity=8)
     return centroids[1:, ::-1]  # one per plateau
 
 
@@ -30,8 +30,17 @@ def renderer():
 
 @pytest.fixture(scope="module")
 def augmenter():
-    return Augmenter(img_size=SIZE, rotation_deg=10, scale_min=0.75, scale_max=0.95, shear=0.15,
-                     shift=0.05, wobble=0.4, pen_width_min=1.2, pen_width_max=3.0)
+    return Augmenter(
+        img_size=SIZE,
+        rotation_deg=10,
+        scale_min=0.75,
+        scale_max=0.95,
+        shear=0.15,
+        shift=0.05,
+        wobble=0.4,
+        pen_width_min=1.2,
+        pen_width_max=3.0,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +94,14 @@ def test_closed_stroke_has_no_endpoints(renderer):
     assert out["skeleton"].sum() > 80  # ~ 2 pi 15 pixels
 
 
-@pytest.mark.parametrize("strokes,contact", [
-    # A T whose stem stops 1.5 px short of the bar, as KanjiVG strokes often do.
-    ([line([10, 20], [54, 20]), line([32, 21.5], [32, 55])], (32, 20)),
-    ([line([10, 10], [54, 54]), line([54, 10], [10, 54])], (32, 32)),  # an X
-])
+@pytest.mark.parametrize(
+    "strokes,contact",
+    [
+        # A T whose stem stops 1.5 px short of the bar, as KanjiVG strokes often do.
+        ([line([10, 20], [54, 20]), line([32, 21.5], [32, 55])], (32, 20)),
+        ([line([10, 10], [54, 54]), line([54, 10], [10, 54])], (32, 32)),  # an X
+    ],
+)
 def test_one_junction_near_contact(renderer, strokes, contact):
     out = renderer(strokes, np.array([1.0, 1.0]))
     peaks = local_maxima(out["keypoints"][1])

@@ -24,7 +24,8 @@ def random_pair(batch: int = 2, size: int = 16, seed: int = 0):
     ink = (torch.rand(batch, 1, size, size, generator=g) > 0.5).float()
     skeleton = ink * (torch.rand(batch, 1, size, size, generator=g) > 0.5).float()
     targets = {
-        "ink": ink, "skeleton": skeleton,
+        "ink": ink,
+        "skeleton": skeleton,
         "keypoints": torch.rand(batch, 2, size, size, generator=g) * skeleton,
         "tangent": torch.randn(batch, 2, size, size, generator=g) * skeleton,
         "width": 2 * torch.rand(batch, 1, size, size, generator=g) * ink,
@@ -58,7 +59,12 @@ def test_keys_and_weighted_total(full_heads):
 def test_structural_loss_ignores_missing_dense_outputs():
     outputs, targets = random_pair()
     structural = {k: outputs[k] for k in ("skeleton", "tangent", "ink")}
-    make_loss(False)(structural, targets)  # no KeyError
+    out = make_loss(False)(structural, targets)  # the dense heads are absent: no KeyError
+    full = make_loss(True)(outputs, targets)
+    assert set(out) == {"skeleton", "tangent", "ink", "total"}
+    for k in ("skeleton", "tangent", "ink"):
+        torch.testing.assert_close(out[k], full[k])  # the same terms, whatever else the model has
+    assert out["total"] < full["total"]
 
 
 def test_perfect_regression_terms_are_zero_and_masked():

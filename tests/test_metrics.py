@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from inktrace_train.metrics import ValidationMetrics, match_counts, select_metric, peaks
+from inktrace_train.metrics import ValidationMetrics, match_counts, peaks, select_metric
 
 
 def counts(pred, target, tol):
@@ -20,11 +20,10 @@ def blank(size: int = 16, batch: int = 1) -> torch.Tensor:
 
 def gaussian(size: int, centres, sigma: float = 1.0) -> torch.Tensor:
     """(size, size) max of unit-peak Gaussians at integer (y, x) centres."""
-    ys, xs = torch.meshgrid(torch.arange(float(size)), torch.arange(float(size)),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(torch.arange(float(size)), torch.arange(float(size)), indexing="ij")
     heat = torch.zeros(size, size)
     for cy, cx in centres:
-        heat = torch.maximum(heat, torch.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * sigma ** 2)))
+        heat = torch.maximum(heat, torch.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * sigma**2)))
     return heat
 
 
@@ -165,8 +164,7 @@ def test_two_updates_equal_one_combined():
     split, whole = ValidationMetrics(), ValidationMetrics()
     split.update(outputs, batch)
     split.update(outputs, batch)
-    whole.update({k: torch.cat([v, v]) for k, v in outputs.items()},
-                 {k: torch.cat([v, v]) for k, v in batch.items()})
+    whole.update({k: torch.cat([v, v]) for k, v in outputs.items()}, {k: torch.cat([v, v]) for k, v in batch.items()})
     assert split.compute() == whole.compute()
 
 

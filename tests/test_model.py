@@ -11,8 +11,7 @@ from inktrace_train.config import LossWeights, ModelConfig
 from inktrace_train.losses import StructureLoss
 from inktrace_train.model import InkTraceModel, parameter_groups
 
-TINY = dict(embed_dim=32, num_layers=1, num_heads=2, stem_channels=[8, 16, 32],
-            decoder_channels=[32, 16, 8])
+TINY = dict(embed_dim=32, num_layers=1, num_heads=2, stem_channels=[8, 16, 32], decoder_channels=[32, 16, 8])
 STRUCTURAL = {"skeleton": 1, "tangent": 2, "ink": 1}
 DENSE = {"keypoints": 2, "width": 1, "offset": 2}
 
@@ -29,7 +28,7 @@ def make_image(batch: int, size: int, hidden_patches=(), seed: int = 0) -> torch
     ink = torch.rand(batch, 1, size, size, generator=g)
     visible = torch.ones(batch, 1, size, size)
     for r, c in hidden_patches:
-        visible[:, :, 8 * r:8 * r + 8, 8 * c:8 * c + 8] = 0
+        visible[:, :, 8 * r : 8 * r + 8, 8 * c : 8 * c + 8] = 0
     return torch.cat([ink * visible, visible], dim=1)
 
 
@@ -67,9 +66,16 @@ def test_output_shapes(tiny, full_heads, size):
         assert (out["width"] >= 0).all()
 
 
-def test_parameter_count_about_one_million():
-    n = sum(p.numel() for p in make_model().parameters())
-    assert 0.6e6 <= n <= 1.6e6, n
+@pytest.mark.parametrize(
+    "full_heads,tiny,expected",
+    [
+        (False, False, 1_049_908),  # the default model: about 1.05 M
+        (True, False, 1_056_953),  # the dense heads add 7,045
+        (False, True, 67_068),  # conf/model/tiny.yaml
+    ],
+)
+def test_parameter_counts(full_heads, tiny, expected):
+    assert sum(p.numel() for p in make_model(full_heads, tiny).parameters()) == expected
 
 
 def test_full_heads_only_adds_head_parameters():

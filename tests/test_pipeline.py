@@ -44,6 +44,7 @@ def test_stage_all_trains_every_stage_in_one_run_directory(pipeline_run):
 def test_each_stage_keeps_its_own_config_and_overrides(pipeline_run):
     run, _ = pipeline_run
     from omegaconf import OmegaConf
+
     structural = OmegaConf.load(run / "checkpoints/structural/config.yaml")
     dense = OmegaConf.load(run / "checkpoints/dense/config.yaml")
     assert (structural.training.lr, structural.training.mask_ratio, structural.model.full_heads) == (1e-3, 0.6, False)
@@ -66,11 +67,23 @@ def test_dense_starts_from_structural_best(pipeline_run):
 
 def test_backbone_mismatch_names_each_field(pipeline_run, tmp_path):
     run, _ = pipeline_run
-    proc = run_cli(["stage=dense", f"stage.init_from={run}", "model=tiny", "data=synthetic", "model.embed_dim=64",
-                    "model.num_heads=4", "hydra.run.dir=bad"], cwd=tmp_path)
+    proc = run_cli(
+        [
+            "stage=dense",
+            f"stage.init_from={run}",
+            "model=tiny",
+            "data=synthetic",
+            "model.embed_dim=64",
+            "model.num_heads=4",
+            "hydra.run.dir=bad",
+        ],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2
-    assert ("backbone mismatch with stage.init_from checkpoint: model.embed_dim: checkpoint 32 vs config 64; "
-            "model.num_heads: checkpoint 2 vs config 4") in proc.stderr
+    assert (
+        "backbone mismatch with stage.init_from checkpoint: model.embed_dim: checkpoint 32 vs config 64; "
+        "model.num_heads: checkpoint 2 vs config 4"
+    ) in proc.stderr
     assert not (tmp_path / "bad").exists()
 
 
@@ -85,7 +98,7 @@ def test_shape_mismatch_is_an_error_unless_allowed():
 
 
 def test_resume_meant_as_init_is_caught(pipeline_run, tmp_path):
-    run, _ = pipeline_run
+    _run, _ = pipeline_run
     structural_only = tmp_path / "s"
     assert run_cli(tiny("training.epochs=2") + [f"hydra.run.dir={structural_only}"], cwd=tmp_path).returncode == 0
     proc = run_cli([f"+resume={structural_only}", "stage=dense"], cwd=tmp_path)

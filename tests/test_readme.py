@@ -23,9 +23,12 @@ def readme_commands():
 
 def test_the_readme_documents_the_main_commands():
     commands = readme_commands()
-    for expected in ("python -m inktrace_train stage=all", "python -m inktrace_train sweep=lr",
-                     "python -m inktrace_train -m training.lr=1e-3,5e-4,1e-4",
-                     "python -m inktrace_train experiment=large_model"):
+    for expected in (
+        "python -m inktrace_train stage=all",
+        "python -m inktrace_train sweep=lr",
+        "python -m inktrace_train -m training.lr=1e-3,5e-4,1e-4",
+        "python -m inktrace_train experiment=large_model",
+    ):
         assert expected in commands
 
 

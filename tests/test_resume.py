@@ -13,8 +13,13 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from conftest import kill_at_step, latest_step, run_cli, tiny, write_old_checkpoints
 
 # 3 epochs of 4 steps; every step logged so the loss sequence is compared step by step.
-RUN = tiny("training.epochs=3", "data.train_samples=128", "training.log_every_n_steps=1",
-           "training.save_interval=1", "training.keep_last_n=2")
+RUN = tiny(
+    "training.epochs=3",
+    "data.train_samples=128",
+    "training.log_every_n_steps=1",
+    "training.save_interval=1",
+    "training.keep_last_n=2",
+)
 
 
 def losses(run_dir: Path) -> dict:
@@ -22,18 +27,21 @@ def losses(run_dir: Path) -> dict:
     return {e.step: e.value for e in events.Scalars("structural/train/total")}
 
 
-@pytest.mark.parametrize("workers,mid_epoch", [
-    (0, False),
-    pytest.param(0, True, marks=pytest.mark.slow),
-    pytest.param(2, True, marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "workers,mid_epoch",
+    [
+        (0, False),
+        pytest.param(0, True, marks=pytest.mark.slow),
+        pytest.param(2, True, marks=pytest.mark.slow),
+    ],
+)
 def test_killed_and_resumed_run_matches_the_uninterrupted_run(workdir, workers, mid_epoch):
     args = RUN + [f"data.num_workers={workers}"]
     if mid_epoch:
         args.append("training.save_every_n_steps=1")
     assert run_cli(args + ["hydra.run.dir=full"], cwd=workdir).returncode == 0
     kill_at_step(args, workdir, Path("cut"), min_step=6 if mid_epoch else 4)
-    step, epoch = latest_step(workdir / "cut")
+    step, _epoch = latest_step(workdir / "cut")
     assert 0 < step < 12, "the run was not interrupted"
     status = json.loads((workdir / "cut/run.json").read_text())["stages"]["structural"]
     assert status["status"] == "running"
@@ -47,9 +55,13 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_run(workdir, workers, 
     b = torch.load(workdir / "cut/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
     for name, tensor in a["model_state_dict"].items():
         assert torch.equal(tensor, b["model_state_dict"][name]), name
-    assert a["optimizer_state_dict"]["state"][0]["exp_avg_sq"].equal(b["optimizer_state_dict"]["state"][0]["exp_avg_sq"])
+    assert a["optimizer_state_dict"]["state"][0]["exp_avg_sq"].equal(
+        b["optimizer_state_dict"]["state"][0]["exp_avg_sq"]
+    )
     assert json.loads((workdir / "cut/run.json").read_text())["stages"]["structural"]["status"] == "done"
-    assert (workdir / "cut/.hydra/overrides.yaml").read_text() == (workdir / "full/.hydra/overrides.yaml").read_text().replace("full", "cut")
+    assert (workdir / "cut/.hydra/overrides.yaml").read_text() == (
+        workdir / "full/.hydra/overrides.yaml"
+    ).read_text().replace("full", "cut")
 
 
 # --- what a user gets wrong, and older files ---------------------------------------------
@@ -76,13 +88,19 @@ def test_the_original_command_line_with_resume_is_accepted(finished_run):
     assert proc.returncode == 0 and "already finished" in proc.stdout
 
 
-@pytest.mark.parametrize("args,expected", [
-    (["+resume=missing/run"], "resume: no such file or directory: missing/run"),
-    (["+resume=empty"], "resume: empty is not a run directory (it has no config.yaml)"),
-    (["+resume=garbage.pth"], "cannot load checkpoint garbage.pth"),
-    (["+resume=run", "training.lr=0.5"], "resume cannot change training.lr (0.001 -> 0.5); allowed: training.epochs"),
-    (["+resume=run", "stage=dense"], "use stage=dense stage.init_from=run (init_from takes weights"),
-])
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["+resume=missing/run"], "resume: no such file or directory: missing/run"),
+        (["+resume=empty"], "resume: empty is not a run directory (it has no config.yaml)"),
+        (["+resume=garbage.pth"], "cannot load checkpoint garbage.pth"),
+        (
+            ["+resume=run", "training.lr=0.5"],
+            "resume cannot change training.lr (0.001 -> 0.5); allowed: training.epochs",
+        ),
+        (["+resume=run", "stage=dense"], "use stage=dense stage.init_from=run (init_from takes weights"),
+    ],
+)
 def test_resume_errors_are_one_clear_line_and_write_nothing(finished_run, args, expected):
     (finished_run / "empty").mkdir(exist_ok=True)
     (finished_run / "garbage.pth").write_bytes(b"not a checkpoint")
@@ -95,6 +113,7 @@ def test_resume_errors_are_one_clear_line_and_write_nothing(finished_run, args, 
 
 def test_a_run_directory_without_checkpoints_is_refused(finished_run, tmp_path):
     import shutil
+
     run = tmp_path / "no_ckpt"
     shutil.copytree(finished_run / "run", run)
     shutil.rmtree(run / "checkpoints")  # killed before its first checkpoint
@@ -102,25 +121,32 @@ def test_a_run_directory_without_checkpoints_is_refused(finished_run, tmp_path):
     status["stages"]["structural"]["status"] = "running"
     (run / "run.json").write_text(json.dumps(status))
     proc = run_cli([f"+resume={run}"], cwd=tmp_path)
-    assert proc.returncode == 2 and "no checkpoint to resume from" in proc.stderr and "no checkpoint files" in proc.stderr
+    assert (
+        proc.returncode == 2 and "no checkpoint to resume from" in proc.stderr and "no checkpoint files" in proc.stderr
+    )
 
 
 def test_resume_path_with_spaces_commas_and_equals(finished_run, tmp_path):
     import shutil
+
     odd = tmp_path / "runs, v2=final run"
     shutil.copytree(finished_run / "run", odd)
-    proc = run_cli([f'+resume="{odd}"', "training.epochs=2"], cwd=tmp_path)  # README: '+resume="..."' 
+    proc = run_cli([f'+resume="{odd}"', "training.epochs=2"], cwd=tmp_path)  # README: '+resume="..."'
     assert proc.returncode == 0, proc.stderr
     assert torch.load(odd / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)["epoch"] == 2
 
 
-@pytest.mark.parametrize("layout,missing", [
-    ("bare", "optimizer_state_dict, scheduler_state_dict, epoch, global_step, config"),
-    ("model-dict", "scheduler_state_dict, global_step, config"),
-    ("flat", "optimizer_state_dict, scheduler_state_dict, global_step"),
-])
+@pytest.mark.parametrize(
+    "layout,missing",
+    [
+        ("bare", "optimizer_state_dict, scheduler_state_dict, epoch, global_step, config"),
+        ("model-dict", "scheduler_state_dict, global_step, config"),
+        ("flat", "optimizer_state_dict, scheduler_state_dict, global_step"),
+    ],
+)
 def test_older_layouts_load_and_resume(tmp_path, layout, missing):
     from inktrace_train.checkpoint import load_checkpoint
+
     files = write_old_checkpoints(tmp_path)
     ckpt = load_checkpoint(tmp_path / f"{layout}.pth")
     assert ckpt.version == 1 and ckpt.metadata["converted_from"] == layout

@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -82,6 +76,12 @@ def test_multirun_three_jobs_summary_and_job_resume(workdir):
     assert "training.lr=0.0005" in (sweep / "summary.md").read_text()
     again = run_cli(["+resume=sweep/1"], cwd=workdir)  # each job is a run of its own
     assert again.returncode == 0 and "already finished" in again.stdout
+    before = {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()}
+    twice = run_cli(["-m", "training.lr=1e-3,5e-4,1e-4", *SMALL, "hydra.sweep.dir=sweep"], cwd=workdir)
+    assert (
+        twice.returncode == 2 and "sweep already holds a sweep: re-run its command with +resume=sweep" in twice.stderr
+    )
+    assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()} == before
 
 
 def test_a_failing_job_is_recorded_and_the_others_finish(workdir):
@@ -110,12 +110,19 @@ def test_sweep_preset_killed_and_resumed_skips_finished_jobs(workdir):
     assert list((workdir / "sw/1/.hydra").glob("resume-*/overrides.yaml"))
 
 
-def test_report_rebuilds_the_summary(workdir):
-    for name in ("a", "b"):
-        assert run_cli([*SMALL, f"hydra.run.dir=runs/{name}"], cwd=workdir).returncode == 0
+def test_report_ranks_within_each_stage_and_skips_stray_files(workdir):
+    """Run records as runs leave them (run.json per run; real runs make them in the sweep tests)."""
+    for name, stage, metric in (("a", "dense", 0.9), ("b", "structural", 0.5), ("c", "structural", 0.7)):
+        (workdir / "runs" / name).mkdir(parents=True)
+        record = {"pipeline": [stage], "stages": {stage: {"status": "done", "best_metric": metric}}}
+        (workdir / "runs" / name / "run.json").write_text(json.dumps(record))
+    (workdir / "runs/stray").mkdir()
+    (workdir / "runs/stray/run.json").write_text("not a run record")
     proc = run_cli(["runs"], cwd=workdir, module="inktrace_train.report")
-    assert proc.returncode == 0 and "2 of 2 runs done" in proc.stdout
-    assert {r["run"] for r in rows(workdir / "runs")} == {"a", "b"}
+    assert proc.returncode == 0 and "3 of 3 runs done" in proc.stdout
+    table = rows(workdir / "runs")
+    # metrics of one kind together, best first: a dense composite of 0.9 does not outrank structural F1s
+    assert [(r["run"], r["stage"]) for r in table] == [("c", "structural"), ("b", "structural"), ("a", "dense")]
     missing = run_cli(["nowhere"], cwd=workdir, module="inktrace_train.report")
     assert missing.returncode == 2 and "report: no such directory: nowhere" in missing.stderr
 

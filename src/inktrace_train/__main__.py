@@ -88,8 +88,11 @@ def sweep_resume_argv(argv: List[str], sweep_dir: str) -> List[str]:
         raise UserError(f"resume with -m: {sweep_dir} is not a sweep directory (it has no multirun.yaml)")
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     kept = [a for a in argv if a.split("=", 1)[0] not in RESUME_KEYS]
-    return kept + [f'hydra.sweep.dir="{sweep_dir}"', f"hydra.output_subdir=.hydra/resume-{stamp}",
-                   "hydra.callbacks.validate.sweep_resume=true"]
+    return kept + [
+        f'hydra.sweep.dir="{sweep_dir}"',
+        f"hydra.output_subdir=.hydra/resume-{stamp}",
+        "hydra.callbacks.validate.sweep_resume=true",
+    ]
 
 
 # --- what each command runs ------------------------------------------------------------
@@ -133,7 +136,7 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
         else:
             _train(cfg, run_dir)
         record.update(status="done", error=None, **run_result(run_dir))
-    except Exception as e:  # noqa: BLE001 - any failure of one job is recorded in its row
+    except Exception as e:
         record.update(status="failed", metric=None, best_checkpoint=None, error=f"{type(e).__name__}: {e}")
         log.error("job %s failed: %s", hc.job.num, record["error"])
         SWEEP.failed += 1

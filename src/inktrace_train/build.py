@@ -68,40 +68,72 @@ def make_source(data: DataConfig, split: str):
         return SyntheticStrokes(max_strokes=data.max_strokes)
     from inktrace_train.data.kanjivg import KanjiVGStrokes
 
-    return KanjiVGStrokes(split=split, val_fraction=data.val_fraction, test_fraction=data.test_fraction,
-                          cache_dir=data.cache_dir)
+    return KanjiVGStrokes(
+        split=split, val_fraction=data.val_fraction, test_fraction=data.test_fraction, cache_dir=data.cache_dir
+    )
 
 
 def build_loaders(cfg: Config, device: torch.device) -> Tuple[DataLoader, DataLoader]:
     """Training loader (fresh samples each epoch) and the fixed validation loader."""
     d = cfg.data
-    augment = Augmenter(img_size=d.img_size, rotation_deg=d.rotation_deg, scale_min=d.scale_min,
-                        scale_max=d.scale_max, shear=d.shear, shift=d.shift, wobble=d.wobble,
-                        pen_width_min=d.pen_width_min, pen_width_max=d.pen_width_max)
+    augment = Augmenter(
+        img_size=d.img_size,
+        rotation_deg=d.rotation_deg,
+        scale_min=d.scale_min,
+        scale_max=d.scale_max,
+        shear=d.shear,
+        shift=d.shift,
+        wobble=d.wobble,
+        pen_width_min=d.pen_width_min,
+        pen_width_max=d.pen_width_max,
+    )
     render = Renderer(d.img_size)
-    common = dict(augment=augment, render=render, seed=cfg.training.seed, mask_ratio=cfg.training.mask_ratio,
-                  patch_size=2 ** len(cfg.model.stem_channels))
+    common = dict(
+        augment=augment,
+        render=render,
+        seed=cfg.training.seed,
+        mask_ratio=cfg.training.mask_ratio,
+        patch_size=2 ** len(cfg.model.stem_channels),
+    )
     train_set = InkDataset(make_source(d, "train"), stream=TRAIN_STREAM, fixed=False, **common)
     val_set = InkDataset(make_source(d, "val"), stream=VAL_STREAM, fixed=True, **common)
     workers = min(d.num_workers, available_cores())
     if workers < d.num_workers:
         log.info("data.num_workers=%d capped at the %d cores available", d.num_workers, workers)
-    loader = dict(batch_size=cfg.training.batch_size, num_workers=workers, pin_memory=device.type == "cuda",
-                  persistent_workers=workers > 0, worker_init_fn=worker_init_fn)
+    loader = dict(
+        batch_size=cfg.training.batch_size,
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+        worker_init_fn=worker_init_fn,
+    )
     # Own generators: creating a loader iterator must not draw from the global torch RNG,
     # or a resumed run (fewer iterators made) would see different dropout noise.
-    train = DataLoader(train_set, sampler=EpochSampler(d.train_samples, epoch=0), drop_last=True,
-                       generator=torch.Generator().manual_seed(cfg.training.seed), **loader)
-    val = DataLoader(val_set, sampler=EpochSampler(d.val_samples, epoch=0),
-                     generator=torch.Generator().manual_seed(cfg.training.seed), **loader)
+    train = DataLoader(
+        train_set,
+        sampler=EpochSampler(d.train_samples, epoch=0),
+        drop_last=True,
+        generator=torch.Generator().manual_seed(cfg.training.seed),
+        **loader,
+    )
+    val = DataLoader(
+        val_set,
+        sampler=EpochSampler(d.val_samples, epoch=0),
+        generator=torch.Generator().manual_seed(cfg.training.seed),
+        **loader,
+    )
     return train, val
 
 
 def build_scheduler(cfg: Config, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> WarmupCosine:
     """Warmup + cosine over the whole stage (``steps_per_epoch`` optimizer steps per epoch)."""
     t = cfg.training
-    return WarmupCosine(optimizer, total_steps=t.epochs * steps_per_epoch,
-                        warmup_steps=round(t.warmup_epochs * steps_per_epoch), final_lr_ratio=t.final_lr_ratio)
+    return WarmupCosine(
+        optimizer,
+        total_steps=t.epochs * steps_per_epoch,
+        warmup_steps=round(t.warmup_epochs * steps_per_epoch),
+        final_lr_ratio=t.final_lr_ratio,
+    )
 
 
 def build_model(cfg: Config, run: RunDir, fresh: bool) -> InkTraceModel:
@@ -112,12 +144,16 @@ def build_model(cfg: Config, run: RunDir, fresh: bool) -> InkTraceModel:
     if not fresh:
         return model  # a resumed stage takes its weights from the checkpoint
     if cfg.stage.init_from:
-        report = init_from(model, cfg.stage.init_from, stage, asdict(cfg.model), cfg.data.img_size,
-                           cfg.stage.allow_shape_mismatch)
+        report = init_from(
+            model, cfg.stage.init_from, stage, asdict(cfg.model), cfg.data.img_size, cfg.stage.allow_shape_mismatch
+        )
         write_text(run.init_report(stage), report + "\n")
     elif stage != "structural":
-        log.warning("stage %s starts from scratch: pass stage.init_from=PATH (a structural checkpoint "
-                    "file or a run directory) to start from structural weights", stage)
+        log.warning(
+            "stage %s starts from scratch: pass stage.init_from=PATH (a structural checkpoint "
+            "file or a run directory) to start from structural weights",
+            stage,
+        )
     return model
 
 
@@ -128,18 +164,36 @@ def build_trainer(cfg: Config, run: RunDir, device: torch.device, checkpoint: Op
     train_loader, val_loader = build_loaders(cfg, device)
     optimizer = torch.optim.AdamW(parameter_groups(model, t.weight_decay), lr=t.lr)
     scheduler = build_scheduler(cfg, optimizer, math.ceil(len(train_loader) / t.grad_accum_steps))
-    metadata = {"stage": stage, "run_id": run.run_id, "config_version": CONFIG_VERSION,
-                "torch_version": str(torch.__version__),
-                "git_commit": git_state(Path(__file__).resolve().parent)["commit"]}
+    metadata = {
+        "stage": stage,
+        "run_id": run.run_id,
+        "config_version": CONFIG_VERSION,
+        "torch_version": str(torch.__version__),
+        "git_commit": git_state(Path(__file__).resolve().parent)["commit"],
+    }
     purge_step = None if checkpoint is None else (checkpoint.global_step or 0) + 1  # drop replayed steps
     trainer = Trainer(
-        model, StructureLoss(**asdict(t.loss_weights), full_heads=cfg.model.full_heads), optimizer, scheduler,
-        train_loader, val_loader, ValidationMetrics, lambda m: select_metric(stage, m),
+        model,
+        StructureLoss(**asdict(t.loss_weights), full_heads=cfg.model.full_heads),
+        optimizer,
+        scheduler,
+        train_loader,
+        val_loader,
+        ValidationMetrics,
+        lambda m: select_metric(stage, m),
         CheckpointManager(run.checkpoint_dir(stage), t.keep_last_n, t.save_interval),
         RunLogger(run.tb_dir(stage), stage, purge_step=purge_step),
-        config=config_to_dict(cfg), metadata=metadata, device=device, epochs=t.epochs, grad_accum_steps=t.grad_accum_steps, grad_clip=t.grad_clip,
-        log_every_n_steps=t.log_every_n_steps, save_every_n_steps=t.save_every_n_steps,
-        mask_ratio=t.mask_ratio, amp_dtype=pick_amp_dtype(t.precision, device))
+        config=config_to_dict(cfg),
+        metadata=metadata,
+        device=device,
+        epochs=t.epochs,
+        grad_accum_steps=t.grad_accum_steps,
+        grad_clip=t.grad_clip,
+        log_every_n_steps=t.log_every_n_steps,
+        save_every_n_steps=t.save_every_n_steps,
+        mask_ratio=t.mask_ratio,
+        amp_dtype=pick_amp_dtype(t.precision, device),
+    )
     if checkpoint is not None:
         trainer.load_checkpoint(checkpoint)
     return trainer

@@ -9,6 +9,7 @@ the rotation order and the best metric, so all of it survives a resume.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -61,7 +62,7 @@ class Checkpoint:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, state: Dict[str, Any]) -> "Checkpoint":
+    def from_dict(cls, state: Dict[str, Any]) -> Checkpoint:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in state.items() if k in names})
 
@@ -89,8 +90,10 @@ def load_checkpoint(path: Path) -> Checkpoint:
         raise CheckpointError(f"{path} is not a checkpoint (a {type(state).__name__}, expected a dict)")
     version = state.get("version")
     if isinstance(version, int) and version > FORMAT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint format version {version}; this inktrace_train "
-                              f"reads versions up to {FORMAT_VERSION}: upgrade inktrace_train")
+        raise CheckpointError(
+            f"{path} has checkpoint format version {version}; this inktrace_train "
+            f"reads versions up to {FORMAT_VERSION}: upgrade inktrace_train"
+        )
     try:
         state, missing = upgrade(state)
     except ValueError as e:
@@ -101,8 +104,12 @@ def load_checkpoint(path: Path) -> Checkpoint:
     ckpt.metadata = dict(ckpt.metadata or {})
     if ckpt.metadata.get("converted_from"):
         ckpt.metadata["missing"] = missing
-        log.warning("%s is an older checkpoint (%s layout), converted on load%s", path,
-                    ckpt.metadata["converted_from"], f"; it has no {', '.join(missing)}" if missing else "")
+        log.warning(
+            "%s is an older checkpoint (%s layout), converted on load%s",
+            path,
+            ckpt.metadata["converted_from"],
+            f"; it has no {', '.join(missing)}" if missing else "",
+        )
     return ckpt
 
 
@@ -111,8 +118,9 @@ def _load_error(e: Exception) -> str:
     if "Weights only load failed" in text or "WeightsUnpickler" in text:
         found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", text, re.S)
         reason = found.group(1).strip().splitlines()[0] if found else "unsupported content"
-        return (f"it holds content outside the plain checkpoint format ({reason}); "
-                "refused, since loading it could run code")
+        return (
+            f"it holds content outside the plain checkpoint format ({reason}); refused, since loading it could run code"
+        )
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[0] if lines else type(e).__name__
 
@@ -142,8 +150,7 @@ class CheckpointManager:
                 log.warning("%s is unreadable; rebuilding it from the files present", path)
         # No manifest (a new stage, or files from an older tool): periodic files present count.
         periodic = sorted(p.name for p in self.directory.glob("checkpoint_epoch_*.pth") if PERIODIC.match(p.name))
-        return {"format": FORMAT_VERSION, "best_metric": None, "best_epoch": None,
-                "periodic": periodic, "files": {}}
+        return {"format": FORMAT_VERSION, "best_metric": None, "best_epoch": None, "periodic": periodic, "files": {}}
 
     def _write_manifest(self) -> None:
         write_json(self.directory / MANIFEST, self.manifest)
@@ -157,8 +164,14 @@ class CheckpointManager:
         """
         path = self.directory / name
         tmp = write_temp(path, lambda f: torch.save(ckpt.to_dict(), f))
-        entry = {"size": tmp.stat().st_size, "sha256": sha256_file(tmp), "epoch": ckpt.epoch,
-                 "global_step": ckpt.global_step, "metric": ckpt.metric, "time": now_iso()}
+        entry = {
+            "size": tmp.stat().st_size,
+            "sha256": sha256_file(tmp),
+            "epoch": ckpt.epoch,
+            "global_step": ckpt.global_step,
+            "metric": ckpt.metric,
+            "time": now_iso(),
+        }
         previous = self.manifest["files"].get(name)
         if previous is not None:
             entry["previous"] = {"size": previous["size"], "sha256": previous["sha256"]}
@@ -189,10 +202,8 @@ class CheckpointManager:
             name = self.manifest["periodic"].pop(0)
             self.manifest["files"].pop(name, None)
             self._write_manifest()  # forget it first: a kill now leaves a stray file, not a dangling entry
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.remove(self.directory / name)
-            except FileNotFoundError:
-                pass
 
     # --- reading ------------------------------------------------------------------
     def verify(self, name: str) -> Optional[str]:

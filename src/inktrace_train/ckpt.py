@@ -14,6 +14,7 @@ exit non-zero: 2 for a missing path or a refused command, 1 for a bad file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -34,8 +35,17 @@ from inktrace_train.runs import BEST, MANIFEST, RunDir
 from inktrace_train.transfer import module_of
 
 PROG = "inktrace-ckpt"
-TRAINING_SUMMARY = ("lr", "batch_size", "epochs", "weight_decay", "mask_ratio", "seed", "precision",
-                    "grad_accum_steps", "warmup_epochs")
+TRAINING_SUMMARY = (
+    "lr",
+    "batch_size",
+    "epochs",
+    "weight_decay",
+    "mask_ratio",
+    "seed",
+    "precision",
+    "grad_accum_steps",
+    "warmup_epochs",
+)
 METRICS = ("stage", "epoch", "global_step", "metric", "best_metric")
 
 
@@ -57,8 +67,11 @@ def resolve(path: str) -> Path:
     if p.is_file():
         return p
     run = RunDir(p)
-    stages = run.status()["pipeline"] if run.status_file.is_file() else sorted(
-        d.name for d in p.glob("checkpoints/*") if d.is_dir())
+    stages = (
+        run.status()["pipeline"]
+        if run.status_file.is_file()
+        else sorted(d.name for d in p.glob("checkpoints/*") if d.is_dir())
+    )
     for candidate in [run.best_checkpoint(s) for s in reversed(stages)] + [p / BEST]:
         if candidate.is_file():
             return candidate
@@ -94,13 +107,22 @@ def summarize(ckpt: Checkpoint) -> Dict[str, Any]:
     meta = ckpt.metadata
     counts = param_counts(weights(ckpt))
     return {
-        "version": ckpt.version, "converted_from": meta.get("converted_from"),
-        "missing": meta.get("missing", []), "converted": meta.get("converted"), "stage": ckpt.stage,
-        "epoch": ckpt.epoch, "step_in_epoch": ckpt.step_in_epoch, "global_step": ckpt.global_step,
-        "metric": ckpt.metric, "best_metric": ckpt.best_metric, "timestamp": ckpt.timestamp,
-        "run_id": meta.get("run_id"), "torch_version": meta.get("torch_version"),
+        "version": ckpt.version,
+        "converted_from": meta.get("converted_from"),
+        "missing": meta.get("missing", []),
+        "converted": meta.get("converted"),
+        "stage": ckpt.stage,
+        "epoch": ckpt.epoch,
+        "step_in_epoch": ckpt.step_in_epoch,
+        "global_step": ckpt.global_step,
+        "metric": ckpt.metric,
+        "best_metric": ckpt.best_metric,
+        "timestamp": ckpt.timestamp,
+        "run_id": meta.get("run_id"),
+        "torch_version": meta.get("torch_version"),
         "git_commit": meta.get("git_commit"),
-        "parameters": sum(counts.values()), "parameters_by_module": counts,
+        "parameters": sum(counts.values()),
+        "parameters_by_module": counts,
         "optimizer_state": ckpt.optimizer_state_dict is not None,
         "scheduler_state": ckpt.scheduler_state_dict is not None,
         "scaler_state": ckpt.scaler_state_dict is not None,
@@ -117,15 +139,28 @@ def format_summary(path: str, s: Dict[str, Any]) -> str:
         done = s["converted"]
         version += f" (written by convert from {done.get('source')}, {done.get('from_layout')} layout)"
     lines = [f"checkpoint:    {path}", f"version:       {version}"]
-    for key in ("stage", "epoch", "step_in_epoch", "global_step", "metric", "best_metric", "timestamp",
-                "run_id", "torch_version", "git_commit"):
+    for key in (
+        "stage",
+        "epoch",
+        "step_in_epoch",
+        "global_step",
+        "metric",
+        "best_metric",
+        "timestamp",
+        "run_id",
+        "torch_version",
+        "git_commit",
+    ):
         lines.append(f"{key + ':':<15}{s[key] if s[key] is not None else '-'}")
     lines.append(f"{'parameters:':<15}{s['parameters']:,}")
     lines += [f"  {module:<20}{count:>12,}" for module, count in s["parameters_by_module"].items()]
     present = {True: "present", False: "absent"}
-    lines += [f"optimizer:     {present[s['optimizer_state']]}",
-              f"scheduler:     {present[s['scheduler_state']]}",
-              f"grad scaler:   {present[s['scaler_state']]}", "config:"]
+    lines += [
+        f"optimizer:     {present[s['optimizer_state']]}",
+        f"scheduler:     {present[s['scheduler_state']]}",
+        f"grad scaler:   {present[s['scaler_state']]}",
+        "config:",
+    ]
     lines += [f"  {key:<26}{value!r}" for key, value in s["config"].items()] or ["  (none)"]
     return "\n".join(lines)
 
@@ -176,19 +211,21 @@ def targets(root: Path) -> List[Path]:
         return [root]
     found = set(root.rglob("*.pth"))
     for manifest in root.rglob(MANIFEST):
-        try:
+        with contextlib.suppress(ToolError):  # an unreadable manifest: check_file reports each file beside it
             found.update(manifest.parent / name for name in manifest_entries(manifest.parent) or {})
-        except ToolError:
-            pass  # each file beside it is reported BAD by check_file
     return sorted(found)
 
 
 def reason(message: str, path: Path) -> str:
     """An error message without the file name, which the line already shows."""
-    for prefix, replacement in ((f"cannot load checkpoint {path}: ", "cannot load: "), (f"{path} is ", ""),
-                                (f"{path}: ", ""), (f"{path} ", "")):
+    for prefix, replacement in (
+        (f"cannot load checkpoint {path}: ", "cannot load: "),
+        (f"{path} is ", ""),
+        (f"{path}: ", ""),
+        (f"{path} ", ""),
+    ):
         if message.startswith(prefix):
-            return replacement + message[len(prefix):]
+            return replacement + message[len(prefix) :]
     return message
 
 
@@ -216,12 +253,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def config_diff(a: Optional[Dict[str, Any]], b: Optional[Dict[str, Any]]) -> List[List[Any]]:
     fa, fb = flatten(a or {}), flatten(b or {})
     missing = "<absent>"
-    return [[k, fa.get(k, missing), fb.get(k, missing)] for k in sorted(set(fa) | set(fb))
-            if fa.get(k, missing) != fb.get(k, missing)]
+    return [
+        [k, fa.get(k, missing), fb.get(k, missing)]
+        for k in sorted(set(fa) | set(fb))
+        if fa.get(k, missing) != fb.get(k, missing)
+    ]
 
 
-def relative_change(a: Dict[str, torch.Tensor], b: Dict[str, torch.Tensor],
-                    names: List[str]) -> Dict[str, Optional[float]]:
+def relative_change(
+    a: Dict[str, torch.Tensor], b: Dict[str, torch.Tensor], names: List[str]
+) -> Dict[str, Optional[float]]:
     """Per module: ||b - a|| / ||a|| over the named floating-point tensors (None if only ||a|| is 0)."""
     diff: Dict[str, float] = defaultdict(float)
     norm: Dict[str, float] = defaultdict(float)
@@ -231,8 +272,7 @@ def relative_change(a: Dict[str, torch.Tensor], b: Dict[str, torch.Tensor],
         x, y = a[name].double(), b[name].double()
         diff[module_of(name)] += float((y - x).pow(2).sum())
         norm[module_of(name)] += float(x.pow(2).sum())
-    return {m: (math.sqrt(diff[m] / norm[m]) if norm[m] else (0.0 if diff[m] == 0 else None))
-            for m in sorted(diff)}
+    return {m: (math.sqrt(diff[m] / norm[m]) if norm[m] else (0.0 if diff[m] == 0 else None)) for m in sorted(diff)}
 
 
 def by_module(names: List[str]) -> Dict[str, List[str]]:
@@ -261,7 +301,7 @@ def format_groups(title: str, groups: Dict[str, List[str]]) -> List[str]:
         return [f"{title}: none"]
     lines = [f"{title}:"]
     for module, names in groups.items():
-        short = ", ".join(n[len(module) + 1:] for n in names)
+        short = ", ".join(n[len(module) + 1 :] for n in names)
         lines.append(f"  {module:<20}{len(names)} tensors: {short}")
     return lines
 
@@ -275,11 +315,11 @@ def format_comparison(pa: str, pb: str, c: Dict[str, Any]) -> str:
     lines += ["", f"{'metrics:':<16}{'A':>{width}}{'B':>{width}}"]
     lines += [f"  {k:<14}{va:>{width}}{vb:>{width}}" for k, (va, vb) in cells.items()]
     lines += ["", "relative parameter change ||B - A|| / ||A|| (parameters in both, same shape):"]
-    lines += [f"  {m:<20}{'n/a (A is zero)' if v is None else f'{v:.6g}'}"
-              for m, v in c["relative_change"].items()] or ["  none shared"]
+    lines += [
+        f"  {m:<20}{'n/a (A is zero)' if v is None else f'{v:.6g}'}" for m, v in c["relative_change"].items()
+    ] or ["  none shared"]
     lines.append("")
-    for title, key in (("shape differs", "shape_differs"), ("only in A", "only_in_a"),
-                       ("only in B", "only_in_b")):
+    for title, key in (("shape differs", "shape_differs"), ("only in A", "only_in_a"), ("only in B", "only_in_b")):
         lines += format_groups(title, c[key])
     return "\n".join(lines)
 
@@ -327,8 +367,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 # --- command line --------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description="Inspect, verify, compare and convert "
-                                "inktrace_train checkpoints (.pth).")
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Inspect, verify, compare and convert inktrace_train checkpoints (.pth)."
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, run: Any, text: str, *positionals: str, flag: Optional[str] = None) -> None:
@@ -336,19 +377,36 @@ def parser() -> argparse.ArgumentParser:
         for dest in positionals:
             s.add_argument(dest, metavar="FILE|DIR" if dest == "path" else dest.upper())
         if flag:
-            s.add_argument(flag, action="store_true", help={"--json": "print JSON instead of text",
-                                                            "--force": "overwrite NEW if it exists"}[flag])
+            s.add_argument(
+                flag,
+                action="store_true",
+                help={"--json": "print JSON instead of text", "--force": "overwrite NEW if it exists"}[flag],
+            )
         s.set_defaults(run=run)
 
-    command("inspect", cmd_inspect, "show what a checkpoint (or a run directory's best) holds", "file",
-            flag="--json")
-    command("verify", cmd_verify, "check every checkpoint's size and SHA-256 against its manifest.json "
-            "and that it loads; exit 1 if any is bad", "path")
-    command("compare", cmd_compare, "config, metric and per-module weight differences of A and B "
-            "(checkpoint files or run directories)",
-            "a", "b", flag="--json")
-    command("convert", cmd_convert, f"write an older-layout checkpoint as format version {FORMAT_VERSION}",
-            "old", "new", flag="--force")
+    command("inspect", cmd_inspect, "show what a checkpoint (or a run directory's best) holds", "file", flag="--json")
+    command(
+        "verify",
+        cmd_verify,
+        "check every checkpoint's size and SHA-256 against its manifest.json and that it loads; exit 1 if any is bad",
+        "path",
+    )
+    command(
+        "compare",
+        cmd_compare,
+        "config, metric and per-module weight differences of A and B (checkpoint files or run directories)",
+        "a",
+        "b",
+        flag="--json",
+    )
+    command(
+        "convert",
+        cmd_convert,
+        f"write an older-layout checkpoint as format version {FORMAT_VERSION}",
+        "old",
+        "new",
+        flag="--force",
+    )
     return p
 
 
@@ -364,7 +422,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         fail(str(e), 1, prog=PROG)
     except BrokenPipeError:  # e.g. `inspect FILE | head`: the reader has gone, not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     except OSError as e:
         fail(f"{e.filename}: {e.strerror}" if e.filename else str(e), 1, prog=PROG)
     if code:

@@ -93,8 +93,11 @@ def stage_overrides(task: List[str], stage: str, first: bool, extra: List[str]) 
     """The command line for one stage of ``stage=all``: the user's overrides (which apply to
     every stage; ``stage.init_from`` only to the first), ``stage=<name>``, then that stage's
     own ``stage.overrides.<name>``."""
-    keep = [o for o in task if _key(o) != "stage" and not _key(o).startswith("stage.overrides")
-            and (first or _key(o) != "stage.init_from")]
+    keep = [
+        o
+        for o in task
+        if _key(o) != "stage" and not _key(o).startswith("stage.overrides") and (first or _key(o) != "stage.init_from")
+    ]
     return keep + [f"stage={stage}"] + list(extra)
 
 
@@ -106,8 +109,10 @@ def compose_stages(cfg: Config, task: List[str]) -> List[Config]:
         return [cfg]
     from hydra import compose
 
-    return [to_config(compose("config", overrides=stage_overrides(task, name, i == 0, cfg.stage.overrides[name])))
-            for i, name in enumerate(cfg.stage.pipeline)]
+    return [
+        to_config(compose("config", overrides=stage_overrides(task, name, i == 0, cfg.stage.overrides[name])))
+        for i, name in enumerate(cfg.stage.pipeline)
+    ]
 
 
 class ValidateConfig(Callback):
@@ -133,7 +138,9 @@ class ValidateConfig(Callback):
             to_config(config)
             sweep = Path(config.hydra.sweep.dir)
             if not self.sweep_resume and (sweep / "multirun.yaml").is_file():
-                raise UserError(f"{sweep} already holds a sweep: re-run its command with +resume={sweep} "
-                                "to finish it, or choose another hydra.sweep.dir")
+                raise UserError(
+                    f"{sweep} already holds a sweep: re-run its command with +resume={sweep} "
+                    "to finish it, or choose another hydra.sweep.dir"
+                )
         except UserError as e:
             fail(str(e))

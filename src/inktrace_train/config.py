@@ -42,7 +42,8 @@ class StageConfig:
     init_from: Optional[str] = None  # checkpoint file or run directory to take initial weights from
     pipeline: List[str] = field(default_factory=lambda: list(PIPELINE))  # stages `stage=all` runs, in order
     overrides: Dict[str, List[str]] = field(  # per-stage overrides inside `stage=all`
-        default_factory=lambda: {name: [] for name in PIPELINE})
+        default_factory=lambda: {name: [] for name in PIPELINE}
+    )
     allow_shape_mismatch: List[str] = field(default_factory=list)  # fnmatch patterns of params init_from may skip
 
 
@@ -127,8 +128,9 @@ def dict_keys() -> List[str]:
 
 def is_known(key: str, known: List[str]) -> bool:
     """Whether ``key`` is a schema key, a section of them, or inside a free-form dict key."""
-    return (key in known or any(k.startswith(key + ".") for k in known)
-            or any(key.startswith(k + ".") for k in dict_keys()))
+    return (
+        key in known or any(k.startswith(key + ".") for k in known) or any(key.startswith(k + ".") for k in dict_keys())
+    )
 
 
 def nearest_key(key: str) -> Optional[str]:
@@ -159,8 +161,13 @@ def validate(cfg: Config) -> None:
     _check(e, t.epochs >= 1, "training.epochs", t.epochs, "must be >= 1")
     _check(e, t.save_interval >= 1, "training.save_interval", t.save_interval, "must be >= 1")
     _check(e, t.keep_last_n >= 1, "training.keep_last_n", t.keep_last_n, "must be >= 1")
-    _check(e, t.save_every_n_steps is None or t.save_every_n_steps >= 1, "training.save_every_n_steps",
-           t.save_every_n_steps, "null (off) or >= 1")
+    _check(
+        e,
+        t.save_every_n_steps is None or t.save_every_n_steps >= 1,
+        "training.save_every_n_steps",
+        t.save_every_n_steps,
+        "null (off) or >= 1",
+    )
     _check(e, t.weight_decay >= 0, "training.weight_decay", t.weight_decay, "must be >= 0")
     _check(e, 0 <= t.mask_ratio < 1, "training.mask_ratio", t.mask_ratio, "must be in [0, 1)")
     _check(e, t.log_every_n_steps >= 1, "training.log_every_n_steps", t.log_every_n_steps, "must be >= 1")
@@ -175,41 +182,90 @@ def validate(cfg: Config) -> None:
         _check(e, w >= 0, f"training.loss_weights.{name}", w, "must be >= 0")
     _check(e, m.embed_dim >= 1, "model.embed_dim", m.embed_dim, "must be >= 1")
     _check(e, m.num_layers >= 0, "model.num_layers", m.num_layers, "must be >= 0")
-    _check(e, m.num_heads >= 1 and m.embed_dim % max(m.num_heads, 1) == 0, "model.num_heads",
-           m.num_heads, f"must be >= 1 and divide model.embed_dim={m.embed_dim}")
+    _check(
+        e,
+        m.num_heads >= 1 and m.embed_dim % max(m.num_heads, 1) == 0,
+        "model.num_heads",
+        m.num_heads,
+        f"must be >= 1 and divide model.embed_dim={m.embed_dim}",
+    )
     _check(e, m.mlp_ratio > 0, "model.mlp_ratio", m.mlp_ratio, "must be > 0")
     _check(e, 0 <= m.dropout < 1, "model.dropout", m.dropout, "must be in [0, 1)")
-    _check(e, len(m.stem_channels) >= 1 and all(c >= 1 for c in m.stem_channels),
-           "model.stem_channels", m.stem_channels, "one or more positive widths")
-    _check(e, len(m.decoder_channels) == len(m.stem_channels) and all(c >= 1 for c in m.decoder_channels),
-           "model.decoder_channels", m.decoder_channels,
-           f"{len(m.stem_channels)} positive widths, one per stem stage")
+    _check(
+        e,
+        len(m.stem_channels) >= 1 and all(c >= 1 for c in m.stem_channels),
+        "model.stem_channels",
+        m.stem_channels,
+        "one or more positive widths",
+    )
+    _check(
+        e,
+        len(m.decoder_channels) == len(m.stem_channels) and all(c >= 1 for c in m.decoder_channels),
+        "model.decoder_channels",
+        m.decoder_channels,
+        f"{len(m.stem_channels)} positive widths, one per stem stage",
+    )
     factor = 2 ** len(m.stem_channels)
-    _check(e, d.img_size >= factor and d.img_size % factor == 0, "data.img_size", d.img_size,
-           f"a positive multiple of {factor} (2 ** len(model.stem_channels))")
+    _check(
+        e,
+        d.img_size >= factor and d.img_size % factor == 0,
+        "data.img_size",
+        d.img_size,
+        f"a positive multiple of {factor} (2 ** len(model.stem_channels))",
+    )
     _check(e, d.source in DATA_SOURCES, "data.source", d.source, f"one of {', '.join(DATA_SOURCES)}")
     _check(e, d.num_workers >= 0, "data.num_workers", d.num_workers, "must be >= 0")
-    _check(e, d.train_samples >= t.batch_size, "data.train_samples", d.train_samples,
-           f"must be >= training.batch_size={t.batch_size}")
+    _check(
+        e,
+        d.train_samples >= t.batch_size,
+        "data.train_samples",
+        d.train_samples,
+        f"must be >= training.batch_size={t.batch_size}",
+    )
     _check(e, d.val_samples >= 1, "data.val_samples", d.val_samples, "must be >= 1")
     _check(e, 0 < d.val_fraction < 1, "data.val_fraction", d.val_fraction, "must be in (0, 1)")
-    _check(e, 0 <= d.test_fraction < 1 - d.val_fraction, "data.test_fraction", d.test_fraction,
-           "must be in [0, 1 - data.val_fraction)")
+    _check(
+        e,
+        0 <= d.test_fraction < 1 - d.val_fraction,
+        "data.test_fraction",
+        d.test_fraction,
+        "must be in [0, 1 - data.val_fraction)",
+    )
     _check(e, 0 <= d.rotation_deg <= 180, "data.rotation_deg", d.rotation_deg, "must be in [0, 180]")
-    _check(e, 0 < d.scale_min <= d.scale_max <= 1.5, "data.scale_min", (d.scale_min, d.scale_max),
-           "need 0 < scale_min <= scale_max <= 1.5")
+    _check(
+        e,
+        0 < d.scale_min <= d.scale_max <= 1.5,
+        "data.scale_min",
+        (d.scale_min, d.scale_max),
+        "need 0 < scale_min <= scale_max <= 1.5",
+    )
     _check(e, 0 <= d.shear < 1, "data.shear", d.shear, "must be in [0, 1)")
     _check(e, 0 <= d.shift < 0.5, "data.shift", d.shift, "must be in [0, 0.5)")
     _check(e, d.wobble >= 0, "data.wobble", d.wobble, "must be >= 0")
-    _check(e, 0 < d.pen_width_min <= d.pen_width_max, "data.pen_width_min", (d.pen_width_min, d.pen_width_max),
-           "need 0 < pen_width_min <= pen_width_max")
+    _check(
+        e,
+        0 < d.pen_width_min <= d.pen_width_max,
+        "data.pen_width_min",
+        (d.pen_width_min, d.pen_width_max),
+        "need 0 < pen_width_min <= pen_width_max",
+    )
     _check(e, d.max_strokes >= 1, "data.max_strokes", d.max_strokes, "must be >= 1")
     st = cfg.stage
     _check(e, st.name in PIPELINE + ("all",), "stage.name", st.name, f"one of {', '.join(PIPELINE)}, all")
-    _check(e, bool(st.pipeline) and set(st.pipeline) <= set(PIPELINE) and len(set(st.pipeline)) == len(st.pipeline),
-           "stage.pipeline", st.pipeline, f"distinct stages out of {', '.join(PIPELINE)}")
-    _check(e, set(st.overrides) <= set(PIPELINE), "stage.overrides", sorted(st.overrides),
-           f"keys out of {', '.join(PIPELINE)}")
+    _check(
+        e,
+        bool(st.pipeline) and set(st.pipeline) <= set(PIPELINE) and len(set(st.pipeline)) == len(st.pipeline),
+        "stage.pipeline",
+        st.pipeline,
+        f"distinct stages out of {', '.join(PIPELINE)}",
+    )
+    _check(
+        e,
+        set(st.overrides) <= set(PIPELINE),
+        "stage.overrides",
+        sorted(st.overrides),
+        f"keys out of {', '.join(PIPELINE)}",
+    )
     if cfg.stage.name == "dense" and not m.full_heads:
         e.append("model.full_heads=False is not allowed with stage.name=dense: the dense stage trains all heads")
     if e:

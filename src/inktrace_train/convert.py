@@ -18,12 +18,19 @@ FORMAT_VERSION = 1
 
 # Flat keys of the old scripts -> (section, key) in the Config schema.
 FLAT_KEYS = {
-    "embed_dim": ("model", "embed_dim"), "num_layers": ("model", "num_layers"),
-    "num_heads": ("model", "num_heads"), "stem_channels": ("model", "stem_channels"),
-    "decoder_channels": ("model", "decoder_channels"), "full_heads": ("model", "full_heads"),
-    "lr": ("training", "lr"), "batch_size": ("training", "batch_size"), "epochs": ("training", "epochs"),
-    "weight_decay": ("training", "weight_decay"), "mask_ratio": ("training", "mask_ratio"),
-    "seed": ("training", "seed"), "img_size": ("data", "img_size"),
+    "embed_dim": ("model", "embed_dim"),
+    "num_layers": ("model", "num_layers"),
+    "num_heads": ("model", "num_heads"),
+    "stem_channels": ("model", "stem_channels"),
+    "decoder_channels": ("model", "decoder_channels"),
+    "full_heads": ("model", "full_heads"),
+    "lr": ("training", "lr"),
+    "batch_size": ("training", "batch_size"),
+    "epochs": ("training", "epochs"),
+    "weight_decay": ("training", "weight_decay"),
+    "mask_ratio": ("training", "mask_ratio"),
+    "seed": ("training", "seed"),
+    "img_size": ("data", "img_size"),
 }
 # Entries a resume needs; a converted file lacking them starts those parts fresh.
 RESUME_ENTRIES = ("optimizer_state_dict", "scheduler_state_dict", "epoch", "global_step", "config")
@@ -68,8 +75,10 @@ def upgrade(obj: Dict[str, Any]) -> Tuple[Dict[str, Any], List[str]]:
     if layout == "v1":
         return obj, []
     if layout == "unknown":
-        raise ValueError("not a checkpoint: no model weights found (expected a state_dict, "
-                         "a dict with 'model', or one with 'model_state_dict')")
+        raise ValueError(
+            "not a checkpoint: no model weights found (expected a state_dict, "
+            "a dict with 'model', or one with 'model_state_dict')"
+        )
     old = {} if layout == "bare" else obj
     config = old.get("config") if isinstance(old.get("config"), dict) else _flat_config(old) or None
     converted = {
@@ -91,8 +100,9 @@ def upgrade(obj: Dict[str, Any]) -> Tuple[Dict[str, Any], List[str]]:
     return converted, missing
 
 
-def regroup_optimizer_state(old: Dict[str, Any], optimizer: torch.optim.Optimizer,
-                            parameters: List[torch.nn.Parameter]) -> Dict[str, Any]:
+def regroup_optimizer_state(
+    old: Dict[str, Any], optimizer: torch.optim.Optimizer, parameters: List[torch.nn.Parameter]
+) -> Dict[str, Any]:
     """An optimizer state_dict saved with one parameter group (the old scripts), mapped onto
     ``optimizer``'s groups (decay / no decay). Old state ids follow ``model.parameters()``.
 
@@ -103,13 +113,15 @@ def regroup_optimizer_state(old: Dict[str, Any], optimizer: torch.optim.Optimize
         return old
     old_ids = [i for g in old["param_groups"] for i in g["params"]]
     if len(old["param_groups"]) != 1 or len(old_ids) != len(parameters):
-        raise ValueError(f"{len(old['param_groups'])} parameter groups of {len(old_ids)} parameters "
-                         f"do not map onto {len(optimizer.param_groups)} groups of {len(parameters)}")
+        raise ValueError(
+            f"{len(old['param_groups'])} parameter groups of {len(old_ids)} parameters "
+            f"do not map onto {len(optimizer.param_groups)} groups of {len(parameters)}"
+        )
     position = {id(p): i for i, p in enumerate(parameters)}
     new = optimizer.state_dict()
     state = {}
-    for group, new_group in zip(optimizer.param_groups, new["param_groups"]):
-        for p, new_id in zip(group["params"], new_group["params"]):
+    for group, new_group in zip(optimizer.param_groups, new["param_groups"], strict=True):
+        for p, new_id in zip(group["params"], new_group["params"], strict=True):
             old_id = old_ids[position[id(p)]]
             if old_id in old["state"]:
                 state[new_id] = old["state"][old_id]

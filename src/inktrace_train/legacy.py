@@ -23,10 +23,19 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser(script: str) -> argparse.ArgumentParser:
-    p = _Parser(prog=script, allow_abbrev=False, add_help=True,
-                description="Deprecated: translates the old script's flags to `python -m inktrace_train`.")
-    p.add_argument("--from-scratch", "--from_scratch", action="store_true", dest="from_scratch",
-                   help="dense without structural weights -> stage.init_from=null")
+    p = _Parser(
+        prog=script,
+        allow_abbrev=False,
+        add_help=True,
+        description="Deprecated: translates the old script's flags to `python -m inktrace_train`.",
+    )
+    p.add_argument(
+        "--from-scratch",
+        "--from_scratch",
+        action="store_true",
+        dest="from_scratch",
+        help="dense without structural weights -> stage.init_from=null",
+    )
     p.add_argument("--embed-dim", "--embed_dim", type=int, dest="embed_dim", help="-> model.embed_dim")
     p.add_argument("--num-layers", "--num_layers", type=int, dest="num_layers", help="-> model.num_layers")
     p.add_argument("--lr", type=float, help="-> training.lr")
@@ -44,8 +53,10 @@ def translate(script: str, argv: List[str]) -> List[str]:
         fail(f"legacy: unknown old script '{script}'; known: {', '.join(SCRIPTS)}")
     args, unknown = parser(script).parse_known_args(argv)
     if unknown:
-        fail(f"legacy {script}: unknown old flag(s) {' '.join(unknown)}; "
-             "see `python -m inktrace_train.legacy SCRIPT --help` for the flags that carry over")
+        fail(
+            f"legacy {script}: unknown old flag(s) {' '.join(unknown)}; "
+            "see `python -m inktrace_train.legacy SCRIPT --help` for the flags that carry over"
+        )
     if args.from_scratch and args.init_from:
         fail(f"legacy {script}: --from-scratch and --init_from contradict each other")
     if args.resume:
@@ -53,12 +64,19 @@ def translate(script: str, argv: List[str]) -> List[str]:
     stage = SCRIPTS[script]
     if args.stage and {1: "structural", 2: "dense"}[args.stage] != stage:
         other = next(name for name, s in SCRIPTS.items() if s != stage)
-        fail(f"legacy {script}: --stage {args.stage} contradicts {script}, which trains the {stage} stage; "
-             f"use `python -m inktrace_train.legacy {other}`")
+        fail(
+            f"legacy {script}: --stage {args.stage} contradicts {script}, which trains the {stage} stage; "
+            f"use `python -m inktrace_train.legacy {other}`"
+        )
     new = [f"stage={stage}"]
-    for value, key in ((args.embed_dim, "model.embed_dim"), (args.num_layers, "model.num_layers"),
-                       (args.lr, "training.lr"), (args.epochs, "training.epochs"),
-                       (args.batch_size, "training.batch_size"), (args.init_from, "stage.init_from")):
+    for value, key in (
+        (args.embed_dim, "model.embed_dim"),
+        (args.num_layers, "model.num_layers"),
+        (args.lr, "training.lr"),
+        (args.epochs, "training.epochs"),
+        (args.batch_size, "training.batch_size"),
+        (args.init_from, "stage.init_from"),
+    ):
         if value is not None:
             new.append(f"{key}={value}")
     if args.from_scratch:

@@ -32,41 +32,63 @@ class RunLogger:
         progress: show tqdm bars (default: only when stderr is a terminal).
     """
 
-    def __init__(self, tb_dir: Path, stage: str, purge_step: Optional[int] = None,
-                 progress: Optional[bool] = None):
+    def __init__(self, tb_dir: Path, stage: str, purge_step: Optional[int] = None, progress: Optional[bool] = None):
         self.writer = SummaryWriter(str(tb_dir), purge_step=purge_step)
         self.stage = stage
         self.show_progress = sys.stderr.isatty() if progress is None else progress
 
     def progress(self, total: int, initial: int, desc: str) -> tqdm:
-        return tqdm(total=total, initial=initial, desc=f"{self.stage} {desc}", leave=False,
-                    dynamic_ncols=True, disable=not self.show_progress)
+        return tqdm(
+            total=total,
+            initial=initial,
+            desc=f"{self.stage} {desc}",
+            leave=False,
+            dynamic_ncols=True,
+            disable=not self.show_progress,
+        )
 
-    def progress_line(self, bar: tqdm, epoch: int, epochs: int, step: int, steps: int,
-                      values: Dict[str, float], eta_s: float) -> None:
+    def progress_line(
+        self, bar: tqdm, epoch: int, epochs: int, step: int, steps: int, values: Dict[str, float], eta_s: float
+    ) -> None:
         """At each log interval: the bar's postfix on a terminal, else one log line (a log
         file or a Slurm job would otherwise see nothing for a whole epoch)."""
         loss, lr, sps = values.get("total", math.nan), values["lr"], values["samples_per_s"]
         if self.show_progress:
             bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", sps=f"{sps:.0f}")
             return
-        log.info("%s epoch %d/%d step %d/%d | loss %.4f | lr %.2e | %.0f samples/s | ETA %s", self.stage,
-                 epoch + 1, epochs, step, steps, loss, lr, sps, timedelta(seconds=round(eta_s)))
+        log.info(
+            "%s epoch %d/%d step %d/%d | loss %.4f | lr %.2e | %.0f samples/s | ETA %s",
+            self.stage,
+            epoch + 1,
+            epochs,
+            step,
+            steps,
+            loss,
+            lr,
+            sps,
+            timedelta(seconds=round(eta_s)),
+        )
 
     def scalars(self, section: str, values: Dict[str, float], step: int) -> None:
         for key, value in values.items():
             self.writer.add_scalar(f"{self.stage}/{section}/{key}", value, step)
 
-    def images(self, section: str, batch: Dict[str, torch.Tensor], outputs: Dict[str, torch.Tensor],
-               step: int) -> None:
+    def images(self, section: str, batch: Dict[str, torch.Tensor], outputs: Dict[str, torch.Tensor], step: int) -> None:
         self.writer.add_image(f"{self.stage}/{section}/predictions", prediction_grid(batch, outputs), step)
 
-    def epoch_summary(self, epoch: int, epochs: int, metric: float, is_best: bool,
-                      metrics: Dict[str, float]) -> None:
+    def epoch_summary(self, epoch: int, epochs: int, metric: float, is_best: bool, metrics: Dict[str, float]) -> None:
         """One line per epoch: the metric that picks the best checkpoint, every other metric."""
         shown = " ".join(f"{k}={v:.4f}" for k, v in metrics.items() if not k.startswith("loss_"))
-        log.info("%s epoch %d/%d: metric=%.4f%s | %s | val_loss=%.4f", self.stage, epoch, epochs, metric,
-                 " (best)" if is_best else "", shown, metrics.get("loss_total", float("nan")))
+        log.info(
+            "%s epoch %d/%d: metric=%.4f%s | %s | val_loss=%.4f",
+            self.stage,
+            epoch,
+            epochs,
+            metric,
+            " (best)" if is_best else "",
+            shown,
+            metrics.get("loss_total", float("nan")),
+        )
 
     def hparams(self, params: Dict[str, object], metrics: Dict[str, float]) -> None:
         """The run's hyper-parameters with its final metrics, for TensorBoard's HParams tab

@@ -87,16 +87,29 @@ class StructureLoss(nn.Module):
     The dense weights are accepted but unused when ``full_heads`` is False.
     """
 
-    def __init__(self, skeleton: float, tangent: float, ink: float, keypoints: float,
-                 width: float, offset: float, full_heads: bool):
+    def __init__(
+        self,
+        skeleton: float,
+        tangent: float,
+        ink: float,
+        keypoints: float,
+        width: float,
+        offset: float,
+        full_heads: bool,
+    ):
         super().__init__()
         self.full_heads = bool(full_heads)
-        self.weights = {"skeleton": skeleton, "tangent": tangent, "ink": ink,
-                        "keypoints": keypoints, "width": width, "offset": offset}
+        self.weights = {
+            "skeleton": skeleton,
+            "tangent": tangent,
+            "ink": ink,
+            "keypoints": keypoints,
+            "width": width,
+            "offset": offset,
+        }
         self.terms = STRUCTURAL_TERMS + (DENSE_TERMS if self.full_heads else ())
 
-    def forward(self, outputs: Dict[str, torch.Tensor],
-                batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    def forward(self, outputs: Dict[str, torch.Tensor], batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         """
         Args:
             outputs: the model's dict (``skeleton``, ``tangent``, ``ink``, and with

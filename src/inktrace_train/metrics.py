@@ -31,8 +31,7 @@ def _offsets(tol: int) -> List[Tuple[int, int]]:
     return sorted(((dy, dx) for dy in r for dx in r), key=lambda o: (o[0] ** 2 + o[1] ** 2, o))
 
 
-def match_counts(pred: torch.Tensor, target: torch.Tensor,
-                 tol: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def match_counts(pred: torch.Tensor, target: torch.Tensor, tol: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One-to-one matching of predicted to target pixels within a Chebyshev tolerance.
 
     Greedy by distance: the offsets (dy, dx) with max(|dy|, |dx|) <= tol are visited in
@@ -57,10 +56,10 @@ def match_counts(pred: torch.Tensor, target: torch.Tensor,
     # Unmatched targets, padded by tol so every shifted window is an in-bounds slice
     # (pixels beyond the border are never targets).
     free_target = target.new_zeros((target.shape[0], h + 2 * tol, w + 2 * tol))
-    free_target[:, tol:tol + h, tol:tol + w] = target
+    free_target[:, tol : tol + h, tol : tol + w] = target
     matched = torch.zeros((), dtype=torch.int64, device=pred.device)
     for dy, dx in _offsets(tol):
-        window = free_target[:, tol + dy:tol + dy + h, tol + dx:tol + dx + w]  # a view
+        window = free_target[:, tol + dy : tol + dy + h, tol + dx : tol + dx + w]  # a view
         hit = free_pred & window
         matched = matched + hit.sum()
         free_pred &= ~hit

@@ -91,8 +91,9 @@ class TokenEncoder(nn.Module):
         embed_dim, num_layers, num_heads, mlp_ratio, dropout: as in ModelConfig.
     """
 
-    def __init__(self, in_channels: int, embed_dim: int, num_layers: int, num_heads: int,
-                 mlp_ratio: float, dropout: float):
+    def __init__(
+        self, in_channels: int, embed_dim: int, num_layers: int, num_heads: int, mlp_ratio: float, dropout: float
+    ):
         super().__init__()
         self.proj = nn.Conv2d(in_channels, embed_dim, 1)
         # Stands in for every token whose 8x8 patch is hidden (SimMIM-style): the model
@@ -101,8 +102,13 @@ class TokenEncoder(nn.Module):
         nn.init.trunc_normal_(self.mask_token, std=0.02)
         self.layers = nn.ModuleList(
             nn.TransformerEncoderLayer(
-                embed_dim, num_heads, dim_feedforward=int(round(mlp_ratio * embed_dim)),
-                dropout=dropout, activation="gelu", batch_first=True, norm_first=True,
+                embed_dim,
+                num_heads,
+                dim_feedforward=round(mlp_ratio * embed_dim),
+                dropout=dropout,
+                activation="gelu",
+                batch_first=True,
+                norm_first=True,
             )
             for _ in range(num_layers)
         )
@@ -177,30 +183,34 @@ class InkTraceModel(nn.Module):
         full_heads: add the dense heads (keypoints, width, offset).
     """
 
-    def __init__(self, embed_dim: int, num_layers: int, num_heads: int, mlp_ratio: float,
-                 dropout: float, stem_channels: Sequence[int], decoder_channels: Sequence[int],
-                 full_heads: bool):
+    def __init__(
+        self,
+        embed_dim: int,
+        num_layers: int,
+        num_heads: int,
+        mlp_ratio: float,
+        dropout: float,
+        stem_channels: Sequence[int],
+        decoder_channels: Sequence[int],
+        full_heads: bool,
+    ):
         super().__init__()
         stem_channels, decoder_channels = list(stem_channels), list(decoder_channels)
         if len(decoder_channels) != len(stem_channels):
-            raise ValueError(f"decoder_channels {decoder_channels} needs one width per stem stage "
-                             f"{stem_channels}")
+            raise ValueError(f"decoder_channels {decoder_channels} needs one width per stem stage {stem_channels}")
         self.patch_size = 2 ** len(stem_channels)
         self.full_heads = bool(full_heads)
 
         widths = [2] + stem_channels
-        self.stem = nn.ModuleList(_conv_block(widths[i], widths[i + 1], stride=2)
-                                  for i in range(len(stem_channels)))
-        self.encoder = TokenEncoder(stem_channels[-1], embed_dim, num_layers, num_heads,
-                                    mlp_ratio, dropout)
+        self.stem = nn.ModuleList(_conv_block(widths[i], widths[i + 1], stride=2) for i in range(len(stem_channels)))
+        self.encoder = TokenEncoder(stem_channels[-1], embed_dim, num_layers, num_heads, mlp_ratio, dropout)
         # Decoder stage i lands on the resolution of stem stage k-2-i; the last one on the
         # input itself, whose skip is the 2-channel image.
         skips = list(reversed(widths[:-1]))  # e.g. [32, 16, 2]
         ins = [embed_dim] + decoder_channels[:-1]
-        self.decoder = nn.ModuleList(UpBlock(i, s, o) for i, s, o in zip(ins, skips, decoder_channels))
+        self.decoder = nn.ModuleList(UpBlock(i, s, o) for i, s, o in zip(ins, skips, decoder_channels, strict=True))
         head_specs = dict(STRUCTURAL_HEADS, **(DENSE_HEADS if self.full_heads else {}))
-        self.heads = nn.ModuleDict({name: _make_head(name, decoder_channels[-1], c)
-                                    for name, c in head_specs.items()})
+        self.heads = nn.ModuleDict({name: _make_head(name, decoder_channels[-1], c) for name, c in head_specs.items()})
 
     def token_mask(self, visible: torch.Tensor) -> torch.Tensor:
         """(B,1,H,W) visibility in {0,1} -> (B,1,H/p,W/p) bool, True where the patch is hidden."""

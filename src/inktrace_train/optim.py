@@ -25,8 +25,7 @@ class WarmupCosine(LambdaLR):
         final_lr_ratio: the factor reached at the last step.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int,
-                 final_lr_ratio: float):
+    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, final_lr_ratio: float):
         self.total_steps = total_steps
         self.warmup_steps = min(warmup_steps, total_steps)
         self.final_lr_ratio = final_lr_ratio

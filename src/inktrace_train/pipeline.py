@@ -43,8 +43,14 @@ def run_stage(cfg: Config, run: RunDir, checkpoint: Optional[Checkpoint] = None)
     device = pick_device(cfg.training.device)
     trainer = build_trainer(cfg, run, device, checkpoint)
     n_params = sum(p.numel() for p in trainer.model.parameters())
-    log.info("stage %s on %s: %d parameters, %d steps/epoch, run dir %s", stage, device, n_params,
-             trainer.steps_per_epoch, run.path)
+    log.info(
+        "stage %s on %s: %d parameters, %d steps/epoch, run dir %s",
+        stage,
+        device,
+        n_params,
+        trainer.steps_per_epoch,
+        run.path,
+    )
     run.update_stage(stage, status="running", **({"resumed": now_iso()} if checkpoint else {"started": now_iso()}))
     try:
         best = trainer.fit()
@@ -55,13 +61,20 @@ def run_stage(cfg: Config, run: RunDir, checkpoint: Optional[Checkpoint] = None)
         raise
     finally:
         trainer.logger.close()
-    run.update_stage(stage, status="done", ended=now_iso(), best_metric=best, epochs=trainer.state.epoch,
-                     best_checkpoint=str(run.best_checkpoint(stage).relative_to(run.path)))
+    run.update_stage(
+        stage,
+        status="done",
+        ended=now_iso(),
+        best_metric=best,
+        epochs=trainer.state.epoch,
+        best_checkpoint=str(run.best_checkpoint(stage).relative_to(run.path)),
+    )
     return best
 
 
-def run_pipeline(run: RunDir, stages: List[Config], start: Optional[str] = None,
-                 checkpoint: Optional[Checkpoint] = None) -> Optional[float]:
+def run_pipeline(
+    run: RunDir, stages: List[Config], start: Optional[str] = None, checkpoint: Optional[Checkpoint] = None
+) -> Optional[float]:
     """Run the stages in order, skipping finished ones (and those before ``start``).
 
     The first stage that runs continues from ``checkpoint`` when given. A later stage
@@ -69,7 +82,7 @@ def run_pipeline(run: RunDir, stages: List[Config], start: Optional[str] = None,
     """
     best, previous = None, None
     names = [c.stage.name for c in stages]
-    for cfg in stages[names.index(start) if start else 0:]:
+    for cfg in stages[names.index(start) if start else 0 :]:
         stage = cfg.stage.name
         status = run.status()["stages"].get(stage, {})
         if stage != start and is_finished(status, cfg):
@@ -110,8 +123,9 @@ def resume_point(run: RunDir, stages: List[Config]) -> Tuple[Optional[str], Opti
             continue
         checkpoint = newest_checkpoint(run, cfg)
         if checkpoint is None and i == 0:
-            raise CheckpointError(f"no checkpoint to resume from: {run.checkpoint_dir(stage)} holds no "
-                                  "checkpoint files")
+            raise CheckpointError(
+                f"no checkpoint to resume from: {run.checkpoint_dir(stage)} holds no checkpoint files"
+            )
         return stage, checkpoint  # None: killed before its first save; starts from the previous stage
     return None, None
 
@@ -154,12 +168,16 @@ def log_summary(run: RunDir, stages: List[Config]) -> None:
         s = status.get(cfg.stage.name, {})
         best = s.get("best_metric")
         shown = "none (no finite validation metric)" if best is None else f"{best:.4f}"
-        lines.append(f"  {cfg.stage.name}: best metric {shown}, {s.get('epochs')} epochs, best checkpoint "
-                     f"{run.best_checkpoint(cfg.stage.name)}")
+        lines.append(
+            f"  {cfg.stage.name}: best metric {shown}, {s.get('epochs')} epochs, best checkpoint "
+            f"{run.best_checkpoint(cfg.stage.name)}"
+        )
     last = stages[-1].stage.name
-    lines += [f"  train longer:  python -m inktrace_train +resume={run.path} training.epochs=N",
-              f"  inspect best:  python -m inktrace_train.ckpt inspect {run.best_checkpoint(last)}",
-              f"  curves:        tensorboard --logdir {run.path / 'tb'}"]
+    lines += [
+        f"  train longer:  python -m inktrace_train +resume={run.path} training.epochs=N",
+        f"  inspect best:  python -m inktrace_train.ckpt inspect {run.best_checkpoint(last)}",
+        f"  curves:        tensorboard --logdir {run.path / 'tb'}",
+    ]
     if last == "structural":
         lines.append(f"  dense stage:   python -m inktrace_train stage=dense stage.init_from={run.path}")
     log.info("\n".join(lines))

@@ -79,14 +79,18 @@ def locate(path: Path) -> Tuple[Optional[RunDir], Optional[Path]]:
 def _check_changes(changes: Dict[str, Any], stored: Dict[str, Any], path_text: str) -> None:
     refused = sorted(k for k in changes if k not in ALLOWED_CHANGES)
     if "stage.name" in refused:
-        raise ConfigError(f"resume continues the run's own stage ({stored.get('stage.name')}); to start "
-                          f"{changes['stage.name']} from its weights, use stage={changes['stage.name']} "
-                          f"stage.init_from={path_text} (init_from takes weights, resume takes everything)")
+        raise ConfigError(
+            f"resume continues the run's own stage ({stored.get('stage.name')}); to start "
+            f"{changes['stage.name']} from its weights, use stage={changes['stage.name']} "
+            f"stage.init_from={path_text} (init_from takes weights, resume takes everything)"
+        )
     if refused:
         shown = ", ".join(f"{k} ({stored.get(k)!r} -> {changes[k]!r})" for k in refused)
-        raise ConfigError(f"resume cannot change {shown}; allowed: {', '.join(ALLOWED_CHANGES)}. "
-                          "To train with other settings from these weights, start a new run with "
-                          f"stage.init_from={path_text}")
+        raise ConfigError(
+            f"resume cannot change {shown}; allowed: {', '.join(ALLOWED_CHANGES)}. "
+            "To train with other settings from these weights, start a new run with "
+            f"stage.init_from={path_text}"
+        )
 
 
 def plan(path_text: str, overrides: List[str], compose: Compose, read_config: ReadConfig) -> ResumePlan:
@@ -105,8 +109,11 @@ def plan(path_text: str, overrides: List[str], compose: Compose, read_config: Re
         # An older checkpoint without a (complete) config: the command line fills the rest.
         base = compose(overrides)
         missing = sorted(set(flatten(base)) - set(flatten(stored)))
-        log.warning("resume: %s has no config for %s; taken from the command line and defaults",
-                    path_text, ", ".join(missing) if len(missing) < 8 else f"{len(missing)} keys")
+        log.warning(
+            "resume: %s has no config for %s; taken from the command line and defaults",
+            path_text,
+            ", ".join(missing) if len(missing) < 8 else f"{len(missing)} keys",
+        )
         stored = OmegaConf.to_container(OmegaConf.merge(base, stored))
     flat = flatten(stored)
     changes = {k: v for k, v in requested_changes(overrides, compose).items() if flat.get(k) != v}

@@ -37,18 +37,28 @@ BEST = "checkpoint_best.pth"  # the stage's best validation metric so far
 MANIFEST = "manifest.json"  # sizes, SHA-256, rotation order: a record, never an input to "best"
 PERIODIC = re.compile(r"checkpoint_epoch_(\d+)\.pth$")
 
-PACKAGES = ("inktrace_train", "torch", "numpy", "hydra-core", "omegaconf", "opencv-python-headless",
-            "kanjivg", "tensorboard", "tqdm")
+PACKAGES = (
+    "inktrace_train",
+    "torch",
+    "numpy",
+    "hydra-core",
+    "omegaconf",
+    "opencv-python-headless",
+    "kanjivg",
+    "tensorboard",
+    "tqdm",
+)
 
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def git_state(directory: Path) -> Dict[str, Any]:
     """Commit and dirty flag of the git checkout holding ``directory``, if any. Cached: two
     git subprocesses per call, asked for by env.json and by every stage's checkpoint metadata."""
+
     def git(*args: str) -> Optional[str]:
         try:
             out = subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True, timeout=10)
@@ -114,7 +124,7 @@ class RunDir:
         return Path(*[p for p in parts if p])
 
     @classmethod
-    def containing(cls, checkpoint: Path) -> Optional[Tuple["RunDir", str]]:
+    def containing(cls, checkpoint: Path) -> Optional[Tuple[RunDir, str]]:
         """(run, stage) for a file at ``<run>/checkpoints/<stage>/<file>`` of a run; None for a loose file."""
         parents = Path(checkpoint).resolve().parents
         if len(parents) < 3 or parents[1].name != "checkpoints":
@@ -155,8 +165,10 @@ class RunDir:
         """Raise if this directory already holds a run: a new run never writes into another's."""
         found = [name for name in self.run_files() if name not in ignore]
         if found:
-            raise RunDirTaken(f"{self.path} already holds a run ({', '.join(found)}): continue it with "
-                            f"+resume={self.path}, or start a new run in another directory (hydra.run.dir=PATH)")
+            raise RunDirTaken(
+                f"{self.path} already holds a run ({', '.join(found)}): continue it with "
+                f"+resume={self.path}, or start a new run in another directory (hydra.run.dir=PATH)"
+            )
 
     def create(self, cfg: Config, stages: List[Config]) -> None:
         """Record a new run: resolved config, each stage's config, environment, pending stages.
@@ -168,9 +180,17 @@ class RunDir:
             self.save_stage_config(stage_cfg)
         write_json(self.path / "env.json", environment())
         status = {s.stage.name: {"status": "pending"} for s in stages}
-        write_json(self.status_file, {"run_id": self.run_id, "config_version": CONFIG_VERSION,
-                                      "created": now_iso(), "pipeline": list(status), "stages": status,
-                                      "resumes": []})
+        write_json(
+            self.status_file,
+            {
+                "run_id": self.run_id,
+                "config_version": CONFIG_VERSION,
+                "created": now_iso(),
+                "pipeline": list(status),
+                "stages": status,
+                "resumes": [],
+            },
+        )
 
     def save_stage_config(self, cfg: Config) -> None:
         """Each stage's own resolved config, beside its checkpoints (resume reads it)."""

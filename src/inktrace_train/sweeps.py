@@ -61,8 +61,14 @@ def _from_run_json(run: Path) -> Dict[str, Any]:
     last = stages[-1] if stages else {}
     statuses = {s.get("status") for s in stages}
     status = "done" if statuses == {"done"} else "failed" if "failed" in statuses else "unfinished"
-    return {"stage": names[-1] if names else None, "status": status, "metric": last.get("best_metric"),
-            "best_checkpoint": last.get("best_checkpoint"), "wall_time_s": None, "error": None}
+    return {
+        "stage": names[-1] if names else None,
+        "status": status,
+        "metric": last.get("best_metric"),
+        "best_checkpoint": last.get("best_checkpoint"),
+        "wall_time_s": None,
+        "error": None,
+    }
 
 
 def _is_run(directory: Path) -> bool:
@@ -87,9 +93,14 @@ def collect(root: Path) -> List[Dict[str, Any]]:
         record = _read_json(run / JOB_RECORD) if (run / JOB_RECORD).is_file() else _from_run_json(run)
         if record.get("stage") is None and (run / "run.json").is_file():
             record["stage"] = _from_run_json(run)["stage"]  # a job record from before the stage column
-        rows.append({"path": run, "run": str(run.relative_to(root)) if run != root else ".",
-                     "overrides": " ".join(record.get("overrides") or _overrides(run)), **{
-                         k: record.get(k) for k in COLUMNS if k not in ("run", "overrides")}})
+        rows.append(
+            {
+                "path": run,
+                "run": str(run.relative_to(root)) if run != root else ".",
+                "overrides": " ".join(record.get("overrides") or _overrides(run)),
+                **{k: record.get(k) for k in COLUMNS if k not in ("run", "overrides")},
+            }
+        )
     return sorted(rows, key=_rank)
 
 
@@ -122,7 +133,9 @@ def write_summary(root: Path) -> Optional[str]:
         shown = dict(r, overrides=" ".join(o for o in r["overrides"].split() if o not in common))
         lines.append("| " + " | ".join(_cell(shown[c], c) for c in COLUMNS) + " |")
     done = sum(r["status"] == "done" for r in rows)
-    markdown = (f"# Summary of {root}\n\n{done} of {len(rows)} runs done, best metric first within each stage. "
-                f"Common overrides: `{' '.join(sorted(common)) or 'none'}`\n\n" + "\n".join(lines) + "\n")
+    markdown = (
+        f"# Summary of {root}\n\n{done} of {len(rows)} runs done, best metric first within each stage. "
+        f"Common overrides: `{' '.join(sorted(common)) or 'none'}`\n\n" + "\n".join(lines) + "\n"
+    )
     write_text(root / "summary.md", markdown)
     return markdown

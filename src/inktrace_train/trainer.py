@@ -63,7 +63,7 @@ class DeviceMeter:
         if not self.sums:
             return {}
         means = torch.stack([self.sums[k] / self.counts[k] for k in self.sums]).tolist()  # sync
-        out = dict(zip(self.sums, means))
+        out = dict(zip(self.sums, means, strict=True))
         self.sums.clear()
         self.counts.clear()
         return out
@@ -105,13 +105,30 @@ class Trainer:
         amp_dtype: autocast dtype, or None for full precision.
     """
 
-    def __init__(self, model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
-                 scheduler: WarmupCosine, train_loader: DataLoader, val_loader: DataLoader,
-                 new_metrics: Callable[[], Any], select_metric: Callable[[Dict[str, float]], float],
-                 checkpoints: CheckpointManager, logger: RunLogger, *, config: Dict[str, Any],
-                 metadata: Dict[str, Any], device: torch.device, epochs: int, grad_accum_steps: int,
-                 grad_clip: float, log_every_n_steps: int, save_every_n_steps: Optional[int], mask_ratio: float,
-                 amp_dtype: Optional[torch.dtype]):
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: WarmupCosine,
+        train_loader: DataLoader,
+        val_loader: DataLoader,
+        new_metrics: Callable[[], Any],
+        select_metric: Callable[[Dict[str, float]], float],
+        checkpoints: CheckpointManager,
+        logger: RunLogger,
+        *,
+        config: Dict[str, Any],
+        metadata: Dict[str, Any],
+        device: torch.device,
+        epochs: int,
+        grad_accum_steps: int,
+        grad_clip: float,
+        log_every_n_steps: int,
+        save_every_n_steps: Optional[int],
+        mask_ratio: float,
+        amp_dtype: Optional[torch.dtype],
+    ):
         self.model, self.loss_fn = model, loss_fn
         self.optimizer, self.scheduler = optimizer, scheduler
         self.train_loader, self.val_loader = train_loader, val_loader
@@ -168,8 +185,9 @@ class Trainer:
         self.model.train()
         sampler = self.train_loader.sampler
         sampler.epoch, sampler.start = epoch, self.state.step_in_epoch * self.train_loader.batch_size
-        bar = self.logger.progress(total=self.steps_per_epoch, initial=self.state.step_in_epoch,
-                                   desc=f"epoch {epoch + 1}/{self.epochs}")
+        bar = self.logger.progress(
+            total=self.steps_per_epoch, initial=self.state.step_in_epoch, desc=f"epoch {epoch + 1}/{self.epochs}"
+        )
         tick, seen = time.perf_counter(), 0
         for batch in self.train_loader:
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
@@ -267,8 +285,9 @@ class Trainer:
             global_step = epoch * math.ceil(self.steps_per_epoch / self.grad_accum_steps)
         if ckpt.optimizer_state_dict is not None:
             try:
-                self.optimizer.load_state_dict(regroup_optimizer_state(
-                    ckpt.optimizer_state_dict, self.optimizer, list(self.model.parameters())))
+                self.optimizer.load_state_dict(
+                    regroup_optimizer_state(ckpt.optimizer_state_dict, self.optimizer, list(self.model.parameters()))
+                )
             except ValueError as e:
                 raise CheckpointError(f"the checkpoint's optimizer state does not fit this model: {e}") from None
         else:
@@ -279,11 +298,17 @@ class Trainer:
             self.scheduler.fast_forward(global_step)
         if ckpt.scaler_state_dict is not None:
             self.scaler.load_state_dict(ckpt.scaler_state_dict)
-        self.state = TrainState(epoch=epoch, step_in_epoch=ckpt.step_in_epoch, global_step=global_step,
-                                best_metric=ckpt.best_metric)
+        self.state = TrainState(
+            epoch=epoch, step_in_epoch=ckpt.step_in_epoch, global_step=global_step, best_metric=ckpt.best_metric
+        )
         self.last_metric = ckpt.metric
         if ckpt.rng_state:
             set_rng_state(ckpt.rng_state)
         best = "none yet" if self.state.best_metric is None else f"{self.state.best_metric:.4f}"
-        log.info("resumed at epoch %d (+%d micro-batches), optimizer step %d, best metric %s",
-                 epoch, self.state.step_in_epoch, global_step, best)
+        log.info(
+            "resumed at epoch %d (+%d micro-batches), optimizer step %d, best metric %s",
+            epoch,
+            self.state.step_in_epoch,
+            global_step,
+            best,
+        )

@@ -39,20 +39,24 @@ def resolve_init_path(path: str, stage: str) -> Path:
     for candidate in (best, p / BEST):  # a run directory, or a stage's checkpoint folder itself
         if candidate.is_file():
             return candidate
-    raise CheckpointError(f"stage.init_from: {p} holds no {previous} checkpoint "
-                          f"(looked for {best.relative_to(p)})")
+    raise CheckpointError(f"stage.init_from: {p} holds no {previous} checkpoint (looked for {best.relative_to(p)})")
 
 
 def check_backbone(ckpt_config: Dict[str, Any], model_cfg: Dict[str, Any], img_size: int) -> None:
     """Raise naming every backbone field whose value differs between checkpoint and config."""
     theirs = dict(ckpt_config.get("model", {}), img_size=ckpt_config.get("data", {}).get("img_size"))
     ours = dict(model_cfg, img_size=img_size)
-    diffs = [f"model.{k if k != 'img_size' else 'data.img_size'}: checkpoint {theirs[k]!r} vs config {ours[k]!r}"
-             for k in BACKBONE_FIELDS + ("img_size",)
-             if theirs.get(k) is not None and list_or(theirs[k]) != list_or(ours[k])]
+    diffs = [
+        f"model.{k if k != 'img_size' else 'data.img_size'}: checkpoint {theirs[k]!r} vs config {ours[k]!r}"
+        for k in BACKBONE_FIELDS + ("img_size",)
+        if theirs.get(k) is not None and list_or(theirs[k]) != list_or(ours[k])
+    ]
     if diffs:
-        raise UserError("backbone mismatch with stage.init_from checkpoint: " + "; ".join(diffs)
-                        + ". Use the same architecture, or train from scratch without stage.init_from")
+        raise UserError(
+            "backbone mismatch with stage.init_from checkpoint: "
+            + "; ".join(diffs)
+            + ". Use the same architecture, or train from scratch without stage.init_from"
+        )
 
 
 def list_or(value: Any) -> Any:
@@ -65,16 +69,18 @@ def module_of(name: str) -> str:
     return ".".join(parts[:2]) if parts[0] == "heads" else parts[0]
 
 
-def transfer_weights(model: nn.Module, source: Dict[str, Any],
-                     allow_shape_mismatch: List[str]) -> Dict[str, Dict[str, List[str]]]:
+def transfer_weights(
+    model: nn.Module, source: Dict[str, Any], allow_shape_mismatch: List[str]
+) -> Dict[str, Dict[str, List[str]]]:
     """Copy every tensor whose name and shape match; returns the report by category and module.
 
     Raises:
         UserError: a shape mismatch on a parameter no ``allow_shape_mismatch`` pattern names.
     """
     target = model.state_dict()
-    report: Dict[str, Dict[str, List[str]]] = {k: defaultdict(list) for k in
-                                                ("transferred", "new", "dropped", "mismatched")}
+    report: Dict[str, Dict[str, List[str]]] = {
+        k: defaultdict(list) for k in ("transferred", "new", "dropped", "mismatched")
+    }
     refused = []
     for name, value in source.items():
         if name not in target:
@@ -90,9 +96,12 @@ def transfer_weights(model: nn.Module, source: Dict[str, Any],
         if name not in source:
             report["new"][module_of(name)].append(name)
     if refused:
-        raise UserError("shape mismatch with stage.init_from checkpoint: " + "; ".join(refused)
-                        + ". List the parameters in stage.allow_shape_mismatch (fnmatch patterns) to "
-                        "initialise them fresh instead")
+        raise UserError(
+            "shape mismatch with stage.init_from checkpoint: "
+            + "; ".join(refused)
+            + ". List the parameters in stage.allow_shape_mismatch (fnmatch patterns) to "
+            "initialise them fresh instead"
+        )
     model.load_state_dict(target)
     return {k: dict(v) for k, v in report.items()}
 
@@ -116,8 +125,9 @@ def format_report(path: Path, report: Dict[str, Dict[str, List[str]]], model: nn
     return "\n".join(lines)
 
 
-def init_from(model: nn.Module, path: str, stage: str, model_cfg: Dict[str, Any], img_size: int,
-              allow_shape_mismatch: List[str]) -> str:
+def init_from(
+    model: nn.Module, path: str, stage: str, model_cfg: Dict[str, Any], img_size: int, allow_shape_mismatch: List[str]
+) -> str:
     """Load matching weights into ``model``; returns the printed report."""
     ckpt_path = resolve_init_path(path, stage)
     ckpt = load_checkpoint(ckpt_path)

@@ -32,8 +32,7 @@ def prediction_grid(batch: Dict[str, Tensor], outputs: Dict[str, Tensor], n: int
     hidden = 1 - b["visible"]
     shown = _gray(b["image"][:, :1])
     shown = shown + torch.cat([torch.zeros_like(hidden), torch.zeros_like(hidden), hidden * 0.35], dim=1)
-    rows: List[Tensor] = [shown.clamp(0, 1), _gray(b["ink"]), _gray(torch.sigmoid(o["skeleton"])),
-                          _gray(b["skeleton"])]
+    rows: List[Tensor] = [shown.clamp(0, 1), _gray(b["ink"]), _gray(torch.sigmoid(o["skeleton"])), _gray(b["skeleton"])]
     if "keypoints" in o:
         rows += [_overlay(b["ink"], torch.sigmoid(o["keypoints"])), _overlay(b["ink"], b["keypoints"])]
     rows = [torch.nn.functional.pad(r, (1, 1, 1, 1), value=0.25) for r in rows]  # thin frame per tile

@@ -12,15 +12,15 @@ from .render import TARGET_CHANNELS, Renderer
 from .synthetic import SyntheticStrokes
 
 __all__ = [
+    "PARSER_VERSION",
+    "TARGET_CHANNELS",
     "Augmenter",
     "DataError",
     "EpochSampler",
     "InkDataset",
     "KanjiVGStrokes",
-    "PARSER_VERSION",
     "Renderer",
     "SyntheticStrokes",
-    "TARGET_CHANNELS",
     "load_corpus",
     "patch_mask",
     "worker_init_fn",

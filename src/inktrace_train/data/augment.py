@@ -63,9 +63,18 @@ class Augmenter:
         pen_width_min, pen_width_max: full pen width range, pixels.
     """
 
-    def __init__(self, img_size: int, rotation_deg: float, scale_min: float, scale_max: float,
-                 shear: float, shift: float, wobble: float, pen_width_min: float,
-                 pen_width_max: float) -> None:
+    def __init__(
+        self,
+        img_size: int,
+        rotation_deg: float,
+        scale_min: float,
+        scale_max: float,
+        shear: float,
+        shift: float,
+        wobble: float,
+        pen_width_min: float,
+        pen_width_max: float,
+    ) -> None:
         self.img_size = int(img_size)
         self.rotation = math.radians(rotation_deg)
         self.scale = (float(scale_min), float(scale_max))
@@ -74,8 +83,7 @@ class Augmenter:
         self.wobble = float(wobble)
         self.pen = (float(pen_width_min), float(pen_width_max))
 
-    def __call__(self, glyph: List[np.ndarray], rng: np.random.Generator
-                 ) -> Tuple[List[np.ndarray], np.ndarray]:
+    def __call__(self, glyph: List[np.ndarray], rng: np.random.Generator) -> Tuple[List[np.ndarray], np.ndarray]:
         """Augment one glyph.
 
         Args:

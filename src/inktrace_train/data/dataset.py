@@ -38,7 +38,7 @@ def patch_mask(img_size: int, patch_size: int, mask_ratio: float, rng: np.random
         raise ValueError(f"img_size={img_size} is not a multiple of patch_size={patch_size}")
     grid = img_size // patch_size
     n = grid * grid
-    hidden = int(round(mask_ratio * n))
+    hidden = round(mask_ratio * n)
     visible = np.ones(n, np.float32)
     if hidden:
         visible[rng.choice(n, size=hidden, replace=False)] = 0.0
@@ -60,8 +60,18 @@ class InkDataset(Dataset):
             glyphs are then taken in order, ``index % len(source)``.
     """
 
-    def __init__(self, source: GlyphSource, augment: Augmenter, render: Renderer, *, seed: int,
-                 stream: int, mask_ratio: float, patch_size: int, fixed: bool) -> None:
+    def __init__(
+        self,
+        source: GlyphSource,
+        augment: Augmenter,
+        render: Renderer,
+        *,
+        seed: int,
+        stream: int,
+        mask_ratio: float,
+        patch_size: int,
+        fixed: bool,
+    ) -> None:
         self.source = source
         self.augment = augment
         self.render = render
@@ -90,8 +100,10 @@ class InkDataset(Dataset):
 
     def __getitem__(self, key: Tuple[int, int]) -> Dict[str, torch.Tensor]:
         epoch, index = key
-        return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
-                for k, v in self.sample(int(epoch), int(index)).items()}
+        return {
+            k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+            for k, v in self.sample(int(epoch), int(index)).items()
+        }
 
 
 class EpochSampler(Sampler):
@@ -126,4 +138,4 @@ def worker_init_fn(worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
-__all__ = ["InkDataset", "EpochSampler", "worker_init_fn", "patch_mask", "GlyphSource", "TARGET_CHANNELS"]
+__all__ = ["TARGET_CHANNELS", "EpochSampler", "GlyphSource", "InkDataset", "patch_mask", "worker_init_fn"]

@@ -75,7 +75,7 @@ def kanji_dir() -> Path:
     spec = importlib.util.find_spec("kanji")
     if spec is None or not spec.submodule_search_locations:
         raise DataError("KanjiVG data not found: the `kanji` folder is missing; run `pip install kanjivg`")
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def kanjivg_version() -> str:
@@ -101,7 +101,7 @@ def parse_svg(text: str) -> Tuple[List[np.ndarray], List[str]]:
             continue
         number = _STROKE_NUMBER.search(attrs.get("id", ""))
         # The id suffix -sN is the stroke number; document order breaks ties.
-        key = (int(number.group(1)) if number else 10 ** 6, position)
+        key = (int(number.group(1)) if number else 10**6, position)
         entries.append((key, attrs["d"], html.unescape(attrs.get("kvg:type", ""))))
     entries.sort(key=lambda e: e[0])
     strokes: List[np.ndarray] = []
@@ -218,8 +218,10 @@ def write_cache(path: Path, corpus: Corpus, key: Dict[str, object]) -> None:
 _MEMO: Dict[Tuple[str, str], Corpus] = {}
 
 
-def load_corpus(cache_dir: Optional[str | os.PathLike] = None, source_dir: Optional[str | os.PathLike] = None,
-                ) -> Corpus:
+def load_corpus(
+    cache_dir: Optional[str | os.PathLike] = None,
+    source_dir: Optional[str | os.PathLike] = None,
+) -> Corpus:
     """The parsed corpus, from this process's memo, the cache or a fresh parse.
 
     Args:
@@ -269,7 +271,7 @@ def split_of(name: str, val_fraction: float, test_fraction: float) -> str:
     between the other two splits.
     """
     digest = hashlib.sha256(b"inktrace-split:" + codepoint(name).encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2.0 ** 64
+    u = int.from_bytes(digest[:8], "big") / 2.0**64
     if u < val_fraction:
         return "val"
     if u >= 1.0 - test_fraction:
@@ -287,8 +289,15 @@ class KanjiVGStrokes:
         source_dir: SVG folder override (tests); None means the installed package.
     """
 
-    def __init__(self, split: str, val_fraction: float, test_fraction: float,
-                 cache_dir: Optional[str] = None, *, source_dir: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        split: str,
+        val_fraction: float,
+        test_fraction: float,
+        cache_dir: Optional[str] = None,
+        *,
+        source_dir: Optional[str] = None,
+    ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.split = split
@@ -300,8 +309,9 @@ class KanjiVGStrokes:
         # fixed validation set takes index % len) then mix kanji, kana and Latin alike.
         self._glyphs = np.array(sorted(member, key=lambda i: _order_key(names[i])), dtype=np.int64)
         if len(self._glyphs) == 0:
-            raise DataError(f"KanjiVG split {split!r} is empty (val_fraction={val_fraction}, "
-                            f"test_fraction={test_fraction})")
+            raise DataError(
+                f"KanjiVG split {split!r} is empty (val_fraction={val_fraction}, test_fraction={test_fraction})"
+            )
         unit = c.points / np.float32(VIEWBOX)
         unit.flags.writeable = False
         self._unit_points = unit
@@ -316,7 +326,7 @@ class KanjiVGStrokes:
     def glyph(self, index: int, rng: Optional[np.random.Generator] = None) -> List[np.ndarray]:
         """Strokes of glyph ``index`` (read-only float32 (N, 2) views, unit coords); rng unused."""
         o = self._corpus.stroke_offsets
-        return [self._unit_points[o[s]:o[s + 1]] for s in self._stroke_range(index)]
+        return [self._unit_points[o[s] : o[s + 1]] for s in self._stroke_range(index)]
 
     def name(self, index: int) -> str:
         return str(self._corpus.names[self._glyphs[index]])

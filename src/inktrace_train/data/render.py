@@ -210,12 +210,13 @@ class Renderer:
         tangent[0, rep_pixel] = tx * tx - ty * ty  # cos 2θ
         tangent[1, rep_pixel] = 2.0 * tx * ty  # sin 2θ
 
-        keypoints = np.stack([
-            _gaussian_spots(self._endpoints(strokes, stroke_len), size),
-            _gaussian_spots(self._junctions(cells, inside, sid, len(strokes)), size),
-        ])
-        ink, width, offset = self._dense(
-            samples, tangents, sid, arc, stroke_len, rep, rep_pixel, half_widths)
+        keypoints = np.stack(
+            [
+                _gaussian_spots(self._endpoints(strokes, stroke_len), size),
+                _gaussian_spots(self._junctions(cells, inside, sid, len(strokes)), size),
+            ]
+        )
+        ink, width, offset = self._dense(samples, tangents, sid, arc, stroke_len, rep, rep_pixel, half_widths)
         return {
             "ink": ink[None],
             "skeleton": skeleton[None],
@@ -225,8 +226,12 @@ class Renderer:
             "offset": offset,
         }
 
-    def _skeleton_representatives(self, samples: np.ndarray, cells: np.ndarray, inside: np.ndarray,
-                                  ) -> Tuple[np.ndarray, np.ndarray]:
+    def _skeleton_representatives(
+        self,
+        samples: np.ndarray,
+        cells: np.ndarray,
+        inside: np.ndarray,
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """For each skeleton pixel, the sample nearest its centre.
 
         Args:
@@ -309,7 +314,8 @@ class Renderer:
         src = np.ones(size * size, np.uint8)
         src[rep_pixel] = 0
         dist, labels = cv2.distanceTransformWithLabels(
-            src.reshape(size, size), cv2.DIST_L2, cv2.DIST_MASK_5, labelType=cv2.DIST_LABEL_PIXEL)
+            src.reshape(size, size), cv2.DIST_L2, cv2.DIST_MASK_5, labelType=cv2.DIST_LABEL_PIXEL
+        )
         # A centerline point is within 0.71 px of its pixel centre, so pixels
         # farther than this cannot be touched by any pen.
         ys, xs = np.nonzero(dist <= half_widths.max() + 0.5 + 0.75)

@@ -150,7 +150,7 @@ def parse_path(d: str) -> List[List[np.ndarray]]:
         if not numbers or len(numbers) % arity:
             raise ValueError(f"command {letter!r} has {len(numbers)} numbers, not a multiple of {arity}")
         for k in range(0, len(numbers), arity):
-            args = _absolute(cmd, rel, numbers[k:k + arity], state.pen)
+            args = _absolute(cmd, rel, numbers[k : k + arity], state.pen)
             # Extra pairs after a moveto are implicit linetos (SVG 1.1, 8.3.2).
             effective = "L" if cmd == "M" and k > 0 else ("L" if cmd in "HV" else cmd)
             _apply(state, effective, args)
@@ -178,8 +178,9 @@ def flatten_cubics(cubics: np.ndarray, tolerance: float) -> np.ndarray:
         shared joint between consecutive segments emitted once.
     """
     cubics = np.asarray(cubics, dtype=np.float64)
-    dd = np.stack([cubics[:, 0] - 2 * cubics[:, 1] + cubics[:, 2],
-                   cubics[:, 1] - 2 * cubics[:, 2] + cubics[:, 3]], axis=1)
+    dd = np.stack(
+        [cubics[:, 0] - 2 * cubics[:, 1] + cubics[:, 2], cubics[:, 1] - 2 * cubics[:, 2] + cubics[:, 3]], axis=1
+    )
     bound = 6.0 * np.linalg.norm(dd, axis=2).max(axis=1)
     counts = np.maximum(1, np.ceil(np.sqrt(bound / (8.0 * tolerance)))).astype(np.int64)
     seg = np.repeat(np.arange(len(cubics)), counts)
@@ -187,7 +188,7 @@ def flatten_cubics(cubics: np.ndarray, tolerance: float) -> np.ndarray:
     t = ((np.arange(counts.sum()) - first) / np.repeat(counts, counts))[:, None]
     c = cubics[seg]
     u = 1.0 - t
-    pts = (u ** 3) * c[:, 0] + 3 * (u * u * t) * c[:, 1] + 3 * (u * t * t) * c[:, 2] + (t ** 3) * c[:, 3]
+    pts = (u**3) * c[:, 0] + 3 * (u * u * t) * c[:, 1] + 3 * (u * t * t) * c[:, 2] + (t**3) * c[:, 3]
     return np.concatenate([pts, cubics[-1, 3][None]], axis=0)
 
 
@@ -206,4 +207,4 @@ def polyline_length(points: np.ndarray) -> float:
     return float(np.linalg.norm(np.diff(points, axis=0), axis=1).sum()) if len(points) > 1 else 0.0
 
 
-__all__ = ["tokenize", "parse_path", "flatten_cubics", "path_to_polylines", "polyline_length"]
+__all__ = ["flatten_cubics", "parse_path", "path_to_polylines", "polyline_length", "tokenize"]

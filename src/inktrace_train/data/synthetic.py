@@ -11,7 +11,7 @@ LENGTH_RANGE = (0.2, 0.8)  # chord length of a stroke, unit coordinates
 BEND = 0.35  # control points stray up to this fraction of the chord from it
 
 _T = np.linspace(0.0, 1.0, POINTS)[:, None]
-_BERNSTEIN = np.hstack([(1 - _T) ** 3, 3 * (1 - _T) ** 2 * _T, 3 * (1 - _T) * _T ** 2, _T ** 3])  # (P, 4)
+_BERNSTEIN = np.hstack([(1 - _T) ** 3, 3 * (1 - _T) ** 2 * _T, 3 * (1 - _T) * _T**2, _T**3])  # (P, 4)
 
 
 class SyntheticStrokes:
@@ -27,7 +27,7 @@ class SyntheticStrokes:
         self.max_strokes = int(max_strokes)
 
     def __len__(self) -> int:
-        return 2 ** 31  # nominal: every glyph is drawn fresh from the rng
+        return 2**31  # nominal: every glyph is drawn fresh from the rng
 
     def glyph(self, index: int, rng: np.random.Generator) -> List[np.ndarray]:
         """A random glyph; ``index`` is ignored, everything comes from ``rng``.

@@ -1,0 +1,174 @@
+"""The Trainer and the pipeline in-process, on a tiny model with a 3-batch loader: accumulation,
+the partial-accumulation step at epoch end, the is-best decision across a resume, fp16 loss
+scaling, and resume_point/run_pipeline on a temporary run directory."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from inktrace_train.build import build_trainer
+from inktrace_train.checkpoint import CheckpointError, CheckpointManager, load_checkpoint
+from inktrace_train.config import Config, DataConfig, ModelConfig, StageConfig, TrainingConfig
+from inktrace_train.pipeline import resume_point, run_pipeline, run_stage
+from inktrace_train.runs import RunDir
+
+CPU = torch.device("cpu")
+# spy_on_steps replaces optimizer.step after the scheduler wrapped it; torch warns about that, harmlessly.
+pytestmark = pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
+
+
+def tiny_config(stage: str = "structural", **training) -> Config:
+    """Tiny model, synthetic strokes, 3 micro-batches of 4 per epoch, 4 validation images."""
+    model = ModelConfig(
+        embed_dim=32,
+        num_layers=1,
+        num_heads=2,
+        stem_channels=[8, 16, 32],
+        decoder_channels=[32, 16, 8],
+        full_heads=stage == "dense",
+    )
+    t = TrainingConfig(**{"batch_size": 4, "epochs": 1, "grad_clip": 0.0, **training})
+    data = DataConfig(source="synthetic", train_samples=12, val_samples=4, num_workers=0)
+    return Config(model=model, stage=StageConfig(name=stage), training=t, data=data)
+
+
+def spy_on_steps(trainer) -> list:
+    """Record every parameter's gradient each time the optimizer steps."""
+    recorded, step = [], trainer.optimizer.step
+
+    def recording_step(*args, **kwargs):
+        recorded.append({n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None})
+        return step(*args, **kwargs)
+
+    trainer.optimizer.step = recording_step
+    return recorded
+
+
+def test_accumulation_sums_micro_batches_and_steps_again_for_a_partial_group(tmp_path):
+    trainer = build_trainer(tiny_config(grad_accum_steps=2), RunDir(tmp_path), CPU)
+    batches = list(trainer.train_loader)  # epoch 0: the very batches fit() will see
+    assert len(batches) == trainer.steps_per_epoch == 3
+    reference = copy.deepcopy(trainer.model)
+    for batch in batches[:2]:  # the first optimizer step: micro-batches 1 and 2, each loss / 2
+        (trainer.loss_fn(reference(batch["image"]), batch)["total"] / 2).backward()
+    recorded = spy_on_steps(trainer)
+
+    trainer.fit()
+    assert len(recorded) == 2 and trainer.state.global_step == 2  # 2 full micro-batches + 1 partial
+    assert trainer.scheduler.last_epoch == 2
+    for name, p in reference.named_parameters():
+        torch.testing.assert_close(recorded[0][name], p.grad, rtol=1e-6, atol=0, msg=name)
+
+
+def test_without_accumulation_every_micro_batch_steps(tmp_path):
+    trainer = build_trainer(tiny_config(grad_accum_steps=1), RunDir(tmp_path), CPU)
+    recorded = spy_on_steps(trainer)
+    trainer.fit()
+    assert len(recorded) == trainer.state.global_step == 3
+
+
+def end_epoch(trainer, metric: float) -> None:
+    trainer.state.epoch += 1
+    trainer.end_epoch({"x": metric})
+
+
+def test_is_best_comes_from_the_training_state_even_when_the_manifest_is_unreadable(tmp_path):
+    run = RunDir(tmp_path)
+    trainer = build_trainer(tiny_config(), run, CPU)
+    trainer.select_metric = lambda m: m["x"]
+    end_epoch(trainer, 0.5)
+    directory = run.checkpoint_dir("structural")
+    (directory / "manifest.json").write_text("{ not json")  # the record is lost; the decision must not be
+
+    ckpt = CheckpointManager(directory, keep_last_n=3, save_interval=5).load_newest_valid()
+    resumed = build_trainer(tiny_config(), run, CPU, ckpt)
+    resumed.select_metric = lambda m: m["x"]
+    assert resumed.state.best_metric == 0.5
+    end_epoch(resumed, 0.4)
+    assert load_checkpoint(run.best_checkpoint("structural")).metric == 0.5
+    assert load_checkpoint(directory / "checkpoint_latest.pth").best_metric == 0.5
+    end_epoch(resumed, math.nan)  # a NaN metric is never the best
+    assert load_checkpoint(run.best_checkpoint("structural")).metric == 0.5
+    end_epoch(resumed, 0.6)
+    assert load_checkpoint(run.best_checkpoint("structural")).metric == 0.6
+
+
+def cpu_fp16_autocast_works() -> bool:
+    try:
+        with torch.autocast("cpu", dtype=torch.float16):
+            torch.nn.functional.conv2d(torch.ones(1, 1, 4, 4), torch.ones(1, 1, 3, 3))
+    except RuntimeError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not cpu_fp16_autocast_works(), reason="this torch build has no fp16 autocast on CPU")
+def test_fp16_loss_scaling_trains_saves_and_resumes_the_scaler(tmp_path):
+    run = RunDir(tmp_path)
+    cfg = tiny_config(precision="fp16", device="cpu")
+    trainer = build_trainer(cfg, run, CPU)
+    assert trainer.amp_dtype == torch.float16 and trainer.scaler.is_enabled()
+    trainer.fit()
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+    ckpt = load_checkpoint(run.checkpoint_dir("structural") / "checkpoint_latest.pth")
+    assert ckpt.scaler_state_dict is not None and ckpt.scaler_state_dict["scale"] == trainer.scaler.get_scale()
+    resumed = build_trainer(replace(cfg, training=replace(cfg.training, epochs=2)), run, CPU, ckpt)
+    assert resumed.scaler.get_scale() == trainer.scaler.get_scale()
+
+
+# --- the pipeline on a temporary run directory -----------------------------------------------
+def pipeline(tmp_path: Path, dense_epochs: int = 1) -> tuple[RunDir, list]:
+    stages = [tiny_config("structural"), tiny_config("dense", epochs=dense_epochs)]
+    run = RunDir(tmp_path / "run")
+    run.create(stages[0], stages)
+    return run, stages
+
+
+def test_resume_point_before_any_checkpoint_is_an_error(tmp_path):
+    run, stages = pipeline(tmp_path)
+    with pytest.raises(CheckpointError, match="no checkpoint to resume from"):
+        resume_point(run, stages)
+
+
+def test_run_pipeline_skips_done_stages_and_starts_dense_from_structural_best(tmp_path):
+    run, stages = pipeline(tmp_path)
+    run_stage(stages[0], run)
+    assert resume_point(run, stages) == ("dense", None)  # killed before dense's first save
+
+    structural_best = load_checkpoint(run.best_checkpoint("structural")).model_state_dict
+    run_pipeline(run, stages)
+    status = run.status()["stages"]
+    assert status["structural"]["status"] == status["dense"]["status"] == "done"
+    assert str(run.best_checkpoint("structural")) in run.init_report("dense").read_text()
+    assert resume_point(run, stages) == (None, None)
+
+    dense = load_checkpoint(run.checkpoint_dir("dense") / "checkpoint_latest.pth")
+    assert dense.stage == "dense" and not torch.equal(
+        dense.model_state_dict["stem.0.0.weight"], structural_best["stem.0.0.weight"]
+    )
+    longer = [stages[0], replace(stages[1], training=replace(stages[1].training, epochs=2))]
+    stage, ckpt = resume_point(run, longer)  # a resume extended dense: it is unfinished again
+    assert stage == "dense" and ckpt.epoch == 1
+
+
+def test_hparams_of_a_stage_that_never_improved(tmp_path):
+    """Every validation metric NaN: no best exists, and the HParams record must still be written."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from inktrace_train.logger import RunLogger
+
+    logger = RunLogger(tmp_path / "tb", "structural", progress=False)
+    logger.hparams(
+        {"training.lr": 1e-3, "stage.pipeline": ["structural", "dense"]},
+        {"best_metric": None, "skeleton_f1_1px": math.nan},
+    )
+    logger.close()
+    assert "_hparams_/session_start_info" in EventAccumulator(str(tmp_path / "tb")).Reload().PluginTagToContent(
+        "hparams"
+    )
