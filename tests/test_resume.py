@@ -10,7 +10,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import kill_at_step, latest_step, run_cli, tiny, write_old_checkpoints
+from conftest import kill_at_step, kill_when, latest_step, run_cli, tiny, write_old_checkpoints
 
 # 3 epochs of 4 steps; every step logged so the loss sequence is compared step by step.
 RUN = tiny(
@@ -111,19 +111,24 @@ def test_resume_errors_are_one_clear_line_and_write_nothing(finished_run, args, 
     assert sorted(str(p) for p in finished_run.rglob("*")) == before
 
 
-def test_a_run_directory_without_checkpoints_is_refused(finished_run, tmp_path):
-    import shutil
-
-    run = tmp_path / "no_ckpt"
-    shutil.copytree(finished_run / "run", run)
-    shutil.rmtree(run / "checkpoints")  # killed before its first checkpoint
-    status = json.loads((run / "run.json").read_text())
-    status["stages"]["structural"]["status"] = "running"
-    (run / "run.json").write_text(json.dumps(status))
-    proc = run_cli([f"+resume={run}"], cwd=tmp_path)
-    assert (
-        proc.returncode == 2 and "no checkpoint to resume from" in proc.stderr and "no checkpoint files" in proc.stderr
+def test_a_run_killed_before_its_first_checkpoint_starts_over_on_resume(finished_run, tmp_path):
+    """Nothing was saved but the config: +resume= starts the stage over in the same directory and
+    ends with the weights of a run that was never stopped."""
+    cut = tmp_path / "cut"
+    kill_when(
+        [*TINY_SHORT, f"hydra.run.dir={cut}"],
+        tmp_path,
+        lambda: '"running"' in ((cut / "run.json").read_text() if (cut / "run.json").is_file() else ""),
     )
+    assert not list(cut.glob("checkpoints/*/*.pth")), "the run saved a checkpoint before it was killed"
+
+    proc = run_cli([f"+resume={cut}"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "stage structural never saved a checkpoint, so it starts over" in proc.stdout
+    a = torch.load(finished_run / "run/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
+    b = torch.load(cut / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)
+    assert all(torch.equal(v, b["model_state_dict"][k]) for k, v in a["model_state_dict"].items())
+    assert json.loads((cut / "run.json").read_text())["stages"]["structural"]["status"] == "done"
 
 
 def test_resume_path_with_spaces_commas_and_equals(finished_run, tmp_path):

@@ -130,9 +130,11 @@ def pipeline(tmp_path: Path, dense_epochs: int = 1) -> tuple[RunDir, list]:
     return run, stages
 
 
-def test_resume_point_before_any_checkpoint_is_an_error(tmp_path):
+def test_resume_point_before_any_checkpoint_starts_over_and_refuses_only_bad_files(tmp_path):
     run, stages = pipeline(tmp_path)
-    with pytest.raises(CheckpointError, match="no checkpoint to resume from"):
+    assert resume_point(run, stages) == ("structural", None)  # killed before its first save
+    (run.checkpoint_dir("structural") / "checkpoint_latest.pth").write_bytes(b"torn")
+    with pytest.raises(CheckpointError, match=r"no valid checkpoint in .*structural"):
         resume_point(run, stages)
 
 

@@ -171,7 +171,11 @@ def build_trainer(cfg: Config, run: RunDir, device: torch.device, checkpoint: Op
         "torch_version": str(torch.__version__),
         "git_commit": git_state(Path(__file__).resolve().parent)["commit"],
     }
-    purge_step = None if checkpoint is None else (checkpoint.global_step or 0) + 1  # drop replayed steps
+    purge_step = None  # TensorBoard events at or after it are dropped: steps a killed run logged twice
+    if checkpoint is not None:
+        purge_step = (checkpoint.global_step or 0) + 1
+    elif run.tb_dir(stage).exists():  # a stage that starts over: it was killed before its first save
+        purge_step = 0
     trainer = Trainer(
         model,
         StructureLoss(**asdict(t.loss_weights), full_heads=cfg.model.full_heads),

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 
 from inktrace_train.build import build_trainer, pick_device
-from inktrace_train.checkpoint import Checkpoint, CheckpointError, CheckpointManager, load_checkpoint
+from inktrace_train.checkpoint import Checkpoint, CheckpointManager, load_checkpoint
 from inktrace_train.config import Config, apply_changes, flatten
 from inktrace_train.resume import ResumePlan
 from inktrace_train.runs import RunDir, config_to_dict, now_iso
@@ -111,22 +111,18 @@ def newest_checkpoint(run: RunDir, cfg: Config) -> Optional[Checkpoint]:
 
 def resume_point(run: RunDir, stages: List[Config]) -> Tuple[Optional[str], Optional[Checkpoint]]:
     """(first unfinished stage, its newest valid checkpoint); (None, None) when all are done.
-    A done stage is unfinished again when a resume extended its ``training.epochs``.
+    A done stage is unfinished again when a resume extended its ``training.epochs``. The
+    checkpoint is None when the stage never saved one (killed before its first save): it then
+    starts over from its own config (a later stage from the previous stage's best), exactly as
+    it first started.
 
     Raises:
-        CheckpointError: the run never saved a checkpoint, or none of the stage's is valid.
+        CheckpointError: the stage has checkpoint files, but none of them is valid.
     """
     statuses = run.status()["stages"]
-    for i, cfg in enumerate(stages):
-        stage = cfg.stage.name
-        if is_finished(statuses.get(stage, {}), cfg):
-            continue
-        checkpoint = newest_checkpoint(run, cfg)
-        if checkpoint is None and i == 0:
-            raise CheckpointError(
-                f"no checkpoint to resume from: {run.checkpoint_dir(stage)} holds no checkpoint files"
-            )
-        return stage, checkpoint  # None: killed before its first save; starts from the previous stage
+    for cfg in stages:
+        if not is_finished(statuses.get(cfg.stage.name, {}), cfg):
+            return cfg.stage.name, newest_checkpoint(run, cfg)
     return None, None
 
 
@@ -154,7 +150,10 @@ def resume_run(plan: ResumePlan) -> Optional[float]:
     setup_logging(run.path / "train.log")
     epoch, step = (checkpoint.epoch, checkpoint.global_step) if checkpoint else (None, None)
     run.record_resume(overrides=plan.overrides, changes=plan.changes, stage=stage, epoch=epoch, global_step=step)
-    log.info("resuming %s at stage %s, epoch %s, step %s", run.path, stage, epoch or 0, step or 0)
+    if checkpoint is None:
+        log.info("resuming %s: stage %s never saved a checkpoint, so it starts over", run.path, stage)
+    else:
+        log.info("resuming %s at stage %s, epoch %s, step %s", run.path, stage, epoch, step)
     best = run_pipeline(run, stages, start=stage, checkpoint=checkpoint)
     log_summary(run, stages)
     return best

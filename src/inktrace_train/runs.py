@@ -171,26 +171,25 @@ class RunDir:
             )
 
     def create(self, cfg: Config, stages: List[Config]) -> None:
-        """Record a new run: resolved config, each stage's config, environment, pending stages.
+        """Record a new run: each stage's config, environment, pending stages, and last the
+        resolved config (its presence marks a run that ``+resume=`` can continue).
         Hydra has written ``.hydra/`` already; anything else there is another run's."""
         self.refuse_if_taken(ignore=(self.hydra_dir.name,))
         self.path.mkdir(parents=True, exist_ok=True)
-        write_text(self.config_file, config_to_yaml(cfg))
         for stage_cfg in stages:
             self.save_stage_config(stage_cfg)
         write_json(self.path / "env.json", environment())
         status = {s.stage.name: {"status": "pending"} for s in stages}
-        write_json(
-            self.status_file,
-            {
-                "run_id": self.run_id,
-                "config_version": CONFIG_VERSION,
-                "created": now_iso(),
-                "pipeline": list(status),
-                "stages": status,
-                "resumes": [],
-            },
-        )
+        record = {
+            "run_id": self.run_id,
+            "config_version": CONFIG_VERSION,
+            "created": now_iso(),
+            "pipeline": list(status),
+            "stages": status,
+            "resumes": [],
+        }
+        write_json(self.status_file, record)
+        write_text(self.config_file, config_to_yaml(cfg))
 
     def save_stage_config(self, cfg: Config) -> None:
         """Each stage's own resolved config, beside its checkpoints (resume reads it)."""
