@@ -303,9 +303,10 @@ def to_config(cfg: DictConfig) -> Config:
     return typed
 
 
-def apply_changes(cfg: Config, changes: Dict[str, Any]) -> Config:
-    """``cfg`` with dotted-key changes (``{"training.epochs": 5}``) applied, validated again."""
-    node = OmegaConf.structured(cfg)
+def apply_changes(cfg: Any, changes: Dict[str, Any]) -> Config:
+    """``cfg`` (a Config, a DictConfig or plain containers) with dotted-key changes
+    (``{"training.epochs": 5}``) applied, validated and typed again."""
+    node = OmegaConf.structured(cfg) if is_dataclass(cfg) else OmegaConf.create(cfg)
     for key, value in changes.items():
         OmegaConf.update(node, key, value)
     return to_config(node)

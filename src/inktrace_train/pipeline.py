@@ -147,7 +147,7 @@ def resume_run(plan: ResumePlan) -> Optional[float]:
         print(f"{run.path} is already finished (every stage done, best metric {best}): nothing to resume")
         return best
     # Nothing is written before the checkpoint has loaded: a failed resume leaves no trace.
-    setup_logging(run.path / "train.log")
+    setup_logging(run.log_file)
     epoch, step = (checkpoint.epoch, checkpoint.global_step) if checkpoint else (None, None)
     run.record_resume(overrides=plan.overrides, changes=plan.changes, stage=stage, epoch=epoch, global_step=step)
     if checkpoint is None:
@@ -175,7 +175,7 @@ def log_summary(run: RunDir, stages: List[Config]) -> None:
     lines += [
         f"  train longer:  python -m inktrace_train +resume={run.path} training.epochs=N",
         f"  inspect best:  python -m inktrace_train.ckpt inspect {run.best_checkpoint(last)}",
-        f"  curves:        tensorboard --logdir {run.path / 'tb'}",
+        f"  curves:        tensorboard --logdir {run.tb_root}",
     ]
     if last == "structural":
         lines.append(f"  dense stage:   python -m inktrace_train stage=dense stage.init_from={run.path}")

@@ -19,9 +19,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from omegaconf import OmegaConf
 
-from inktrace_train.config import Config, flatten, to_config
+from inktrace_train.config import Config, apply_changes, flatten
 from inktrace_train.errors import ConfigError
-from inktrace_train.runs import RunDir
+from inktrace_train.runs import RunDir, config_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,9 @@ def requested_changes(overrides: List[str], compose: Compose) -> Dict[str, Any]:
 
 def run_config(run: RunDir) -> Dict[str, Any]:
     """The run's config.yaml with the changes that earlier resumes made (recorded in run.json)."""
-    cfg = OmegaConf.load(run.config_file)
     resumes = json.loads(run.status_file.read_text()).get("resumes", []) if run.status_file.is_file() else []
-    for record in resumes:
-        for key, value in record.get("changes", {}).items():
-            OmegaConf.update(cfg, key, value)
-    return OmegaConf.to_container(cfg)
+    changes = {k: v for record in resumes for k, v in record.get("changes", {}).items()}  # later ones win
+    return config_to_dict(apply_changes(OmegaConf.load(run.config_file), changes))
 
 
 def locate(path: Path) -> Tuple[Optional[RunDir], Optional[Path]]:
@@ -118,8 +115,5 @@ def plan(path_text: str, overrides: List[str], compose: Compose, read_config: Re
     flat = flatten(stored)
     changes = {k: v for k, v in requested_changes(overrides, compose).items() if flat.get(k) != v}
     _check_changes(changes, flat, path_text)
-    cfg = OmegaConf.create(stored)
-    for key, value in changes.items():
-        OmegaConf.update(cfg, key, value)
-    OmegaConf.update(cfg, "resume", None)
-    return ResumePlan(run=run, config=to_config(cfg), checkpoint=checkpoint, changes=changes, overrides=overrides)
+    config = apply_changes(stored, {**changes, "resume": None})
+    return ResumePlan(run=run, config=config, checkpoint=checkpoint, changes=changes, overrides=overrides)

@@ -112,7 +112,9 @@ class RunDir:
         self.path = Path(path)
         self.config_file = self.path / "config.yaml"
         self.status_file = self.path / "run.json"
-        self.hydra_dir = self.path / ".hydra"
+        self.hydra_dir = self.path / ".hydra"  # Hydra's record of the launch (never rewritten)
+        self.overrides_file = self.hydra_dir / "overrides.yaml"  # the launch's command-line overrides
+        self.log_file = self.path / "train.log"
 
     @staticmethod
     def new_path(kind: str = "") -> Path:
@@ -145,10 +147,14 @@ class RunDir:
     def has_checkpoints(self) -> bool:
         return any(self.path.glob("checkpoints/*/*.pth"))
 
+    @property
+    def tb_root(self) -> Path:
+        return self.path / "tb"
+
     def tb_dir(self, stage: str) -> Path:
         """One TensorBoard run per stage: a resumed stage's purge of replayed steps
         must not touch the other stage's curves."""
-        return self.path / "tb" / stage
+        return self.tb_root / stage
 
     def init_report(self, stage: str) -> Path:
         return self.path / f"init_report_{stage}.txt"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from inktrace_train.atomic import write_json, write_text
+from inktrace_train.runs import RunDir
 
 JOB_RECORD = "job.json"
 COLUMNS = ("run", "stage", "overrides", "status", "metric", "best_checkpoint", "wall_time_s", "error")
@@ -39,7 +40,7 @@ def run_result(run: Path) -> Dict[str, Any]:
 
 
 def _overrides(run: Path) -> List[str]:
-    path = run / ".hydra" / "overrides.yaml"
+    path = RunDir(run).overrides_file
     if not path.is_file():
         return []
     return [line[2:].strip() for line in path.read_text().splitlines() if line.startswith("- ")]
