@@ -102,16 +102,36 @@ def test_targets_ignore_the_mask():
 
 
 def test_epoch_sampler_resume():
-    assert list(EpochSampler(5, epoch=2)) == [(2, i) for i in range(5)]
-    resumed = EpochSampler(10, epoch=1, start=6)
+    assert list(EpochSampler(5, epoch=2, batch_size=1, drop_last=True)) == [(2, i) for i in range(5)]
+    resumed = EpochSampler(10, epoch=1, batch_size=2, drop_last=True, start_batch=3)
     assert len(resumed) == 4 and list(resumed) == [(1, 6), (1, 7), (1, 8), (1, 9)]
+
+
+@pytest.mark.parametrize("world", [1, 2, 4])
+@pytest.mark.parametrize("drop_last", [True, False])
+def test_epoch_sampler_global_batches_do_not_depend_on_the_number_of_ranks(world, drop_last):
+    """Per global batch of 8, the ranks' shares put together are the same 8 samples in order."""
+    shares = [
+        list(EpochSampler(30, 0, batch_size=8, drop_last=drop_last, rank=r, world_size=world, start_batch=1))
+        for r in range(world)
+    ]
+    per_rank = 8 // world
+    rebuilt = [
+        key
+        for b in range(len(shares[0]) // per_rank + 1)
+        for s in shares
+        for key in s[b * per_rank : (b + 1) * per_rank]
+    ]
+    expected = [(0, i) for i in range(8, 24 if drop_last else 30)]  # batch 0 skipped (start_batch=1)
+    assert rebuilt == expected
+    assert sum(len(s) for s in shares) == len(expected)
 
 
 def batches(ds, workers, start=0):
     loader = DataLoader(
         ds,
         batch_size=4,
-        sampler=EpochSampler(12, epoch=1, start=start),
+        sampler=EpochSampler(12, epoch=1, batch_size=4, drop_last=True, start_batch=start // 4),
         num_workers=workers,
         worker_init_fn=worker_init_fn if workers else None,
     )

@@ -15,10 +15,12 @@ import torch
 from inktrace_train.build import build_trainer
 from inktrace_train.checkpoint import CheckpointError, CheckpointManager, load_checkpoint
 from inktrace_train.config import Config, DataConfig, ModelConfig, StageConfig, TrainingConfig
+from inktrace_train.distributed import Distributed
 from inktrace_train.pipeline import resume_point, run_pipeline, run_stage
+from inktrace_train.ranks import Ranks
 from inktrace_train.runs import RunDir
 
-CPU = torch.device("cpu")
+CPU = Distributed(Ranks(), torch.device("cpu"))  # this process alone
 # spy_on_steps replaces optimizer.step after the scheduler wrapped it; torch warns about that, harmlessly.
 pytestmark = pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
 

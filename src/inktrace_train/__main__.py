@@ -10,9 +10,12 @@ torch) only once the command line is valid.
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import math
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +31,7 @@ from inktrace_train import resume
 from inktrace_train.compose import check_overrides, compose_plain, compose_stages, config_dir, register
 from inktrace_train.config import to_config
 from inktrace_train.errors import UserError, fail
+from inktrace_train.ranks import Ranks
 from inktrace_train.runs import RunDir, RunDirTaken, now_iso
 
 register()
@@ -79,6 +83,15 @@ def command_line(argv: List[str]) -> Tuple[argparse.Namespace, List[str]]:
             options.append(token)
     args.resume, args.overrides = split_resume(overrides)
     return args, options + overrides
+
+
+def other_rank_argv(argv: List[str]) -> List[str]:
+    """A data-parallel rank other than the main one composes and validates the same config but
+    writes nothing: Hydra gets a throw-away directory (the run's own comes from the main rank),
+    no ``.hydra`` record and console-only logging."""
+    scratch = tempfile.mkdtemp(prefix="inktrace_rank_")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    return argv + [f"hydra.run.dir={scratch}", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
 
 
 def sweep_resume_argv(argv: List[str], sweep_dir: str) -> List[str]:
@@ -171,6 +184,8 @@ def main() -> None:
                 return
             SWEEP.resume = True
             argv = sweep_resume_argv(argv, args.resume)
+        if not Ranks.from_env().is_main and not args.multirun:
+            argv = other_rank_argv(argv)
         sys.argv = [sys.argv[0], *argv]
     except UserError as e:
         fail(str(e))

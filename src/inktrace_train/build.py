@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional, Tuple
@@ -21,6 +20,8 @@ from inktrace_train.atomic import write_text
 from inktrace_train.checkpoint import Checkpoint, CheckpointManager
 from inktrace_train.config import CONFIG_VERSION, Config, DataConfig
 from inktrace_train.data import Augmenter, EpochSampler, InkDataset, Renderer, worker_init_fn
+from inktrace_train.distributed import Distributed, available_cores
+from inktrace_train.errors import ConfigError
 from inktrace_train.logger import RunLogger
 from inktrace_train.losses import StructureLoss
 from inktrace_train.metrics import ValidationMetrics, select_metric
@@ -33,23 +34,6 @@ from inktrace_train.transfer import init_from
 log = logging.getLogger(__name__)
 
 TRAIN_STREAM, VAL_STREAM = 0, 1  # separate random streams for training and validation samples
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(name)
 
 
 def pick_amp_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
@@ -73,8 +57,10 @@ def make_source(data: DataConfig, split: str):
     )
 
 
-def build_loaders(cfg: Config, device: torch.device) -> Tuple[DataLoader, DataLoader]:
-    """Training loader (fresh samples each epoch) and the fixed validation loader."""
+def build_loaders(cfg: Config, dist: Distributed) -> Tuple[DataLoader, DataLoader]:
+    """This rank's share of the training loader (fresh samples each epoch) and of the fixed
+    validation loader. ``training.batch_size`` is the global batch: each of the ranks loads an
+    equal part of it."""
     d = cfg.data
     augment = Augmenter(
         img_size=d.img_size,
@@ -100,10 +86,16 @@ def build_loaders(cfg: Config, device: torch.device) -> Tuple[DataLoader, DataLo
     workers = min(d.num_workers, available_cores())
     if workers < d.num_workers:
         log.info("data.num_workers=%d capped at the %d cores available", d.num_workers, workers)
+    batch, rank, world = cfg.training.batch_size, dist.ranks.rank, dist.world_size
+    if batch % world:
+        raise ConfigError(
+            f"training.batch_size={batch} is the global batch: it must divide evenly over the "
+            f"{world} processes of this job"
+        )
     loader = dict(
-        batch_size=cfg.training.batch_size,
+        batch_size=batch // world,
         num_workers=workers,
-        pin_memory=device.type == "cuda",
+        pin_memory=dist.device.type == "cuda",
         persistent_workers=workers > 0,
         worker_init_fn=worker_init_fn,
     )
@@ -111,14 +103,14 @@ def build_loaders(cfg: Config, device: torch.device) -> Tuple[DataLoader, DataLo
     # or a resumed run (fewer iterators made) would see different dropout noise.
     train = DataLoader(
         train_set,
-        sampler=EpochSampler(d.train_samples, epoch=0),
+        sampler=EpochSampler(d.train_samples, 0, batch, drop_last=True, rank=rank, world_size=world),
         drop_last=True,
         generator=torch.Generator().manual_seed(cfg.training.seed),
         **loader,
     )
     val = DataLoader(
         val_set,
-        sampler=EpochSampler(d.val_samples, epoch=0),
+        sampler=EpochSampler(d.val_samples, 0, batch, drop_last=False, rank=rank, world_size=world),
         generator=torch.Generator().manual_seed(cfg.training.seed),
         **loader,
     )
@@ -136,8 +128,9 @@ def build_scheduler(cfg: Config, optimizer: torch.optim.Optimizer, steps_per_epo
     )
 
 
-def build_model(cfg: Config, run: RunDir, fresh: bool) -> InkTraceModel:
-    """The stage's model: seeded init, then ``stage.init_from`` weights for a fresh stage."""
+def build_model(cfg: Config, run: RunDir, fresh: bool, is_main: bool = True) -> InkTraceModel:
+    """The stage's model: seeded init, then ``stage.init_from`` weights for a fresh stage
+    (every rank loads them; the main one writes the report)."""
     stage = cfg.stage.name
     torch.manual_seed(cfg.training.seed)
     model = InkTraceModel(**asdict(cfg.model))
@@ -147,7 +140,8 @@ def build_model(cfg: Config, run: RunDir, fresh: bool) -> InkTraceModel:
         report = init_from(
             model, cfg.stage.init_from, stage, asdict(cfg.model), cfg.data.img_size, cfg.stage.allow_shape_mismatch
         )
-        write_text(run.init_report(stage), report + "\n")
+        if is_main:
+            write_text(run.init_report(stage), report + "\n")
     elif stage != "structural":
         log.warning(
             "stage %s starts from scratch: pass stage.init_from=PATH (a structural checkpoint "
@@ -157,11 +151,12 @@ def build_model(cfg: Config, run: RunDir, fresh: bool) -> InkTraceModel:
     return model
 
 
-def build_trainer(cfg: Config, run: RunDir, device: torch.device, checkpoint: Optional[Checkpoint] = None) -> Trainer:
-    """Every object of a stage, fresh or (with ``checkpoint``) restored to continue exactly."""
-    t, stage = cfg.training, cfg.stage.name
-    model = build_model(cfg, run, fresh=checkpoint is None).to(device)
-    train_loader, val_loader = build_loaders(cfg, device)
+def build_trainer(cfg: Config, run: RunDir, dist: Distributed, checkpoint: Optional[Checkpoint] = None) -> Trainer:
+    """Every object of a stage, fresh or (with ``checkpoint``) restored to continue exactly.
+    Only the main rank gets a checkpoint manager and a TensorBoard writer: it alone writes."""
+    t, stage, device = cfg.training, cfg.stage.name, dist.device
+    model = build_model(cfg, run, fresh=checkpoint is None, is_main=dist.is_main).to(device)
+    train_loader, val_loader = build_loaders(cfg, dist)
     optimizer = torch.optim.AdamW(parameter_groups(model, t.weight_decay), lr=t.lr)
     scheduler = build_scheduler(cfg, optimizer, math.ceil(len(train_loader) / t.grad_accum_steps))
     metadata = {
@@ -185,11 +180,11 @@ def build_trainer(cfg: Config, run: RunDir, device: torch.device, checkpoint: Op
         val_loader,
         ValidationMetrics,
         lambda m: select_metric(stage, m),
-        CheckpointManager(run.checkpoint_dir(stage), t.keep_last_n, t.save_interval),
-        RunLogger(run.tb_dir(stage), stage, purge_step=purge_step),
+        CheckpointManager(run.checkpoint_dir(stage), t.keep_last_n, t.save_interval) if dist.is_main else None,
+        RunLogger(run.tb_dir(stage), stage, purge_step=purge_step, enabled=dist.is_main),
         config=config_to_dict(cfg),
         metadata=metadata,
-        device=device,
+        dist=dist,
         epochs=t.epochs,
         grad_accum_steps=t.grad_accum_steps,
         grad_clip=t.grad_clip,

@@ -18,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from inktrace_train.config import Config, is_known, schema_keys, to_config, unknown_key_message
 from inktrace_train.errors import ConfigError, UserError, fail
+from inktrace_train.ranks import Ranks
 from inktrace_train.runs import RunDir
 
 GROUPS = ("model", "stage", "training", "data", "experiment", "sweep")
@@ -115,6 +116,16 @@ def compose_stages(cfg: Config, task: List[str]) -> List[Config]:
     ]
 
 
+def check_world_size(cfg: Config) -> None:
+    """Under torchrun or Slurm: the global batch and the validation set must split over the ranks."""
+    world = Ranks.from_env().world_size
+    if cfg.training.batch_size % world or cfg.data.val_samples < world:
+        raise ConfigError(
+            f"training.batch_size={cfg.training.batch_size} (the global batch) must divide evenly over the "
+            f"{world} processes of this job, and data.val_samples={cfg.data.val_samples} must be at least {world}"
+        )
+
+
 class ValidateConfig(Callback):
     """Validates before Hydra makes any directory (``on_run_start`` precedes the run dir), and
     refuses a directory that holds another run before Hydra writes its ``.hydra/`` record there.
@@ -128,7 +139,7 @@ class ValidateConfig(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
-            to_config(config)
+            check_world_size(to_config(config))
             RunDir(Path(config.hydra.run.dir)).refuse_if_taken()
         except UserError as e:
             fail(str(e))

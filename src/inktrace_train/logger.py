@@ -30,12 +30,20 @@ class RunLogger:
         stage: tag prefix.
         purge_step: on resume, events at or after this step (replayed after a kill) are dropped.
         progress: show tqdm bars (default: only when stderr is a terminal).
+        enabled: False on every data-parallel rank but the main one: it writes nothing, shows no bar.
     """
 
-    def __init__(self, tb_dir: Path, stage: str, purge_step: Optional[int] = None, progress: Optional[bool] = None):
-        self.writer = SummaryWriter(str(tb_dir), purge_step=purge_step)
+    def __init__(
+        self,
+        tb_dir: Path,
+        stage: str,
+        purge_step: Optional[int] = None,
+        progress: Optional[bool] = None,
+        enabled: bool = True,
+    ):
+        self.writer = SummaryWriter(str(tb_dir), purge_step=purge_step) if enabled else None
         self.stage = stage
-        self.show_progress = sys.stderr.isatty() if progress is None else progress
+        self.show_progress = enabled and (sys.stderr.isatty() if progress is None else progress)
 
     def progress(self, total: int, initial: int, desc: str) -> tqdm:
         return tqdm(
@@ -70,10 +78,14 @@ class RunLogger:
         )
 
     def scalars(self, section: str, values: Dict[str, float], step: int) -> None:
+        if self.writer is None:
+            return
         for key, value in values.items():
             self.writer.add_scalar(f"{self.stage}/{section}/{key}", value, step)
 
     def images(self, section: str, batch: Dict[str, torch.Tensor], outputs: Dict[str, torch.Tensor], step: int) -> None:
+        if self.writer is None:
+            return
         self.writer.add_image(f"{self.stage}/{section}/predictions", prediction_grid(batch, outputs), step)
 
     def epoch_summary(self, epoch: int, epochs: int, metric: float, is_best: bool, metrics: Dict[str, float]) -> None:
@@ -93,10 +105,13 @@ class RunLogger:
     def hparams(self, params: Dict[str, object], metrics: Dict[str, float]) -> None:
         """The run's hyper-parameters with its final metrics, for TensorBoard's HParams tab
         (written into this stage's own log directory, not a new sub-run)."""
+        if self.writer is None:
+            return
         clean = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in params.items()}
         # A stage that never produced a finite metric (NaN losses) has no best: leave it out.
         shown = {f"hparam/{k}": v for k, v in metrics.items() if v is not None and math.isfinite(v)}
         self.writer.add_hparams(clean, shown, run_name=".")
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()

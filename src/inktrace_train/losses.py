@@ -33,7 +33,11 @@ DENSE_TERMS = ("keypoints", "width", "offset")
 
 
 def masked_mean(err: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``err`` over the pixels where ``mask`` is 1, 0 when the mask is empty.
+    """Per image, the mean of ``err`` over the pixels where ``mask`` is 1 (0 for an empty
+    mask); then the mean over the batch.
+
+    Every loss here is a mean of per-image losses, so a global batch's gradient does not
+    depend on how it is split into micro-batches or across data-parallel ranks.
 
     Args:
         err: (B, C, H, W) per-pixel error; averaged over C as well.
@@ -42,7 +46,8 @@ def masked_mean(err: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         0-d tensor.
     """
     channels = err.shape[1]
-    return (err * mask).sum() / (mask.sum() * channels).clamp_min(1.0)
+    per_image = (err * mask).sum((1, 2, 3)) / (mask.sum((1, 2, 3)) * channels).clamp_min(1.0)
+    return per_image.mean()
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -76,7 +81,7 @@ def keypoint_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """
     weight = 1.0 + KEYPOINT_POS_WEIGHT * target
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    return (weight * bce).sum() / weight.sum()
+    return ((weight * bce).sum((1, 2, 3)) / weight.sum((1, 2, 3))).mean()  # per image, then the batch
 
 
 class StructureLoss(nn.Module):

@@ -12,7 +12,7 @@ one is.
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -125,8 +125,12 @@ class ValidationMetrics:
                 rows.append(torch.stack(match_counts(p, t, KEYPOINT_TOLERANCE)))
         self._counts[: len(rows)] += torch.stack(rows)
 
-    def compute(self) -> Dict[str, float]:
+    def compute(self, reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> Dict[str, float]:
         """F1 per counter (the only host-device synchronisation).
+
+        Args:
+            reduce: sums the counts over data-parallel ranks (each saw its share of the set),
+                so that F1 is that of the whole set and every rank agrees on it.
 
         Returns:
             ``skeleton_f1_0px``, ``skeleton_f1_1px``, and when keypoints were seen
@@ -134,7 +138,7 @@ class ValidationMetrics:
         """
         if self._counts is None:
             return {}
-        counts = self._counts.tolist()
+        counts = (reduce(self._counts) if reduce else self._counts).tolist()
         n = len(_COUNTERS) if self._has_keypoints else 2
         return {name: f1_from_counts(*counts[i]) for i, name in enumerate(_COUNTERS[:n])}
 

@@ -16,9 +16,10 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from inktrace_train.build import build_trainer, pick_device
+from inktrace_train.build import build_trainer
 from inktrace_train.checkpoint import Checkpoint, CheckpointManager, load_checkpoint
 from inktrace_train.config import Config, apply_changes, flatten
+from inktrace_train.distributed import Distributed
 from inktrace_train.resume import ResumePlan
 from inktrace_train.runs import RunDir, config_to_dict, now_iso
 
@@ -27,41 +28,54 @@ log = logging.getLogger(__name__)
 
 def train(cfg: Config, stages: List[Config], run_dir: Path) -> Optional[float]:
     """Train a new run into ``run_dir`` (made by Hydra): one stage, or with ``stage=all``
-    every stage in order. Returns the best validation metric of the last stage."""
+    every stage in order. Returns the best validation metric of the last stage.
+
+    Under torchrun every rank trains; the main rank's ``run_dir`` is the run's (the others'
+    Hydra directories are temporary) and only the main rank writes there.
+    """
     torch.set_flush_denormal(True)  # denormals make CPU steps ~20x slower
-    run = RunDir(run_dir)
-    run.create(cfg, stages)
-    best = run_pipeline(run, stages)
-    log_summary(run, stages)
-    return best
+    dist = Distributed.setup(cfg.training.device)
+    try:
+        if dist.is_main:
+            RunDir(run_dir).create(cfg, stages)
+        run = RunDir(dist.broadcast(run_dir))  # after create: the other ranks read what it wrote
+        best = run_pipeline(run, stages)
+        if dist.is_main:
+            log_summary(run, stages)
+        return best
+    finally:
+        dist.close()
 
 
 def run_stage(cfg: Config, run: RunDir, checkpoint: Optional[Checkpoint] = None) -> Optional[float]:
     """Train one stage in ``run`` (continuing from ``checkpoint`` if given); records its
     status in run.json. Returns its best metric."""
     stage = cfg.stage.name
-    device = pick_device(cfg.training.device)
-    trainer = build_trainer(cfg, run, device, checkpoint)
-    n_params = sum(p.numel() for p in trainer.model.parameters())
+    dist = Distributed.setup(cfg.training.device)  # joins the job's process group once
+    trainer = build_trainer(cfg, run, dist, checkpoint)
+    n_params = sum(p.numel() for p in trainer.module.parameters())
     log.info(
-        "stage %s on %s: %d parameters, %d steps/epoch, run dir %s",
+        "stage %s on %s (%d of %d processes): %d parameters, %d steps/epoch, run dir %s",
         stage,
-        device,
+        dist.device,
+        dist.ranks.rank + 1,
+        dist.world_size,
         n_params,
         trainer.steps_per_epoch,
         run.path,
     )
-    run.update_stage(stage, status="running", **({"resumed": now_iso()} if checkpoint else {"started": now_iso()}))
+    record = run.update_stage if dist.is_main else lambda *args, **kwargs: None  # one rank writes
+    record(stage, status="running", **({"resumed": now_iso()} if checkpoint else {"started": now_iso()}))
     try:
         best = trainer.fit()
         final = {k: v for k, v in trainer.last_metrics.items() if not k.startswith("loss_")}
         trainer.logger.hparams(flatten(config_to_dict(cfg)), {"best_metric": best, **final})
     except BaseException:
-        run.update_stage(stage, status="failed", ended=now_iso())
+        record(stage, status="failed", ended=now_iso())
         raise
     finally:
         trainer.logger.close()
-    run.update_stage(
+    record(
         stage,
         status="done",
         ended=now_iso(),
@@ -69,6 +83,7 @@ def run_stage(cfg: Config, run: RunDir, checkpoint: Optional[Checkpoint] = None)
         epochs=trainer.state.epoch,
         best_checkpoint=str(run.best_checkpoint(stage).relative_to(run.path)),
     )
+    dist.barrier()  # the next stage reads this one's best checkpoint, written by the main rank
     return best
 
 
@@ -128,12 +143,24 @@ def resume_point(run: RunDir, stages: List[Config]) -> Tuple[Optional[str], Opti
 
 def resume_run(plan: ResumePlan) -> Optional[float]:
     """Continue a run exactly where its newest valid checkpoint (or the plan's checkpoint)
-    left it; then run the stages after it (``stage=all``)."""
+    left it; then run the stages after it (``stage=all``). Under torchrun, on any number
+    of ranks: the sequence of global batches continues whatever the world size."""
     torch.set_flush_denormal(True)
+    dist = Distributed.setup(plan.config.training.device)
+    try:
+        return _continue(plan, dist)
+    finally:
+        dist.close()
+
+
+def _continue(plan: ResumePlan, dist: Distributed) -> Optional[float]:
     if plan.run is None:  # a loose checkpoint file: its run continues in a new directory
-        stage, checkpoint = plan.config.stage.name, load_checkpoint(plan.checkpoint)
-        run, stages = RunDir(RunDir.new_path()), [plan.config]
-        run.create(plan.config, stages)
+        stage, checkpoint, stages = plan.config.stage.name, load_checkpoint(plan.checkpoint), [plan.config]
+        path = None
+        if dist.is_main:
+            path = RunDir.new_path()
+            RunDir(path).create(plan.config, stages)
+        run = RunDir(dist.broadcast(path))
     else:
         run = plan.run
         stages = [apply_changes(c, plan.changes) for c in run.stage_configs()]
@@ -144,18 +171,20 @@ def resume_run(plan: ResumePlan) -> Optional[float]:
     last = stages[-1]
     if stage is None or (stage == last.stage.name and checkpoint and (checkpoint.epoch or 0) >= last.training.epochs):
         best = run.status()["stages"][last.stage.name].get("best_metric")
-        print(f"{run.path} is already finished (every stage done, best metric {best}): nothing to resume")
+        if dist.is_main:
+            print(f"{run.path} is already finished (every stage done, best metric {best}): nothing to resume")
         return best
-    # Nothing is written before the checkpoint has loaded: a failed resume leaves no trace.
-    setup_logging(run.log_file)
     epoch, step = (checkpoint.epoch, checkpoint.global_step) if checkpoint else (None, None)
-    run.record_resume(overrides=plan.overrides, changes=plan.changes, stage=stage, epoch=epoch, global_step=step)
+    if dist.is_main:  # nothing is written before the checkpoint has loaded: a failed resume leaves no trace
+        setup_logging(run.log_file)
+        run.record_resume(overrides=plan.overrides, changes=plan.changes, stage=stage, epoch=epoch, global_step=step)
     if checkpoint is None:
         log.info("resuming %s: stage %s never saved a checkpoint, so it starts over", run.path, stage)
     else:
         log.info("resuming %s at stage %s, epoch %s, step %s", run.path, stage, epoch, step)
     best = run_pipeline(run, stages, start=stage, checkpoint=checkpoint)
-    log_summary(run, stages)
+    if dist.is_main:
+        log_summary(run, stages)
     return best
 
 

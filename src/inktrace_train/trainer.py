@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from inktrace_train.checkpoint import Checkpoint, CheckpointError, CheckpointManager
 from inktrace_train.convert import regroup_optimizer_state
+from inktrace_train.distributed import Distributed
 from inktrace_train.logger import RunLogger
 from inktrace_train.optim import WarmupCosine
 from inktrace_train.runs import now_iso
@@ -59,10 +60,12 @@ class DeviceMeter:
     def __bool__(self) -> bool:
         return bool(self.sums)
 
-    def read(self) -> Dict[str, float]:
+    def read(self, reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> Dict[str, float]:
+        """The means since the last read (``reduce``: averaged over data-parallel ranks too)."""
         if not self.sums:
             return {}
-        means = torch.stack([self.sums[k] / self.counts[k] for k in self.sums]).tolist()  # sync
+        means = torch.stack([self.sums[k] / self.counts[k] for k in self.sums])
+        means = (reduce(means) if reduce else means).tolist()  # sync
         out = dict(zip(self.sums, means, strict=True))
         self.sums.clear()
         self.counts.clear()
@@ -98,8 +101,9 @@ class Trainer:
         val_loader: the fixed validation set.
         new_metrics: builds a fresh metric accumulator (``update``/``compute``).
         select_metric: maps the validation metrics to the one number that picks the best checkpoint.
-        checkpoints: the stage's checkpoint manager.
+        checkpoints: the stage's checkpoint manager; None on the data-parallel ranks that do not write.
         logger: TensorBoard and console logging.
+        dist: this process's rank and device; the model is wrapped for data parallelism here.
         config, metadata: constant entries of every checkpoint (the resolved config as plain
             containers; stage, run id, versions).
         amp_dtype: autocast dtype, or None for full precision.
@@ -115,12 +119,12 @@ class Trainer:
         val_loader: DataLoader,
         new_metrics: Callable[[], Any],
         select_metric: Callable[[Dict[str, float]], float],
-        checkpoints: CheckpointManager,
+        checkpoints: Optional[CheckpointManager],
         logger: RunLogger,
         *,
         config: Dict[str, Any],
         metadata: Dict[str, Any],
-        device: torch.device,
+        dist: Distributed,
         epochs: int,
         grad_accum_steps: int,
         grad_clip: float,
@@ -129,18 +133,19 @@ class Trainer:
         mask_ratio: float,
         amp_dtype: Optional[torch.dtype],
     ):
-        self.model, self.loss_fn = model, loss_fn
+        self.module, self.model = model, dist.wrap(model)  # save and validate the first, train the second
+        self.loss_fn, self.dist = loss_fn, dist
         self.optimizer, self.scheduler = optimizer, scheduler
         self.train_loader, self.val_loader = train_loader, val_loader
         self.new_metrics, self.select_metric = new_metrics, select_metric
         self.checkpoints, self.logger = checkpoints, logger
         self.config, self.metadata = config, metadata
-        self.device, self.epochs = device, epochs
+        self.device, self.epochs = dist.device, epochs
         self.grad_accum_steps, self.log_every_n_steps = grad_accum_steps, log_every_n_steps
         self.save_every_n_steps = save_every_n_steps
         self.max_grad_norm = grad_clip if grad_clip > 0 else math.inf
         self.mask_ratio, self.amp_dtype = mask_ratio, amp_dtype
-        self.scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp_dtype == torch.float16)
         self.state = TrainState()
         self.last_metric: Optional[float] = None  # the latest validation metric, for mid-epoch saves
         self.last_metrics: Dict[str, float] = {}  # every metric of the latest validation
@@ -153,14 +158,16 @@ class Trainer:
 
     def train_step(self, batch: Dict[str, torch.Tensor]) -> None:
         """One micro-batch; every ``grad_accum_steps`` (and at epoch end) an optimizer step."""
-        with self._autocast():
-            outputs = self.model(batch["image"])
-            losses = self.loss_fn(outputs, batch)
-        self.scaler.scale(losses["total"] / self.grad_accum_steps).backward()
-        self.meter.add(losses)
         self.state.step_in_epoch += 1
         done = self.state.step_in_epoch
-        if done % self.grad_accum_steps and done < self.steps_per_epoch:
+        steps = done % self.grad_accum_steps == 0 or done == self.steps_per_epoch
+        with self.dist.sync_gradients(self.model, steps):  # ranks average gradients only when stepping
+            with self._autocast():
+                outputs = self.model(batch["image"])
+                losses = self.loss_fn(outputs, batch)
+            self.scaler.scale(losses["total"] / self.grad_accum_steps).backward()
+        self.meter.add(losses)
+        if not steps:
             return
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
@@ -184,7 +191,7 @@ class Trainer:
     def train_epoch(self, epoch: int) -> None:
         self.model.train()
         sampler = self.train_loader.sampler
-        sampler.epoch, sampler.start = epoch, self.state.step_in_epoch * self.train_loader.batch_size
+        sampler.epoch, sampler.start_batch = epoch, self.state.step_in_epoch
         bar = self.logger.progress(
             total=self.steps_per_epoch, initial=self.state.step_in_epoch, desc=f"epoch {epoch + 1}/{self.epochs}"
         )
@@ -201,7 +208,7 @@ class Trainer:
                 now = time.perf_counter()
                 self.log_train(bar, seen / (now - tick))
                 tick, seen = now, 0
-            if self._mid_epoch_save_due():
+            if self._mid_epoch_save_due() and self.checkpoints:
                 self.checkpoints.save(self.checkpoint(self.last_metric), is_best=False)
         if self.meter:  # the rest of the epoch, so short runs get train curves too
             self.log_train(bar, seen / max(time.perf_counter() - tick, 1e-9))
@@ -212,7 +219,7 @@ class Trainer:
         return bool(n) and self.state.global_step % n == 0 and self.state.step_in_epoch < self.steps_per_epoch
 
     def log_train(self, bar: tqdm, samples_per_s: float) -> None:
-        values = self.meter.read()  # the sync point, once per log interval
+        values = self.meter.read(self.dist.all_reduce_mean)  # the sync point, once per log interval
         values["lr"] = self.optimizer.param_groups[0]["lr"]
         values["samples_per_s"] = samples_per_s
         self.logger.scalars("train", values, self.state.global_step)
@@ -223,23 +230,26 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> Dict[str, float]:
-        """Validation: losses on the masked input, metrics on the full ink (the real task)."""
-        self.model.eval()
+        """Validation: losses on the masked input, metrics on the full ink (the real task). Each
+        rank scores its share with the unwrapped model (no collective per batch: shares may
+        differ by one batch); the match counts are then summed over ranks."""
+        self.module.eval()
         metrics, losses, shown = self.new_metrics(), DeviceMeter(), None
         for batch in self.val_loader:
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             with self._autocast():
-                outputs = self.model(batch["image"])
+                outputs = self.module(batch["image"])
                 losses.add(self.loss_fn(outputs, batch))
                 if self.mask_ratio > 0:
                     full = torch.cat([batch["ink"], torch.ones_like(batch["ink"])], dim=1)
-                    outputs = self.model(full)
+                    outputs = self.module(full)
             metrics.update(outputs, batch)
             if shown is None:
                 shown = (batch, outputs)
-        result = metrics.compute()
-        result.update({f"loss_{k}": v for k, v in losses.read().items()})
-        self.logger.images("val", *shown, self.state.global_step)
+        result = metrics.compute(reduce=self.dist.all_reduce_sum)
+        result.update({f"loss_{k}": v for k, v in losses.read(self.dist.all_reduce_mean).items()})
+        if shown:  # a rank whose share of the validation set is empty has nothing to show
+            self.logger.images("val", *shown, self.state.global_step)
         return result
 
     def end_epoch(self, metrics: Dict[str, float]) -> None:
@@ -250,7 +260,8 @@ class Trainer:
             self.state.best_metric = metric
         self.logger.scalars("val", metrics, self.state.global_step)
         self.logger.epoch_summary(self.state.epoch, self.epochs, metric, is_best, metrics)
-        self.checkpoints.save(self.checkpoint(metric), is_best)
+        if self.checkpoints:
+            self.checkpoints.save(self.checkpoint(metric), is_best)
 
     # --- checkpoint state -----------------------------------------------------------
     def checkpoint(self, metric: Optional[float]) -> Checkpoint:
@@ -259,7 +270,7 @@ class Trainer:
             epoch=self.state.epoch,
             step_in_epoch=self.state.step_in_epoch,
             global_step=self.state.global_step,
-            model_state_dict=self.model.state_dict(),
+            model_state_dict=self.module.state_dict(),  # unwrapped: no "module." prefixes
             optimizer_state_dict=self.optimizer.state_dict(),
             scheduler_state_dict=self.scheduler.state_dict(),
             scaler_state_dict=self.scaler.state_dict() if self.scaler.is_enabled() else None,
@@ -278,7 +289,7 @@ class Trainer:
         fresh (the schedule fast-forwarded to the checkpoint's step), with a warning. A
         changed ``training.epochs`` re-plans the rest of the schedule (:class:`WarmupCosine`).
         """
-        self.model.load_state_dict(ckpt.model_state_dict)
+        self.module.load_state_dict(ckpt.model_state_dict)
         epoch = ckpt.epoch or 0
         global_step = ckpt.global_step
         if global_step is None:
@@ -286,7 +297,7 @@ class Trainer:
         if ckpt.optimizer_state_dict is not None:
             try:
                 self.optimizer.load_state_dict(
-                    regroup_optimizer_state(ckpt.optimizer_state_dict, self.optimizer, list(self.model.parameters()))
+                    regroup_optimizer_state(ckpt.optimizer_state_dict, self.optimizer, list(self.module.parameters()))
                 )
             except ValueError as e:
                 raise CheckpointError(f"the checkpoint's optimizer state does not fit this model: {e}") from None

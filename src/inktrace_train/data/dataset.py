@@ -107,24 +107,50 @@ class InkDataset(Dataset):
 
 
 class EpochSampler(Sampler):
-    """Yields (epoch, i) for i in range(start, num_samples).
+    """Yields this rank's (epoch, i) keys, global batch by global batch.
+
+    Global batch ``b`` holds the indices ``[b * batch_size, (b + 1) * batch_size)`` whatever
+    the number of ranks; each rank takes one contiguous share of it. So the sequence of
+    global batches is the same on 1, 2 or 4 ranks, and a run resumed on another number of
+    ranks continues it.
 
     Args:
         num_samples: samples in the epoch.
         epoch: the epoch number given to every key.
-        start: first index, e.g. steps_done * batch_size on a mid-epoch resume.
+        batch_size: samples per global batch (over all ranks).
+        drop_last: leave out a last incomplete global batch (training); keep it (validation).
+        rank, world_size: this process's share.
+        start_batch: first global batch, e.g. the micro-batches done on a mid-epoch resume.
     """
 
-    def __init__(self, num_samples: int, epoch: int, start: int = 0) -> None:
-        self.num_samples = int(num_samples)
-        self.epoch = int(epoch)
-        self.start = min(max(int(start), 0), self.num_samples)
+    def __init__(
+        self,
+        num_samples: int,
+        epoch: int,
+        batch_size: int,
+        drop_last: bool,
+        rank: int = 0,
+        world_size: int = 1,
+        start_batch: int = 0,
+    ) -> None:
+        self.num_samples, self.epoch, self.batch_size = int(num_samples), int(epoch), int(batch_size)
+        self.drop_last, self.rank, self.world_size = drop_last, rank, world_size
+        self.start_batch = int(start_batch)
+
+    def _global_batches(self) -> range:
+        full, rest = divmod(self.num_samples, self.batch_size)
+        return range(min(self.start_batch, full + 1), full + (0 if self.drop_last or not rest else 1))
+
+    def _share(self, b: int) -> range:
+        lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.num_samples)
+        n, r, w = hi - lo, self.rank, self.world_size
+        return range(lo + n * r // w, lo + n * (r + 1) // w)
 
     def __iter__(self) -> Iterator[Tuple[int, int]]:
-        return ((self.epoch, i) for i in range(self.start, self.num_samples))
+        return ((self.epoch, i) for b in self._global_batches() for i in self._share(b))
 
     def __len__(self) -> int:
-        return self.num_samples - self.start
+        return sum(len(self._share(b)) for b in self._global_batches())
 
 
 def worker_init_fn(worker_id: int) -> None:

@@ -1,0 +1,110 @@
+"""Data parallelism over ``torch.distributed``: the process group, this process's device, and
+the few collectives the trainer needs. With one process every method is a plain no-op call,
+so the training code has one path.
+
+Backend: nccl on CUDA, gloo on CPU. Each rank runs on its own device (``LOCAL_RANK``) and,
+on CPU, uses its share of the machine's cores for intra-op threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import nullcontext
+from typing import Any, ContextManager
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from inktrace_train.ranks import Ranks
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+class Distributed:
+    """This process's place in the job (one process: rank 0 of 1) and its device."""
+
+    def __init__(self, ranks: Ranks, device: torch.device):
+        self.ranks, self.device = ranks, device
+
+    @classmethod
+    def setup(cls, device_name: str) -> Distributed:
+        """Join the job's process group (when there is more than one process) on this rank's device."""
+        ranks, device = Ranks.from_env(), pick_device(device_name)
+        if ranks.world_size > 1 and not dist.is_initialized():
+            if device.type == "cuda":
+                device = torch.device("cuda", ranks.local_rank)
+                torch.cuda.set_device(device)
+            else:  # processes that share a machine share its cores: oversubscribed threads run ~10x slower
+                torch.set_num_threads(max(1, available_cores() // ranks.local_world_size))
+            dist.init_process_group(
+                "nccl" if device.type == "cuda" else "gloo", rank=ranks.rank, world_size=ranks.world_size
+            )
+            if not ranks.is_main:  # one rank tells the story; the others speak up only about problems
+                logging.getLogger().setLevel(logging.WARNING)
+        return cls(ranks, device)
+
+    @property
+    def is_main(self) -> bool:
+        return self.ranks.is_main
+
+    @property
+    def world_size(self) -> int:
+        return self.ranks.world_size
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """The model as the training step calls it (DDP across ranks); save the unwrapped one."""
+        if not self.active:
+            return model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def sync_gradients(self, model: nn.Module, sync: bool) -> ContextManager:
+        """DDP all-reduces gradients in backward; skip that on micro-batches that do not step."""
+        return model.no_sync() if self.active and not sync else nullcontext()
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank (a picklable value: a path, a flag)."""
+        if not self.active:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        """Wait for every rank (e.g. until the main rank has written what the others read next)."""
+        if self.active:
+            dist.barrier()
+
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.active:
+            dist.all_reduce(tensor)
+        return tensor
+
+    def all_reduce_mean(self, tensor: torch.Tensor) -> torch.Tensor:
+        return self.all_reduce_sum(tensor) / self.world_size if self.active else tensor
+
+    def close(self) -> None:
+        if self.active and dist.is_initialized():
+            dist.destroy_process_group()
