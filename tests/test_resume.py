@@ -4,6 +4,10 @@ uninterrupted run bit for bit: per-step losses and final weights."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +31,27 @@ def losses(run_dir: Path) -> dict:
     return {e.step: e.value for e in events.Scalars("structural/train/total")}
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    """RUN from start to end, never stopped: what every interrupted run must end equal to."""
+    cwd = tmp_path_factory.mktemp("uninterrupted")
+    assert run_cli(RUN + ["hydra.run.dir=full"], cwd=cwd).returncode == 0
+    return cwd / "full"
+
+
+def assert_same_run(full: Path, cut: Path) -> None:
+    """Losses of every step and the final weights and optimizer moments, bit for bit."""
+    assert sorted(losses(cut)) == sorted(losses(full)) == list(range(1, 13))  # replayed steps purged, none missing
+    assert losses(cut) == losses(full)  # exact float equality, step by step
+    a = torch.load(full / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)
+    b = torch.load(cut / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)
+    for name, tensor in a["model_state_dict"].items():
+        assert torch.equal(tensor, b["model_state_dict"][name]), name
+    moments = [c["optimizer_state_dict"]["state"][0]["exp_avg_sq"] for c in (a, b)]
+    assert moments[0].equal(moments[1])
+    assert json.loads((cut / "run.json").read_text())["stages"]["structural"]["status"] == "done"
+
+
 @pytest.mark.parametrize(
     "workers,mid_epoch",
     [
@@ -35,33 +60,47 @@ def losses(run_dir: Path) -> dict:
         pytest.param(2, True, marks=pytest.mark.slow),
     ],
 )
-def test_killed_and_resumed_run_matches_the_uninterrupted_run(workdir, workers, mid_epoch):
+def test_killed_and_resumed_run_matches_the_uninterrupted_run(uninterrupted, workdir, workers, mid_epoch):
     args = RUN + [f"data.num_workers={workers}"]
     if mid_epoch:
         args.append("training.save_every_n_steps=1")
-    assert run_cli(args + ["hydra.run.dir=full"], cwd=workdir).returncode == 0
     kill_at_step(args, workdir, Path("cut"), min_step=6 if mid_epoch else 4)
     step, _epoch = latest_step(workdir / "cut")
     assert 0 < step < 12, "the run was not interrupted"
-    status = json.loads((workdir / "cut/run.json").read_text())["stages"]["structural"]
-    assert status["status"] == "running"
+    assert json.loads((workdir / "cut/run.json").read_text())["stages"]["structural"]["status"] == "running"
+    launch = (workdir / "cut/.hydra/overrides.yaml").read_text()
 
     proc = run_cli(["+resume=cut"], cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    full, cut = losses(workdir / "full"), losses(workdir / "cut")
-    assert sorted(cut) == sorted(full) == list(range(1, 13))  # replayed steps purged, none missing
-    assert cut == full  # exact float equality, step by step
-    a = torch.load(workdir / "full/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
-    b = torch.load(workdir / "cut/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
-    for name, tensor in a["model_state_dict"].items():
-        assert torch.equal(tensor, b["model_state_dict"][name]), name
-    assert a["optimizer_state_dict"]["state"][0]["exp_avg_sq"].equal(
-        b["optimizer_state_dict"]["state"][0]["exp_avg_sq"]
+    assert_same_run(uninterrupted, workdir / "cut")
+    assert (workdir / "cut/.hydra/overrides.yaml").read_text() == launch  # the launch record is never rewritten
+
+
+def test_sigterm_saves_the_step_and_exits_75_then_resume_matches(uninterrupted, workdir):
+    """What Slurm does before preempting a job: SIGTERM mid-epoch. The run saves the current
+    step (log interval 1 here), says how to continue and exits 75; the resumed run is exact."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inktrace_train", *RUN, "hydra.run.dir=cut"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert json.loads((workdir / "cut/run.json").read_text())["stages"]["structural"]["status"] == "done"
-    assert (workdir / "cut/.hydra/overrides.yaml").read_text() == (
-        workdir / "full/.hydra/overrides.yaml"
-    ).read_text().replace("full", "cut")
+    deadline = time.time() + 240
+    while latest_step(workdir / "cut")[0] < 4 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)  # epoch 1 is saved (step 4): SIGTERM lands in a later epoch
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 75, err[-3000:]
+    saved = torch.load(workdir / "cut/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
+    assert 0 < saved["step_in_epoch"] <= 4 and saved["global_step"] < 12  # a step-level checkpoint
+    assert f"stopped by SIGTERM in stage structural at epoch {saved['epoch'] + 1}, optimizer step " in err
+    assert f"+resume={workdir / 'cut'}" in err and "Traceback" not in err
+    assert json.loads((workdir / "cut/run.json").read_text())["stages"]["structural"]["status"] == "preempted"
+
+    resumed = run_cli(["+resume=cut"], cwd=workdir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(uninterrupted, workdir / "cut")
 
 
 # --- what a user gets wrong, and older files ---------------------------------------------

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, NoReturn, Optional, Tuple
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -33,6 +33,7 @@ from inktrace_train.config import to_config
 from inktrace_train.errors import UserError, fail
 from inktrace_train.ranks import Ranks
 from inktrace_train.runs import RunDir, RunDirTaken, now_iso
+from inktrace_train.signals import PREEMPTED_EXIT, Preempted
 
 register()
 log = logging.getLogger("inktrace_train")
@@ -170,6 +171,14 @@ def _hydra_main(cfg: DictConfig) -> Optional[float]:
         if not isinstance(e, RunDirTaken):  # never delete another run's directory
             RunDir(run_dir).discard_if_unused()
         fail(str(e))
+    except Preempted as e:
+        stopped(e, run_dir)
+
+
+def stopped(e: Preempted, run_dir: Path) -> NoReturn:
+    """A run stopped by SIGTERM/SIGUSR1 after saving: say where, and how to continue."""
+    print(f"inktrace_train: {e}. Continue with: python -m inktrace_train +resume={run_dir}", file=sys.stderr)
+    raise SystemExit(PREEMPTED_EXIT)
 
 
 def main() -> None:
@@ -180,7 +189,10 @@ def main() -> None:
             raise UserError("--cfg and --info print one composed config: drop -m/--multirun to use them")
         if args.resume is not None and not (args.help or args.cfg or args.info):
             if not (args.multirun or (Path(args.resume) / "multirun.yaml").is_file()):
-                _resume(args.resume, args.overrides)
+                try:
+                    _resume(args.resume, args.overrides)
+                except Preempted as e:
+                    stopped(e, Path(args.resume))
                 return
             SWEEP.resume = True
             argv = sweep_resume_argv(argv, args.resume)

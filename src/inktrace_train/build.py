@@ -28,6 +28,7 @@ from inktrace_train.metrics import ValidationMetrics, select_metric
 from inktrace_train.model import InkTraceModel, parameter_groups
 from inktrace_train.optim import WarmupCosine
 from inktrace_train.runs import RunDir, config_to_dict, git_state
+from inktrace_train.signals import StopRequest
 from inktrace_train.trainer import Trainer
 from inktrace_train.transfer import init_from
 
@@ -151,7 +152,13 @@ def build_model(cfg: Config, run: RunDir, fresh: bool, is_main: bool = True) -> 
     return model
 
 
-def build_trainer(cfg: Config, run: RunDir, dist: Distributed, checkpoint: Optional[Checkpoint] = None) -> Trainer:
+def build_trainer(
+    cfg: Config,
+    run: RunDir,
+    dist: Distributed,
+    checkpoint: Optional[Checkpoint] = None,
+    stop: Optional[StopRequest] = None,
+) -> Trainer:
     """Every object of a stage, fresh or (with ``checkpoint``) restored to continue exactly.
     Only the main rank gets a checkpoint manager and a TensorBoard writer: it alone writes."""
     t, stage, device = cfg.training, cfg.stage.name, dist.device
@@ -192,6 +199,7 @@ def build_trainer(cfg: Config, run: RunDir, dist: Distributed, checkpoint: Optio
         save_every_n_steps=t.save_every_n_steps,
         mask_ratio=t.mask_ratio,
         amp_dtype=pick_amp_dtype(t.precision, device),
+        stop=stop,
     )
     if checkpoint is not None:
         trainer.load_checkpoint(checkpoint)

@@ -22,8 +22,10 @@ from inktrace_train.config import Config, apply_changes, flatten
 from inktrace_train.distributed import Distributed
 from inktrace_train.resume import ResumePlan
 from inktrace_train.runs import RunDir, config_to_dict, now_iso
+from inktrace_train.signals import Preempted, StopRequest
 
 log = logging.getLogger(__name__)
+STOP = StopRequest()  # SIGTERM/SIGUSR1 ask this process to save and stop (signals are per process)
 
 
 def train(cfg: Config, stages: List[Config], run_dir: Path) -> Optional[float]:
@@ -34,6 +36,7 @@ def train(cfg: Config, stages: List[Config], run_dir: Path) -> Optional[float]:
     Hydra directories are temporary) and only the main rank writes there.
     """
     torch.set_flush_denormal(True)  # denormals make CPU steps ~20x slower
+    STOP.install()
     dist = Distributed.setup(cfg.training.device)
     try:
         if dist.is_main:
@@ -52,7 +55,7 @@ def run_stage(cfg: Config, run: RunDir, checkpoint: Optional[Checkpoint] = None)
     status in run.json. Returns its best metric."""
     stage = cfg.stage.name
     dist = Distributed.setup(cfg.training.device)  # joins the job's process group once
-    trainer = build_trainer(cfg, run, dist, checkpoint)
+    trainer = build_trainer(cfg, run, dist, checkpoint, stop=STOP)
     n_params = sum(p.numel() for p in trainer.module.parameters())
     log.info(
         "stage %s on %s (%d of %d processes): %d parameters, %d steps/epoch, run dir %s",
@@ -70,6 +73,9 @@ def run_stage(cfg: Config, run: RunDir, checkpoint: Optional[Checkpoint] = None)
         best = trainer.fit()
         final = {k: v for k, v in trainer.last_metrics.items() if not k.startswith("loss_")}
         trainer.logger.hparams(flatten(config_to_dict(cfg)), {"best_metric": best, **final})
+    except Preempted:
+        record(stage, status="preempted", ended=now_iso())
+        raise
     except BaseException:
         record(stage, status="failed", ended=now_iso())
         raise
@@ -146,6 +152,7 @@ def resume_run(plan: ResumePlan) -> Optional[float]:
     left it; then run the stages after it (``stage=all``). Under torchrun, on any number
     of ranks: the sequence of global batches continues whatever the world size."""
     torch.set_flush_denormal(True)
+    STOP.install()
     dist = Distributed.setup(plan.config.training.device)
     try:
         return _continue(plan, dist)

@@ -26,6 +26,7 @@ from inktrace_train.distributed import Distributed
 from inktrace_train.logger import RunLogger
 from inktrace_train.optim import WarmupCosine
 from inktrace_train.runs import now_iso
+from inktrace_train.signals import Preempted, StopRequest
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ class Trainer:
         checkpoints: the stage's checkpoint manager; None on the data-parallel ranks that do not write.
         logger: TensorBoard and console logging.
         dist: this process's rank and device; the model is wrapped for data parallelism here.
+        stop: set by SIGTERM/SIGUSR1: checked at each log interval and at the end of each epoch.
         config, metadata: constant entries of every checkpoint (the resolved config as plain
             containers; stage, run id, versions).
         amp_dtype: autocast dtype, or None for full precision.
@@ -132,6 +134,7 @@ class Trainer:
         save_every_n_steps: Optional[int],
         mask_ratio: float,
         amp_dtype: Optional[torch.dtype],
+        stop: Optional[StopRequest] = None,
     ):
         self.module, self.model = model, dist.wrap(model)  # save and validate the first, train the second
         self.loss_fn, self.dist = loss_fn, dist
@@ -145,6 +148,7 @@ class Trainer:
         self.save_every_n_steps = save_every_n_steps
         self.max_grad_norm = grad_clip if grad_clip > 0 else math.inf
         self.mask_ratio, self.amp_dtype = mask_ratio, amp_dtype
+        self.stop = stop or StopRequest()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp_dtype == torch.float16)
         self.state = TrainState()
         self.last_metric: Optional[float] = None  # the latest validation metric, for mid-epoch saves
@@ -208,11 +212,27 @@ class Trainer:
                 now = time.perf_counter()
                 self.log_train(bar, seen / (now - tick))
                 tick, seen = now, 0
+                self.stop_if_requested()
             if self._mid_epoch_save_due() and self.checkpoints:
                 self.checkpoints.save(self.checkpoint(self.last_metric), is_best=False)
         if self.meter:  # the rest of the epoch, so short runs get train curves too
             self.log_train(bar, seen / max(time.perf_counter() - tick, 1e-9))
         bar.close()
+        self.stop_if_requested()
+
+    def stop_if_requested(self) -> None:
+        """After SIGTERM/SIGUSR1 on any rank: save this step and raise :class:`Preempted`. The
+        ranks agree here, at log intervals, not at every step (that would be a sync per step)."""
+        requested = self.stop.requested
+        if self.dist.active:
+            flag = torch.tensor([float(requested)], device=self.device)
+            requested = bool(self.dist.all_reduce_sum(flag).item())
+        if not requested:
+            return
+        if self.checkpoints:
+            self.checkpoints.save(self.checkpoint(self.last_metric), is_best=False)
+        self.dist.barrier()
+        raise Preempted(self.stop.name, self.logger.stage, self.state.epoch, self.state.global_step)
 
     def _mid_epoch_save_due(self) -> bool:
         n = self.save_every_n_steps
