@@ -204,3 +204,22 @@ def test_older_layouts_load_and_resume(tmp_path, layout, missing):
     run = next((tmp_path / "outputs").glob("*/*"))
     resumed = torch.load(run / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)
     assert resumed["epoch"] == 1 and resumed["config"]["training"]["lr"] == (2e-3 if layout == "flat" else 1e-3)
+
+
+def test_auto_resume_continues_the_run_its_directory_holds(finished_run, tmp_path):
+    """A requeued job runs its command again: with training.auto_resume=true the run its
+    hydra.run.dir holds is resumed, not refused; the original .hydra record stays."""
+    import shutil
+
+    run = tmp_path / "requeued"
+    shutil.copytree(finished_run / "run", run)
+    launch = (run / ".hydra/overrides.yaml").read_text()
+    args = [*TINY_SHORT, "training.auto_resume=true", f"hydra.run.dir={run}"]
+    proc = run_cli([*args, "training.epochs=2"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "holds this run already; resuming it" in proc.stdout + proc.stderr
+    assert torch.load(run / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)["epoch"] == 2
+    assert (run / ".hydra/overrides.yaml").read_text() == launch and list(run.glob(".hydra/resume-*/overrides.yaml"))
+
+    changed = run_cli([*args, "training.lr=0.5"], cwd=tmp_path)  # not this run's config: refused as by +resume=
+    assert changed.returncode == 2 and "resume cannot change training.lr" in changed.stderr

@@ -112,6 +112,9 @@ def sweep_resume_argv(argv: List[str], sweep_dir: str) -> List[str]:
 # --- what each command runs ------------------------------------------------------------
 def _train(cfg: DictConfig, run_dir: Path) -> Optional[float]:
     config = to_config(cfg)  # multirun jobs are validated here, one by one
+    if config.training.auto_resume and RunDir(run_dir).config_file.is_file():  # e.g. a requeued job
+        log.warning("training.auto_resume: %s holds this run already; resuming it", run_dir)
+        return _resume(str(run_dir), list(HydraConfig.get().overrides.task))
     stages = compose_stages(config, list(HydraConfig.get().overrides.task))  # all validated before training
     from inktrace_train.pipeline import train  # torch is imported only past validation
 
@@ -145,10 +148,10 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     SWEEP.jobs += 1
     record = {"job": hc.job.num, "overrides": list(hc.overrides.task), "started": now_iso()}
     try:
-        if SWEEP.resume and RunDir(run_dir).has_checkpoints():
+        if SWEEP.resume and RunDir(run_dir).config_file.is_file():
             _resume(str(run_dir), [])
         else:
-            _train(cfg, run_dir)
+            _train(cfg, run_dir)  # resumes a job's own run too with training.auto_resume (a requeue)
         record.update(status="done", error=None, **run_result(run_dir))
     except Exception as e:
         record.update(status="failed", metric=None, best_checkpoint=None, error=f"{type(e).__name__}: {e}")

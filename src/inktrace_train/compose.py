@@ -8,12 +8,13 @@ made. Nothing here imports torch.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, List
 
 from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from inktrace_train.config import Config, is_known, schema_keys, to_config, unknown_key_message
@@ -139,8 +140,16 @@ class ValidateConfig(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:
-            check_world_size(to_config(config))
-            RunDir(Path(config.hydra.run.dir)).refuse_if_taken()
+            cfg = to_config(config)
+            check_world_size(cfg)
+            run = RunDir(Path(config.hydra.run.dir))
+            if cfg.training.auto_resume and run.config_file.is_file():
+                # The entry point resumes this run: Hydra's record of this launch goes beside the
+                # original one, which is never rewritten.
+                with open_dict(config):
+                    config.hydra.output_subdir = f"{run.hydra_dir.name}/resume-{datetime.now():%Y-%m-%d_%H-%M-%S}"
+            else:
+                run.refuse_if_taken()
         except UserError as e:
             fail(str(e))
 
@@ -148,7 +157,8 @@ class ValidateConfig(Callback):
         try:
             to_config(config)
             sweep = Path(config.hydra.sweep.dir)
-            if not self.sweep_resume and (sweep / "multirun.yaml").is_file():
+            auto_resume = OmegaConf.select(config, "training.auto_resume", default=False)
+            if not (self.sweep_resume or auto_resume) and (sweep / "multirun.yaml").is_file():
                 raise UserError(
                     f"{sweep} already holds a sweep: re-run its command with +resume={sweep} "
                     "to finish it, or choose another hydra.sweep.dir"

@@ -75,6 +75,7 @@ class TrainingConfig:
     grad_clip: float = 1.0  # clip the global gradient norm to this; 0 disables clipping
     grad_accum_steps: int = 1  # micro-batches accumulated per optimizer step
     precision: str = "auto"  # auto: bf16 (or fp16) autocast on CUDA, fp32 elsewhere
+    auto_resume: bool = False  # a run directory that holds this run already is resumed, not refused (requeues)
     loss_weights: LossWeights = field(default_factory=LossWeights)
 
 

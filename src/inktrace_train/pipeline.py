@@ -219,7 +219,10 @@ def log_summary(run: RunDir, stages: List[Config]) -> None:
 
 
 def setup_logging(path: Path) -> None:
-    """Console and ``train.log`` (appended), as Hydra sets them up for a new run."""
+    """Console and ``train.log`` (appended), as Hydra sets them up for a new run; inside a
+    Hydra app (a sweep job, ``training.auto_resume``) Hydra has done so already."""
+    if logging.getLogger().handlers:
+        return
     fmt = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     root = logging.getLogger()
     root.setLevel(logging.INFO)

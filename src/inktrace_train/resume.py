@@ -27,7 +27,13 @@ log = logging.getLogger(__name__)
 
 # May change on resume. Exactness (bit-identical to an uninterrupted run) holds without changes;
 # extending training.epochs continues the cosine from the resume point to the new horizon.
-ALLOWED_CHANGES = ("training.epochs", "data.num_workers", "training.device", "training.log_every_n_steps")
+ALLOWED_CHANGES = (
+    "training.epochs",
+    "data.num_workers",
+    "training.device",
+    "training.log_every_n_steps",
+    "training.auto_resume",
+)
 
 Compose = Callable[[List[str]], Dict[str, Any]]  # overrides -> the composed config, plain containers
 ReadConfig = Callable[[Path], Optional[Dict[str, Any]]]  # a loose checkpoint file -> its stored config
