@@ -28,19 +28,34 @@ TINY = [
 ]
 
 
-def has_optuna_sweeper() -> bool:
-    """Whether the ``sweep`` extra is installed (find_spec of a submodule raises without its parent)."""
+def _importable(name: str) -> bool:
+    """Whether an optional extra's module is installed (find_spec of a submodule raises without its parent)."""
     import importlib.util
 
     try:
-        return importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is not None
+        return importlib.util.find_spec(name) is not None
     except ModuleNotFoundError:
         return False
 
 
-needs_optuna = pytest.mark.skipif(
-    not has_optuna_sweeper(), reason='the sweep extra is not installed (pip install -e ".[sweep]")'
+needs_submitit = pytest.mark.skipif(
+    not _importable("hydra_plugins.hydra_submitit_launcher"),
+    reason='the slurm extra is not installed (pip install -e ".[slurm]")',
 )
+
+
+needs_optuna = pytest.mark.skipif(
+    not _importable("hydra_plugins.hydra_optuna_sweeper"),
+    reason='the sweep extra is not installed (pip install -e ".[sweep]")',
+)
+
+
+def rows(sweep: Path) -> list:
+    """The rows of a sweep's summary.csv."""
+    import csv
+
+    with open(sweep / "summary.csv") as f:
+        return list(csv.DictReader(f))
 
 
 def tiny(*changes: str) -> List[str]:

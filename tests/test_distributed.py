@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import run_cli, tiny
+from conftest import latest_step, needs_submitit, rows, run_cli, tiny
 
 # 2 epochs of 4 micro-batches, 2 per optimizer step: the ranks skip the gradient all-reduce (no_sync) on the first.
 ARGS = tiny("training.epochs=2", "data.train_samples=128", "training.save_interval=1", "training.grad_accum_steps=2")
@@ -78,7 +80,7 @@ def test_two_processes_make_one_run_directory_and_train_the_same_model(runs):
         "train.log",
     ]
     assert proc.stdout.count("run finished: ") == 1  # the other rank logs warnings only
-    assert "(1 of 2 processes)" in proc.stdout
+    assert "(process 1 of 2, 1 threads)" in proc.stdout  # 2 cores, 2 processes: one thread each
     two = weights(cwd / "two")
     assert not any(k.startswith("module.") for k in two)
     assert max_difference(two, weights(cwd / "one")) < TOLERANCE
@@ -121,9 +123,51 @@ def test_bad_config_stops_every_rank_before_torch_with_one_line(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_killed_torchrun_job_resumes_under_torchrun_to_the_same_weights(runs):
+    """SIGKILL to the whole job (agent and workers) mid-epoch, then +resume= on 2 processes:
+    the same world size, so the weights equal the uninterrupted 2-process run's bit for bit."""
+    cwd, _ = runs
+    args = [*ARGS, "training.save_every_n_steps=1", "hydra.run.dir=killed"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "inktrace_train"]
+    job = subprocess.Popen(
+        [*cmd, *args], cwd=cwd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 240
+    while latest_step(cwd / "killed")[0] < 3 and job.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    step, epoch = latest_step(cwd / "killed")
+    assert step == 3 and epoch == 1, (step, epoch)  # mid-epoch 2 (2 optimizer steps per epoch)
+
+    proc = torchrun(["+resume=killed"], cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = weights(cwd / "two"), weights(cwd / "killed")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
 def test_stage_all_under_torchrun_starts_dense_from_structural_best(tmp_path):
     proc = torchrun([*tiny("stage=all"), "hydra.run.dir=pipe"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     status = json.loads((tmp_path / "pipe/run.json").read_text())["stages"]
     assert status["structural"]["status"] == status["dense"]["status"] == "done"
     assert "checkpoints/structural/checkpoint_best.pth" in (tmp_path / "pipe/init_report_dense.txt").read_text()
+
+
+@needs_submitit
+def test_slurm_local_preset_runs_two_jobs_side_by_side_through_submitit(tmp_path):
+    """The Slurm launcher's path without Slurm: submitit's local executor runs both jobs at once,
+    each capped at its cpus_per_task (1) intra-op thread, with the sweep's records and summary."""
+    proc = run_cli(
+        ["-m", "hydra/launcher=slurm_local", "training.lr=1e-3,5e-4", *tiny(), "hydra.sweep.dir=sw"], cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = rows(tmp_path / "sw")
+    assert sorted(r["overrides"] for r in table) == sorted(
+        " ".join(["training.lr=" + lr, *tiny()]) for lr in ("0.001", "0.0005")
+    )
+    assert {r["status"] for r in table} == {"done"}
+    for job in ("0", "1"):
+        assert "(process 1 of 1, 1 threads)" in (tmp_path / "sw" / job / "train.log").read_text()
+        assert (tmp_path / "sw" / job / "checkpoints/structural/checkpoint_best.pth").is_file()

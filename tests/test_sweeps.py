@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import json
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import kill_when, needs_optuna, run_cli, tiny
+from conftest import kill_when, needs_optuna, rows, run_cli, tiny
 from inktrace_train.compose import config_dir, register
 from inktrace_train.config import to_config
 
@@ -21,11 +19,6 @@ SMALL = tiny("data.train_samples=32", "data.val_samples=16", "training.batch_siz
 def composed(overrides, extra_dir=None):
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         return to_config(compose("config", overrides=overrides))
-
-
-def rows(sweep: Path) -> list:
-    with open(sweep / "summary.csv") as f:
-        return list(csv.DictReader(f))
 
 
 def test_precedence_schema_group_stage_experiment_command_line():

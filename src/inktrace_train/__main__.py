@@ -148,11 +148,19 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     SWEEP.jobs += 1
     record = {"job": hc.job.num, "overrides": list(hc.overrides.task), "started": now_iso()}
     try:
-        if SWEEP.resume and RunDir(run_dir).config_file.is_file():
+        if RunDir(run_dir).config_file.is_file():  # +resume= of the sweep, or a job requeued by submitit
             _resume(str(run_dir), [])
         else:
-            _train(cfg, run_dir)  # resumes a job's own run too with training.auto_resume (a requeue)
+            _train(cfg, run_dir)
         record.update(status="done", error=None, **run_result(run_dir))
+    except Preempted as e:  # saved at a signal's request: record it, let submitit requeue, stop the sweep
+        record.update(status="preempted", metric=None, best_checkpoint=None, error=str(e))
+        write_job_record(run_dir, dict(record, ended=now_iso(), wall_time_s=round(time.time() - start, 1)))
+        write_summary(run_dir.parent)
+        from inktrace_train.pipeline import STOP
+
+        STOP.forward()
+        stopped(e, run_dir.parent)
     except Exception as e:
         record.update(status="failed", metric=None, best_checkpoint=None, error=f"{type(e).__name__}: {e}")
         log.error("job %s failed: %s", hc.job.num, record["error"])
@@ -178,9 +186,9 @@ def _hydra_main(cfg: DictConfig) -> Optional[float]:
         stopped(e, run_dir)
 
 
-def stopped(e: Preempted, run_dir: Path) -> NoReturn:
+def stopped(e: Preempted, path: Path) -> NoReturn:
     """A run stopped by SIGTERM/SIGUSR1 after saving: say where, and how to continue."""
-    print(f"inktrace_train: {e}. Continue with: python -m inktrace_train +resume={run_dir}", file=sys.stderr)
+    print(f"inktrace_train: {e}. Continue with: python -m inktrace_train +resume={path}", file=sys.stderr)
     raise SystemExit(PREEMPTED_EXIT)
 
 

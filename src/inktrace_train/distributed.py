@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import nullcontext
-from typing import Any, ContextManager
+from typing import Any, ContextManager, Optional
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from inktrace_train.errors import UserError
 from inktrace_train.ranks import Ranks
 
 
@@ -38,6 +39,33 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def thread_share(ranks: Ranks) -> Optional[int]:
+    """Intra-op threads for this process: the CPUs Slurm (or the local preset) gave its task,
+    else what OMP_NUM_THREADS says (None: torch reads it itself), else an equal share of the
+    cores of its machine. Two processes with torch's default of one thread per core each ran
+    ~10x slower here than one alone."""
+    if os.environ.get("SLURM_CPUS_PER_TASK"):
+        return max(1, int(os.environ["SLURM_CPUS_PER_TASK"]))
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None
+    return max(1, available_cores() // ranks.local_world_size)
+
+
+def export_slurm_rendezvous(ranks: Ranks) -> None:
+    """A Slurm task (submitit, srun) has SLURM_* but not MASTER_ADDR/MASTER_PORT: submitit's
+    helper derives them from the job's node list, as torchrun would have set them."""
+    if "MASTER_ADDR" in os.environ or ranks.world_size == 1:
+        return
+    try:
+        from submitit.helpers import TorchDistributedEnvironment
+    except ImportError:
+        raise UserError(
+            "a multi-task Slurm job needs MASTER_ADDR/MASTER_PORT: install the slurm extra "
+            '(pip install -e ".[slurm]") or launch the tasks with torchrun'
+        ) from None
+    TorchDistributedEnvironment().export()
+
+
 class Distributed:
     """This process's place in the job (one process: rank 0 of 1) and its device."""
 
@@ -48,12 +76,14 @@ class Distributed:
     def setup(cls, device_name: str) -> Distributed:
         """Join the job's process group (when there is more than one process) on this rank's device."""
         ranks, device = Ranks.from_env(), pick_device(device_name)
+        threads = thread_share(ranks)
+        if device.type == "cpu" and threads:
+            torch.set_num_threads(threads)
         if ranks.world_size > 1 and not dist.is_initialized():
+            export_slurm_rendezvous(ranks)
             if device.type == "cuda":
                 device = torch.device("cuda", ranks.local_rank)
                 torch.cuda.set_device(device)
-            else:  # processes that share a machine share its cores: oversubscribed threads run ~10x slower
-                torch.set_num_threads(max(1, available_cores() // ranks.local_world_size))
             dist.init_process_group(
                 "nccl" if device.type == "cuda" else "gloo", rank=ranks.rank, world_size=ranks.world_size
             )

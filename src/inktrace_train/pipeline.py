@@ -58,11 +58,12 @@ def run_stage(cfg: Config, run: RunDir, checkpoint: Optional[Checkpoint] = None)
     trainer = build_trainer(cfg, run, dist, checkpoint, stop=STOP)
     n_params = sum(p.numel() for p in trainer.module.parameters())
     log.info(
-        "stage %s on %s (%d of %d processes): %d parameters, %d steps/epoch, run dir %s",
+        "stage %s on %s (process %d of %d, %d threads): %d parameters, %d steps/epoch, run dir %s",
         stage,
         dist.device,
         dist.ranks.rank + 1,
         dist.world_size,
+        torch.get_num_threads(),
         n_params,
         trainer.steps_per_epoch,
         run.path,
@@ -186,7 +187,7 @@ def _continue(plan: ResumePlan, dist: Distributed) -> Optional[float]:
         setup_logging(run.log_file)
         run.record_resume(overrides=plan.overrides, changes=plan.changes, stage=stage, epoch=epoch, global_step=step)
     if checkpoint is None:
-        log.info("resuming %s: stage %s never saved a checkpoint, so it starts over", run.path, stage)
+        log.warning("resuming %s: stage %s never saved a checkpoint, so it starts over", run.path, stage)
     else:
         log.info("resuming %s at stage %s, epoch %s, step %s", run.path, stage, epoch, step)
     best = run_pipeline(run, stages, start=stage, checkpoint=checkpoint)

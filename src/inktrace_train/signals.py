@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Optional
+from typing import Any, Dict, Optional
 
 PREEMPTED_EXIT = 75  # the exit status of a run stopped by a signal after saving; resume it
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -22,12 +22,22 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signum: Optional[int] = None
+        self.previous: Dict[int, Any] = {}  # the handlers installed before ours (submitit's, in its jobs)
 
     def install(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
-                signal.signal(signum, self._handle)
+                previous = signal.signal(signum, self._handle)
+                if previous != self._handle:
+                    self.previous[signum] = previous
         return self
+
+    def forward(self) -> None:
+        """After saving: hand the signal to the handler that was there before ours. In a
+        submitit job that handler requeues the job (and exits); elsewhere there is none."""
+        handler = self.previous.get(self.signum)
+        if callable(handler):
+            handler(self.signum, None)
 
     def _handle(self, signum: int, frame: object) -> None:
         self.signum = signum  # nothing else: a second signal during the save changes nothing
