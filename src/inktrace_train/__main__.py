@@ -138,7 +138,7 @@ def _resume(path: str, overrides: List[str]) -> Optional[float]:
 def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     """One job of a sweep: a failure is recorded (job.json, summary) and does not stop the others.
     Resuming a sweep skips done jobs and resumes started ones."""
-    from inktrace_train.sweeps import read_job_record, run_result, write_job_record, write_summary
+    from inktrace_train.sweeps import read_job_record, run_result
 
     hc, start = HydraConfig.get(), time.time()
     previous = read_job_record(run_dir) if SWEEP.resume else None
@@ -155,8 +155,7 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
         record.update(status="done", error=None, **run_result(run_dir))
     except Preempted as e:  # saved at a signal's request: record it, let submitit requeue, stop the sweep
         record.update(status="preempted", metric=None, best_checkpoint=None, error=str(e))
-        write_job_record(run_dir, dict(record, ended=now_iso(), wall_time_s=round(time.time() - start, 1)))
-        write_summary(run_dir.parent)
+        _write_job_record(run_dir, record, start)
         from inktrace_train.pipeline import STOP
 
         STOP.forward()
@@ -165,10 +164,19 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
         record.update(status="failed", metric=None, best_checkpoint=None, error=f"{type(e).__name__}: {e}")
         log.error("job %s failed: %s", hc.job.num, record["error"])
         SWEEP.failed += 1
-    record.update(ended=now_iso(), wall_time_s=round(time.time() - start, 1))
-    write_job_record(run_dir, record)
-    write_summary(run_dir.parent)
+    _write_job_record(run_dir, record, start)
     return math.nan if record["metric"] is None else record["metric"]  # Optuna: nan marks a failed trial
+
+
+def _write_job_record(run_dir: Path, record: Dict[str, Any], start: float) -> None:
+    """job.json and the sweep's summary, by the job's main process (a multi-task Slurm job runs
+    this function in every task)."""
+    from inktrace_train.sweeps import write_job_record, write_summary
+
+    if Ranks.from_env().is_main:
+        record.update(ended=now_iso(), wall_time_s=round(time.time() - start, 1))
+        write_job_record(run_dir, record)
+        write_summary(run_dir.parent)
 
 
 @hydra.main(config_path=config_dir(), config_name="config", version_base="1.3")
