@@ -106,6 +106,16 @@ def test_a_short_run_logs_progress_curves_and_a_summary_and_keeps_its_directory(
     assert json.loads((workdir / "run/run.json").read_text())["stages"]["structural"]["status"] == "done"
 
 
+def test_a_diverging_run_stops_with_one_line_and_keeps_its_directory(workdir):
+    proc = run_cli([*TINY, "training.lr=1e6", "training.batch_size=16", "hydra.run.dir=run"], cwd=workdir)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "non-finite loss (" in proc.stderr and "lower training.lr (now 1e+06)" in proc.stderr
+    assert json.loads((workdir / "run/run.json").read_text())["stages"]["structural"]["status"] == "failed"
+    for path in (workdir / "run").rglob("*.pth"):  # whatever was saved holds finite weights only
+        weights = torch.load(path, weights_only=True)["model_state_dict"].values()
+        assert all(torch.isfinite(v).all() for v in weights if v.is_floating_point()), path
+
+
 def test_two_runs_in_the_same_second_get_their_own_directories(workdir):
     procs = [
         subprocess.Popen(

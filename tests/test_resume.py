@@ -76,6 +76,30 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_run(uninterrupted, wor
     assert (workdir / "cut/.hydra/overrides.yaml").read_text() == launch  # the launch record is never rewritten
 
 
+def test_ctrl_c_is_one_line_and_the_run_resumes_exactly(uninterrupted, workdir):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inktrace_train", *RUN, "hydra.run.dir=cut"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 240
+    while latest_step(workdir / "cut")[0] < 4 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert err.strip() == (
+        f"inktrace_train: interrupted (Ctrl-C); {workdir / 'cut'} keeps its newest checkpoint. "
+        f"Continue with: python -m inktrace_train +resume={workdir / 'cut'}"
+    )
+    assert json.loads((workdir / "cut/run.json").read_text())["stages"]["structural"]["status"] == "interrupted"
+    resumed = run_cli(["+resume=cut"], cwd=workdir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_run(uninterrupted, workdir / "cut")
+
+
 def test_sigterm_saves_the_step_and_exits_75_then_resume_matches(uninterrupted, workdir):
     """What Slurm does before preempting a job: SIGTERM mid-epoch. The run saves the current
     step (log interval 1 here), says how to continue and exits 75; the resumed run is exact."""

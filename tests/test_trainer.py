@@ -176,3 +176,28 @@ def test_hparams_of_a_stage_that_never_improved(tmp_path):
     assert "_hparams_/session_start_info" in EventAccumulator(str(tmp_path / "tb")).Reload().PluginTagToContent(
         "hparams"
     )
+
+
+def test_a_non_finite_loss_stops_the_stage_before_any_checkpoint_holds_it(tmp_path):
+    """Epoch 1 trains and saves; the first micro-batch of epoch 2 gives NaN: the stage stops naming
+    that step and the term, and checkpoint_latest.pth keeps epoch 1's finite weights."""
+    from inktrace_train.trainer import NonFiniteLoss
+
+    run = RunDir(tmp_path)
+    trainer = build_trainer(tiny_config(epochs=2), run, CPU)
+    loss_fn, calls = trainer.loss_fn, []
+
+    def poisoned(outputs, batch):
+        losses = loss_fn(outputs, batch)
+        calls.extend([1] if trainer.module.training else [])
+        if len(calls) == 4 and trainer.module.training:  # the 4th training micro-batch: epoch 2, step 4
+            losses["tangent"] = losses["tangent"] * math.nan
+            losses["total"] = losses["total"] + losses["tangent"]
+        return losses
+
+    trainer.loss_fn = poisoned
+    with pytest.raises(NonFiniteLoss, match=r"non-finite loss \(tangent, total\) at optimizer step 4 of stage"):
+        trainer.fit()
+    latest = load_checkpoint(run.checkpoint_dir("structural") / "checkpoint_latest.pth")
+    assert latest.epoch == 1 and latest.global_step == 3
+    assert all(torch.isfinite(v).all() for v in latest.model_state_dict.values() if v.is_floating_point())

@@ -30,7 +30,7 @@ from omegaconf import DictConfig
 from inktrace_train import resume
 from inktrace_train.compose import check_overrides, compose_plain, compose_stages, config_dir, register
 from inktrace_train.config import to_config
-from inktrace_train.errors import UserError, fail
+from inktrace_train.errors import RunFailed, UserError, fail
 from inktrace_train.ranks import Ranks
 from inktrace_train.runs import RunDir, RunDirTaken, now_iso
 from inktrace_train.signals import PREEMPTED_EXIT, Preempted
@@ -186,12 +186,26 @@ def _hydra_main(cfg: DictConfig) -> Optional[float]:
         return _sweep_job(cfg, run_dir)
     try:
         return _train(cfg, run_dir)
+    except RunFailed as e:  # it ran: keep what it wrote
+        fail(str(e), code=1)
     except UserError as e:
         if not isinstance(e, RunDirTaken):  # never delete another run's directory
             RunDir(run_dir).discard_if_unused()
         fail(str(e))
     except Preempted as e:
         stopped(e, run_dir)
+    except KeyboardInterrupt:
+        interrupted(run_dir)
+
+
+def interrupted(path: Path) -> NoReturn:
+    """Ctrl-C: no traceback; where the run stands and how to continue it."""
+    print(
+        f"inktrace_train: interrupted (Ctrl-C); {path} keeps its newest checkpoint. Continue with: "
+        f"python -m inktrace_train +resume={path}",
+        file=sys.stderr,
+    )
+    raise SystemExit(130)
 
 
 def stopped(e: Preempted, path: Path) -> NoReturn:
@@ -212,6 +226,8 @@ def main() -> None:
                     _resume(args.resume, args.overrides)
                 except Preempted as e:
                     stopped(e, Path(args.resume))
+                except KeyboardInterrupt:
+                    interrupted(Path(args.resume))
                 return
             SWEEP.resume = True
             argv = sweep_resume_argv(argv, args.resume)
@@ -219,7 +235,7 @@ def main() -> None:
             argv = other_rank_argv(argv)
         sys.argv = [sys.argv[0], *argv]
     except UserError as e:
-        fail(str(e))
+        fail(str(e), code=1 if isinstance(e, RunFailed) else 2)
     _hydra_main()
     if SWEEP.failed:
         fail(f"{SWEEP.failed} of {SWEEP.jobs} sweep jobs failed; their errors are in the sweep's summary.md", code=1)

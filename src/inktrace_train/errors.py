@@ -17,6 +17,11 @@ class ConfigError(UserError):
     """A misspelt key, a wrong type or an out-of-range value in the configuration."""
 
 
+class RunFailed(UserError):
+    """A run that started, then stopped for a reason the user can act on (e.g. a NaN loss): one
+    line and exit status 1, and its directory (logs, curves, earlier checkpoints) is kept."""
+
+
 def fail(message: str, code: int = 2, prog: str = "inktrace_train") -> NoReturn:
     """Print ``<prog>: error: <message>`` on stderr and exit with ``code``."""
     print(f"{prog}: error: {message}", file=sys.stderr)

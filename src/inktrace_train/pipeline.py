@@ -77,6 +77,9 @@ def run_stage(cfg: Config, run: RunDir, checkpoint: Optional[Checkpoint] = None)
     except Preempted:
         record(stage, status="preempted", ended=now_iso())
         raise
+    except KeyboardInterrupt:
+        record(stage, status="interrupted", ended=now_iso())
+        raise
     except BaseException:
         record(stage, status="failed", ended=now_iso())
         raise

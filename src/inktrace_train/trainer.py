@@ -12,7 +12,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from tqdm import tqdm
 from inktrace_train.checkpoint import Checkpoint, CheckpointError, CheckpointManager
 from inktrace_train.convert import regroup_optimizer_state
 from inktrace_train.distributed import Distributed
+from inktrace_train.errors import RunFailed
 from inktrace_train.logger import RunLogger
 from inktrace_train.optim import WarmupCosine
 from inktrace_train.runs import now_iso
@@ -43,6 +44,42 @@ class TrainState:
     def improves(self, metric: float) -> bool:
         """Higher is better; NaN never is."""
         return not math.isnan(metric) and (self.best_metric is None or metric > self.best_metric)
+
+
+class NonFiniteLoss(RunFailed):
+    """A NaN or infinite loss: the stage stops before any checkpoint holds what followed."""
+
+
+class FiniteGuard:
+    """Watches every micro-batch's losses for NaN/inf on the device, with no host sync in the
+    step; :meth:`problem` (at log intervals and before every save) is where it syncs."""
+
+    def __init__(self) -> None:
+        self.names: List[str] = []
+        self.bad: Optional[torch.Tensor] = None  # per loss term: non-finite at the first bad micro-batch
+        self.first = self.count = None  # micro-batches since the reset, at the first bad one
+
+    def add(self, losses: Dict[str, torch.Tensor]) -> None:
+        flags = torch.stack([~torch.isfinite(v.detach()) for v in losses.values()])
+        if self.bad is None:
+            self.names, self.bad = list(losses), torch.zeros_like(flags)
+            self.count = torch.zeros((), dtype=torch.long, device=flags.device)
+            self.first = torch.full_like(self.count, -1)
+        self.count += 1
+        first_bad = (self.first < 0) & flags.any()
+        self.first = torch.where(first_bad, self.count, self.first)
+        self.bad = torch.where(first_bad, flags, self.bad)
+
+    def problem(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> Optional[Tuple[int, List[str]]]:
+        """(micro-batches since the reset up to the first bad one, the bad terms), or None; then reset.
+        ``reduce`` sums over data-parallel ranks, so that all of them stop together."""
+        if self.bad is None:
+            return None
+        bad = reduce(self.bad.float()).tolist()  # sync
+        first = int(self.first)
+        self.bad.zero_(), self.count.zero_(), self.first.fill_(-1)
+        terms = [name for name, b in zip(self.names, bad, strict=True) if b]
+        return (max(first, 1), terms) if terms else None
 
 
 class DeviceMeter:
@@ -154,6 +191,8 @@ class Trainer:
         self.last_metric: Optional[float] = None  # the latest validation metric, for mid-epoch saves
         self.last_metrics: Dict[str, float] = {}  # every metric of the latest validation
         self.meter = DeviceMeter()
+        self.guard = FiniteGuard()
+        self.checked_step = 0  # the optimizer step of the guard's last check
         self.steps_per_epoch = len(train_loader)
 
     # --- the step -------------------------------------------------------------------
@@ -171,6 +210,7 @@ class Trainer:
                 losses = self.loss_fn(outputs, batch)
             self.scaler.scale(losses["total"] / self.grad_accum_steps).backward()
         self.meter.add(losses)
+        self.guard.add(losses)
         if not steps:
             return
         self.scaler.unscale_(self.optimizer)
@@ -187,6 +227,7 @@ class Trainer:
         """Train the remaining epochs; returns the best validation metric of the stage."""
         for epoch in range(self.state.epoch, self.epochs):
             self.train_epoch(epoch)
+            self.check_finite()  # before validating (and saving) what the epoch trained
             metrics = self.evaluate()
             self.state.epoch, self.state.step_in_epoch = epoch + 1, 0
             self.end_epoch(metrics)
@@ -213,8 +254,8 @@ class Trainer:
                 self.log_train(bar, seen / (now - tick))
                 tick, seen = now, 0
                 self.stop_if_requested()
-            if self._mid_epoch_save_due() and self.checkpoints:
-                self.checkpoints.save(self.checkpoint(self.last_metric), is_best=False)
+            if self._mid_epoch_save_due():
+                self.save(self.last_metric, is_best=False)
         if self.meter:  # the rest of the epoch, so short runs get train curves too
             self.log_train(bar, seen / max(time.perf_counter() - tick, 1e-9))
         bar.close()
@@ -229,8 +270,7 @@ class Trainer:
             requested = bool(self.dist.all_reduce_sum(flag).item())
         if not requested:
             return
-        if self.checkpoints:
-            self.checkpoints.save(self.checkpoint(self.last_metric), is_best=False)
+        self.save(self.last_metric, is_best=False)
         self.dist.barrier()
         raise Preempted(self.stop.name, self.logger.stage, self.state.epoch, self.state.global_step)
 
@@ -238,7 +278,29 @@ class Trainer:
         n = self.save_every_n_steps
         return bool(n) and self.state.global_step % n == 0 and self.state.step_in_epoch < self.steps_per_epoch
 
+    def check_finite(self) -> None:
+        """Raise :class:`NonFiniteLoss` if a loss went NaN/inf since the last check. Called before
+        every save, so no checkpoint ever holds weights trained on such a loss."""
+        found = self.guard.problem(self.dist.all_reduce_sum)
+        if found is None:
+            self.checked_step = self.state.global_step
+            return
+        micro, terms = found
+        step = self.checked_step + math.ceil(micro / self.grad_accum_steps)
+        raise NonFiniteLoss(
+            f"non-finite loss ({', '.join(terms)}) at optimizer step {step} of stage {self.logger.stage}: "
+            f"stopped without saving, so checkpoint_latest.pth and checkpoint_best.pth keep the last finite "
+            f"weights; lower training.lr (now {self.optimizer.defaults['lr']:g}) or check the data"
+        )
+
+    def save(self, metric: Optional[float], is_best: bool) -> None:
+        """Write this step's checkpoint (the main rank), once the losses since the last one are finite."""
+        self.check_finite()
+        if self.checkpoints:
+            self.checkpoints.save(self.checkpoint(metric), is_best)
+
     def log_train(self, bar: tqdm, samples_per_s: float) -> None:
+        self.check_finite()
         values = self.meter.read(self.dist.all_reduce_mean)  # the sync point, once per log interval
         values["lr"] = self.optimizer.param_groups[0]["lr"]
         values["samples_per_s"] = samples_per_s
@@ -280,8 +342,7 @@ class Trainer:
             self.state.best_metric = metric
         self.logger.scalars("val", metrics, self.state.global_step)
         self.logger.epoch_summary(self.state.epoch, self.epochs, metric, is_best, metrics)
-        if self.checkpoints:
-            self.checkpoints.save(self.checkpoint(metric), is_best)
+        self.save(metric, is_best)
 
     # --- checkpoint state -----------------------------------------------------------
     def checkpoint(self, metric: Optional[float]) -> Checkpoint:
