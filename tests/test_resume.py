@@ -247,3 +247,35 @@ def test_auto_resume_continues_the_run_its_directory_holds(finished_run, tmp_pat
 
     changed = run_cli([*args, "training.lr=0.5"], cwd=tmp_path)  # not this run's config: refused as by +resume=
     assert changed.returncode == 2 and "resume cannot change training.lr" in changed.stderr
+
+
+def test_a_failed_checkpoint_write_is_one_line_and_loses_nothing(finished_run, tmp_path):
+    """The disk fills up (here: a file-size limit, EFBIG) while the resumed run saves: the previous
+    checkpoints stay byte for byte, no temp file is left, one line names the file and the cause."""
+    import resource
+    import shutil
+
+    run = tmp_path / "full_disk"
+    shutil.copytree(finished_run / "run", run)
+    before = {p.name: p.read_bytes() for p in (run / "checkpoints/structural").glob("*.pth")}
+
+    def limit_file_size():  # big enough for logs and run.json, too small for a checkpoint
+        resource.setrlimit(resource.RLIMIT_FSIZE, (300 * 1024, 300 * 1024))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "inktrace_train", f"+resume={run}", "training.epochs=2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limit_file_size,
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"inktrace_train: error: cannot write {run}/checkpoints/structural/checkpoint_latest.pth: File too large; "
+        "the previous checkpoint_latest.pth is intact"
+    )
+    assert "Traceback" not in proc.stderr
+    assert {p.name: p.read_bytes() for p in (run / "checkpoints/structural").glob("*.pth")} == before
+    assert not list(run.rglob(".*.tmp*"))
+    assert json.loads((run / "run.json").read_text())["stages"]["structural"]["status"] == "failed"

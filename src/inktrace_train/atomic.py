@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import IO, Any, Callable
 
+from inktrace_train.errors import RunFailed
+
 
 def fsync_dir(directory: Path) -> None:
     """Make a rename durable: the directory entry itself must reach the disk."""
@@ -21,19 +23,50 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class WriteError(RunFailed):
+    """A write that failed (disk full, read-only, quota): the previous file is untouched."""
+
+
+def _cause(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
 def write_temp(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Write to a hidden temp file beside ``path`` and fsync it; the caller renames it."""
+    """Write to a hidden temp file beside ``path`` and fsync it; the caller renames it. On failure
+    the temp file is removed and :class:`WriteError` names the file and the cause."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+    except (OSError, RuntimeError) as e:  # torch.save reports a failed write as RuntimeError
+        tmp.unlink(missing_ok=True)
+        raise WriteError(f"cannot write {path}: {_cause(e)}; the previous {path.name} is intact") from None
     return tmp
 
 
 def commit(tmp: Path, path: Path) -> None:
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    try:
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise WriteError(f"cannot write {path}: {_cause(e)}; the previous {path.name} is intact") from None
+
+
+def check_writable(directory: Path) -> None:
+    """Make ``directory`` and prove a file can be written there, before any work is spent."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write_probe{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise WriteError(f"cannot write in {directory}: {_cause(e)}") from None
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:

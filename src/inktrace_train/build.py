@@ -16,7 +16,7 @@ from typing import Optional, Tuple
 import torch
 from torch.utils.data import DataLoader
 
-from inktrace_train.atomic import write_text
+from inktrace_train.atomic import check_writable, write_text
 from inktrace_train.checkpoint import Checkpoint, CheckpointManager
 from inktrace_train.config import CONFIG_VERSION, Config, DataConfig
 from inktrace_train.data import Augmenter, EpochSampler, InkDataset, Renderer, worker_init_fn
@@ -173,6 +173,8 @@ def build_trainer(
         "torch_version": str(torch.__version__),
         "git_commit": git_state(Path(__file__).resolve().parent)["commit"],
     }
+    if dist.is_main:  # an unwritable checkpoint directory must not cost an epoch first
+        check_writable(run.checkpoint_dir(stage))
     purge_step = None  # TensorBoard events at or after it are dropped: steps a killed run logged twice
     if checkpoint is not None:
         purge_step = (checkpoint.global_step or 0) + 1
