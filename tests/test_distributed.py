@@ -76,6 +76,7 @@ def test_two_processes_make_one_run_directory_and_train_the_same_model(runs):
         "config.yaml",
         "env.json",
         "run.json",
+        "run.lock",
         "tb",
         "train.log",
     ]

@@ -76,6 +76,7 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_run(uninterrupted, wor
     assert (workdir / "cut/.hydra/overrides.yaml").read_text() == launch  # the launch record is never rewritten
 
 
+@pytest.mark.slow
 def test_ctrl_c_is_one_line_and_the_run_resumes_exactly(uninterrupted, workdir):
     proc = subprocess.Popen(
         [sys.executable, "-m", "inktrace_train", *RUN, "hydra.run.dir=cut"],
@@ -249,6 +250,7 @@ def test_auto_resume_continues_the_run_its_directory_holds(finished_run, tmp_pat
     assert changed.returncode == 2 and "resume cannot change training.lr" in changed.stderr
 
 
+@pytest.mark.slow
 def test_a_failed_checkpoint_write_is_one_line_and_loses_nothing(finished_run, tmp_path):
     """The disk fills up (here: a file-size limit, EFBIG) while the resumed run saves: the previous
     checkpoints stay byte for byte, no temp file is left, one line names the file and the cause."""
@@ -279,3 +281,29 @@ def test_a_failed_checkpoint_write_is_one_line_and_loses_nothing(finished_run, t
     assert {p.name: p.read_bytes() for p in (run / "checkpoints/structural").glob("*.pth")} == before
     assert not list(run.rglob(".*.tmp*"))
     assert json.loads((run / "run.json").read_text())["stages"]["structural"]["status"] == "failed"
+
+
+@pytest.mark.slow
+def test_a_run_in_use_is_refused_and_a_stale_lock_is_taken_over(finished_run, tmp_path):
+    import shutil
+
+    busy = subprocess.Popen(
+        [sys.executable, "-m", "inktrace_train", *RUN, "hydra.run.dir=busy"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 240
+    while latest_step(tmp_path / "busy")[0] < 1 and busy.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    second = run_cli(["+resume=busy"], cwd=tmp_path)
+    assert busy.wait(timeout=240) == 0
+    assert second.returncode == 2 and len(second.stderr.strip().splitlines()) == 1, second.stderr
+    assert f"busy is in use by pid {busy.pid} on host " in second.stderr and "(run.lock)" in second.stderr
+
+    stale = tmp_path / "stale"  # the lock file of a run that was killed: no process holds it any more
+    shutil.copytree(finished_run / "run", stale)
+    (stale / "run.lock").write_text("pid 999999 on host elsewhere since yesterday\n")
+    proc = run_cli([f"+resume={stale}", "training.epochs=2"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert torch.load(stale / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)["epoch"] == 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextlib import ExitStack, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -39,13 +40,15 @@ def train(cfg: Config, stages: List[Config], run_dir: Path) -> Optional[float]:
     STOP.install()
     dist = Distributed.setup(cfg.training.device)
     try:
-        if dist.is_main:
-            RunDir(run_dir).create(cfg, stages)
-        run = RunDir(dist.broadcast(run_dir))  # after create: the other ranks read what it wrote
-        best = run_pipeline(run, stages)
-        if dist.is_main:
-            log_summary(run, stages)
-        return best
+        with ExitStack() as held:
+            if dist.is_main:
+                RunDir(run_dir).create(cfg, stages)
+                held.enter_context(RunDir(run_dir).lock())
+            run = RunDir(dist.broadcast(run_dir))  # after create: the other ranks read what it wrote
+            best = run_pipeline(run, stages)
+            if dist.is_main:
+                log_summary(run, stages)
+            return best
     finally:
         dist.close()
 
@@ -159,7 +162,8 @@ def resume_run(plan: ResumePlan) -> Optional[float]:
     STOP.install()
     dist = Distributed.setup(plan.config.training.device)
     try:
-        return _continue(plan, dist)
+        with plan.run.lock() if plan.run and dist.is_main else nullcontext():  # one process per run
+            return _continue(plan, dist)
     finally:
         dist.close()
 
@@ -168,7 +172,7 @@ def _continue(plan: ResumePlan, dist: Distributed) -> Optional[float]:
     if plan.run is None:  # a loose checkpoint file: its run continues in a new directory
         stage, checkpoint, stages = plan.config.stage.name, load_checkpoint(plan.checkpoint), [plan.config]
         path = None
-        if dist.is_main:
+        if dist.is_main:  # a new directory: no other process knows it yet
             path = RunDir.new_path()
             RunDir(path).create(plan.config, stages)
         run = RunDir(dist.broadcast(path))

@@ -88,6 +88,43 @@ def environment() -> Dict[str, Any]:
     }
 
 
+class RunInUse(UserError):
+    """Another live process is training in this run directory."""
+
+
+class RunLock:
+    """Held by the one process that trains in a run directory (``run.lock``, with its pid and
+    host). A kernel lock (flock): it dies with its process, so a stale lock from a killed run
+    is simply taken over; a live owner makes a second ``+resume=`` fail at once."""
+
+    def __init__(self, run: RunDir):
+        self.path = run.path / "run.lock"
+        self.fd: Optional[int] = None
+
+    def __enter__(self) -> RunLock:
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 4096).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunInUse(
+                f"{self.path.parent} is in use by {owner} ({self.path.name}): wait for it to end "
+                "or stop it; two processes never train into one run"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on host {platform.node()} since {now_iso()}\n".encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # releases the lock; the file stays (it names the last owner)
+            self.fd = None
+
+
 class RunDirTaken(UserError):
     """A new run was pointed at a directory that holds another run (its files are left alone)."""
 
@@ -161,6 +198,9 @@ class RunDir:
 
     def stage_config_file(self, stage: str) -> Path:
         return self.checkpoint_dir(stage) / "config.yaml"
+
+    def lock(self) -> RunLock:
+        return RunLock(self)
 
     def run_files(self) -> List[str]:
         """The names present that only a run writes (empty for a new or unrelated directory)."""
