@@ -116,6 +116,7 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_its_directory(workdir):
         assert all(torch.isfinite(v).all() for v in weights if v.is_floating_point()), path
 
 
+@pytest.mark.slow
 def test_two_runs_in_the_same_second_get_their_own_directories(workdir):
     procs = [
         subprocess.Popen(

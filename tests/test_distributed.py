@@ -156,6 +156,7 @@ def test_stage_all_under_torchrun_starts_dense_from_structural_best(tmp_path):
     assert "checkpoints/structural/checkpoint_best.pth" in (tmp_path / "pipe/init_report_dense.txt").read_text()
 
 
+@pytest.mark.slow
 @needs_submitit
 def test_slurm_local_preset_runs_two_jobs_side_by_side_through_submitit(tmp_path):
     """The Slurm launcher's path without Slurm: submitit's local executor runs both jobs at once,

@@ -101,6 +101,7 @@ def test_ctrl_c_is_one_line_and_the_run_resumes_exactly(uninterrupted, workdir):
     assert_same_run(uninterrupted, workdir / "cut")
 
 
+@pytest.mark.slow
 def test_sigterm_saves_the_step_and_exits_75_then_resume_matches(uninterrupted, workdir):
     """What Slurm does before preempting a job: SIGTERM mid-epoch. The run saves the current
     step (log interval 1 here), says how to continue and exits 75; the resumed run is exact."""

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, List, NoReturn, Optional, Tuple
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -184,12 +184,17 @@ def _hydra_main(cfg: DictConfig) -> Optional[float]:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         return _sweep_job(cfg, run_dir)
+    return _reporting(run_dir, lambda: _train(cfg, run_dir), new_run=True)
+
+
+def _reporting(run_dir: Path, action: Callable[[], Optional[float]], new_run: bool) -> Optional[float]:
+    """Run ``action`` (training in ``run_dir``): every way it can end is one line and an exit status."""
     try:
-        return _train(cfg, run_dir)
+        return action()
     except RunFailed as e:  # it ran: keep what it wrote
         fail(str(e), code=1)
     except UserError as e:
-        if not isinstance(e, RunDirTaken):  # never delete another run's directory
+        if new_run and not isinstance(e, RunDirTaken):  # a failed start; never another run's directory
             RunDir(run_dir).discard_if_unused()
         fail(str(e))
     except Preempted as e:
@@ -222,12 +227,7 @@ def main() -> None:
             raise UserError("--cfg and --info print one composed config: drop -m/--multirun to use them")
         if args.resume is not None and not (args.help or args.cfg or args.info):
             if not (args.multirun or (Path(args.resume) / "multirun.yaml").is_file()):
-                try:
-                    _resume(args.resume, args.overrides)
-                except Preempted as e:
-                    stopped(e, Path(args.resume))
-                except KeyboardInterrupt:
-                    interrupted(Path(args.resume))
+                _reporting(Path(args.resume), lambda: _resume(args.resume, args.overrides), new_run=False)
                 return
             SWEEP.resume = True
             argv = sweep_resume_argv(argv, args.resume)
@@ -235,7 +235,7 @@ def main() -> None:
             argv = other_rank_argv(argv)
         sys.argv = [sys.argv[0], *argv]
     except UserError as e:
-        fail(str(e), code=1 if isinstance(e, RunFailed) else 2)
+        fail(str(e))
     _hydra_main()
     if SWEEP.failed:
         fail(f"{SWEEP.failed} of {SWEEP.jobs} sweep jobs failed; their errors are in the sweep's summary.md", code=1)

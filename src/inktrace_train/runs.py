@@ -94,8 +94,10 @@ class RunInUse(UserError):
 
 class RunLock:
     """Held by the one process that trains in a run directory (``run.lock``, with its pid and
-    host). A kernel lock (flock): it dies with its process, so a stale lock from a killed run
-    is simply taken over; a live owner makes a second ``+resume=`` fail at once."""
+    host). A POSIX record lock (lockf): the kernel drops it when its process dies, so a stale
+    lock from a killed run is simply taken over, and unlike flock it is not inherited by the
+    data-loader workers a process forks (they can outlive a SIGKILLed parent by seconds). A live
+    owner makes a second ``+resume=`` fail at once."""
 
     def __init__(self, run: RunDir):
         self.path = run.path / "run.lock"
@@ -106,8 +108,8 @@ class RunLock:
 
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # EAGAIN or EACCES: held by a live process
             owner = os.read(fd, 4096).decode(errors="replace").strip() or "another process"
             os.close(fd)
             raise RunInUse(
