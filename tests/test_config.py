@@ -100,6 +100,10 @@ def test_nearest_key():
         (["training.batch_size=0"], "training.batch_size=0 is out of range: must be >= 1"),
         (["model.num_heads=3"], "model.num_heads=3 is out of range: must be >= 1 and divide model.embed_dim=128"),
         (["stage=dense", "model.full_heads=false"], "model.full_heads=False is not allowed with stage.name=dense"),
+        (["model=tinyy"], "unknown option model=tinyy: did you mean 'tiny'? options: default, tiny"),
+        (["stage=dens"], "unknown option stage=dens: did you mean 'dense'? options: all, dense, structural"),
+        (["-m", "model=default,tinyy"], "unknown option model=tinyy"),
+        (["experiment=null"], "experiment=null is not an option: leave experiment out to use none"),
     ],
 )
 def test_validation_errors(workdir, args, expected):

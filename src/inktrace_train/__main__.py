@@ -222,7 +222,7 @@ def stopped(e: Preempted, path: Path) -> NoReturn:
 def main() -> None:
     try:
         args, argv = command_line(sys.argv[1:])
-        check_overrides(args.overrides)
+        check_overrides(args.overrides, [args.config_dir] if args.config_dir else [])
         if args.multirun and (args.cfg or args.info):
             raise UserError("--cfg and --info print one composed config: drop -m/--multirun to use them")
         if args.resume is not None and not (args.help or args.cfg or args.info):

@@ -8,9 +8,10 @@ made. Nothing here imports torch.
 
 from __future__ import annotations
 
+import difflib
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
@@ -45,11 +46,34 @@ def register() -> None:
         OmegaConf.register_new_resolver("inktrace_run_dir", _new_run_dir, use_cache=True)
 
 
-def check_overrides(overrides: List[str]) -> None:
-    """Reject misspelt or mistyped keys on the command line before Hydra composes.
+def group_options(group: str, extra_dirs: List[str]) -> List[str]:
+    """The options of a config group: its yaml files here and in the user's ``--config-dir``."""
+    dirs = [Path(config_dir()), *(Path(d).expanduser() for d in extra_dirs)]
+    return sorted({p.stem for d in dirs for p in (d / group).glob("*.yaml")})
 
-    Hydra accepts ``+key=`` and ``++key=`` for keys the schema lacks and names no
-    alternative for a misspelt key; this check names the nearest valid key.
+
+def _check_group_choice(group: str, choices: List[Any], extra_dirs: List[str]) -> None:
+    options = group_options(group, extra_dirs)
+    for choice in choices:
+        if choice is None:
+            raise ConfigError(
+                f"{group}=null is not an option: leave {group} out to use none; options: {', '.join(options)}"
+            )
+        if str(choice) not in options:
+            near = difflib.get_close_matches(str(choice), options, n=1)
+            hint = f"did you mean '{near[0]}'? " if near else ""
+            raise ConfigError(f"unknown option {group}={choice}: {hint}options: {', '.join(options)}")
+
+
+def check_overrides(overrides: List[str], extra_dirs: Optional[List[str]] = None) -> None:
+    """Reject misspelt or mistyped keys and group options on the command line before Hydra composes.
+
+    Hydra accepts ``+key=`` and ``++key=`` for keys the schema lacks, names no alternative for
+    a misspelt key, and answers a misspelt group option with a multi-line message; this check
+    names the nearest valid key or option in one line.
+
+    Args:
+        extra_dirs: the user's ``--config-dir``, whose group files count as options too.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
@@ -62,7 +86,11 @@ def check_overrides(overrides: List[str]) -> None:
     schema = OmegaConf.structured(Config)
     for o in parsed:
         key = o.key_or_group
-        if key.split(".")[0].split("/")[0] == "hydra" or (key in GROUPS and not o.is_delete()):
+        if key.split(".")[0].split("/")[0] == "hydra":
+            continue
+        if key in GROUPS and not o.is_delete():
+            values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.value()]
+            _check_group_choice(key, values, extra_dirs or [])
             continue
         if not is_known(key, known):
             raise ConfigError(unknown_key_message(key))
