@@ -213,3 +213,29 @@ def test_glyphs_are_unit_coordinate_views(full_cache):
         assert np.all((s > 0) & (s < 1))
         with pytest.raises(ValueError):
             s[0, 0] = 0.5  # shared with every other user: read-only
+
+
+@pytest.mark.slow
+def test_two_processes_building_the_cache_at_once_leave_one_valid_cache(tmp_path):
+    """Two runs started together both parse the full corpus and write the cache at the same
+    time: each write is a private temp file renamed into place, so both get the same corpus
+    and the cache left behind reads back without a rebuild."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from inktrace_train.data import kanjivg as k; "
+        "c = k.load_corpus(cache_dir=sys.argv[1]); print(k._digest(c.arrays()))"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
+    assert outs[0][0] == outs[1][0] and outs[0][0].strip()
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
+    reread = kanjivg.read_cache(kanjivg.cache_path(tmp_path), kanjivg._source_key(kanjivg.kanji_dir()))
+    assert kanjivg._digest(reread.arrays()) == outs[0][0].strip()
