@@ -76,8 +76,9 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_run(uninterrupted, wor
     assert (workdir / "cut/.hydra/overrides.yaml").read_text() == launch  # the launch record is never rewritten
 
 
-@pytest.mark.slow
-def test_ctrl_c_is_one_line_and_the_run_resumes_exactly(uninterrupted, workdir):
+def signal_after_epoch_1(workdir: Path, signum: int) -> tuple[int, str]:
+    """Start RUN into ``cut``, send ``signum`` once epoch 1 is saved (step 4; it lands in a later
+    epoch), and return the exit status and stderr."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "inktrace_train", *RUN, "hydra.run.dir=cut"],
         cwd=workdir,
@@ -88,9 +89,15 @@ def test_ctrl_c_is_one_line_and_the_run_resumes_exactly(uninterrupted, workdir):
     deadline = time.time() + 240
     while latest_step(workdir / "cut")[0] < 4 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.005)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-3000:]
+    return proc.returncode, err
+
+
+@pytest.mark.slow
+def test_ctrl_c_is_one_line_and_the_run_resumes_exactly(uninterrupted, workdir):
+    code, err = signal_after_epoch_1(workdir, signal.SIGINT)
+    assert code == 130, err[-3000:]
     assert err.strip() == (
         f"inktrace_train: interrupted (Ctrl-C); {workdir / 'cut'} keeps its newest checkpoint. "
         f"Continue with: python -m inktrace_train +resume={workdir / 'cut'}"
@@ -105,19 +112,8 @@ def test_ctrl_c_is_one_line_and_the_run_resumes_exactly(uninterrupted, workdir):
 def test_sigterm_saves_the_step_and_exits_75_then_resume_matches(uninterrupted, workdir):
     """What Slurm does before preempting a job: SIGTERM mid-epoch. The run saves the current
     step (log interval 1 here), says how to continue and exits 75; the resumed run is exact."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "inktrace_train", *RUN, "hydra.run.dir=cut"],
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 240
-    while latest_step(workdir / "cut")[0] < 4 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.005)  # epoch 1 is saved (step 4): SIGTERM lands in a later epoch
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 75, err[-3000:]
+    code, err = signal_after_epoch_1(workdir, signal.SIGTERM)
+    assert code == 75, err[-3000:]
     saved = torch.load(workdir / "cut/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
     assert 0 < saved["step_in_epoch"] <= 4 and saved["global_step"] < 12  # a step-level checkpoint
     assert f"stopped by SIGTERM in stage structural at epoch {saved['epoch'] + 1}, optimizer step " in err
