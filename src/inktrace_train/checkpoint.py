@@ -5,11 +5,17 @@ every epoch, ``checkpoint_best.pth`` when the stage's metric improves, and
 ``checkpoint_epoch_NNNN.pth`` every ``save_interval`` epochs, of which the last
 ``keep_last_n`` are kept. ``manifest.json`` records each file's size and SHA-256,
 the rotation order and the best metric, so all of it survives a resume.
+
+Every file also proves itself: after the ``torch.save`` bytes comes a seal, ``SEAL`` and the
+SHA-256 of those bytes in hex (``torch.load`` ignores trailing bytes, so plain PyTorch still
+reads the file). A flipped or cut byte anywhere is found by that digest, with no manifest.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import logging
 import os
@@ -17,7 +23,7 @@ import re
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import IO, Any, Dict, List, Optional, Tuple
 
 import torch
 
@@ -31,6 +37,32 @@ log = logging.getLogger(__name__)
 
 class CheckpointError(UserError):
     """A checkpoint that is missing, unreadable, corrupt or of an unknown format."""
+
+
+SEAL = b"\nINKTRACE-SHA256:"
+_SEAL_SIZE = len(SEAL) + 64
+
+
+def write_sealed(f: IO[bytes], state: Dict[str, Any]) -> None:
+    """``torch.save(state)`` followed by the seal: the SHA-256 of the bytes before it."""
+    buffer = io.BytesIO()
+    torch.save({**state, "metadata": {**(state.get("metadata") or {}), "sealed": "sha256"}}, buffer)
+    data = buffer.getbuffer()
+    f.write(data)
+    f.write(SEAL + hashlib.sha256(data).hexdigest().encode())
+
+
+def _unseal(path: Path, data: bytes) -> Tuple[bytes, bool]:
+    """The ``torch.save`` bytes of a file and whether it carried a seal; a seal that does not
+    match its bytes raises. A file written before seals existed has none (the load then
+    checks that it did not claim one: a cut seal is a truncation)."""
+    seal = data[-_SEAL_SIZE:]
+    if not seal.startswith(SEAL):
+        return data, False
+    payload = data[:-_SEAL_SIZE]
+    if hashlib.sha256(payload).hexdigest().encode() != seal[len(SEAL) :]:
+        raise CheckpointError(f"{path} is corrupt: its SHA-256 does not match the digest sealed in it")
+    return payload, True
 
 
 @dataclass
@@ -80,13 +112,19 @@ def load_checkpoint(path: Path) -> Checkpoint:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
+        payload, sealed = _unseal(path, path.read_bytes())
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "pickle protocol" noise on foreign files
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as e:  # torn or foreign bytes fail in many ways (IndexError, KeyError, EOFError, ...)
         raise CheckpointError(f"cannot load checkpoint {path}: {_load_error(e)}") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not a checkpoint (a {type(state).__name__}, expected a dict)")
+    if not sealed and isinstance(state.get("metadata"), dict) and state["metadata"].get("sealed"):
+        raise CheckpointError(f"{path} is truncated: the SHA-256 seal it was written with is missing")
     version = state.get("version")
     if isinstance(version, int) and version > FORMAT_VERSION:
         raise CheckpointError(
@@ -124,6 +162,22 @@ def _load_error(e: Exception) -> str:
     return lines[0] if lines else type(e).__name__
 
 
+def _entry_ok(entry: Any) -> bool:
+    return isinstance(entry, dict) and isinstance(entry.get("size"), int) and isinstance(entry.get("sha256"), str)
+
+
+def _well_formed(manifest: Any) -> bool:
+    return (
+        isinstance(manifest, dict)
+        and isinstance(manifest.get("files"), dict)
+        and all(
+            _entry_ok(e) and _entry_ok(e.get("previous", {"size": 0, "sha256": ""})) for e in manifest["files"].values()
+        )
+        and isinstance(manifest.get("periodic"), list)
+        and all(isinstance(n, str) and PERIODIC.match(n) for n in manifest["periodic"])
+    )
+
+
 class CheckpointManager:
     """Writes, rotates and verifies the checkpoints of one stage.
 
@@ -144,10 +198,13 @@ class CheckpointManager:
         path = self.directory / MANIFEST
         if path.is_file():
             try:
-                return json.loads(path.read_text())
-            except ValueError:
-                log.warning("%s is unreadable; rebuilding it from the files present", path)
-        # No manifest (a new stage, or files from an older tool): periodic files present count.
+                manifest = json.loads(path.read_text())
+                if _well_formed(manifest):
+                    return manifest
+            except (OSError, ValueError):
+                pass
+            log.warning("%s is unreadable; the checkpoints are verified by their own SHA-256 seals", path)
+        # No manifest (a new stage, a lost manifest, files from an older tool): every file present counts.
         periodic = sorted(p.name for p in self.directory.glob("checkpoint_epoch_*.pth") if PERIODIC.match(p.name))
         return {"format": FORMAT_VERSION, "best_metric": None, "best_epoch": None, "periodic": periodic, "files": {}}
 
@@ -162,7 +219,7 @@ class CheckpointManager:
         leaves a file whose hash the manifest still accepts (the old one).
         """
         path = self.directory / name
-        tmp = write_temp(path, lambda f: torch.save(ckpt.to_dict(), f))
+        tmp = write_temp(path, lambda f: write_sealed(f, ckpt.to_dict()))
         entry = {
             "size": tmp.stat().st_size,
             "sha256": sha256_file(tmp),
