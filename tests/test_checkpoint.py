@@ -42,6 +42,42 @@ def test_files_manifest_and_weights_only_load(tmp_path):
         assert torch.load(tmp_path / name, weights_only=True)["epoch"] == 4
 
 
+def test_a_kill_while_writing_best_leaves_the_previous_latest(tmp_path, monkeypatch):
+    """Latest is written last: a kill before it leaves the previous latest, so a resume replays
+    the epoch and writes best again (written first, latest could name a best no file holds)."""
+    m = CheckpointManager(tmp_path, keep_last_n=3, save_interval=1)
+    m.save(state(1, 0.5), is_best=True)
+    real_commit = ckpt_module.commit
+
+    def killed_at(name):
+        def commit(tmp, path):
+            if path.name == name:
+                raise KeyboardInterrupt
+            real_commit(tmp, path)
+
+        return commit
+
+    for name in (BEST, periodic_name(2), LATEST):
+        monkeypatch.setattr(ckpt_module, "commit", killed_at(name))
+        with pytest.raises(KeyboardInterrupt):
+            CheckpointManager(tmp_path, keep_last_n=3, save_interval=1).save(state(2, 0.6), is_best=True)
+        assert CheckpointManager(tmp_path, keep_last_n=3, save_interval=1).load_newest_valid().epoch == 1
+
+
+def test_the_run_lock_holder_removes_temp_files_of_killed_processes(tmp_path):
+    from inktrace_train.runs import RunDir
+
+    stage = tmp_path / "checkpoints/structural"
+    stage.mkdir(parents=True)
+    stale = [stage / ".checkpoint_latest.pth.tmp999999", tmp_path / ".run.json.tmp999998"]
+    for p in stale:
+        p.write_bytes(b"torn")
+    keep = stage / "notes.tmp1"  # not a name our writes use
+    keep.write_text("mine")
+    with RunDir(tmp_path).lock():
+        assert not any(p.exists() for p in stale) and keep.exists()
+
+
 def test_crash_between_temp_write_and_replace_keeps_previous_latest(tmp_path, monkeypatch):
     m = CheckpointManager(tmp_path, keep_last_n=3, save_interval=100)
     m.save(state(1, 0.5), is_best=True)

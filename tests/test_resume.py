@@ -192,6 +192,26 @@ def test_a_run_killed_before_its_first_checkpoint_starts_over_on_resume(finished
     assert json.loads((cut / "run.json").read_text())["stages"]["structural"]["status"] == "done"
 
 
+def test_a_run_killed_before_it_was_recorded_starts_again_on_resume(finished_run, tmp_path):
+    """Killed after Hydra wrote .hydra/ but before config.yaml: +resume= runs the launch's own
+    command line again in that directory (a new run there is not refused: nothing started)."""
+    import shutil
+
+    cut = tmp_path / "cut"
+    shutil.copytree(finished_run / "run", cut)
+    for name in ("config.yaml", "checkpoints", "tb", "train.log"):  # what a run records after .hydra/
+        shutil.rmtree(cut / name) if (cut / name).is_dir() else (cut / name).unlink()
+    (cut / "checkpoints/structural").mkdir(parents=True)
+    (cut / "checkpoints/structural/.checkpoint_latest.pth.tmp999999").write_bytes(b"torn")
+    proc = run_cli([f"+resume={cut}"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "was stopped before its run was recorded; starting it again" in proc.stderr
+    a = torch.load(finished_run / "run/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
+    b = torch.load(cut / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)
+    assert all(torch.equal(v, b["model_state_dict"][k]) for k, v in a["model_state_dict"].items())
+    assert not list(cut.rglob(".*.tmp*")), "a killed process's temp file survived the run"
+
+
 def test_resume_path_with_spaces_commas_and_equals(finished_run, tmp_path):
     import shutil
 

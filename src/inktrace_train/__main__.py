@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from inktrace_train import resume
 from inktrace_train.compose import check_overrides, compose_plain, compose_stages, config_dir, register
@@ -107,6 +107,26 @@ def sweep_resume_argv(argv: List[str], sweep_dir: str) -> List[str]:
         f"hydra.output_subdir=.hydra/resume-{stamp}",
         "hydra.callbacks.validate.sweep_resume=true",
     ]
+
+
+def unstarted_argv(path: Path, overrides: List[str]) -> Optional[List[str]]:
+    """``+resume=`` of a run stopped before it recorded its config (only Hydra's ``.hydra/`` record
+    is there, no config.yaml, no checkpoint): that launch's command line again, into the same
+    directory. None for anything else."""
+    run = RunDir(path)
+    if not path.is_dir() or run.started() or not run.hydra_dir.is_dir():
+        return None
+    try:
+        task = list(OmegaConf.load(run.overrides_file))
+        launch = list(OmegaConf.load(run.hydra_dir / "hydra.yaml").hydra.overrides.hydra)
+    except Exception:  # a kill while Hydra wrote these files: they may be torn
+        raise UserError(
+            f"resume: {path} holds no run (it was stopped before recording its config, and "
+            f"{run.hydra_dir} is unreadable): start it again with its original command"
+        ) from None
+    print(f"inktrace_train: {path} was stopped before its run was recorded; starting it again", file=sys.stderr)
+    kept = [o for o in launch if o.split("=", 1)[0] != "hydra.run.dir"]
+    return [*kept, *task, *overrides, f"hydra.run.dir={path}"]
 
 
 # --- what each command runs ------------------------------------------------------------
@@ -225,7 +245,10 @@ def main() -> None:
         check_overrides(args.overrides, [args.config_dir] if args.config_dir else [])
         if args.multirun and (args.cfg or args.info):
             raise UserError("--cfg and --info print one composed config: drop -m/--multirun to use them")
-        if args.resume is not None and not (args.help or args.cfg or args.info):
+        restart = args.resume and not args.multirun and unstarted_argv(Path(args.resume), args.overrides)
+        if restart:
+            argv = restart
+        elif args.resume is not None and not (args.help or args.cfg or args.info):
             if not (args.multirun or (Path(args.resume) / "multirun.yaml").is_file()):
                 _reporting(Path(args.resume), lambda: _resume(args.resume, args.overrides), new_run=False)
                 return

@@ -8,8 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, List
 
 from inktrace_train.errors import RunFailed
 
@@ -47,6 +48,21 @@ def write_temp(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
         tmp.unlink(missing_ok=True)
         raise WriteError(f"cannot write {path}: {_cause(e)}; the previous {path.name} is intact") from None
     return tmp
+
+
+TEMP_NAME = re.compile(r"^\..+\.tmp(\d+)$")  # what write_temp names its files
+
+
+def remove_stale_temps(directory: Path) -> List[str]:
+    """Delete the temp files that killed processes left in ``directory``; only for the one
+    process that writes there (it holds the run's lock). Returns the names removed."""
+    removed = []
+    for path in directory.glob(".*.tmp*"):
+        found = TEMP_NAME.match(path.name)
+        if found and int(found.group(1)) != os.getpid():
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
 
 
 def commit(tmp: Path, path: Path) -> None:

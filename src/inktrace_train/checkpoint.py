@@ -34,6 +34,10 @@ from inktrace_train.runs import BEST, LATEST, MANIFEST, PERIODIC, now_iso, perio
 
 log = logging.getLogger(__name__)
 
+# Test-only: a file to which every checkpoint write appends "begin|end|rotate STAGE/NAME STEP", so
+# the kill campaign (scripts/kill_campaign.py) can aim kills inside saves and check what a resume loads.
+SAVE_HOOK_ENV = "INKTRACE_SAVE_HOOK"
+
 
 class CheckpointError(UserError):
     """A checkpoint that is missing, unreadable, corrupt or of an unknown format."""
@@ -162,6 +166,13 @@ def _load_error(e: Exception) -> str:
     return lines[0] if lines else type(e).__name__
 
 
+def _announce(event: str, path: Path, step: Optional[int]) -> None:
+    hook = os.environ.get(SAVE_HOOK_ENV)
+    if hook:
+        with open(hook, "a") as f:
+            f.write(f"{event} {path.parent.name}/{path.name} {step}\n")
+
+
 def _entry_ok(entry: Any) -> bool:
     return isinstance(entry, dict) and isinstance(entry.get("size"), int) and isinstance(entry.get("sha256"), str)
 
@@ -219,6 +230,7 @@ class CheckpointManager:
         leaves a file whose hash the manifest still accepts (the old one).
         """
         path = self.directory / name
+        _announce("begin", path, ckpt.global_step)
         tmp = write_temp(path, lambda f: write_sealed(f, ckpt.to_dict()))
         entry = {
             "size": tmp.stat().st_size,
@@ -234,23 +246,28 @@ class CheckpointManager:
         self.manifest["files"][name] = entry
         self._write_manifest()
         commit(tmp, path)
+        _announce("end", path, ckpt.global_step)
 
     def save(self, ckpt: Checkpoint, is_best: bool) -> None:
-        """Write latest, the periodic file when due, and best when ``is_best`` (the trainer's
-        decision, from its own state); then rotate. The manifest records, it never decides."""
+        """Write best when ``is_best`` (the trainer's decision, from its own state), the periodic
+        file when due (then rotate), and latest last. The manifest records, it never decides.
+
+        Latest goes last: a kill before it is renamed leaves the previous latest, and the resume
+        replays this epoch, rewriting best and the periodic file identically. Written first, a
+        kill could leave a latest whose epoch was the best while no best file holds it.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         epoch = ckpt.epoch or 0
-        self._write(LATEST, ckpt)
+        if is_best:
+            self._write(BEST, ckpt)
+            self.manifest["best_metric"] = ckpt.metric
+            self.manifest["best_epoch"] = epoch
         if epoch % self.save_interval == 0 and ckpt.step_in_epoch == 0:
             name = periodic_name(epoch)
             self._write(name, ckpt)
             self.manifest["periodic"] = [n for n in self.manifest["periodic"] if n != name] + [name]
             self._rotate()
-        if is_best:
-            self._write(BEST, ckpt)
-            self.manifest["best_metric"] = ckpt.metric
-            self.manifest["best_epoch"] = epoch
-        self._write_manifest()
+        self._write(LATEST, ckpt)
 
     def _rotate(self) -> None:
         """Delete the oldest periodic files beyond keep_last_n (only after the new one is safe)."""
@@ -258,6 +275,7 @@ class CheckpointManager:
             name = self.manifest["periodic"].pop(0)
             self.manifest["files"].pop(name, None)
             self._write_manifest()  # forget it first: a kill now leaves a stray file, not a dangling entry
+            _announce("rotate", self.directory / name, None)
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self.directory / name)
 

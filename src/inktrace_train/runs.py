@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import OmegaConf
 
-from inktrace_train.atomic import write_json, write_text
+from inktrace_train.atomic import remove_stale_temps, write_json, write_text
 from inktrace_train.config import CONFIG_VERSION, Config, to_config
 from inktrace_train.errors import UserError
 
@@ -119,6 +119,8 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on host {platform.node()} since {now_iso()}\n".encode())
         self.fd = fd
+        for directory in (self.path.parent, *self.path.parent.glob("checkpoints/*/")):
+            remove_stale_temps(directory)  # the one writer now: temp files here are a killed run's
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -209,20 +211,24 @@ class RunDir:
         marks = (self.hydra_dir, self.config_file, self.status_file, self.path / "checkpoints")
         return [p.name for p in marks if p.exists()]
 
-    def refuse_if_taken(self, ignore: Tuple[str, ...] = ()) -> None:
+    def started(self) -> bool:
+        """Whether a run started here: its config.yaml (recorded last, before any training) or a
+        checkpoint. Without either, the directory holds a start killed before it was recorded
+        (Hydra's ``.hydra/`` and part of ours): starting again there loses nothing."""
+        return self.config_file.is_file() or self.has_checkpoints()
+
+    def refuse_if_taken(self) -> None:
         """Raise if this directory already holds a run: a new run never writes into another's."""
-        found = [name for name in self.run_files() if name not in ignore]
-        if found:
+        if self.started():
             raise RunDirTaken(
-                f"{self.path} already holds a run ({', '.join(found)}): continue it with "
+                f"{self.path} already holds a run ({', '.join(self.run_files())}): continue it with "
                 f"+resume={self.path}, or start a new run in another directory (hydra.run.dir=PATH)"
             )
 
     def create(self, cfg: Config, stages: List[Config]) -> None:
         """Record a new run: each stage's config, environment, pending stages, and last the
-        resolved config (its presence marks a run that ``+resume=`` can continue).
-        Hydra has written ``.hydra/`` already; anything else there is another run's."""
-        self.refuse_if_taken(ignore=(self.hydra_dir.name,))
+        resolved config (its presence marks a run that ``+resume=`` can continue)."""
+        self.refuse_if_taken()
         self.path.mkdir(parents=True, exist_ok=True)
         for stage_cfg in stages:
             self.save_stage_config(stage_cfg)
