@@ -221,7 +221,11 @@ def resumes(run_dir: Path) -> int:
     return len(json.loads(status.read_text()).get("resumes", [])) if status.is_file() else 0
 
 
-def campaign(kills: int, seed: int, work: Path, log=print) -> List[Kill]:
+def log(line: str) -> None:
+    print(line, flush=True)
+
+
+def campaign(kills: int, seed: int, work: Path) -> List[Kill]:
     rng = random.Random(seed)
     refs = {kind: reference(kind, work) for kind in RUNS}
     for kind, ref in refs.items():
@@ -273,6 +277,8 @@ def run_until_done(kind: str, ref: Reference, run_dir: Path, planned: int, rng: 
             )
         if not mine:  # it finished before the first aimed moment: try again with a new run
             shutil.rmtree(run_dir, ignore_errors=True)
+            for stale in run_dir.parent.glob(f"{run_dir.name}.hook*"):
+                stale.unlink()
             args, history, n = start, [], 0
             continue
         return mine
