@@ -108,20 +108,21 @@ def run_pipeline(
     The first stage that runs continues from ``checkpoint`` when given. A later stage
     without ``stage.init_from`` starts from the previous stage's best checkpoint.
     """
-    best, previous = None, None
+    best = None
     names = [c.stage.name for c in stages]
-    for cfg in stages[names.index(start) if start else 0 :]:
+    first = names.index(start) if start else 0
+    for i, cfg in enumerate(stages[first:], start=first):
         stage = cfg.stage.name
         status = run.status()["stages"].get(stage, {})
         if stage != start and is_finished(status, cfg):
             log.info("stage %s is done (best metric %s): skipped", stage, status.get("best_metric"))
-            best, previous = status.get("best_metric"), stage
+            best = status.get("best_metric")
             continue
         if stage != start and status.get("status") == "done":  # done, but a resume extended its epochs
             checkpoint = newest_checkpoint(run, cfg)
-        if checkpoint is None and previous is not None and cfg.stage.init_from is None:
-            cfg = replace(cfg, stage=replace(cfg.stage, init_from=str(run.best_checkpoint(previous))))
-        best, previous, checkpoint, start = run_stage(cfg, run, checkpoint), stage, None, None
+        if checkpoint is None and i > 0 and cfg.stage.init_from is None:  # also when a resume starts here
+            cfg = replace(cfg, stage=replace(cfg.stage, init_from=str(run.best_checkpoint(names[i - 1]))))
+        best, checkpoint, start = run_stage(cfg, run, checkpoint), None, None
     return best
 
 
