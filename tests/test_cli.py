@@ -151,7 +151,7 @@ def test_dense_from_a_structural_run_directory(workdir):
     assert "checkpoints/structural/checkpoint_best.pth" in report
     assert "new          heads.keypoints" in report and "transferred  encoder" in report
     bad = run_cli([*TINY, "stage=dense", "stage.init_from=s", "model=default", "hydra.run.dir=d2"], cwd=workdir)
-    assert bad.returncode == 2 and "model.embed_dim: checkpoint 32 vs config 128" in bad.stderr
+    assert bad.returncode == 2 and "(checkpoint vs config): model.embed_dim 32 vs 128" in bad.stderr
     assert not (workdir / "d2").exists()
 
 

@@ -147,3 +147,15 @@ def test_dataloader_workers_do_not_change_batches(kanjivg_source):
     # Resuming mid-epoch yields exactly the remaining batches.
     for a, b in zip(serial[1:], batches(ds, 0, start=4), strict=False):
         assert same(a, b)
+
+
+def test_sampler_length_matches_iteration_and_is_instant_for_huge_epochs():
+    import itertools
+
+    for n, b, drop, rank, world, start in itertools.product(
+        [0, 1, 7, 16, 33], [1, 3, 8], [True, False], [0, 2], [1, 3], [0, 2, 50]
+    ):
+        if rank < world:
+            sampler = EpochSampler(n, 0, b, drop, rank, world, start)
+            assert len(sampler) == len(list(sampler)), (n, b, drop, rank, world, start)
+    assert len(EpochSampler(99_999_999_999, 0, 32, drop_last=True)) == 99_999_999_968  # a loop over batches hung

@@ -153,7 +153,7 @@ def test_the_original_command_line_with_resume_is_accepted(finished_run):
     "args,expected",
     [
         (["+resume=missing/run"], "resume: no such file or directory: missing/run"),
-        (["+resume=empty"], "resume: empty is not a run directory (it has no config.yaml)"),
+        (["+resume=empty"], "resume: empty is not a run directory (it has no config.yaml and run.json)"),
         (["+resume=garbage.pth"], "cannot load checkpoint garbage.pth"),
         (
             ["+resume=run", "training.lr=0.5"],

@@ -242,7 +242,7 @@ def stopped(e: Preempted, path: Path) -> NoReturn:
 def main() -> None:
     try:
         args, argv = command_line(sys.argv[1:])
-        check_overrides(args.overrides, [args.config_dir] if args.config_dir else [])
+        check_overrides(args.overrides, [args.config_dir] if args.config_dir else [], args.multirun)
         if args.multirun and (args.cfg or args.info):
             raise UserError("--cfg and --info print one composed config: drop -m/--multirun to use them")
         restart = args.resume and not args.multirun and unstarted_argv(Path(args.resume), args.overrides)

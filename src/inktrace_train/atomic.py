@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import IO, Any, Callable, List
 
-from inktrace_train.errors import RunFailed
+from inktrace_train.errors import RunFailed, first_line
 
 
 def fsync_dir(directory: Path) -> None:
@@ -31,8 +31,7 @@ class WriteError(RunFailed):
 def _cause(e: BaseException) -> str:
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
-    lines = [line for line in str(e).splitlines() if line.strip()]
-    return lines[0] if lines else type(e).__name__
+    return first_line(e)
 
 
 def write_temp(path: Path, write: Callable[[IO[bytes]], None]) -> Path:

@@ -21,7 +21,7 @@ from inktrace_train.checkpoint import Checkpoint, CheckpointManager
 from inktrace_train.config import CONFIG_VERSION, Config, DataConfig
 from inktrace_train.data import Augmenter, EpochSampler, InkDataset, Renderer, worker_init_fn
 from inktrace_train.distributed import Distributed, available_cores
-from inktrace_train.errors import ConfigError
+from inktrace_train.errors import ConfigError, first_line
 from inktrace_train.logger import RunLogger
 from inktrace_train.losses import StructureLoss
 from inktrace_train.metrics import ValidationMetrics, select_metric
@@ -134,7 +134,10 @@ def build_model(cfg: Config, run: RunDir, fresh: bool, is_main: bool = True) -> 
     (every rank loads them; the main one writes the report)."""
     stage = cfg.stage.name
     torch.manual_seed(cfg.training.seed)
-    model = InkTraceModel(**asdict(cfg.model))
+    try:
+        model = InkTraceModel(**asdict(cfg.model))
+    except (RuntimeError, MemoryError) as e:  # e.g. model.embed_dim=10**9: more memory than the machine has
+        raise ConfigError(f"cannot build the model from model.*: {first_line(e)}") from None
     if not fresh:
         return model  # a resumed stage takes its weights from the checkpoint
     if cfg.stage.init_from:

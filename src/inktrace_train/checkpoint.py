@@ -29,7 +29,7 @@ import torch
 
 from inktrace_train.atomic import commit, sha256_file, write_json, write_temp
 from inktrace_train.convert import FORMAT_VERSION, upgrade
-from inktrace_train.errors import UserError
+from inktrace_train.errors import UserError, first_line
 from inktrace_train.runs import BEST, LATEST, MANIFEST, PERIODIC, now_iso, periodic_name
 
 log = logging.getLogger(__name__)
@@ -162,8 +162,7 @@ def _load_error(e: Exception) -> str:
         return (
             f"it holds content outside the plain checkpoint format ({reason}); refused, since loading it could run code"
         )
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(e).__name__
+    return first_line(e)
 
 
 def _announce(event: str, path: Path, step: Optional[int]) -> None:

@@ -9,6 +9,9 @@ made. Nothing here imports torch.
 from __future__ import annotations
 
 import difflib
+import itertools
+import re
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -18,8 +21,16 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from inktrace_train.config import Config, is_known, schema_keys, to_config, unknown_key_message
-from inktrace_train.errors import ConfigError, UserError, fail
+from inktrace_train.config import (
+    PIPELINE,
+    Config,
+    backbone_diffs,
+    is_known,
+    schema_keys,
+    to_config,
+    unknown_key_message,
+)
+from inktrace_train.errors import ConfigError, UserError, fail, first_line
 from inktrace_train.ranks import Ranks
 from inktrace_train.runs import RunDir
 
@@ -65,7 +76,7 @@ def _check_group_choice(group: str, choices: List[Any], extra_dirs: List[str]) -
             raise ConfigError(f"unknown option {group}={choice}: {hint}options: {', '.join(options)}")
 
 
-def check_overrides(overrides: List[str], extra_dirs: Optional[List[str]] = None) -> None:
+def check_overrides(overrides: List[str], extra_dirs: Optional[List[str]] = None, multirun: bool = False) -> None:
     """Reject misspelt or mistyped keys and group options on the command line before Hydra composes.
 
     Hydra accepts ``+key=`` and ``++key=`` for keys the schema lacks, names no alternative for
@@ -74,33 +85,63 @@ def check_overrides(overrides: List[str], extra_dirs: Optional[List[str]] = None
 
     Args:
         extra_dirs: the user's ``--config-dir``, whose group files count as options too.
+        multirun: ``-m`` was given, so comma lists and ranges are sweeps.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
-    except HydraException:
-        return  # Hydra reports its own grammar errors, naming the override
+    except (HydraException, ValueError):  # ValueError: e.g. an integer of more than 4,300 digits
+        raise ConfigError(_grammar_error(overrides)) from None
     known = schema_keys()
     schema = OmegaConf.structured(Config)
     for o in parsed:
         key = o.key_or_group
         if key.split(".")[0].split("/")[0] == "hydra":
             continue
+        if o.is_sweep_override() and not multirun:
+            raise ConfigError(
+                f"'{o.input_line}' gives several values: add -m (--multirun) to sweep over them, "
+                f"or write one value (a list is {key}=[a,b])"
+            )
         if key in GROUPS and not o.is_delete():
             values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.value()]
             _check_group_choice(key, values, extra_dirs or [])
             continue
+        if key.startswith("stage.overrides.") and key.split(".")[2] not in PIPELINE:
+            near = difflib.get_close_matches(key.split(".")[2], PIPELINE, n=1)
+            hint = f"did you mean 'stage.overrides.{near[0]}'? " if near else ""
+            raise ConfigError(f"unknown stage in '{key}': {hint}stages: {', '.join(PIPELINE)}")
         if not is_known(key, known):
             raise ConfigError(unknown_key_message(key))
         if o.is_sweep_override() or o.is_delete():
             continue
         try:
             OmegaConf.update(schema, key, o.value(), merge=True)
-        except OmegaConfBaseException as e:
+        except (OmegaConfBaseException, ValueError) as e:
             msg = str(e).splitlines()[0]
             raise ConfigError(f"{o.input_line}: wrong type for '{key}': {msg}") from None
+
+
+def _grammar_error(overrides: List[str]) -> str:
+    """Hydra's override-grammar error in one line: which override, what the parser met, and how to
+    quote (Hydra's own report is four lines and exit status 1)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    for override in overrides:
+        try:
+            OverridesParser.create().parse_overrides([override])
+        except (HydraException, ValueError) as e:
+            lines = [x.strip() for x in str(e).splitlines() if x.strip() and not x.startswith(("See https", "Error"))]
+            reason = re.sub(r"\s*expecting \{.*\}", "", lines[0]) if lines and "^" not in lines else ""
+            reason = reason if reason and "LexerNoViableAlt" not in reason else "an unclosed quote or bracket"
+            return (
+                f"cannot parse override '{override}': {reason}; write KEY=VALUE, quoting values with special "
+                f"characters (e.g. 'key=\"a(b)\"', and list items as 'key=[\"x=1\"]')"
+            )
+    return "cannot parse the overrides: write KEY=VALUE"
 
 
 def compose_plain(overrides: List[str]) -> Dict[str, Any]:
@@ -134,15 +175,44 @@ def stage_overrides(task: List[str], stage: str, first: bool, extra: List[str]) 
 def compose_stages(cfg: Config, task: List[str]) -> List[Config]:
     """The config of every stage a run trains: ``[cfg]``, or with ``stage=all`` each stage of
     ``stage.pipeline`` re-composed from its own stage file (so the command line still wins).
-    Must run inside the Hydra app (it reuses the app's config search path)."""
+    Every stage is validated here, before any training: its own overrides, its values, and that
+    a stage starting from the previous stage's best weights has the same backbone. Must run
+    inside the Hydra app (it reuses the app's config search path)."""
     if cfg.stage.name != "all":
         return [cfg]
-    from hydra import compose
-
-    return [
-        to_config(compose("config", overrides=stage_overrides(task, name, i == 0, cfg.stage.overrides[name])))
-        for i, name in enumerate(cfg.stage.pipeline)
+    stages = [
+        _compose_stage(task, name, i == 0, cfg.stage.overrides[name]) for i, name in enumerate(cfg.stage.pipeline)
     ]
+    for previous, stage in itertools.pairwise(stages):
+        diffs = (
+            [] if stage.stage.init_from else backbone_diffs(asdict(previous), asdict(stage.model), stage.data.img_size)
+        )
+        if diffs:
+            raise ConfigError(
+                f"stage=all: {stage.stage.name} starts from the best weights of {previous.stage.name}, but their "
+                f"backbones differ ({previous.stage.name} vs {stage.stage.name}): {'; '.join(diffs)}"
+            )
+    return stages
+
+
+def _compose_stage(task: List[str], name: str, first: bool, extra: List[str]) -> Config:
+    from hydra import compose
+    from hydra.errors import HydraException
+
+    where = f"stage.overrides.{name}"
+    for o in extra:
+        if _key(o) == "stage" or _key(o).startswith(("stage.name", "stage.pipeline", "stage.overrides")):
+            raise ConfigError(
+                f"{where}: '{o}' would change the pipeline itself; a stage's overrides set its own keys "
+                "(stage.pipeline and stage.overrides belong to stage=all)"
+            )
+    try:
+        check_overrides(extra)
+        return to_config(compose("config", overrides=stage_overrides(task, name, first, extra)))
+    except UserError as e:
+        raise ConfigError(f"{where} (stage {name} of stage=all): {e}") from None
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(f"{where} (stage {name} of stage=all): {first_line(e)}") from None
 
 
 def check_world_size(cfg: Config) -> None:
@@ -153,6 +223,24 @@ def check_world_size(cfg: Config) -> None:
             f"training.batch_size={cfg.training.batch_size} (the global batch) must divide evenly over the "
             f"{world} processes of this job, and data.val_samples={cfg.data.val_samples} must be at least {world}"
         )
+
+
+def check_creatable(path: Path, key: str) -> None:
+    """Raise unless ``path`` is a directory or can be made (Hydra would try with a traceback).
+    The check makes the missing directories and removes them again."""
+    path = path.expanduser().absolute()
+    made: List[Path] = []
+    try:
+        for directory in reversed([p for p in (path, *path.parents) if not p.exists()]):
+            directory.mkdir()
+            made.append(directory)
+        if not path.is_dir():
+            raise ConfigError(f"{key}={path}: a file is in the way")
+    except OSError as e:
+        raise ConfigError(f"{key}={str(path)[:200]}: cannot create it ({e.strerror or e})") from None
+    finally:
+        for directory in reversed(made):
+            directory.rmdir()
 
 
 class ValidateConfig(Callback):
@@ -177,6 +265,7 @@ class ValidateConfig(Callback):
                 with open_dict(config):
                     config.hydra.output_subdir = f"{run.hydra_dir.name}/resume-{datetime.now():%Y-%m-%d_%H-%M-%S}"
             else:
+                check_creatable(run.path, "hydra.run.dir")
                 run.refuse_if_taken()
         except UserError as e:
             fail(str(e))
@@ -185,6 +274,7 @@ class ValidateConfig(Callback):
         try:
             to_config(config)
             sweep = Path(config.hydra.sweep.dir)
+            check_creatable(sweep, "hydra.sweep.dir")
             auto_resume = OmegaConf.select(config, "training.auto_resume", default=False)
             if not (self.sweep_resume or auto_resume) and (sweep / "multirun.yaml").is_file():
                 raise UserError(

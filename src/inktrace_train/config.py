@@ -153,6 +153,26 @@ def _check(errors: List[str], ok: bool, key: str, value: Any, allowed: str) -> N
         errors.append(f"{key}={value!r} is out of range: {allowed}")
 
 
+# Fields that shape the backbone: a mismatch makes the weights meaningless.
+BACKBONE_FIELDS = ("embed_dim", "num_layers", "num_heads", "mlp_ratio", "stem_channels", "decoder_channels")
+
+
+def backbone_diffs(source: Dict[str, Any], model_cfg: Dict[str, Any], img_size: int) -> List[str]:
+    """Every backbone field whose value differs between ``source`` (a stored config, as plain
+    containers: what weights were trained with) and the model about to take them."""
+    theirs = dict(source.get("model", {}), img_size=source.get("data", {}).get("img_size"))
+    ours = dict(model_cfg, img_size=img_size)
+    return [
+        f"{'data.img_size' if k == 'img_size' else f'model.{k}'} {theirs[k]!r} vs {ours[k]!r}"
+        for k in BACKBONE_FIELDS + ("img_size",)
+        if theirs.get(k) is not None and _plain(theirs[k]) != _plain(ours[k])
+    ]
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
 def validate(cfg: Config) -> None:
     """Check ranges and cross-field rules; raise ConfigError listing every problem."""
     m, t, d = cfg.model, cfg.training, cfg.data
@@ -255,10 +275,10 @@ def validate(cfg: Config) -> None:
     _check(e, st.name in PIPELINE + ("all",), "stage.name", st.name, f"one of {', '.join(PIPELINE)}, all")
     _check(
         e,
-        bool(st.pipeline) and set(st.pipeline) <= set(PIPELINE) and len(set(st.pipeline)) == len(st.pipeline),
+        bool(st.pipeline) and list(st.pipeline) == [s for s in PIPELINE if s in st.pipeline],
         "stage.pipeline",
         st.pipeline,
-        f"distinct stages out of {', '.join(PIPELINE)}",
+        f"distinct stages out of {', '.join(PIPELINE)}, in that order (each starts from the one before)",
     )
     _check(
         e,

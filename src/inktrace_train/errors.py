@@ -22,6 +22,12 @@ class RunFailed(UserError):
     line and exit status 1, and its directory (logs, curves, earlier checkpoints) is kept."""
 
 
+def first_line(e: BaseException) -> str:
+    """An exception's message as one line: its first non-empty line, else its type's name."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
 def fail(message: str, code: int = 2, prog: str = "inktrace_train") -> NoReturn:
     """Print ``<prog>: error: <message>`` on stderr and exit with ``code``."""
     print(f"{prog}: error: {message}", file=sys.stderr)

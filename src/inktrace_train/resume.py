@@ -72,8 +72,13 @@ def locate(path: Path) -> Tuple[Optional[RunDir], Optional[Path]]:
         raise ConfigError(f"resume: no such file or directory: {path}")
     if path.is_dir():
         run = RunDir(path)
-        if not run.config_file.is_file():
-            raise ConfigError(f"resume: {path} is not a run directory (it has no config.yaml)")
+        if path.parent.name == "checkpoints" and RunDir(path.parent.parent).config_file.is_file():
+            raise ConfigError(
+                f"resume: {path} is the checkpoint folder of stage {path.name}: resume its run with "
+                f"+resume={path.parent.parent}, or one file with +resume={path / 'checkpoint_latest.pth'}"
+            )
+        if not run.config_file.is_file() or not run.status_file.is_file():
+            raise ConfigError(f"resume: {path} is not a run directory (it has no config.yaml and run.json)")
         return run, None
     found = RunDir.containing(path)
     return (found[0] if found else None), path

@@ -17,14 +17,11 @@ import torch
 from torch import nn
 
 from inktrace_train.checkpoint import CheckpointError, load_checkpoint
-from inktrace_train.config import PIPELINE
+from inktrace_train.config import PIPELINE, backbone_diffs
 from inktrace_train.errors import UserError
 from inktrace_train.runs import BEST, RunDir
 
 log = logging.getLogger(__name__)
-
-# Fields that shape the backbone: a mismatch makes the weights meaningless.
-BACKBONE_FIELDS = ("embed_dim", "num_layers", "num_heads", "mlp_ratio", "stem_channels", "decoder_channels")
 
 
 def resolve_init_path(path: str, stage: str) -> Path:
@@ -40,27 +37,6 @@ def resolve_init_path(path: str, stage: str) -> Path:
         if candidate.is_file():
             return candidate
     raise CheckpointError(f"stage.init_from: {p} holds no {previous} checkpoint (looked for {best.relative_to(p)})")
-
-
-def check_backbone(ckpt_config: Dict[str, Any], model_cfg: Dict[str, Any], img_size: int) -> None:
-    """Raise naming every backbone field whose value differs between checkpoint and config."""
-    theirs = dict(ckpt_config.get("model", {}), img_size=ckpt_config.get("data", {}).get("img_size"))
-    ours = dict(model_cfg, img_size=img_size)
-    diffs = [
-        f"model.{k if k != 'img_size' else 'data.img_size'}: checkpoint {theirs[k]!r} vs config {ours[k]!r}"
-        for k in BACKBONE_FIELDS + ("img_size",)
-        if theirs.get(k) is not None and list_or(theirs[k]) != list_or(ours[k])
-    ]
-    if diffs:
-        raise UserError(
-            "backbone mismatch with stage.init_from checkpoint: "
-            + "; ".join(diffs)
-            + ". Use the same architecture, or train from scratch without stage.init_from"
-        )
-
-
-def list_or(value: Any) -> Any:
-    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def module_of(name: str) -> str:
@@ -131,7 +107,12 @@ def init_from(
     """Load matching weights into ``model``; returns the printed report."""
     ckpt_path = resolve_init_path(path, stage)
     ckpt = load_checkpoint(ckpt_path)
-    check_backbone(ckpt.config or {}, model_cfg, img_size)
+    diffs = backbone_diffs(ckpt.config or {}, model_cfg, img_size)
+    if diffs:
+        raise UserError(
+            f"backbone mismatch with stage.init_from checkpoint {ckpt_path} (checkpoint vs config): "
+            f"{'; '.join(diffs)}. Use the same architecture, or train from scratch without stage.init_from"
+        )
     report = transfer_weights(model, ckpt.model_state_dict, allow_shape_mismatch)
     text = format_report(ckpt_path, report, model)
     log.info("%s", text)

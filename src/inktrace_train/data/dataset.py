@@ -150,7 +150,11 @@ class EpochSampler(Sampler):
         return ((self.epoch, i) for b in self._global_batches() for i in self._share(b))
 
     def __len__(self) -> int:
-        return sum(len(self._share(b)) for b in self._global_batches())
+        """In O(1): every full global batch splits alike (a loop over batches hung on huge epochs)."""
+        batches, full = self._global_batches(), self.num_samples // self.batch_size
+        n_full = max(0, min(batches.stop, full) - batches.start)
+        tail = len(self._share(full)) if batches.start <= full < batches.stop else 0
+        return n_full * len(self._share(0)) + tail if full else tail
 
 
 def worker_init_fn(worker_id: int) -> None:
