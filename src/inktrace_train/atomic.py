@@ -28,7 +28,7 @@ class WriteError(RunFailed):
     """A write that failed (disk full, read-only, quota): the previous file is untouched."""
 
 
-def _cause(e: BaseException) -> str:
+def cause(e: BaseException) -> str:
     if isinstance(e, OSError) and e.strerror:
         return e.strerror
     return first_line(e)
@@ -45,7 +45,7 @@ def write_temp(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
             os.fsync(f.fileno())
     except (OSError, RuntimeError) as e:  # torch.save reports a failed write as RuntimeError
         tmp.unlink(missing_ok=True)
-        raise WriteError(f"cannot write {path}: {_cause(e)}; the previous {path.name} is intact") from None
+        raise WriteError(f"cannot write {path}: {cause(e)}; the previous {path.name} is intact") from None
     return tmp
 
 
@@ -70,7 +70,7 @@ def commit(tmp: Path, path: Path) -> None:
         fsync_dir(path.parent)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise WriteError(f"cannot write {path}: {_cause(e)}; the previous {path.name} is intact") from None
+        raise WriteError(f"cannot write {path}: {cause(e)}; the previous {path.name} is intact") from None
 
 
 def check_writable(directory: Path) -> None:
@@ -81,7 +81,7 @@ def check_writable(directory: Path) -> None:
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as e:
-        raise WriteError(f"cannot write in {directory}: {_cause(e)}") from None
+        raise WriteError(f"cannot write in {directory}: {cause(e)}") from None
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:

@@ -324,3 +324,40 @@ class CheckpointManager:
             return state
         detail = ("; ".join(problems)) if problems else "no checkpoint files"
         raise CheckpointError(f"no valid checkpoint in {self.directory}: {detail}")
+
+
+def to_host(value: Any) -> Any:
+    """A copy of ``value`` whose tensors are detached CPU copies: what a background write may
+    serialise while training goes on changing the originals."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: to_host(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_host(v) for v in value)
+    return value
+
+
+class BackgroundSaver:
+    """Writes a stage's checkpoints in one background thread, so that a save stalls training only
+    for the copy of the state to the host. One write at a time: the next save, and the end of the
+    stage (:meth:`wait`), wait for the previous one and raise its failure there, never losing it.
+    The atomic writes, seals and manifest are :class:`CheckpointManager`'s, unchanged."""
+
+    def __init__(self, manager: CheckpointManager):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.manager = manager
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
+        self.pending: Optional[Any] = None  # the Future of the write in flight
+
+    def save(self, ckpt: Checkpoint, is_best: bool) -> None:
+        self.wait()
+        snapshot = Checkpoint.from_dict(to_host(ckpt.to_dict()))
+        self.pending = self.pool.submit(self.manager.save, snapshot, is_best)
+
+    def wait(self) -> None:
+        """Block until the write in flight is on disk; raise its error, if any."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()

@@ -6,20 +6,30 @@ TensorBoard run shows both stages of a pipeline side by side.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Iterator, Optional
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from inktrace_train.atomic import WriteError, cause
 from inktrace_train.visualize import prediction_grid
 
 log = logging.getLogger("inktrace_train")
+
+
+def _quiet_event_writer(args: threading.ExceptHookArgs, previous=threading.excepthook) -> None:
+    """TensorBoard's event-writer thread re-raises its failure, which would print a traceback;
+    the failure reaches RunLogger at the next write instead (as one line)."""
+    if type(args.thread).__name__ != "_AsyncWriterThread":
+        previous(args)
 
 
 class RunLogger:
@@ -41,9 +51,25 @@ class RunLogger:
         progress: Optional[bool] = None,
         enabled: bool = True,
     ):
-        self.writer = SummaryWriter(str(tb_dir), purge_step=purge_step) if enabled else None
+        self.tb_dir, self.writer = Path(tb_dir), None
+        if enabled:
+            threading.excepthook = _quiet_event_writer
+            with self._writing():
+                self.writer = SummaryWriter(str(tb_dir), purge_step=purge_step)
         self.stage = stage
         self.show_progress = enabled and (sys.stderr.isatty() if progress is None else progress)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A failed TensorBoard write (disk full, directory gone) stops the run with one line; the
+        event writer's background thread reports it at the next write, flush or close."""
+        try:
+            yield
+        except (OSError, RuntimeError) as e:
+            self.writer = None  # nothing more is written, and close() does not fail twice
+            raise WriteError(
+                f"cannot write TensorBoard events in {self.tb_dir}: {cause(e)}; the checkpoints are intact"
+            ) from None
 
     def progress(self, total: int, initial: int, desc: str) -> tqdm:
         return tqdm(
@@ -80,13 +106,15 @@ class RunLogger:
     def scalars(self, section: str, values: Dict[str, float], step: int) -> None:
         if self.writer is None:
             return
-        for key, value in values.items():
-            self.writer.add_scalar(f"{self.stage}/{section}/{key}", value, step)
+        with self._writing():
+            for key, value in values.items():
+                self.writer.add_scalar(f"{self.stage}/{section}/{key}", value, step)
 
     def images(self, section: str, batch: Dict[str, torch.Tensor], outputs: Dict[str, torch.Tensor], step: int) -> None:
         if self.writer is None:
             return
-        self.writer.add_image(f"{self.stage}/{section}/predictions", prediction_grid(batch, outputs), step)
+        with self._writing():
+            self.writer.add_image(f"{self.stage}/{section}/predictions", prediction_grid(batch, outputs), step)
 
     def epoch_summary(self, epoch: int, epochs: int, metric: float, is_best: bool, metrics: Dict[str, float]) -> None:
         """One line per epoch: the metric that picks the best checkpoint, every other metric."""
@@ -110,8 +138,11 @@ class RunLogger:
         clean = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in params.items()}
         # A stage that never produced a finite metric (NaN losses) has no best: leave it out.
         shown = {f"hparam/{k}": v for k, v in metrics.items() if v is not None and math.isfinite(v)}
-        self.writer.add_hparams(clean, shown, run_name=".")
+        with self._writing():
+            self.writer.add_hparams(clean, shown, run_name=".")
 
     def close(self) -> None:
         if self.writer is not None:
-            self.writer.close()
+            with self._writing():
+                self.writer.close()
+            self.writer = None

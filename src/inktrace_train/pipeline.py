@@ -87,7 +87,7 @@ def run_stage(cfg: Config, run: RunDir, checkpoint: Optional[Checkpoint] = None)
         record(stage, status="failed", ended=now_iso())
         raise
     finally:
-        trainer.logger.close()
+        trainer.close()
     record(
         stage,
         status="done",

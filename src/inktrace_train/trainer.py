@@ -11,8 +11,9 @@ import logging
 import math
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from inktrace_train.checkpoint import Checkpoint, CheckpointError, CheckpointManager
+from inktrace_train.checkpoint import BackgroundSaver, Checkpoint, CheckpointError, CheckpointManager
 from inktrace_train.convert import regroup_optimizer_state
 from inktrace_train.distributed import Distributed
 from inktrace_train.errors import RunFailed
@@ -50,64 +51,53 @@ class NonFiniteLoss(RunFailed):
     """A NaN or infinite loss: the stage stops before any checkpoint holds what followed."""
 
 
-class FiniteGuard:
-    """Watches every micro-batch's losses for NaN/inf on the device, with no host sync in the
-    step; :meth:`problem` (at log intervals and before every save) is where it syncs."""
+class StepLog:
+    """The loss terms of every micro-batch, one row each in a buffer on the device: adding one is a
+    stack and a copy, with no host sync. :meth:`nonfinite` (at log intervals and before every
+    save) finds the first row with a NaN/inf term; :meth:`read` (at log intervals) gives the means
+    and starts over. One buffer serves both, so each step pays for one record, not one per term."""
 
     def __init__(self) -> None:
         self.names: List[str] = []
-        self.bad: Optional[torch.Tensor] = None  # per loss term: non-finite at the first bad micro-batch
-        self.first = self.count = None  # micro-batches since the reset, at the first bad one
-
-    def add(self, losses: Dict[str, torch.Tensor]) -> None:
-        flags = torch.stack([~torch.isfinite(v.detach()) for v in losses.values()])
-        if self.bad is None:
-            self.names, self.bad = list(losses), torch.zeros_like(flags)
-            self.count = torch.zeros((), dtype=torch.long, device=flags.device)
-            self.first = torch.full_like(self.count, -1)
-        self.count += 1
-        first_bad = (self.first < 0) & flags.any()
-        self.first = torch.where(first_bad, self.count, self.first)
-        self.bad = torch.where(first_bad, flags, self.bad)
-
-    def problem(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> Optional[Tuple[int, List[str]]]:
-        """(micro-batches since the reset up to the first bad one, the bad terms), or None; then reset.
-        ``reduce`` sums over data-parallel ranks, so that all of them stop together."""
-        if self.bad is None:
-            return None
-        bad = reduce(self.bad.float()).tolist()  # sync
-        first = int(self.first)
-        self.bad.zero_(), self.count.zero_(), self.first.fill_(-1)
-        terms = [name for name, b in zip(self.names, bad, strict=True) if b]
-        return (max(first, 1), terms) if terms else None
-
-
-class DeviceMeter:
-    """Sums tensors on the device; ``read()`` is the only host-device sync point."""
-
-    def __init__(self) -> None:
-        self.sums: Dict[str, torch.Tensor] = {}
-        self.counts: Dict[str, int] = {}
+        self.rows: Optional[torch.Tensor] = None  # (capacity, terms), float32
+        self.n = 0  # rows since the last read
+        self.checked = 0  # rows already looked at by nonfinite()
 
     def add(self, values: Dict[str, torch.Tensor]) -> None:
-        for k, v in values.items():
-            v = v.detach().float()
-            self.sums[k] = self.sums[k] + v if k in self.sums else v
-            self.counts[k] = self.counts.get(k, 0) + 1
+        with torch.no_grad():
+            row = torch.stack(list(values.values()))
+        if self.rows is None:
+            self.names = list(values)
+            self.rows = torch.empty((64, len(values)), dtype=torch.float32, device=row.device)
+        elif self.n == len(self.rows):  # more steps between reads than rows: double (rare, no sync)
+            self.rows = torch.cat([self.rows, torch.empty_like(self.rows)])
+        self.rows[self.n] = row
+        self.n += 1
 
     def __bool__(self) -> bool:
-        return bool(self.sums)
+        return self.n > 0
+
+    def nonfinite(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> Optional[Tuple[int, List[str]]]:
+        """(rows since the last check up to the first non-finite one, its non-finite terms), or
+        None. ``reduce`` sums over data-parallel ranks (they all run the same number of rows), so
+        that all of them stop together. The one sync."""
+        if self.rows is None or self.checked == self.n:
+            return None
+        bad = reduce((~torch.isfinite(self.rows[self.checked : self.n])).float()).tolist()
+        self.checked = self.n
+        for i, row in enumerate(bad):
+            if any(row):
+                return i + 1, [name for name, b in zip(self.names, row, strict=True) if b]
+        return None
 
     def read(self, reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> Dict[str, float]:
-        """The means since the last read (``reduce``: averaged over data-parallel ranks too)."""
-        if not self.sums:
+        """The mean of each term since the last read (``reduce``: averaged over data-parallel ranks too)."""
+        if not self.n:
             return {}
-        means = torch.stack([self.sums[k] / self.counts[k] for k in self.sums])
+        means = self.rows[: self.n].mean(0)
         means = (reduce(means) if reduce else means).tolist()  # sync
-        out = dict(zip(self.sums, means, strict=True))
-        self.sums.clear()
-        self.counts.clear()
-        return out
+        self.n = self.checked = 0
+        return dict(zip(self.names, means, strict=True))
 
 
 def rng_state() -> Dict[str, Any]:
@@ -178,7 +168,8 @@ class Trainer:
         self.optimizer, self.scheduler = optimizer, scheduler
         self.train_loader, self.val_loader = train_loader, val_loader
         self.new_metrics, self.select_metric = new_metrics, select_metric
-        self.checkpoints, self.logger = checkpoints, logger
+        self.saver = BackgroundSaver(checkpoints) if checkpoints else None  # writes while training goes on
+        self.logger = logger
         self.config, self.metadata = config, metadata
         self.device, self.epochs = dist.device, epochs
         self.grad_accum_steps, self.log_every_n_steps = grad_accum_steps, log_every_n_steps
@@ -190,14 +181,16 @@ class Trainer:
         self.state = TrainState()
         self.last_metric: Optional[float] = None  # the latest validation metric, for mid-epoch saves
         self.last_metrics: Dict[str, float] = {}  # every metric of the latest validation
-        self.meter = DeviceMeter()
-        self.guard = FiniteGuard()
-        self.checked_step = 0  # the optimizer step of the guard's last check
+        self.losses = StepLog()  # every micro-batch's loss terms
+        self.norms = StepLog()  # every optimizer step's gradient norm
+        self.checked_step = 0  # the optimizer step of the last non-finite check
         self.steps_per_epoch = len(train_loader)
 
     # --- the step -------------------------------------------------------------------
-    def _autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+    def _autocast(self) -> ContextManager:
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def train_step(self, batch: Dict[str, torch.Tensor]) -> None:
         """One micro-batch; every ``grad_accum_steps`` (and at epoch end) an optimizer step."""
@@ -208,19 +201,23 @@ class Trainer:
             with self._autocast():
                 outputs = self.model(batch["image"])
                 losses = self.loss_fn(outputs, batch)
-            self.scaler.scale(losses["total"] / self.grad_accum_steps).backward()
-        self.meter.add(losses)
-        self.guard.add(losses)
+            total = losses["total"] / self.grad_accum_steps if self.grad_accum_steps > 1 else losses["total"]
+            (self.scaler.scale(total) if self.scaler.is_enabled() else total).backward()
+        self.losses.add(losses)
         if not steps:
             return
-        self.scaler.unscale_(self.optimizer)
+        if self.scaler.is_enabled():  # fp16 only
+            self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        if self.scaler.is_enabled():
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.state.global_step += 1
-        self.meter.add({"grad_norm": grad_norm})
+        self.norms.add({"grad_norm": grad_norm})
 
     # --- the loop -------------------------------------------------------------------
     def fit(self) -> Optional[float]:
@@ -231,6 +228,7 @@ class Trainer:
             metrics = self.evaluate()
             self.state.epoch, self.state.step_in_epoch = epoch + 1, 0
             self.end_epoch(metrics)
+        self.wait_for_saves()  # the stage is done only once its checkpoints are on disk
         return self.state.best_metric
 
     def train_epoch(self, epoch: int) -> None:
@@ -256,7 +254,7 @@ class Trainer:
                 self.stop_if_requested()
             if self._mid_epoch_save_due():
                 self.save(self.last_metric, is_best=False)
-        if self.meter:  # the rest of the epoch, so short runs get train curves too
+        if self.losses:  # the rest of the epoch, so short runs get train curves too
             self.log_train(bar, seen / max(time.perf_counter() - tick, 1e-9))
         bar.close()
         self.stop_if_requested()
@@ -271,6 +269,7 @@ class Trainer:
         if not requested:
             return
         self.save(self.last_metric, is_best=False)
+        self.wait_for_saves()
         self.dist.barrier()
         raise Preempted(self.stop.name, self.logger.stage, self.state.epoch, self.state.global_step)
 
@@ -281,7 +280,7 @@ class Trainer:
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteLoss` if a loss went NaN/inf since the last check. Called before
         every save, so no checkpoint ever holds weights trained on such a loss."""
-        found = self.guard.problem(self.dist.all_reduce_sum)
+        found = self.losses.nonfinite(self.dist.all_reduce_sum)
         if found is None:
             self.checked_step = self.state.global_step
             return
@@ -294,14 +293,28 @@ class Trainer:
         )
 
     def save(self, metric: Optional[float], is_best: bool) -> None:
-        """Write this step's checkpoint (the main rank), once the losses since the last one are finite."""
+        """Write this step's checkpoint (the main rank, in the background), once the losses since
+        the last one are finite."""
         self.check_finite()
-        if self.checkpoints:
-            self.checkpoints.save(self.checkpoint(metric), is_best)
+        if self.saver:
+            self.saver.save(self.checkpoint(metric), is_best)
+
+    def close(self) -> None:
+        """End of the stage, however it ended: pending checkpoint writes finish, the logs close."""
+        try:
+            self.wait_for_saves()
+        finally:
+            self.logger.close()
+
+    def wait_for_saves(self) -> None:
+        """Until every checkpoint written so far is on disk (raising a failed write's error)."""
+        if self.saver:
+            self.saver.wait()
 
     def log_train(self, bar: tqdm, samples_per_s: float) -> None:
         self.check_finite()
-        values = self.meter.read(self.dist.all_reduce_mean)  # the sync point, once per log interval
+        values = self.losses.read(self.dist.all_reduce_mean)  # the sync point, once per log interval
+        values.update(self.norms.read(self.dist.all_reduce_mean))
         values["lr"] = self.optimizer.param_groups[0]["lr"]
         values["samples_per_s"] = samples_per_s
         self.logger.scalars("train", values, self.state.global_step)
@@ -316,7 +329,7 @@ class Trainer:
         rank scores its share with the unwrapped model (no collective per batch: shares may
         differ by one batch); the match counts are then summed over ranks."""
         self.module.eval()
-        metrics, losses, shown = self.new_metrics(), DeviceMeter(), None
+        metrics, losses, shown = self.new_metrics(), StepLog(), None
         for batch in self.val_loader:
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             with self._autocast():

@@ -1,0 +1,36 @@
+"""RunLogger: a TensorBoard write that fails (disk full, directory gone) is one WriteError naming
+the directory and the cause, raised at the next write, flush or close: never swallowed."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+from tensorboard.summary.writer.record_writer import RecordWriter
+
+from inktrace_train.atomic import WriteError
+from inktrace_train.logger import RunLogger
+
+
+def test_a_full_disk_under_tensorboard_is_one_clear_error(tmp_path, monkeypatch):
+    logger = RunLogger(tmp_path / "tb", "structural", progress=False)
+    logger.scalars("train", {"total": 1.0}, step=1)
+
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(RecordWriter, "write", full)
+    with pytest.raises(WriteError) as failed:
+        for step in range(2, 200):  # the event writer's thread fails; a later call reports it
+            logger.scalars("train", {"total": 1.0}, step=step)
+        logger.close()
+    message = str(failed.value)
+    assert f"cannot write TensorBoard events in {tmp_path / 'tb'}: No space left on device" in message
+    assert "\n" not in message
+    logger.close()  # after the failure: nothing more to write, no second error
+
+
+def test_a_tensorboard_directory_that_cannot_be_made_is_refused_at_once(tmp_path):
+    (tmp_path / "tb").write_text("a file where the directory should be")
+    with pytest.raises(WriteError, match="cannot write TensorBoard events in"):
+        RunLogger(tmp_path / "tb" / "structural", "structural", progress=False)
