@@ -209,3 +209,19 @@ def test_default_model_learns_real_structure(workdir, data, threshold):
     assert proc.returncode == 0, proc.stderr[-3000:]
     best = json.loads((workdir / "run/run.json").read_text())["stages"]["structural"]["best_metric"]
     assert best >= threshold
+
+
+@pytest.mark.slow
+def test_a_compiled_run_writes_plain_checkpoints_that_an_eager_run_resumes(workdir):
+    """training.compile=true (torch.compile, inductor on CPU): the checkpoints hold the module's
+    own keys (no _orig_mod.), and an eager resume continues from them; channels_last too."""
+    args = [*TINY, "training.compile=true", "training.channels_last=true", "hydra.run.dir=c"]
+    proc = run_cli(args, cwd=workdir, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = torch.load(workdir / "c/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
+    assert not [k for k in state["model_state_dict"] if "_orig_mod" in k or k.startswith("module.")]
+    resumed = run_cli(
+        ["+resume=c", "training.epochs=2", "training.compile=false", "training.channels_last=false"], cwd=workdir
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert torch.load(workdir / "c/checkpoints/structural/checkpoint_latest.pth", weights_only=True)["epoch"] == 2

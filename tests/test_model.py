@@ -180,3 +180,18 @@ def test_overfits_one_small_batch():
         opt.step()
         history.append(total.item())
     assert history[-1] < 0.6 * history[0], history
+
+
+def test_channels_last_computes_the_same_and_its_weights_are_interchangeable():
+    """training.channels_last: NHWC convolutions give the same outputs (to float rounding), and
+    a state dict of an NHWC model loads into an NCHW one and back."""
+    eager = make_model(full_heads=True)
+    nhwc = make_model(full_heads=True).to(memory_format=torch.channels_last)
+    image = make_image(4, 64, hidden_patches=[(1, 2)])
+    with torch.no_grad():
+        a, b = eager(image), nhwc(image.contiguous(memory_format=torch.channels_last))
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+    back = make_model(full_heads=True, seed=1)
+    back.load_state_dict(nhwc.state_dict())
+    assert all(torch.equal(v, back.state_dict()[k]) for k, v in eager.state_dict().items())

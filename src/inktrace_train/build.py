@@ -46,6 +46,12 @@ def pick_amp_dtype(precision: str, device: torch.device) -> Optional[torch.dtype
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
+def on_cuda_unless_set(value: Optional[bool], device: torch.device) -> bool:
+    """``training.compile`` / ``channels_last``: null means on for CUDA, off elsewhere (on a CPU
+    the compile time is not repaid and NHWC convolutions are no faster)."""
+    return device.type == "cuda" if value is None else bool(value)
+
+
 def make_source(data: DataConfig, split: str):
     if data.source == "synthetic":
         from inktrace_train.data.synthetic import SyntheticStrokes
@@ -165,9 +171,13 @@ def build_trainer(
     """Every object of a stage, fresh or (with ``checkpoint``) restored to continue exactly.
     Only the main rank gets a checkpoint manager and a TensorBoard writer: it alone writes."""
     t, stage, device = cfg.training, cfg.stage.name, dist.device
+    channels_last = on_cuda_unless_set(t.channels_last, device)
     model = build_model(cfg, run, fresh=checkpoint is None, is_main=dist.is_main).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     train_loader, val_loader = build_loaders(cfg, dist)
-    optimizer = torch.optim.AdamW(parameter_groups(model, t.weight_decay), lr=t.lr)
+    fused = device.type == "cuda"  # one kernel for the whole update
+    optimizer = torch.optim.AdamW(parameter_groups(model, t.weight_decay), lr=t.lr, fused=fused or None)
     scheduler = build_scheduler(cfg, optimizer, math.ceil(len(train_loader) / t.grad_accum_steps))
     metadata = {
         "stage": stage,
@@ -204,6 +214,8 @@ def build_trainer(
         save_every_n_steps=t.save_every_n_steps,
         mask_ratio=t.mask_ratio,
         amp_dtype=pick_amp_dtype(t.precision, device),
+        compile=on_cuda_unless_set(t.compile, device),
+        channels_last=channels_last,
         stop=stop,
     )
     if checkpoint is not None:

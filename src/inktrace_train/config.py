@@ -75,6 +75,8 @@ class TrainingConfig:
     grad_clip: float = 1.0  # clip the global gradient norm to this; 0 disables clipping
     grad_accum_steps: int = 1  # micro-batches accumulated per optimizer step
     precision: str = "auto"  # auto: bf16 (or fp16) autocast on CUDA, fp32 elsewhere
+    compile: Optional[bool] = None  # torch.compile the training forward/backward; null: on for CUDA only
+    channels_last: Optional[bool] = None  # NHWC memory format for the convolutions; null: on for CUDA only
     auto_resume: bool = False  # a run directory that holds this run already is resumed, not refused (requeues)
     loss_weights: LossWeights = field(default_factory=LossWeights)
 

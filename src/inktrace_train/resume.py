@@ -33,6 +33,8 @@ ALLOWED_CHANGES = (
     "training.device",
     "training.log_every_n_steps",
     "training.auto_resume",
+    "training.compile",
+    "training.channels_last",
 )
 
 Compose = Callable[[List[str]], Dict[str, Any]]  # overrides -> the composed config, plain containers

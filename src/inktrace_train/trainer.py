@@ -136,6 +136,8 @@ class Trainer:
         config, metadata: constant entries of every checkpoint (the resolved config as plain
             containers; stage, run id, versions).
         amp_dtype: autocast dtype, or None for full precision.
+        compile: train through ``torch.compile`` (checkpoints still hold the plain module's keys).
+        channels_last: the model is NHWC; its input batches are made so too.
     """
 
     def __init__(
@@ -162,8 +164,14 @@ class Trainer:
         mask_ratio: float,
         amp_dtype: Optional[torch.dtype],
         stop: Optional[StopRequest] = None,
+        compile: bool = False,
+        channels_last: bool = False,
     ):
-        self.module, self.model = model, dist.wrap(model)  # save and validate the first, train the second
+        # Save and validate the first (plain keys, eager), train the second (DDP, compiled).
+        self.module, self.model = model, dist.wrap(model)
+        if compile:
+            self.model = torch.compile(self.model)
+        self.input_format = torch.channels_last if channels_last else torch.contiguous_format
         self.loss_fn, self.dist = loss_fn, dist
         self.optimizer, self.scheduler = optimizer, scheduler
         self.train_loader, self.val_loader = train_loader, val_loader
@@ -191,6 +199,12 @@ class Trainer:
         if self.amp_dtype is None:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def to_device(self, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        if self.input_format is torch.channels_last:
+            batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+        return batch
 
     def train_step(self, batch: Dict[str, torch.Tensor]) -> None:
         """One micro-batch; every ``grad_accum_steps`` (and at epoch end) an optimizer step."""
@@ -240,7 +254,7 @@ class Trainer:
         )
         tick, seen = time.perf_counter(), 0
         for batch in self.train_loader:
-            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            batch = self.to_device(batch)
             step_before = self.state.global_step
             self.train_step(batch)
             bar.update(1)
@@ -331,7 +345,7 @@ class Trainer:
         self.module.eval()
         metrics, losses, shown = self.new_metrics(), StepLog(), None
         for batch in self.val_loader:
-            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            batch = self.to_device(batch)
             with self._autocast():
                 outputs = self.module(batch["image"])
                 losses.add(self.loss_fn(outputs, batch))
