@@ -11,11 +11,13 @@ import logging
 import math
 import sys
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Dict, Iterator, Optional
 
 import torch
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -106,9 +108,13 @@ class RunLogger:
     def scalars(self, section: str, values: Dict[str, float], step: int) -> None:
         if self.writer is None:
             return
+        # One event holding every value: add_scalar per value cost ~60 us each, a third of the
+        # loop's own per-step cost at the default log interval.
+        summary = Summary(
+            value=[Summary.Value(tag=f"{self.stage}/{section}/{k}", simple_value=float(v)) for k, v in values.items()]
+        )
         with self._writing():
-            for key, value in values.items():
-                self.writer.add_scalar(f"{self.stage}/{section}/{key}", value, step)
+            self.writer._get_file_writer().add_summary(summary, step, time.time())
 
     def images(self, section: str, batch: Dict[str, torch.Tensor], outputs: Dict[str, torch.Tensor], step: int) -> None:
         if self.writer is None:

@@ -52,39 +52,37 @@ class NonFiniteLoss(RunFailed):
 
 
 class StepLog:
-    """The loss terms of every micro-batch, one row each in a buffer on the device: adding one is a
-    stack and a copy, with no host sync. :meth:`nonfinite` (at log intervals and before every
+    """The loss terms of every micro-batch, one stacked row each, kept on the device: adding one
+    is a single stack, with no host sync. :meth:`nonfinite` (at log intervals and before every
     save) finds the first row with a NaN/inf term; :meth:`read` (at log intervals) gives the means
-    and starts over. One buffer serves both, so each step pays for one record, not one per term."""
+    and starts over. One record serves both, so a step pays for one op, not one per term."""
 
     def __init__(self) -> None:
         self.names: List[str] = []
-        self.rows: Optional[torch.Tensor] = None  # (capacity, terms), float32
-        self.n = 0  # rows since the last read
+        self.rows: List[torch.Tensor] = []  # since the last read
         self.checked = 0  # rows already looked at by nonfinite()
 
     def add(self, values: Dict[str, torch.Tensor]) -> None:
-        with torch.no_grad():
-            row = torch.stack(list(values.values()))
-        if self.rows is None:
+        if not self.names:
             self.names = list(values)
-            self.rows = torch.empty((64, len(values)), dtype=torch.float32, device=row.device)
-        elif self.n == len(self.rows):  # more steps between reads than rows: double (rare, no sync)
-            self.rows = torch.cat([self.rows, torch.empty_like(self.rows)])
-        self.rows[self.n] = row
-        self.n += 1
+        terms = list(values.values())
+        self.rows.append((torch.stack(terms) if len(terms) > 1 else terms[0]).detach())
+
+    def _stacked(self, rows: List[torch.Tensor]) -> torch.Tensor:
+        return torch.stack(rows).reshape(len(rows), len(self.names))
 
     def __bool__(self) -> bool:
-        return self.n > 0
+        return bool(self.rows)
 
     def nonfinite(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> Optional[Tuple[int, List[str]]]:
         """(rows since the last check up to the first non-finite one, its non-finite terms), or
         None. ``reduce`` sums over data-parallel ranks (they all run the same number of rows), so
         that all of them stop together. The one sync."""
-        if self.rows is None or self.checked == self.n:
+        new = self.rows[self.checked :]
+        if not new:
             return None
-        bad = reduce((~torch.isfinite(self.rows[self.checked : self.n])).float()).tolist()
-        self.checked = self.n
+        bad = reduce((~torch.isfinite(self._stacked(new))).float()).tolist()
+        self.checked = len(self.rows)
         for i, row in enumerate(bad):
             if any(row):
                 return i + 1, [name for name, b in zip(self.names, row, strict=True) if b]
@@ -92,11 +90,11 @@ class StepLog:
 
     def read(self, reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> Dict[str, float]:
         """The mean of each term since the last read (``reduce``: averaged over data-parallel ranks too)."""
-        if not self.n:
+        if not self.rows:
             return {}
-        means = self.rows[: self.n].mean(0)
+        means = self._stacked(self.rows).float().mean(0)
         means = (reduce(means) if reduce else means).tolist()  # sync
-        self.n = self.checked = 0
+        self.rows, self.checked = [], 0
         return dict(zip(self.names, means, strict=True))
 
 
