@@ -115,7 +115,14 @@ def data_rows(seconds: float, workers: int) -> List[Row]:
     fields = ("rotation_deg", "scale_min", "scale_max", "shear", "shift", "wobble", "pen_width_min", "pen_width_max")
     augment = Augmenter(img_size=cfg.img_size, **{k: getattr(cfg, k) for k in fields})
     dataset = InkDataset(
-        make_source(cfg, "train"), augment, Renderer(cfg.img_size), seed=0, stream=0, mask_ratio=0.25, patch_size=8
+        make_source(cfg, "train"),
+        augment,
+        Renderer(cfg.img_size),
+        seed=0,
+        stream=0,
+        mask_ratio=0.25,
+        patch_size=8,
+        fixed=False,
     )
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
