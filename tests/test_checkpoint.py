@@ -159,3 +159,37 @@ def test_newer_format_is_refused_by_name(tmp_path):
     torch.save({"version": 99, "model_state_dict": {}}, tmp_path / "future.pth")
     with pytest.raises(CheckpointError, match=r"future.pth has checkpoint format version 99"):
         load_checkpoint(tmp_path / "future.pth")
+
+
+@pytest.mark.parametrize("target", ["manifest.json", "run.json", "checkpoint_best.pth"])
+def test_a_full_disk_at_any_write_keeps_the_previous_file_and_names_it(tmp_path, monkeypatch, target):
+    """ENOSPC injected at the fsync of one file (checkpoint, manifest or run.json): one WriteError
+    naming the file and the cause; the previous file is intact and no temp file is left."""
+    import errno
+
+    from inktrace_train import atomic
+    from inktrace_train.atomic import WriteError
+    from inktrace_train.runs import RunDir
+
+    run = RunDir(tmp_path)
+    run.status_file.write_text(json.dumps({"stages": {}, "resumes": []}))
+    m = CheckpointManager(run.checkpoint_dir("structural"), keep_last_n=3, save_interval=1)
+    m.save(state(1, 0.5), is_best=True)
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if target in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    path = tmp_path / target if target == "run.json" else m.directory / target
+    before = path.read_bytes()
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    with pytest.raises(WriteError) as failed:
+        if target == "run.json":
+            run.update_stage("structural", status="done")
+        else:
+            m.save(state(2, 0.6), is_best=True)
+    assert str(failed.value) == f"cannot write {path}: No space left on device; the previous {target} is intact"
+    assert path.read_bytes() == before
+    assert not list(tmp_path.rglob(".*.tmp*"))

@@ -243,7 +243,11 @@ class CheckpointManager:
         if previous is not None:
             entry["previous"] = {"size": previous["size"], "sha256": previous["sha256"]}
         self.manifest["files"][name] = entry
-        self._write_manifest()
+        try:
+            self._write_manifest()
+        except BaseException:  # the manifest could not record it: the new file is not kept
+            tmp.unlink(missing_ok=True)
+            raise
         commit(tmp, path)
         _announce("end", path, ckpt.global_step)
 
