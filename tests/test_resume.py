@@ -85,6 +85,9 @@ def signal_after_epoch_1(workdir: Path, signum: int) -> tuple[int, str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell starts background jobs with SIGINT ignored, and Python then leaves it ignored:
+        # give the child the default, as a terminal would (else Ctrl-C cannot be tested there).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 240
     while latest_step(workdir / "cut")[0] < 4 and proc.poll() is None and time.time() < deadline:
