@@ -82,15 +82,11 @@ def workdir(tmp_path: Path) -> Path:
     return d
 
 
-def write_old_checkpoints(directory: Path) -> dict:
-    """One small file per older checkpoint layout the converter reads, from a tiny model:
-    a bare state_dict, the old dense script's {"model", "optimizer"}, and the unversioned
-    {"model_state_dict"} with flat config keys. Returns the objects saved, by layout."""
-    import torch
-
+def tiny_model():
+    """An InkTraceModel of the tiny config (67 k parameters), structural heads."""
     from inktrace_train.model import InkTraceModel
 
-    model = InkTraceModel(
+    return InkTraceModel(
         embed_dim=32,
         num_layers=1,
         num_heads=2,
@@ -100,6 +96,15 @@ def write_old_checkpoints(directory: Path) -> dict:
         decoder_channels=[32, 16, 8],
         full_heads=False,
     )
+
+
+def write_old_checkpoints(directory: Path) -> dict:
+    """One small file per older checkpoint layout the converter reads, from a tiny model:
+    a bare state_dict, the old dense script's {"model", "optimizer"}, and the unversioned
+    {"model_state_dict"} with flat config keys. Returns the objects saved, by layout."""
+    import torch
+
+    model = tiny_model()
     sd = model.state_dict()
     files = {
         "bare": sd,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import tiny_model
 from inktrace_train.checkpoint import SEAL, Checkpoint, CheckpointError, CheckpointManager, load_checkpoint
-from inktrace_train.model import InkTraceModel
 from inktrace_train.runs import LATEST, MANIFEST, periodic_name
 
 CORRUPTIONS = 1000
@@ -19,16 +19,7 @@ CORRUPTIONS = 1000
 
 def tiny_checkpoint(epoch: int) -> Checkpoint:
     torch.manual_seed(epoch)
-    model = InkTraceModel(
-        embed_dim=32,
-        num_layers=1,
-        num_heads=2,
-        mlp_ratio=4.0,
-        dropout=0.0,
-        stem_channels=[8, 16, 32],
-        decoder_channels=[32, 16, 8],
-        full_heads=False,
-    )
+    model = tiny_model()
     optimizer = torch.optim.AdamW(model.parameters())
     model(torch.rand(1, 2, 64, 64))["skeleton"].mean().backward()
     optimizer.step()

@@ -175,6 +175,13 @@ def test_resume_errors_are_one_clear_line_and_write_nothing(finished_run, args, 
     assert sorted(str(p) for p in finished_run.rglob("*")) == before
 
 
+def assert_same_weights(a: Path, b: Path) -> None:
+    """The two runs' latest structural checkpoints hold equal weights."""
+    name = "checkpoints/structural/checkpoint_latest.pth"
+    wa, wb = (torch.load(run / name, weights_only=True)["model_state_dict"] for run in (a, b))
+    assert all(torch.equal(v, wb[k]) for k, v in wa.items())
+
+
 def test_a_run_killed_before_its_first_checkpoint_starts_over_on_resume(finished_run, tmp_path):
     """Nothing was saved but the config: +resume= starts the stage over in the same directory and
     ends with the weights of a run that was never stopped."""
@@ -189,9 +196,7 @@ def test_a_run_killed_before_its_first_checkpoint_starts_over_on_resume(finished
     proc = run_cli([f"+resume={cut}"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "stage structural never saved a checkpoint, so it starts over" in proc.stdout
-    a = torch.load(finished_run / "run/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
-    b = torch.load(cut / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)
-    assert all(torch.equal(v, b["model_state_dict"][k]) for k, v in a["model_state_dict"].items())
+    assert_same_weights(finished_run / "run", cut)
     assert json.loads((cut / "run.json").read_text())["stages"]["structural"]["status"] == "done"
 
 
@@ -209,9 +214,7 @@ def test_a_run_killed_before_it_was_recorded_starts_again_on_resume(finished_run
     proc = run_cli([f"+resume={cut}"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "was stopped before its run was recorded; starting it again" in proc.stderr
-    a = torch.load(finished_run / "run/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
-    b = torch.load(cut / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)
-    assert all(torch.equal(v, b["model_state_dict"][k]) for k, v in a["model_state_dict"].items())
+    assert_same_weights(finished_run / "run", cut)
     assert not list(cut.rglob(".*.tmp*")), "a killed process's temp file survived the run"
 
 

@@ -23,7 +23,7 @@ import re
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import IO, Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
@@ -47,13 +47,13 @@ SEAL = b"\nINKTRACE-SHA256:"
 _SEAL_SIZE = len(SEAL) + 64
 
 
-def write_sealed(f: IO[bytes], state: Dict[str, Any]) -> None:
-    """``torch.save(state)`` followed by the seal: the SHA-256 of the bytes before it."""
+def sealed_bytes(state: Dict[str, Any]) -> bytes:
+    """A checkpoint file's bytes: ``torch.save(state)`` followed by the seal, the SHA-256 of the
+    bytes before it."""
     buffer = io.BytesIO()
     torch.save({**state, "metadata": {**(state.get("metadata") or {}), "sealed": "sha256"}}, buffer)
-    data = buffer.getbuffer()
-    f.write(data)
-    f.write(SEAL + hashlib.sha256(data).hexdigest().encode())
+    data = buffer.getvalue()
+    return data + SEAL + hashlib.sha256(data).hexdigest().encode()
 
 
 def _unseal(path: Path, data: bytes) -> Tuple[bytes, bool]:
@@ -230,10 +230,11 @@ class CheckpointManager:
         """
         path = self.directory / name
         _announce("begin", path, ckpt.global_step)
-        tmp = write_temp(path, lambda f: write_sealed(f, ckpt.to_dict()))
+        data = sealed_bytes(ckpt.to_dict())
+        tmp = write_temp(path, lambda f: f.write(data))
         entry = {
-            "size": tmp.stat().st_size,
-            "sha256": sha256_file(tmp),
+            "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),  # of the bytes just written: no read-back
             "epoch": ckpt.epoch,
             "global_step": ckpt.global_step,
             "metric": ckpt.metric,

@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from inktrace_train.atomic import atomic_write
-from inktrace_train.checkpoint import Checkpoint, CheckpointManager, load_checkpoint, write_sealed
+from inktrace_train.checkpoint import Checkpoint, CheckpointManager, load_checkpoint, sealed_bytes
 from inktrace_train.config import flatten
 from inktrace_train.convert import FORMAT_VERSION
 from inktrace_train.errors import UserError, fail
@@ -357,7 +357,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     layout, missing = meta.pop("converted_from", None), meta.pop("missing", [])
     if layout:  # provenance under another key: "converted_from" would make every load warn again
         meta["converted"] = {"from_layout": layout, "missing": missing, "source": old.name}
-    atomic_write(new, lambda f: write_sealed(f, ckpt.to_dict()))
+    atomic_write(new, lambda f: f.write(sealed_bytes(ckpt.to_dict())))
     load_checkpoint(new)  # the result must load as plain format v1, with weights_only=True
     source = f"the {layout} layout" if layout else f"format version {ckpt.version} (already current)"
     print(f"converted {old} ({source}) -> {new} (format version {FORMAT_VERSION})")

@@ -213,19 +213,14 @@ class Trainer:
             with self._autocast():
                 outputs = self.model(batch["image"])
                 losses = self.loss_fn(outputs, batch)
-            total = losses["total"] / self.grad_accum_steps if self.grad_accum_steps > 1 else losses["total"]
-            (self.scaler.scale(total) if self.scaler.is_enabled() else total).backward()
+            self.scaler.scale(losses["total"] / self.grad_accum_steps).backward()
         self.losses.add(losses)
         if not steps:
             return
-        if self.scaler.is_enabled():  # fp16 only
-            self.scaler.unscale_(self.optimizer)
+        self.scaler.unscale_(self.optimizer)  # the scaler does nothing unless fp16
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
-        if self.scaler.is_enabled():
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.state.global_step += 1
