@@ -213,11 +213,12 @@ class Trainer:
             with self._autocast():
                 outputs = self.model(batch["image"])
                 losses = self.loss_fn(outputs, batch)
-            self.scaler.scale(losses["total"] / self.grad_accum_steps).backward()
+            total = losses["total"] if self.grad_accum_steps == 1 else losses["total"] / self.grad_accum_steps
+            self.scaler.scale(total).backward()  # the scaler does nothing unless fp16
         self.losses.add(losses)
         if not steps:
             return
-        self.scaler.unscale_(self.optimizer)  # the scaler does nothing unless fp16
+        self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
