@@ -3,10 +3,12 @@
 Run: ``python benchmarks/run.py [--device cpu|cuda] [--quick]``
 
 Rows: the loop's own cost against a hand-written loop (null and default model, A/B interleaved);
-``--cfg job`` start-up; launch to the first optimizer step; data samples/s (one process, and the
-DataLoader with workers); model-only samples/s (forward, loss, backward, AdamW on device-resident
-batches; on CUDA also channels_last and torch.compile); checkpoint save time and the stall a
-background save causes, on the default model and a ~25 M-parameter one; checkpoint load time.
+``--cfg job`` start-up; launch to the first optimizer step; data samples/s of each renderer (one
+process, the DataLoader with workers, the device renderer's batch on the device); model-only
+samples/s (forward, loss, backward, AdamW on device-resident batches; on CUDA also channels_last
+and torch.compile); the full pipeline (``python -m inktrace_train``) with each renderer; checkpoint
+save time and the stall a background save causes, on the default model and a ~25 M-parameter one;
+checkpoint load time.
 On a GPU machine the whole suite is meant to finish within 8 minutes.
 """
 
@@ -107,41 +109,97 @@ def startup_rows(work: Path) -> List[Row]:
     ]
 
 
-def data_rows(seconds: float, workers: int) -> List[Row]:
+def data_rows(device: torch.device, seconds: float, workers: int) -> List[Row]:
+    """Samples/s of each renderer: the CPU renderer in one process and in a DataLoader with
+    workers; the device renderer's worker half (augment + centerlines) likewise, and its device
+    half (the whole batch on ``device``)."""
     from inktrace_train.build import make_source
     from inktrace_train.data import Augmenter, EpochSampler, InkDataset, Renderer
+    from inktrace_train.data.device_render import Centerlines, DeviceRenderer, collate_centerlines
 
     cfg = replace(DataConfig(), source="synthetic" if os.environ.get("BENCH_SYNTHETIC") else "kanjivg")
     fields = ("rotation_deg", "scale_min", "scale_max", "shear", "shift", "wobble", "pen_width_min", "pen_width_max")
     augment = Augmenter(img_size=cfg.img_size, **{k: getattr(cfg, k) for k in fields})
-    dataset = InkDataset(
-        make_source(cfg, "train"),
-        augment,
-        Renderer(cfg.img_size),
-        seed=0,
-        stream=0,
-        mask_ratio=0.25,
-        patch_size=8,
-        fixed=False,
+    source = make_source(cfg, "train")
+    rows = []
+    for name, render, collate in (
+        ("cpu renderer", Renderer(cfg.img_size), None),
+        ("device renderer, workers' half", Centerlines(cfg.img_size), collate_centerlines),
+    ):
+        dataset = InkDataset(source, augment, render, seed=0, stream=0, mask_ratio=0.25, patch_size=8, fixed=False)
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            dataset[(0, n)]
+            n += 1
+        one = n / (time.perf_counter() - start)
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            sampler=EpochSampler(10**6, 0, 64, drop_last=True),
+            batch_size=64,
+            num_workers=workers,
+            collate_fn=collate,
+        )
+        it, n = iter(loader), 0
+        next(it)  # workers started
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            n += len(next(it)["visible"])
+        many = n / (time.perf_counter() - start)
+        rows += [
+            (f"data ({cfg.source}, {name}): one process", f"{one:,.0f} samples/s"),
+            (f"data ({cfg.source}, {name}): DataLoader, {workers} workers", f"{many:,.0f} samples/s"),
+        ]
+    size = 256 if device.type == "cuda" else 32
+    batch = collate_centerlines([dataset[(0, i)] for i in range(size)])
+    batch = {k: v.to(device) for k, v in batch.items()}
+    renderer = DeviceRenderer(cfg.img_size)
+    renderer(batch)
+    sync(device)
+    repeat = 20 if device.type == "cuda" else 3
+    per_batch = median_time(lambda: (renderer(batch), sync(device)), repeat)
+    rows.append(
+        (
+            f"data ({cfg.source}, device renderer, device half on {device}, batch {size})",
+            f"{size / per_batch:,.0f} samples/s",
+        )
     )
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        dataset[(0, n)]
-        n += 1
-    one = n / (time.perf_counter() - start)
-    loader = torch.utils.data.DataLoader(
-        dataset, sampler=EpochSampler(10**6, 0, 64, drop_last=True), batch_size=64, num_workers=workers
-    )
-    it, n = iter(loader), 0
-    next(it)  # workers started
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        n += len(next(it)["image"])
-    many = n / (time.perf_counter() - start)
-    return [
-        (f"data ({cfg.source}, cpu renderer): one process", f"{one:,.0f} samples/s"),
-        (f"data ({cfg.source}, cpu renderer): DataLoader, {workers} workers", f"{many:,.0f} samples/s"),
-    ]
+    return rows
+
+
+def pipeline_rows(device: torch.device, work: Path, quick: bool) -> List[Row]:
+    """``python -m inktrace_train`` itself (loaders, renderer, model, logging, checkpoints): the
+    median of its logged samples/s after the first log interval (start-up, compilation)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cuda = device.type == "cuda"
+    batch, samples = (256, 256 * (60 if quick else 150)) if cuda else (32, 32 * 24)
+    rows = []
+    for renderer in ("device", "cpu") if cuda else ("cpu", "device"):
+        run = work / f"pipeline-{renderer}"
+        args = [
+            f"training.device={device.type}",
+            f"data.renderer={renderer}",
+            f"training.batch_size={batch}",
+            f"data.train_samples={samples}",
+            f"data.val_samples={batch}",
+            "training.epochs=1",
+            "training.log_every_n_steps=4",
+            f"data.num_workers={min(16, os.cpu_count() or 1)}",
+            f"hydra.run.dir={run}",
+        ]
+        proc = subprocess.run([sys.executable, "-m", "inktrace_train", *args], cwd=work, capture_output=True, text=True)
+        if proc.returncode:
+            rows.append((f"full pipeline, data.renderer={renderer}", "failed: " + proc.stderr.strip()[-300:]))
+            continue
+        events = EventAccumulator(str(run / "tb/structural"), size_guidance={"scalars": 0}).Reload()
+        rates = [e.value for e in events.Scalars("structural/train/samples_per_s")][1:]
+        rows.append(
+            (
+                f"full pipeline (python -m inktrace_train), default model, batch {batch}, data.renderer={renderer}",
+                f"{statistics.median(rates):,.0f} samples/s",
+            )
+        )
+    return rows
 
 
 def model_rate(device: torch.device, batch: dict, nhwc: bool, compiled: bool, quick: bool) -> float:
@@ -237,8 +295,9 @@ def main() -> None:
         for part in (
             lambda: loop_rows(device, args.quick),
             lambda: startup_rows(work),
-            lambda: data_rows(2.0 if args.quick else 5.0, args.workers),
+            lambda: data_rows(device, 2.0 if args.quick else 5.0, args.workers),
             lambda: model_rows(device, args.quick),
+            lambda: pipeline_rows(device, work, args.quick),
             lambda: checkpoint_rows(work),
         ):
             for row in part():

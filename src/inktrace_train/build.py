@@ -20,6 +20,7 @@ from inktrace_train.atomic import check_writable, write_text
 from inktrace_train.checkpoint import Checkpoint, CheckpointManager
 from inktrace_train.config import CONFIG_VERSION, Config, DataConfig
 from inktrace_train.data import Augmenter, EpochSampler, InkDataset, Renderer, worker_init_fn
+from inktrace_train.data.device_render import Centerlines, DeviceRenderer, collate_centerlines
 from inktrace_train.distributed import Distributed, available_cores
 from inktrace_train.errors import ConfigError, first_line
 from inktrace_train.logger import RunLogger
@@ -52,6 +53,12 @@ def on_cuda_unless_set(value: Optional[bool], device: torch.device) -> bool:
     return device.type == "cuda" if value is None else bool(value)
 
 
+def renders_on_device(renderer: str, device: torch.device) -> bool:
+    """``data.renderer``: auto draws the targets on the training device when it is a GPU (data-
+    loader workers could not keep up with one), in the workers elsewhere."""
+    return device.type == "cuda" if renderer == "auto" else renderer == "device"
+
+
 def make_source(data: DataConfig, split: str):
     if data.source == "synthetic":
         from inktrace_train.data.synthetic import SyntheticStrokes
@@ -80,7 +87,8 @@ def build_loaders(cfg: Config, dist: Distributed) -> Tuple[DataLoader, DataLoade
         pen_width_min=d.pen_width_min,
         pen_width_max=d.pen_width_max,
     )
-    render = Renderer(d.img_size)
+    on_device = renders_on_device(d.renderer, dist.device)
+    render = Centerlines(d.img_size) if on_device else Renderer(d.img_size)
     common = dict(
         augment=augment,
         render=render,
@@ -105,6 +113,7 @@ def build_loaders(cfg: Config, dist: Distributed) -> Tuple[DataLoader, DataLoade
         pin_memory=dist.device.type == "cuda",
         persistent_workers=workers > 0,
         worker_init_fn=worker_init_fn,
+        collate_fn=collate_centerlines if on_device else None,
     )
     # Own generators: creating a loader iterator must not draw from the global torch RNG,
     # or a resumed run (fewer iterators made) would see different dropout noise.
@@ -215,6 +224,7 @@ def build_trainer(
         mask_ratio=t.mask_ratio,
         amp_dtype=pick_amp_dtype(t.precision, device),
         compile=on_cuda_unless_set(t.compile, device),
+        render=DeviceRenderer(cfg.data.img_size) if renders_on_device(cfg.data.renderer, device) else None,
         channels_last=channels_last,
         stop=stop,
     )

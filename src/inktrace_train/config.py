@@ -20,6 +20,7 @@ from inktrace_train.errors import ConfigError
 CONFIG_VERSION = 1  # bump when a key is renamed or its meaning changes; stored in checkpoints
 PIPELINE = ("structural", "dense")  # stage order; `stage=all` runs them in this order
 DATA_SOURCES = ("kanjivg", "synthetic")
+RENDERERS = ("auto", "cpu", "device")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -86,6 +87,7 @@ class DataConfig:
     source: str = "kanjivg"  # kanjivg (real ink) or synthetic (random Bezier strokes, for tests)
     img_size: int = 64  # rendered image side, pixels; divisible by 2**len(model.stem_channels)
     num_workers: int = 2  # data-loader processes; capped at the cores available
+    renderer: str = "auto"  # cpu: workers draw the targets; device: the training device does; auto: device on CUDA
     train_samples: int = 4096  # samples per training epoch, freshly augmented each epoch
     val_samples: int = 512  # fixed validation images (the same every epoch)
     val_fraction: float = 0.05  # share of KanjiVG codepoints held out for choosing the best checkpoint
@@ -237,6 +239,7 @@ def validate(cfg: Config) -> None:
         f"a positive multiple of {factor} (2 ** len(model.stem_channels))",
     )
     _check(e, d.source in DATA_SOURCES, "data.source", d.source, f"one of {', '.join(DATA_SOURCES)}")
+    _check(e, d.renderer in RENDERERS, "data.renderer", d.renderer, f"one of {', '.join(RENDERERS)}")
     _check(e, d.num_workers >= 0, "data.num_workers", d.num_workers, "must be >= 0")
     _check(
         e,

@@ -136,6 +136,8 @@ class Trainer:
         amp_dtype: autocast dtype, or None for full precision.
         compile: train through ``torch.compile`` (checkpoints still hold the plain module's keys).
         channels_last: the model is NHWC; its input batches are made so too.
+        render: draws each batch's image and targets on the device from the centerlines the
+            loaders hand over (``data.renderer=device``); None when the loaders draw them.
     """
 
     def __init__(
@@ -164,12 +166,14 @@ class Trainer:
         stop: Optional[StopRequest] = None,
         compile: bool = False,
         channels_last: bool = False,
+        render: Optional[Callable[[Dict[str, torch.Tensor]], Dict[str, torch.Tensor]]] = None,
     ):
         # Save and validate the first (plain keys, eager), train the second (DDP, compiled).
         self.module, self.model = model, dist.wrap(model)
         if compile:
             self.model = torch.compile(self.model)
         self.input_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.render = render
         self.loss_fn, self.dist = loss_fn, dist
         self.optimizer, self.scheduler = optimizer, scheduler
         self.train_loader, self.val_loader = train_loader, val_loader
@@ -200,6 +204,8 @@ class Trainer:
 
     def to_device(self, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        if self.render is not None:
+            batch = self.render(batch)
         if self.input_format is torch.channels_last:
             batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
         return batch

@@ -51,7 +51,8 @@ class InkDataset(Dataset):
     Args:
         source: a glyph source (``__len__`` and ``glyph(index, rng)``).
         augment: turns a unit-coordinate glyph into pixel strokes and pen widths.
-        render: turns those into targets.
+        render: turns those into targets (:class:`Renderer`), or into centerlines that the
+            training device renders batch by batch (:class:`Centerlines`).
         seed: the run's seed.
         stream: separates data streams of one seed (e.g. 0 train, 1 validation).
         mask_ratio: fraction of patches hidden from the input.
@@ -85,7 +86,9 @@ class InkDataset(Dataset):
         return len(self.source)
 
     def sample(self, epoch: int, index: int) -> Dict[str, np.ndarray]:
-        """The sample as float32 numpy arrays (what __getitem__ wraps in tensors)."""
+        """The sample as numpy arrays (what __getitem__ wraps in tensors): image, visible and the
+        targets; or, when ``render`` is the workers' half of the device renderer, the glyph's
+        centerlines and visible (the device draws the rest)."""
         if self.fixed:
             epoch = 0
         rng = np.random.default_rng([self.seed, self.stream, epoch, index])
@@ -94,16 +97,15 @@ class InkDataset(Dataset):
         strokes, half_widths = self.augment(self.source.glyph(choice, rng), rng)
         targets = self.render(strokes, half_widths)
         visible = patch_mask(self.render.img_size, self.patch_size, self.mask_ratio, rng)[None]
+        if self.render.on_device:
+            return {**targets, "visible": visible}
         out = {"image": np.concatenate([targets["ink"] * visible, visible]), "visible": visible}
         out.update(targets)
         return out
 
     def __getitem__(self, key: Tuple[int, int]) -> Dict[str, torch.Tensor]:
         epoch, index = key
-        return {
-            k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
-            for k, v in self.sample(int(epoch), int(index)).items()
-        }
+        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.sample(int(epoch), int(index)).items()}
 
 
 class EpochSampler(Sampler):

@@ -167,6 +167,8 @@ class Renderer:
         img_size: side of the square output, pixels.
     """
 
+    on_device = False  # draws every target here, in the data-loader worker
+
     def __init__(self, img_size: int) -> None:
         self.img_size = int(img_size)
         # OpenCV's thread pool only costs time on 64x64 images, and a pool that
@@ -268,7 +270,7 @@ class Renderer:
         pixel of another stroke: each stroke's skeleton is dilated by a disk (all
         strokes in one call, stacked with blank rows between them) and pixels
         covered by two or more strokes are kept. Each 8-connected region gives
-        its candidate pixel nearest the region's centroid.
+        its candidate pixel nearest the region's centroid (the lowest raster index on a tie).
         """
         size, r = self.img_size, JUNCTION_RADIUS
         if n_strokes < 2:
@@ -280,12 +282,16 @@ class Renderer:
         count = near.sum(axis=0, dtype=np.uint8)
         on_skeleton = stack.reshape(n_strokes, rows, size)[:, :size].any(axis=0)
         candidates = ((count >= 2) & on_skeleton).astype(np.uint8)
-        n, labels, _, centroids = cv2.connectedComponentsWithStats(candidates, connectivity=8)
+        n, labels = cv2.connectedComponents(candidates, connectivity=8)
         if n <= 1:
             return np.zeros((0, 2))
         ys, xs = np.nonzero(labels)
         lab = labels[ys, xs]
-        d2 = (xs - centroids[lab, 0]) ** 2 + (ys - centroids[lab, 1]) ** 2
+        # Distances to the centroid in integers (times the region's size): exact ties, so the
+        # lowest raster index wins them, as on the device renderer.
+        size_of = np.bincount(lab)[lab]
+        sx, sy = np.bincount(lab, weights=xs).astype(np.int64)[lab], np.bincount(lab, weights=ys).astype(np.int64)[lab]
+        d2 = (size_of * xs - sx) ** 2 + (size_of * ys - sy) ** 2
         order = np.lexsort((d2, lab))
         first = np.ones(len(order), bool)
         first[1:] = lab[order][1:] != lab[order][:-1]
@@ -296,7 +302,8 @@ class Renderer:
         """Ink coverage, width and offset from the nearest centerline point.
 
         A distance transform with pixel labels names each pixel's nearest
-        skeleton pixel, whose representative sample is a point on the
+        skeleton pixel; of the representative samples of its 3x3 neighbours'
+        nearest skeleton pixels, the one nearest the pixel is a point on the
         centerline near the nearest one; _foot_of_perpendicular refines it.
         Coverage is then the exact ramp clip(hw + 0.5 - d, 0, 1) of a disk pen
         with a one-pixel box filter: unlike a rasteriser's integer thickness it
@@ -319,8 +326,8 @@ class Renderer:
         # A centerline point is within 0.71 px of its pixel centre, so pixels
         # farther than this cannot be touched by any pen.
         ys, xs = np.nonzero(dist <= half_widths.max() + 0.5 + 0.75)
-        nearest = rep[labels[ys, xs] - 1]  # labels number zero pixels 1.. in raster order
         centre = np.stack([xs + 0.5, ys + 0.5], axis=1)
+        nearest = self._nearest_seed(rep[labels - 1], ys, xs, centre, samples)  # labels number seeds 1..
         delta = _foot_of_perpendicular(centre, nearest, samples, tangents, sid, arc, stroke_len) - centre
         hw = half_widths[sid[nearest]]
         cover = np.clip(hw + 0.5 - np.hypot(delta[:, 0], delta[:, 1]), 0.0, 1.0)
@@ -330,3 +337,16 @@ class Renderer:
         offset[:, ys, xs] = delta[on].T
         width[ys, xs] = hw[on]
         return ink, width, offset
+
+    @staticmethod
+    def _nearest_seed(seed: np.ndarray, ys, xs, centre: np.ndarray, samples: np.ndarray) -> np.ndarray:
+        """Per pixel (ys, xs), the sample nearest its centre among the seeds of its 3x3
+        neighbourhood in ``seed`` (H, W) -- one jump-flooding sweep, as the device renderer ends
+        with: the nearest skeleton *pixel* is not always the one holding the nearest sample."""
+        size = seed.shape[1] + 2
+        padded = np.pad(seed, 1, mode="edge").ravel()
+        window = (np.arange(3)[:, None] * size + np.arange(3)[None, :]).ravel()
+        candidates = padded[(ys * size + xs)[:, None] + window]  # (K, 9)
+        dx = samples[:, 0][candidates] - centre[:, :1]  # components: a length-2 axis reduces slowly
+        dy = samples[:, 1][candidates] - centre[:, 1:]
+        return candidates[np.arange(len(ys)), (dx * dx + dy * dy).argmin(1)]
