@@ -65,8 +65,8 @@ def sync(device: torch.device) -> None:
 
 def loop_rows(device: torch.device, quick: bool) -> List[Row]:
     rows = []
-    for kind, steps in (("null", 200), ("default", 4 if device.type == "cpu" else 100)):
-        m = loop.measure(kind, steps, 5 if quick else 9, device)
+    for kind, steps, rounds in (("null", 100, 101), ("default", 4 if device.type == "cpu" else 100, 9)):
+        m = loop.measure(kind, steps, rounds // 2 if quick else rounds, device)
         rows.append(
             (
                 f"loop overhead, {kind} model (framework vs hand loop)",

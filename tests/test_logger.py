@@ -34,3 +34,23 @@ def test_a_tensorboard_directory_that_cannot_be_made_is_refused_at_once(tmp_path
     (tmp_path / "tb").write_text("a file where the directory should be")
     with pytest.raises(WriteError, match="cannot write TensorBoard events in"):
         RunLogger(tmp_path / "tb" / "structural", "structural", progress=False)
+
+
+def test_scalars_reach_the_event_file_by_the_next_checkpoint_or_close(tmp_path):
+    """Scalars are handed to TensorBoard's writer at most once a second, and always at
+    hand_over() (the trainer calls it before each checkpoint) and close()."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    def steps():
+        events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0}).Reload()
+        return [e.step for e in events.Scalars("structural/train/total")] if events.Tags()["scalars"] else []
+
+    logger = RunLogger(tmp_path / "tb", "structural", progress=False)
+    for step in (1, 2, 3):
+        logger.scalars("train", {"total": 1.0}, step=step)
+    logger.hand_over()
+    logger.writer.flush()  # (the writer's own thread appends to the file; wait for it)
+    assert steps() == [1, 2, 3]
+    logger.scalars("train", {"total": 1.0}, step=4)
+    logger.close()
+    assert steps() == [1, 2, 3, 4]

@@ -248,3 +248,22 @@ def test_a_background_write_holds_the_state_of_its_step(tmp_path):
     trainer.wait_for_saves()
     saved = load_checkpoint(run.checkpoint_dir("structural") / "checkpoint_latest.pth").model_state_dict
     assert all(torch.equal(saved[k], v) for k, v in expected.items())
+
+
+def test_step_log_means_and_the_first_non_finite_row_in_one_read():
+    from inktrace_train.losses import LossTerms
+    from inktrace_train.trainer import StepLog
+
+    log = StepLog()
+    for i in range(5):
+        values = {"a": torch.tensor(float(i)), "total": torch.tensor(1.0)}
+        log.add(LossTerms(values, torch.stack(list(values.values()))) if i % 2 else values)  # either way
+    means, bad = log.read(check=True)
+    assert means == {"a": 2.0, "total": 1.0} and bad is None and not log
+    for a in (1.0, math.inf, math.nan):
+        log.add({"a": torch.tensor(a), "total": torch.tensor(1.0)})
+    doubled = log.read(lambda t: t * 2, world=2, check=True)  # a sum over 2 ranks holding the same rows
+    assert doubled[1] == (2, ["a"]) and doubled[0]["total"] == 1.0
+    log.add({"a": torch.tensor(1.0), "total": torch.tensor(math.nan)})
+    assert log.nonfinite(lambda t: t) == (1, ["total"])
+    assert log.read(check=True)[1] is None  # rows already checked are not reported twice

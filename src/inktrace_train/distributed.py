@@ -145,9 +145,6 @@ class Distributed:
             dist.all_reduce(tensor)
         return tensor
 
-    def all_reduce_mean(self, tensor: torch.Tensor) -> torch.Tensor:
-        return self.all_reduce_sum(tensor) / self.world_size if self.active else tensor
-
     def close(self) -> None:
         if self.active and dist.is_initialized():
             dist.destroy_process_group()

@@ -13,7 +13,7 @@ import random
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Dict, List, Optional, Tuple
+from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -52,50 +52,84 @@ class NonFiniteLoss(RunFailed):
 
 
 class StepLog:
-    """The loss terms of every micro-batch, one stacked row each, kept on the device: adding one
-    is a single stack, with no host sync. :meth:`nonfinite` (at log intervals and before every
-    save) finds the first row with a NaN/inf term; :meth:`read` (at log intervals) gives the means
-    and starts over. One record serves both, so a step pays for one op, not one per term."""
+    """Values recorded every micro-batch (loss terms) or optimizer step (gradient norm), kept on
+    the device as they come: recording is a list append, with no tensor op and no host sync
+    (:class:`~inktrace_train.losses.LossTerms` arrive already stacked; a plain dict of terms is
+    stacked here). Reading stacks the rows and copies them to the host in one go (one op, one
+    sync); sums and NaN checks are then plain Python over a few hundred floats, cheaper than
+    reductions on the device.
 
-    def __init__(self) -> None:
-        self.names: List[str] = []
+    Args:
+        names: the recorded values' names, when rows are bare tensors (else the dict's keys).
+    """
+
+    def __init__(self, names: Sequence[str] = ()) -> None:
+        self.names: List[str] = list(names)
         self.rows: List[torch.Tensor] = []  # since the last read
         self.checked = 0  # rows already looked at by nonfinite()
 
-    def add(self, values: Dict[str, torch.Tensor]) -> None:
+    def add(self, values: torch.Tensor | Dict[str, torch.Tensor]) -> None:
+        if isinstance(values, torch.Tensor):
+            self.rows.append(values)
+            return
         if not self.names:
             self.names = list(values)
-        terms = list(values.values())
-        self.rows.append((torch.stack(terms) if len(terms) > 1 else terms[0]).detach())
-
-    def _stacked(self, rows: List[torch.Tensor]) -> torch.Tensor:
-        return torch.stack(rows).reshape(len(rows), len(self.names))
+        row = getattr(values, "row", None)
+        if row is None:
+            terms = list(values.values())
+            row = (torch.stack(terms) if len(terms) > 1 else terms[0]).detach()
+        self.rows.append(row)
 
     def __bool__(self) -> bool:
         return bool(self.rows)
 
+    def _host(self, rows: List[torch.Tensor], reduce: Optional[Callable[[torch.Tensor], torch.Tensor]]) -> List[list]:
+        """The rows as lists of floats, summed over data-parallel ranks by ``reduce`` (they all
+        hold equally many rows; a NaN on any rank makes the sum NaN on all). The one sync."""
+        stacked = torch.stack(rows).reshape(len(rows), len(self.names))
+        return (reduce(stacked) if reduce else stacked).tolist()
+
+    def _first_bad(self, values: List[list]) -> Optional[Tuple[int, List[str]]]:
+        """(1-based row, names of its non-finite values) of the first row with any; None if none."""
+        for i, row in enumerate(values):
+            if not all(map(math.isfinite, row)):
+                return i + 1, [name for name, v in zip(self.names, row, strict=True) if not math.isfinite(v)]
+        return None
+
     def nonfinite(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> Optional[Tuple[int, List[str]]]:
-        """(rows since the last check up to the first non-finite one, its non-finite terms), or
-        None. ``reduce`` sums over data-parallel ranks (they all run the same number of rows), so
-        that all of them stop together. The one sync."""
+        """(rows since the last check up to the first non-finite one, its non-finite values), or
+        None, so that every rank stops together."""
         new = self.rows[self.checked :]
         if not new:
             return None
-        bad = reduce((~torch.isfinite(self._stacked(new))).float()).tolist()
         self.checked = len(self.rows)
-        for i, row in enumerate(bad):
-            if any(row):
-                return i + 1, [name for name, b in zip(self.names, row, strict=True) if b]
-        return None
+        return self._first_bad(self._host(new, reduce))
 
-    def read(self, reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> Dict[str, float]:
-        """The mean of each term since the last read (``reduce``: averaged over data-parallel ranks too)."""
+    def read(
+        self, reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None, world: int = 1, check: bool = False
+    ) -> Tuple[Dict[str, float], Optional[Tuple[int, List[str]]]]:
+        """The mean of each value since the last read over the ``world`` ranks that ``reduce``
+        sums over, and with ``check`` what :meth:`nonfinite` would say of the rows it has not
+        seen; then starts over."""
+        if not self.rows:
+            return {}, None
+        values = self._host(self.rows, reduce)
+        sums = [sum(column) for column in zip(*values, strict=True)]
+        bad = None
+        if check and not all(map(math.isfinite, sums)):  # rare: find the row (or a sum overflowed)
+            bad = self._first_bad(values[self.checked :])
+        n = len(values) * world
+        self.rows, self.checked = [], 0
+        return {name: total / n for name, total in zip(self.names, sums, strict=True)}, bad
+
+    def read_uneven(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> Dict[str, float]:
+        """The means over ranks that may hold different numbers of rows (validation shares)."""
         if not self.rows:
             return {}
-        means = self._stacked(self.rows).float().mean(0)
-        means = (reduce(means) if reduce else means).tolist()  # sync
+        stacked = torch.stack(self.rows).reshape(len(self.rows), len(self.names)).float()
+        packed = reduce(torch.cat([stacked.sum(0), stacked.new_full((1,), len(self.rows))])).tolist()
         self.rows, self.checked = [], 0
-        return dict(zip(self.names, means, strict=True))
+        return {name: total / packed[-1] for name, total in zip(self.names, packed, strict=False)}
 
 
 def rng_state() -> Dict[str, Any]:
@@ -192,7 +226,7 @@ class Trainer:
         self.last_metric: Optional[float] = None  # the latest validation metric, for mid-epoch saves
         self.last_metrics: Dict[str, float] = {}  # every metric of the latest validation
         self.losses = StepLog()  # every micro-batch's loss terms
-        self.norms = StepLog()  # every optimizer step's gradient norm
+        self.norms = StepLog(["grad_norm"])  # every optimizer step's gradient norm
         self.checked_step = 0  # the optimizer step of the last non-finite check
         self.steps_per_epoch = len(train_loader)
 
@@ -203,7 +237,8 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def to_device(self, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        if self.device.type != "cpu":  # (on the CPU it is where it is: skip a dict and a call per tensor)
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         if self.render is not None:
             batch = self.render(batch)
         if self.input_format is torch.channels_last:
@@ -231,7 +266,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.state.global_step += 1
-        self.norms.add({"grad_norm": grad_norm})
+        self.norms.add(grad_norm)
 
     # --- the loop -------------------------------------------------------------------
     def fit(self) -> Optional[float]:
@@ -294,7 +329,11 @@ class Trainer:
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteLoss` if a loss went NaN/inf since the last check. Called before
         every save, so no checkpoint ever holds weights trained on such a loss."""
-        found = self.losses.nonfinite(self.dist.all_reduce_sum)
+        self._stop_if_nonfinite(self.losses.nonfinite(self.dist.all_reduce_sum))
+
+    def _stop_if_nonfinite(self, found: Optional[Tuple[int, List[str]]]) -> None:
+        """``found``: (micro-batches since the last check up to the first non-finite loss, its
+        terms), or None: all finite, checked up to this step."""
         if found is None:
             self.checked_step = self.state.global_step
             return
@@ -310,6 +349,7 @@ class Trainer:
         """Write this step's checkpoint (the main rank, in the background), once the losses since
         the last one are finite."""
         self.check_finite()
+        self.logger.hand_over()
         if self.saver:
             self.saver.save(self.checkpoint(metric), is_best)
 
@@ -326,9 +366,10 @@ class Trainer:
             self.saver.wait()
 
     def log_train(self, bar: tqdm, samples_per_s: float) -> None:
-        self.check_finite()
-        values = self.losses.read(self.dist.all_reduce_mean)  # the sync point, once per log interval
-        values.update(self.norms.read(self.dist.all_reduce_mean))
+        reduce, world = self.dist.all_reduce_sum, self.dist.world_size
+        values, nonfinite = self.losses.read(reduce, world, check=True)  # a sync, once per log interval
+        self._stop_if_nonfinite(nonfinite)
+        values.update(self.norms.read(reduce, world)[0])
         values["lr"] = self.optimizer.param_groups[0]["lr"]
         values["samples_per_s"] = samples_per_s
         self.logger.scalars("train", values, self.state.global_step)
@@ -356,7 +397,7 @@ class Trainer:
             if shown is None:
                 shown = (batch, outputs)
         result = metrics.compute(reduce=self.dist.all_reduce_sum)
-        result.update({f"loss_{k}": v for k, v in losses.read(self.dist.all_reduce_mean).items()})
+        result.update({f"loss_{k}": v for k, v in losses.read_uneven(self.dist.all_reduce_sum).items()})
         if shown:  # a rank whose share of the validation set is empty has nothing to show
             self.logger.images("val", *shown, self.state.global_step)
         return result
