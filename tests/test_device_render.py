@@ -12,6 +12,7 @@ Tolerances, per target, on 200 KanjiVG and 100 synthetic glyphs through the real
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,13 @@ from inktrace_train.data.render import resample
 from test_resume import RUN, assert_same_run, losses
 
 SIZE = 64
+# The device renderer runs here; CI has only a CPU (benchmarks/gpu.sh sets cuda).
+DEVICE = torch.device(os.environ.get("INKTRACE_TEST_DEVICE", "cpu"))
+
+
+def render_on_device(items):
+    batch = {k: v.to(DEVICE) for k, v in collate_centerlines(items).items()}
+    return {k: v.cpu() for k, v in DeviceRenderer(SIZE)(batch).items()}
 
 
 def datasets(source):
@@ -43,7 +51,7 @@ def render_both(source, n):
     cpu = {k: torch.stack([cpu_set[0, i][k] for i in range(n)]) for k in cpu_set[0, 0]}
     device = {}
     for lo in range(0, n, 50):  # batches of 50, as a loader would hand them over
-        batch = DeviceRenderer(SIZE)(collate_centerlines([device_set[0, i] for i in range(lo, min(lo + 50, n))]))
+        batch = render_on_device([device_set[0, i] for i in range(lo, min(lo + 50, n))])
         for k, v in batch.items():
             device.setdefault(k, []).append(v)
     return cpu, {k: torch.cat(v) for k, v in device.items()}
@@ -85,7 +93,7 @@ def test_where_the_inks_differ_the_device_is_nearer_the_exact_coverage():
     source = KanjiVGStrokes(split="train", val_fraction=0.05, test_fraction=0.05, cache_dir=None)
     cpu_set, device_set = datasets(source)
     rng_keys = range(60)
-    device = DeviceRenderer(SIZE)(collate_centerlines([device_set[0, i] for i in rng_keys]))["ink"][:, 0]
+    device = render_on_device([device_set[0, i] for i in rng_keys])["ink"][:, 0]
     errors = {"cpu": [], "device": []}
     for i in rng_keys:
         cpu = cpu_set[0, i]["ink"][0]
@@ -123,8 +131,7 @@ def test_hand_made_glyphs_match(strokes):
     item = {k: torch.from_numpy(v) for k, v in Centerlines(SIZE)(strokes, half_widths).items()}
     other = dict(item, visible=torch.ones(1, SIZE, SIZE))
     short = {k: torch.from_numpy(v) for k, v in Centerlines(SIZE)([np.array([[1.0, 1.0]])], [1.0]).items()}
-    batch = collate_centerlines([other, dict(short, visible=torch.ones(1, SIZE, SIZE))])  # padded against another
-    device = DeviceRenderer(SIZE)(batch)
+    device = render_on_device([other, dict(short, visible=torch.ones(1, SIZE, SIZE))])  # padded against another
     for key, value in cpu.items():
         assert np.abs(device[key][0].numpy() - value).max() <= 1e-4, key
 
