@@ -1,0 +1,88 @@
+"""Stroke-level scores of a tracing against the true strokes of a glyph.
+
+The rule (also in the README): both sides are resampled every SAMPLE_PX along their length. A
+traced polyline P **recovers** a true stroke T when
+  - it covers T: at least COVER_SHARE of T's samples lie within COVER_PX of P,
+  - it follows T: the mean distance from T's samples to P is at most MEAN_PX, and
+  - it stays on T: every sample of P lies within HAUSDORFF_PX of T (a polyline that runs on
+    into another stroke recovers neither).
+Matching is one-to-one, greedily by that mean distance. Recall is recovered / true strokes,
+precision is matched / traced polylines. So one stroke traced in two halves recovers nothing
+(neither half covers 90 % of it): with N true strokes, recall (N-1)/N and precision (N-1)/(N+1).
+The Chamfer distance is the mean of both directions' mean nearest-sample distance, in px.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List
+
+import numpy as np
+
+SAMPLE_PX = 0.5
+COVER_PX = 2.0
+COVER_SHARE = 0.9
+MEAN_PX = 1.0
+HAUSDORFF_PX = 2.0
+
+
+def resample(polyline: np.ndarray, step: float = SAMPLE_PX) -> np.ndarray:
+    """Points every ``step`` along a polyline (ends included); a lone point stays one point."""
+    pts = np.asarray(polyline, dtype=np.float64).reshape(-1, 2)
+    if len(pts) < 2:
+        return pts
+    seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    n = max(int(np.ceil(arc[-1] / step)), 1) + 1
+    at = np.linspace(0.0, arc[-1], n)
+    return np.stack([np.interp(at, arc, pts[:, 0]), np.interp(at, arc, pts[:, 1])], axis=1)
+
+
+def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) point distances."""
+    return np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2)
+
+
+def stroke_scores(traced: List[np.ndarray], truth: List[np.ndarray]) -> Dict[str, float]:
+    """Counts for one glyph: ``recovered`` true strokes (= matched traced polylines), ``n_true``,
+    ``n_traced``, and ``chamfer`` (NaN when either side is empty)."""
+    ours = [resample(p) for p in traced if len(p)]
+    theirs = [resample(t) for t in truth if len(t)]
+    candidates = []
+    for i, p in enumerate(ours):
+        for j, t in enumerate(theirs):
+            d = _distances(t, p)
+            to_p = d.min(axis=1)  # each true sample to the polyline
+            covers = (to_p <= COVER_PX).mean() >= COVER_SHARE
+            stays = d.min(axis=0).max() <= HAUSDORFF_PX  # each traced sample to the stroke
+            if covers and stays and to_p.mean() <= MEAN_PX:
+                candidates.append((to_p.mean(), i, j))
+    used_i, used_j = set(), set()
+    for _, i, j in sorted(candidates):
+        if i not in used_i and j not in used_j:
+            used_i.add(i)
+            used_j.add(j)
+    chamfer = float("nan")
+    if ours and theirs:
+        d = _distances(np.concatenate(ours), np.concatenate(theirs))
+        chamfer = float((d.min(axis=0).mean() + d.min(axis=1).mean()) / 2)
+    counts = {"recovered": len(used_j), "n_true": len(theirs), "n_traced": len(ours)}
+    return {**{k: float(v) for k, v in counts.items()}, "chamfer": chamfer}
+
+
+def summarize(per_glyph: List[Dict[str, float]]) -> Dict[str, float]:
+    """Stroke recovery precision, recall and F1 over all glyphs (counts pooled), the mean absolute
+    stroke-count error per glyph, and the mean Chamfer distance."""
+    recovered = sum(g["recovered"] for g in per_glyph)
+    n_true = sum(g["n_true"] for g in per_glyph)
+    n_traced = sum(g["n_traced"] for g in per_glyph)
+    precision = recovered / n_traced if n_traced else 0.0
+    recall = recovered / n_true if n_true else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    chamfers = [g["chamfer"] for g in per_glyph if np.isfinite(g["chamfer"])]
+    return {
+        "stroke_precision": precision,
+        "stroke_recall": recall,
+        "stroke_f1": f1,
+        "stroke_count_error": float(np.mean([abs(g["n_traced"] - g["n_true"]) for g in per_glyph])),
+        "chamfer_px": float(np.mean(chamfers)) if chamfers else float("nan"),
+    }

@@ -1,0 +1,54 @@
+"""Stroke recovery: the stated rule on hand-made tracings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from inktrace_train.strokemetrics import stroke_scores, summarize
+
+TRUTH = [
+    np.array([[5.0, 10.0], [55.0, 10.0]]),
+    np.array([[30.0, 5.0], [30.0, 58.0]]),
+    np.array([[8.0, 50.0], [20.0, 40.0], [40.0, 45.0]]),
+]
+
+
+def score(traced):
+    return summarize([stroke_scores(traced, TRUTH)])
+
+
+def test_a_perfect_tracing_scores_one():
+    s = score([t.copy() for t in TRUTH])
+    assert s["stroke_f1"] == 1.0 and s["stroke_count_error"] == 0 and s["chamfer_px"] == pytest.approx(0, abs=1e-9)
+
+
+def test_half_a_pixel_off_still_recovers():
+    s = score([t + 0.5 for t in TRUTH])
+    assert s["stroke_f1"] == 1.0 and 0.4 < s["chamfer_px"] < 0.8
+
+
+def test_one_stroke_split_in_two_is_the_stated_penalty():
+    first, second = TRUTH[0].copy(), TRUTH[0].copy()
+    first[1, 0] = second[0, 0] = 30.0  # two halves of the first stroke
+    s = score([first, second, TRUTH[1], TRUTH[2]])
+    n = len(TRUTH)
+    assert s["stroke_recall"] == pytest.approx((n - 1) / n)
+    assert s["stroke_precision"] == pytest.approx((n - 1) / (n + 1))
+    assert s["stroke_count_error"] == 1 and s["chamfer_px"] == pytest.approx(0, abs=1e-9)
+
+
+def test_two_strokes_merged_into_one_polyline_recover_neither():
+    merged = np.concatenate([TRUTH[0], TRUTH[1]])  # runs from one stroke into the other
+    s = score([merged, TRUTH[2]])
+    assert s["stroke_recall"] == pytest.approx(1 / 3) and s["stroke_precision"] == pytest.approx(1 / 2)
+
+
+def test_a_stroke_traced_twice_counts_once():
+    s = score([t.copy() for t in TRUTH] + [TRUTH[0].copy()])
+    assert s["stroke_recall"] == 1.0 and s["stroke_precision"] == pytest.approx(3 / 4)
+
+
+def test_nothing_traced():
+    s = score([])
+    assert s["stroke_f1"] == 0.0 and s["stroke_count_error"] == 3 and np.isnan(s["chamfer_px"])
