@@ -22,9 +22,11 @@ from typing import Dict, List, Optional, Tuple
 import cv2
 import numpy as np
 
-JOIN_RADIUS = 2.5  # px: skeleton pixels this close to a junction point are cut away and re-joined
+# Tuned on perfect targets (the renderer's) of 150 validation glyphs: stroke recovery F1 0.73 at
+# 1.5 px / 40 deg, 0.67 at 1.0 or 2.0 px, 0.66 at 2.5 px (short strokes vanish in wider cuts).
+JOIN_RADIUS = 1.5  # px: skeleton pixels this close to a junction point are cut away and re-joined
 END_REACH = 2.0  # px beyond JOIN_RADIUS: an end this close to a junction point meets there
-MAX_TURN_DEG = 50.0  # a continuation through a junction bends by at most this much
+MAX_TURN_DEG = 40.0  # a continuation through a junction bends by at most this much
 DIRECTION_PIXELS = 4  # pixels at a segment's end that give its direction
 MIN_STROKE_PX = 2.0  # shorter traced pieces (specks, spurs of one pixel) are dropped
 
