@@ -81,7 +81,7 @@ class Predictor:
 
     def __init__(self, checkpoint: str, device: str = "cpu") -> None:
         ckpt = load_checkpoint(resolve(checkpoint))
-        config = ckpt.config or {}
+        config = self.config = ckpt.config or {}
         if not config.get("model"):
             raise ToolError(f"{checkpoint}: the checkpoint holds no model config to rebuild the model from")
         self.size = int((config.get("data") or {}).get("img_size", 64))
