@@ -1,12 +1,19 @@
-"""Image grids of predictions next to targets, for TensorBoard."""
+"""Image grids of predictions next to targets, for TensorBoard: one labelled row per map."""
 
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
+import cv2
+import numpy as np
 import torch
 
+from inktrace_train.metrics import KEYPOINT_THRESHOLD, SKELETON_THRESHOLD, peaks
+from inktrace_train.tracing import trace
+
 Tensor = torch.Tensor
+LABEL_WIDTH = 190  # pixels of the label column
+SCALE = 2  # grid pixels per image pixel, so that labels and traced strokes are legible
 
 
 def _gray(x: Tensor) -> Tensor:
@@ -22,19 +29,59 @@ def _overlay(ink: Tensor, points: Tensor) -> Tensor:
     return torch.stack([red, green, rgb[:, 2]], dim=1)
 
 
+def _traced(ink: Tensor, outputs: Dict[str, Tensor]) -> Tensor:
+    """The predicted maps traced into strokes (:mod:`tracing`), each in its own colour over the ink."""
+    tiles = []
+    for i in range(len(ink)):
+        base = np.repeat((ink[i, 0].clamp(0, 1).numpy()[..., None] * 90).astype(np.uint8), 3, axis=2)
+        big = cv2.resize(base, None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_NEAREST)  # uint8: OpenCV draws on that
+        junctions = None
+        if "keypoints" in outputs:
+            found = peaks(torch.sigmoid(outputs["keypoints"][i : i + 1, 1]), KEYPOINT_THRESHOLD)[0].numpy()
+            ys, xs = np.nonzero(found)
+            junctions = np.stack([xs + 0.5, ys + 0.5], 1)
+        skeleton = torch.sigmoid(outputs["skeleton"][i, 0]).numpy() >= SKELETON_THRESHOLD
+        for k, stroke in enumerate(trace(skeleton, junctions, outputs["tangent"][i].numpy())):
+            hue = np.uint8([[[(k * 47) % 180, 220, 255]]])
+            colour = tuple(int(c) for c in cv2.cvtColor(hue, cv2.COLOR_HSV2RGB)[0, 0])
+            pts = np.round(stroke.points * SCALE).astype(np.int32).reshape(-1, 1, 2)
+            cv2.polylines(big, [pts], False, colour, 1, cv2.LINE_AA)
+        tiles.append(torch.from_numpy(big).permute(2, 0, 1).float() / 255)
+    return torch.stack(tiles)
+
+
+def _label(text: str, height: int) -> Tensor:
+    strip = np.full((height, LABEL_WIDTH, 3), 255, np.uint8)
+    cv2.putText(strip, text, (4, height // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
+    return torch.from_numpy(strip).permute(2, 0, 1).float() / 255
+
+
 def prediction_grid(batch: Dict[str, Tensor], outputs: Dict[str, Tensor], n: int = 8) -> Tensor:
-    """Rows: input (hidden patches tinted blue), ink target, predicted skeleton,
-    target skeleton, and with the dense heads predicted and target keypoints;
-    one column per sample. Returns a (3, H_total, W_total) float image in [0,1].
-    """
+    """One labelled row per map, one column per sample: the masked input (hidden patches
+    tinted blue), ink target, predicted and target skeleton, predicted and target keypoints
+    (with the dense heads), and the predicted maps traced into strokes. Returns a
+    (3, H_total, W_total) float image in [0,1]."""
     b = {k: v[:n].detach().float().cpu() for k, v in batch.items()}
     o = {k: v[:n].detach().float().cpu() for k, v in outputs.items()}
     hidden = 1 - b["visible"]
     shown = _gray(b["image"][:, :1])
     shown = shown + torch.cat([torch.zeros_like(hidden), torch.zeros_like(hidden), hidden * 0.35], dim=1)
-    rows: List[Tensor] = [shown.clamp(0, 1), _gray(b["ink"]), _gray(torch.sigmoid(o["skeleton"])), _gray(b["skeleton"])]
+    rows: List[Tuple[str, Tensor]] = [
+        ("input (hidden: blue)", shown.clamp(0, 1)),
+        ("ink target", _gray(b["ink"])),
+        ("skeleton predicted", _gray(torch.sigmoid(o["skeleton"]))),
+        ("skeleton target", _gray(b["skeleton"])),
+    ]
     if "keypoints" in o:
-        rows += [_overlay(b["ink"], torch.sigmoid(o["keypoints"])), _overlay(b["ink"], b["keypoints"])]
-    rows = [torch.nn.functional.pad(r, (1, 1, 1, 1), value=0.25) for r in rows]  # thin frame per tile
-    grid = torch.cat([torch.cat(list(r), dim=2) for r in rows], dim=1)
-    return grid
+        rows += [
+            ("ends red, junctions green: pred", _overlay(b["ink"], torch.sigmoid(o["keypoints"]))),
+            ("ends red, junctions green: target", _overlay(b["ink"], b["keypoints"])),
+        ]
+    scaled = [(name, torch.nn.functional.interpolate(r, scale_factor=SCALE, mode="nearest")) for name, r in rows]
+    scaled.append(("traced strokes", _traced(b["ink"], o)))
+    lines = []
+    for name, r in scaled:
+        r = torch.nn.functional.pad(r, (1, 1, 1, 1), value=0.25)  # thin frame per tile
+        line = torch.cat(list(r), dim=2)
+        lines.append(torch.cat([_label(name, line.shape[1]), line], dim=2))
+    return torch.cat(lines, dim=1)
