@@ -26,9 +26,9 @@ import torch
 from inktrace_train.checkpoint import load_checkpoint
 from inktrace_train.ckpt import ToolError, resolve
 from inktrace_train.errors import UserError, fail, first_line
-from inktrace_train.metrics import KEYPOINT_THRESHOLD, SKELETON_THRESHOLD, peaks
+from inktrace_train.metrics import SKELETON_THRESHOLD, peaks
 from inktrace_train.model import InkTraceModel
-from inktrace_train.tracing import Stroke, to_svg, trace
+from inktrace_train.tracing import JUNCTION_PEAK, Stroke, to_svg, trace
 
 PROG = "inktrace_train.predict"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -110,7 +110,7 @@ class Predictor:
     def strokes(self, maps: Dict[str, np.ndarray]) -> List[Stroke]:
         junctions = None
         if "keypoints" in maps:
-            found = peaks(torch.from_numpy(maps["keypoints"][1:2]), KEYPOINT_THRESHOLD)[0].numpy()
+            found = peaks(torch.from_numpy(maps["keypoints"][1:2]), JUNCTION_PEAK)[0].numpy()
             ys, xs = np.nonzero(found)
             junctions = np.stack([xs + 0.5, ys + 0.5], 1)
         skeleton = maps["skeleton"] >= SKELETON_THRESHOLD

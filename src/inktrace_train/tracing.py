@@ -28,7 +28,11 @@ JOIN_RADIUS = 1.5  # px: skeleton pixels this close to a junction point are cut 
 END_REACH = 2.0  # px beyond JOIN_RADIUS: an end this close to a junction point meets there
 MAX_TURN_DEG = 40.0  # a continuation through a junction bends by at most this much
 DIRECTION_PIXELS = 4  # pixels at a segment's end that give its direction
-MIN_STROKE_PX = 2.0  # shorter traced pieces (specks, spurs of one pixel) are dropped
+MIN_STROKE_PX = 3.0  # shorter traced pieces (specks, spurs) are dropped
+# A predicted junction-map peak above this cuts the skeleton (higher than the keypoint metric's
+# 0.3: a false cut splits a stroke). This and MIN_STROKE_PX were chosen on 200 validation glyphs
+# with a stage=all model (10 + 15 epochs): stroke F1 0.725, against 0.587 at 0.3 and 2 px.
+JUNCTION_PEAK = 0.6
 
 _NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 

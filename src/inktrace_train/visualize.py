@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import torch
 
-from inktrace_train.metrics import KEYPOINT_THRESHOLD, SKELETON_THRESHOLD, peaks
-from inktrace_train.tracing import trace
+from inktrace_train.metrics import SKELETON_THRESHOLD, peaks
+from inktrace_train.tracing import JUNCTION_PEAK, trace
 
 Tensor = torch.Tensor
 LABEL_WIDTH = 190  # pixels of the label column
@@ -37,7 +37,7 @@ def _traced(ink: Tensor, outputs: Dict[str, Tensor]) -> Tensor:
         big = cv2.resize(base, None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_NEAREST)  # uint8: OpenCV draws on that
         junctions = None
         if "keypoints" in outputs:
-            found = peaks(torch.sigmoid(outputs["keypoints"][i : i + 1, 1]), KEYPOINT_THRESHOLD)[0].numpy()
+            found = peaks(torch.sigmoid(outputs["keypoints"][i : i + 1, 1]), JUNCTION_PEAK)[0].numpy()
             ys, xs = np.nonzero(found)
             junctions = np.stack([xs + 0.5, ys + 0.5], 1)
         skeleton = torch.sigmoid(outputs["skeleton"][i, 0]).numpy() >= SKELETON_THRESHOLD
