@@ -12,23 +12,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 
+from inktrace_train.build import make_augmenter
 from inktrace_train.config import DataConfig
-from inktrace_train.data import Augmenter, InkDataset, KanjiVGStrokes, Renderer, SyntheticStrokes
-
-AUGMENT_FIELDS = (
-    "rotation_deg",
-    "scale_min",
-    "scale_max",
-    "shear",
-    "shift",
-    "wobble",
-    "pen_width_min",
-    "pen_width_max",
-)
+from inktrace_train.data import InkDataset, KanjiVGStrokes, Renderer, SyntheticStrokes
 
 
 def rate(fn, seconds: float) -> float:
@@ -53,7 +44,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     cfg = DataConfig()
-    augment = Augmenter(img_size=args.img_size, **{k: getattr(cfg, k) for k in AUGMENT_FIELDS})
+    augment = make_augmenter(replace(cfg, img_size=args.img_size))
     renderer = Renderer(args.img_size)
     sources = {
         "kanjivg": KanjiVGStrokes("train", cfg.val_fraction, cfg.test_fraction, args.cache_dir),

@@ -113,13 +113,12 @@ def data_rows(device: torch.device, seconds: float, workers: int) -> List[Row]:
     """Samples/s of each renderer: the CPU renderer in one process and in a DataLoader with
     workers; the device renderer's worker half (augment + centerlines) likewise, and its device
     half (the whole batch on ``device``)."""
-    from inktrace_train.build import make_source
-    from inktrace_train.data import Augmenter, EpochSampler, InkDataset, Renderer
+    from inktrace_train.build import make_augmenter, make_source
+    from inktrace_train.data import EpochSampler, InkDataset, Renderer
     from inktrace_train.data.device_render import Centerlines, DeviceRenderer, collate_centerlines
 
     cfg = replace(DataConfig(), source="synthetic" if os.environ.get("BENCH_SYNTHETIC") else "kanjivg")
-    fields = ("rotation_deg", "scale_min", "scale_max", "shear", "shift", "wobble", "pen_width_min", "pen_width_max")
-    augment = Augmenter(img_size=cfg.img_size, **{k: getattr(cfg, k) for k in fields})
+    augment = make_augmenter(cfg)
     source = make_source(cfg, "train")
     rows = []
     for name, render, collate in (

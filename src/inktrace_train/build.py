@@ -59,6 +59,21 @@ def renders_on_device(renderer: str, device: torch.device) -> bool:
     return device.type == "cuda" if renderer == "auto" else renderer == "device"
 
 
+def make_augmenter(d: DataConfig) -> Augmenter:
+    """The data config's augmentation (the Augmenter's arguments are DataConfig fields)."""
+    return Augmenter(
+        img_size=d.img_size,
+        rotation_deg=d.rotation_deg,
+        scale_min=d.scale_min,
+        scale_max=d.scale_max,
+        shear=d.shear,
+        shift=d.shift,
+        wobble=d.wobble,
+        pen_width_min=d.pen_width_min,
+        pen_width_max=d.pen_width_max,
+    )
+
+
 def make_source(data: DataConfig, split: str):
     if data.source == "synthetic":
         from inktrace_train.data.synthetic import SyntheticStrokes
@@ -76,17 +91,7 @@ def build_loaders(cfg: Config, dist: Distributed) -> Tuple[DataLoader, DataLoade
     validation loader. ``training.batch_size`` is the global batch: each of the ranks loads an
     equal part of it."""
     d = cfg.data
-    augment = Augmenter(
-        img_size=d.img_size,
-        rotation_deg=d.rotation_deg,
-        scale_min=d.scale_min,
-        scale_max=d.scale_max,
-        shear=d.shear,
-        shift=d.shift,
-        wobble=d.wobble,
-        pen_width_min=d.pen_width_min,
-        pen_width_max=d.pen_width_max,
-    )
+    augment = make_augmenter(d)
     on_device = renders_on_device(d.renderer, dist.device)
     render = Centerlines(d.img_size) if on_device else Renderer(d.img_size)
     common = dict(

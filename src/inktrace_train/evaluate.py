@@ -12,7 +12,7 @@ model's junctions and tangents.
 Columns: skeleton F1 at 0 and 1 px, endpoint and junction F1 (one-to-one within 2 px), tangent
 angular error on true skeleton pixels and half-width MAE on ink pixels (model only), stroke
 recovery precision / recall / F1, stroke-count error and Chamfer distance (:mod:`strokemetrics`).
-Only the clean set exists yet (issue 13 adds ``scan`` and ``brush``).
+Only the clean set exists yet (issue 13 adds ``scan`` and ``brush``, and a ``--set`` option).
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import torch
 
+from inktrace_train.build import make_augmenter
 from inktrace_train.ckpt import ToolError
 from inktrace_train.config import DataConfig
-from inktrace_train.data import Augmenter, KanjiVGStrokes, Renderer
+from inktrace_train.data import KanjiVGStrokes, Renderer
 from inktrace_train.errors import UserError, fail
 from inktrace_train.metrics import (
     KEYPOINT_THRESHOLD,
@@ -46,23 +47,12 @@ from inktrace_train.tracing import junctions_from_pixels, thin, trace
 
 PROG = "inktrace_train.evaluate"
 TEST_STREAM = 2  # the random stream of test samples (0 training, 1 validation)
-SETS = ("clean",)
-AUGMENT_FIELDS = (
-    "rotation_deg",
-    "scale_min",
-    "scale_max",
-    "shear",
-    "shift",
-    "wobble",
-    "pen_width_min",
-    "pen_width_max",
-)
 
 
 def test_glyphs(data: DataConfig, n: int, seed: int = 0):
     """(strokes, targets) of the first n test-split glyphs, each augmented once from (seed, i)."""
     source = KanjiVGStrokes("test", data.val_fraction, data.test_fraction, data.cache_dir)
-    augment = Augmenter(img_size=data.img_size, **{k: getattr(data, k) for k in AUGMENT_FIELDS})
+    augment = make_augmenter(data)
     render = Renderer(data.img_size)
     glyphs = []
     for i in range(min(n, len(source))):
@@ -189,7 +179,6 @@ def data_config(config: Optional[dict]) -> DataConfig:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", help="a checkpoint file, or a run directory (its last stage's best)")
-    p.add_argument("--set", choices=SETS + ("all",), default="all", help="test set (only clean exists yet)")
     p.add_argument("--n", type=int, default=512, help="test glyphs (default 512)")
     p.add_argument("--json", help="also write the table as JSON here")
     p.add_argument("--device", default="cpu")
