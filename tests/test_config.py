@@ -36,9 +36,13 @@ def group_params():
     ]
 
 
+# Options that need a value no default can give (the brush data lives wherever the user put it).
+REQUIRED = {("data", "hanzi"): ["data.hanzi_dir=hanzi.tgz"], ("data", "mixed"): ["data.hanzi_dir=hanzi.tgz"]}
+
+
 @pytest.mark.parametrize("group,option", group_params())
 def test_every_yaml_composes_and_validates(group, option):
-    cfg = to_config(compose_config([f"{group}={option}"]))
+    cfg = to_config(compose_config([f"{group}={option}", *REQUIRED.get((group, option), [])]))
     assert isinstance(cfg, Config)
 
 
@@ -140,7 +144,7 @@ def test_help_lists_groups_and_options(workdir):
     for text in (
         "model: default, tiny",
         "stage: all, dense, structural",
-        "data: kanjivg, synthetic",
+        "data: hanzi, kanjivg, mixed, synthetic",
         "lr: 0.001",
         "+resume=",
     ):

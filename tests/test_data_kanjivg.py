@@ -165,9 +165,11 @@ def test_missing_package_message(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def full_cache(tmp_path_factory):
-    """The whole corpus parsed once into a temporary cache (about 10 s)."""
-    cache = tmp_path_factory.mktemp("kanjivg_cache")
+def full_cache():
+    """The whole corpus in the user cache the documented commands use (parsed there once per
+    machine, 10-50 s, and shared with the subprocess tests rather than parsed twice); building
+    and rebuilding a cache from scratch is tested on a small folder above."""
+    cache = kanjivg.cache_path().parent
     kanjivg.clear_memory_cache()
     kanjivg.load_corpus(cache)
     yield cache

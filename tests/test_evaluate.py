@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+from pathlib import Path
 
 from conftest import run_cli
 from test_predict import checkpoint  # noqa: F401  (the tiny full-heads checkpoint fixture)
@@ -21,16 +22,17 @@ RANGES = {
 }
 
 
-def test_evaluate_scores_the_model_and_the_classical_baselines(checkpoint, tmp_path):  # noqa: F811
-    proc = run_cli(
-        [str(checkpoint), "--n", "12", "--json", "scores.json"], cwd=tmp_path, module="inktrace_train.evaluate"
-    )
+HANZI_SAMPLE = Path(__file__).parent / "data" / "hanzi"
+
+
+def test_evaluate_scores_the_model_and_the_classical_baselines_on_every_set(checkpoint, tmp_path):  # noqa: F811
+    args = [str(checkpoint), "--n", "12", "--json", "scores.json", "--hanzi-dir", str(HANZI_SAMPLE)]
+    proc = run_cli(args, cwd=tmp_path, module="inktrace_train.evaluate")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads((tmp_path / "scores.json").read_text())
-    expected = {"model@clean"}
-    if importlib.util.find_spec("skimage"):
-        expected |= {"skeletonize@clean", "thin@clean"}
-    assert set(rows) == expected
+    classical = ["skeletonize", "thin", "thin, Otsu", "thin, median + Otsu"]
+    methods = ["model"] + (classical if importlib.util.find_spec("skimage") else [])
+    assert set(rows) == {f"{m}@{s}" for m in methods for s in ("clean", "scan", "brush")}
     for name, values in rows.items():
         for key, (lo, hi) in RANGES.items():
             assert lo <= values[key] <= hi, (name, key, values[key])
@@ -38,7 +40,21 @@ def test_evaluate_scores_the_model_and_the_classical_baselines(checkpoint, tmp_p
     assert 0 <= model["tangent_error_deg"] <= 90 and 0 <= model["width_mae_px"] < 10
     if "thin@clean" in rows:  # the classical skeleton of clean renders is close to the truth
         assert rows["thin@clean"]["skeleton_f1_1px"] > 0.8 and math.isfinite(rows["thin@clean"]["chamfer_px"])
-    assert "| model | clean |" in proc.stdout
+    assert "| model | clean |" in proc.stdout and "| model | brush |" in proc.stdout
+    if "thin@scan" in rows:  # scan-like damage costs the thresholded skeleton dearly
+        assert rows["thin@scan"]["skeleton_f1_0px"] < rows["thin@clean"]["skeleton_f1_0px"] - 0.05
+
+
+def test_one_set_and_the_brush_set_without_data(checkpoint, tmp_path):  # noqa: F811
+    proc = run_cli(
+        [str(checkpoint), "--n", "4", "--set", "scan", "--json", "s.json"],
+        cwd=tmp_path,
+        module="inktrace_train.evaluate",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert {k.split("@")[1] for k in json.loads((tmp_path / "s.json").read_text())} == {"scan"}
+    proc = run_cli([str(checkpoint), "--n", "4", "--set", "brush"], cwd=tmp_path, module="inktrace_train.evaluate")
+    assert proc.returncode == 1 and "--hanzi-dir" in proc.stderr and "npm pack hanzi-writer-data@2.0.1" in proc.stderr
 
 
 def test_a_missing_checkpoint_is_one_line(tmp_path):

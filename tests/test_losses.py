@@ -128,3 +128,21 @@ def test_the_loss_carries_its_terms_stacked_and_a_change_drops_them():
     assert torch.equal(out.row, torch.stack(list(out.values())).detach()) and not out.row.requires_grad
     out["tangent"] = out["tangent"] * 2
     assert out.row is None
+
+
+def test_the_keypoint_loss_rewards_sharp_peaks_and_counts_per_peak():
+    from inktrace_train.losses import keypoint_loss
+
+    target = torch.zeros(1, 2, 16, 16)
+    target[0, 1, 8, 8] = 1.0
+    target[0, 1, 7:10, 7:10] = torch.maximum(target[0, 1, 7:10, 7:10], torch.full((3, 3), 0.6))
+    target[0, 1, 8, 8] = 1.0
+    sharp = torch.full_like(target, -8.0)
+    sharp[0, 1, 8, 8] = 8.0
+    blurred = torch.where(target > 0, torch.logit(target.clamp(1e-4, 0.9)), torch.full_like(target, -8.0))
+    assert keypoint_loss(sharp, target) < 0.01 < keypoint_loss(blurred, target)
+    missed = torch.full_like(target, -8.0)
+    assert keypoint_loss(missed, target) > 5.0  # a missed peak costs ~8 (its -log p)
+    two = torch.cat([target, target])  # twice the peaks, twice the sum: the same per-peak loss
+    assert torch.isclose(keypoint_loss(torch.cat([missed, missed]), two), keypoint_loss(missed, target))
+    assert keypoint_loss(torch.zeros_like(target) - 8.0, torch.zeros_like(target)) < 1e-3  # no peaks: no blow-up

@@ -173,13 +173,13 @@ def test_overfits_one_small_batch():
     loss_fn = StructureLoss(**asdict(LossWeights()), full_heads=True)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     history = []
-    for _ in range(30):
+    for _ in range(80):  # the focal keypoint term starts near zero, so the total falls slower than under BCE
         total = loss_fn(model(batch["image"]), batch)["total"]
         opt.zero_grad()
         total.backward()
         opt.step()
         history.append(total.item())
-    assert history[-1] < 0.6 * history[0], history
+    assert history[-1] < 0.5 * history[0], history
 
 
 def test_channels_last_computes_the_same_and_its_weights_are_interchangeable():

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from inktrace_train.atomic import check_writable, write_text
 from inktrace_train.checkpoint import Checkpoint, CheckpointManager
-from inktrace_train.config import CONFIG_VERSION, Config, DataConfig
+from inktrace_train.config import BRUSH_SOURCES, CONFIG_VERSION, Config, DataConfig
 from inktrace_train.data import Augmenter, EpochSampler, InkDataset, Renderer, worker_init_fn
 from inktrace_train.data.device_render import Centerlines, DeviceRenderer, collate_centerlines
 from inktrace_train.distributed import Distributed, available_cores
@@ -53,10 +53,12 @@ def on_cuda_unless_set(value: Optional[bool], device: torch.device) -> bool:
     return device.type == "cuda" if value is None else bool(value)
 
 
-def renders_on_device(renderer: str, device: torch.device) -> bool:
+def renders_on_device(data: DataConfig, device: torch.device) -> bool:
     """``data.renderer``: auto draws the targets on the training device when it is a GPU (data-
-    loader workers could not keep up with one), in the workers elsewhere."""
-    return device.type == "cuda" if renderer == "auto" else renderer == "device"
+    loader workers could not keep up with one) and the ink is pen ink, in the workers elsewhere."""
+    if data.renderer == "auto":
+        return device.type == "cuda" and data.source not in BRUSH_SOURCES
+    return data.renderer == "device"
 
 
 def make_augmenter(d: DataConfig) -> Augmenter:
@@ -75,15 +77,21 @@ def make_augmenter(d: DataConfig) -> Augmenter:
 
 
 def make_source(data: DataConfig, split: str):
+    """The glyphs of ``split`` from ``data.source``."""
     if data.source == "synthetic":
         from inktrace_train.data.synthetic import SyntheticStrokes
 
         return SyntheticStrokes(max_strokes=data.max_strokes)
+    from inktrace_train.data.hanzi import HanziStrokes, MixedStrokes
     from inktrace_train.data.kanjivg import KanjiVGStrokes
 
-    return KanjiVGStrokes(
-        split=split, val_fraction=data.val_fraction, test_fraction=data.test_fraction, cache_dir=data.cache_dir
-    )
+    fractions = dict(val_fraction=data.val_fraction, test_fraction=data.test_fraction)
+    if data.source == "kanjivg":
+        return KanjiVGStrokes(split=split, cache_dir=data.cache_dir, **fractions)
+    hanzi = HanziStrokes(split, source=data.hanzi_dir, cache_dir=data.cache_dir, **fractions)
+    if data.source == "hanzi":
+        return hanzi
+    return MixedStrokes(KanjiVGStrokes(split=split, cache_dir=data.cache_dir, **fractions), hanzi)
 
 
 def build_loaders(cfg: Config, dist: Distributed) -> Tuple[DataLoader, DataLoader]:
@@ -92,7 +100,7 @@ def build_loaders(cfg: Config, dist: Distributed) -> Tuple[DataLoader, DataLoade
     equal part of it."""
     d = cfg.data
     augment = make_augmenter(d)
-    on_device = renders_on_device(d.renderer, dist.device)
+    on_device = renders_on_device(d, dist.device)
     render = Centerlines(d.img_size) if on_device else Renderer(d.img_size)
     common = dict(
         augment=augment,
@@ -100,6 +108,7 @@ def build_loaders(cfg: Config, dist: Distributed) -> Tuple[DataLoader, DataLoade
         seed=cfg.training.seed,
         mask_ratio=cfg.training.mask_ratio,
         patch_size=2 ** len(cfg.model.stem_channels),
+        degrade=d.degrade,
     )
     train_set = InkDataset(make_source(d, "train"), stream=TRAIN_STREAM, fixed=False, **common)
     val_set = InkDataset(make_source(d, "val"), stream=VAL_STREAM, fixed=True, **common)
@@ -229,7 +238,7 @@ def build_trainer(
         mask_ratio=t.mask_ratio,
         amp_dtype=pick_amp_dtype(t.precision, device),
         compile=on_cuda_unless_set(t.compile, device),
-        render=DeviceRenderer(cfg.data.img_size) if renders_on_device(cfg.data.renderer, device) else None,
+        render=DeviceRenderer(cfg.data.img_size) if renders_on_device(cfg.data, device) else None,
         channels_last=channels_last,
         stop=stop,
     )

@@ -19,7 +19,9 @@ from inktrace_train.errors import ConfigError
 
 CONFIG_VERSION = 1  # bump when a key is renamed or its meaning changes; stored in checkpoints
 PIPELINE = ("structural", "dense")  # stage order; `stage=all` runs them in this order
-DATA_SOURCES = ("kanjivg", "synthetic")
+DATA_SOURCES = ("kanjivg", "synthetic", "hanzi", "mixed")
+BRUSH_SOURCES = ("hanzi", "mixed")  # sources with brush outlines: the device renderer draws pen ink only
+HANZI_FETCH = "npm pack hanzi-writer-data@2.0.1"
 RENDERERS = ("auto", "cpu", "device")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -53,7 +55,7 @@ class LossWeights:
     skeleton: float = 1.0  # BCE + soft Dice on the 1-px skeleton
     tangent: float = 0.5  # MSE of (cos 2θ, sin 2θ) on skeleton pixels
     ink: float = 0.5  # BCE of the ink reconstruction (the masked-input pretext task)
-    keypoints: float = 1.0  # weighted BCE on the endpoint / junction heat maps (dense heads)
+    keypoints: float = 1.0  # focal loss (CenterNet) on the endpoint / junction heat maps (dense heads)
     width: float = 0.2  # L1 of the half-width, in pixels, on ink pixels (dense heads)
     offset: float = 0.2  # L1 of the offset to the nearest centerline, in pixels (dense heads)
 
@@ -84,7 +86,8 @@ class TrainingConfig:
 
 @dataclass
 class DataConfig:
-    source: str = "kanjivg"  # kanjivg (real ink) or synthetic (random Bezier strokes, for tests)
+    source: str = "kanjivg"  # kanjivg (pen), hanzi (brush), mixed (both) or synthetic (random Bezier strokes)
+    hanzi_dir: Optional[str] = None  # hanzi-writer-data 2.0.1: the .tgz of `npm pack` or its folder (hanzi, mixed)
     img_size: int = 64  # rendered image side, pixels; divisible by 2**len(model.stem_channels)
     num_workers: int = 2  # data-loader processes; capped at the cores available
     renderer: str = "auto"  # cpu: workers draw the targets; device: the training device does; auto: device on CUDA
@@ -101,6 +104,7 @@ class DataConfig:
     wobble: float = 0.4  # augmentation: amplitude, pixels, of the low-frequency per-stroke wobble
     pen_width_min: float = 1.2  # augmentation: narrowest full pen width, pixels
     pen_width_max: float = 3.0  # augmentation: widest full pen width, pixels
+    degrade: float = 0.5  # share of inputs made scan-like (blur, noise, specks, faint/broken ink); data/degrade.py
     max_strokes: int = 6  # synthetic source: 1..max_strokes Bezier strokes per image
 
 
@@ -240,6 +244,14 @@ def validate(cfg: Config) -> None:
     )
     _check(e, d.source in DATA_SOURCES, "data.source", d.source, f"one of {', '.join(DATA_SOURCES)}")
     _check(e, d.renderer in RENDERERS, "data.renderer", d.renderer, f"one of {', '.join(RENDERERS)}")
+    if d.source in BRUSH_SOURCES and d.hanzi_dir is None:
+        e.append(
+            f"data.source={d.source} needs data.hanzi_dir: get the data with `{HANZI_FETCH}` and pass"
+            " data.hanzi_dir=PATH (the .tgz, or the folder it unpacks to)"
+        )
+    if d.source in BRUSH_SOURCES and d.renderer == "device":
+        e.append(f"data.renderer=device draws pen ink only; data.source={d.source} has brush outlines: use cpu or auto")
+    _check(e, 0 <= d.degrade <= 1, "data.degrade", d.degrade, "a share of inputs, in [0, 1]")
     _check(e, d.num_workers >= 0, "data.num_workers", d.num_workers, "must be >= 0")
     _check(
         e,

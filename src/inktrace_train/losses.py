@@ -21,9 +21,14 @@ from torch import nn
 # scale does not jump with the content of the batch. Soft Dice covers the rest of the
 # imbalance.
 SKELETON_POS_WEIGHT = 5.0
-# Keypoint spots cover a few pixels per image; each pixel's BCE is weighted by
-# 1 + KEYPOINT_POS_WEIGHT * target, so the Gaussian cores dominate the normalised mean.
-KEYPOINT_POS_WEIGHT = 50.0
+# Keypoint heat maps: the penalty-reduced focal loss of CenterNet (Zhou et al. 2019). Peaks
+# (target exactly 1: the renderers centre every spot on a pixel) pull the prediction up,
+# (1 - p)^ALPHA focusing on the missed ones; elsewhere a prediction p is penalised by
+# p^ALPHA, reduced by (1 - target)^BETA near a peak, so a spot's shoulders are not pushed
+# down as hard as empty paper. Normalised by the number of peaks.
+FOCAL_ALPHA = 2.0
+FOCAL_BETA = 4.0
+PEAK = 1.0 - 1e-4  # target values at or above this are peaks
 # Laplace smoothing of the per-image soft Dice: an image with an empty skeleton and an
 # empty prediction scores a Dice loss of 0, not 0/0.
 DICE_SMOOTH = 1.0
@@ -86,16 +91,18 @@ def skeleton_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def keypoint_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """BCE-with-logits against Gaussian heat maps, spot pixels up-weighted.
+    """The penalty-reduced focal loss (CenterNet) against Gaussian heat maps, per peak.
 
-    The weight grows with the target (1 at background, 1 + KEYPOINT_POS_WEIGHT at a
-    peak) and the mean is normalised by the total weight, so the scale stays ~BCE.
-    A CenterNet focal loss was not used: it needs exact peak pixels (target == 1),
-    which sub-pixel spot centres do not always produce.
+    Replaced a weighted BCE against the Gaussian maps, whose calibrated optimum is a blurred
+    map (the target convolved with the model's uncertainty): junction peaks came out low and
+    merged, and junction F1 stayed below classical thinning. Sums over the batch, divided by
+    the number of peaks in it (at least 1); no host sync.
     """
-    weight = 1.0 + KEYPOINT_POS_WEIGHT * target
-    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    return ((weight * bce).sum((1, 2, 3)) / weight.sum((1, 2, 3))).mean()  # per image, then the batch
+    pos = (target >= PEAK).float()
+    p = torch.sigmoid(logits)
+    pos_loss = -F.logsigmoid(logits) * (1.0 - p).pow(FOCAL_ALPHA) * pos
+    neg_loss = -F.logsigmoid(-logits) * p.pow(FOCAL_ALPHA) * (1.0 - target).pow(FOCAL_BETA) * (1.0 - pos)
+    return (pos_loss.sum() + neg_loss.sum()) / pos.sum().clamp(min=1.0)
 
 
 class StructureLoss(nn.Module):

@@ -97,11 +97,15 @@ class Predictor:
 
     @torch.no_grad()
     def maps(self, canvas: np.ndarray) -> Dict[str, np.ndarray]:
-        """skeleton probability (H, W), tangent (2, H, W), and with the dense heads keypoint
-        probabilities (2, H, W) and half width (H, W)."""
+        """skeleton and ink probabilities (H, W), tangent (2, H, W), and with the dense heads
+        keypoint probabilities (2, H, W) and half width (H, W)."""
         ink = torch.from_numpy(canvas)[None, None].to(self.device)
         out = self.model(torch.cat([ink, torch.ones_like(ink)], 1))
-        result = {"skeleton": torch.sigmoid(out["skeleton"][0, 0]), "tangent": out["tangent"][0]}
+        result = {
+            "skeleton": torch.sigmoid(out["skeleton"][0, 0]),
+            "ink": torch.sigmoid(out["ink"][0, 0]),
+            "tangent": out["tangent"][0],
+        }
         if "keypoints" in out:
             result["keypoints"] = torch.sigmoid(out["keypoints"][0])
             result["half_width"] = out["width"][0, 0]
@@ -140,7 +144,8 @@ def panel(canvas: np.ndarray, maps: Dict[str, np.ndarray], strokes: List[Stroke]
     hsv = np.stack([angle, np.full_like(angle, 255), np.clip(maps["skeleton"], 0, 1) * 255], -1).astype(np.uint8)
     tiles.append(_tile(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB) / 255.0, "tangent (hue = angle)"))
     if "half_width" in maps:
-        width = np.clip(maps["half_width"] / 2.0, 0, 1) * (canvas > 0.5)
+        # On the model's own ink, not the input's: faint scanned ink is below any fixed threshold.
+        width = np.clip(maps["half_width"] / 2.0, 0, 1) * (maps["ink"] >= 0.5)
         tiles.append(_tile(np.repeat(width[..., None], 3, 2), "half width (white = 2 px)"))
     traced = _tile(grey * 0.35, f"{len(strokes)} strokes")
     for i, stroke in enumerate(strokes):

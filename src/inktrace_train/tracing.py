@@ -29,10 +29,15 @@ END_REACH = 2.0  # px beyond JOIN_RADIUS: an end this close to a junction point 
 MAX_TURN_DEG = 40.0  # a continuation through a junction bends by at most this much
 DIRECTION_PIXELS = 4  # pixels at a segment's end that give its direction
 MIN_STROKE_PX = 3.0  # shorter traced pieces (specks, spurs) are dropped
-# A predicted junction-map peak above this cuts the skeleton (higher than the keypoint metric's
-# 0.3: a false cut splits a stroke). This and MIN_STROKE_PX were chosen on 200 validation glyphs
-# with a stage=all model (10 + 15 epochs): stroke F1 0.725, against 0.587 at 0.3 and 2 px.
-JUNCTION_PEAK = 0.6
+# Decoding the predicted keypoint maps (predict, evaluate, the TensorBoard grid), chosen on 150
+# validation glyphs of each test set (clean, scan, brush) with the stage=all model of the README's
+# results (focal keypoint loss): a peak (3x3 maximum) above KEYPOINT_PEAK is an endpoint or
+# junction (junction F1 0.811 / 0.792 / 0.759 at 0.35 against 0.798 / 0.779 / 0.759 at the
+# training metric's 0.3); a junction peak above JUNCTION_PEAK cuts the skeleton for tracing
+# (stroke F1 0.720 / 0.641 / 0.650 at 0.3, against 0.707 / 0.619 / 0.627 at 0.2 and 0.706 /
+# 0.628 / 0.652 at 0.4). MIN_STROKE_PX was chosen on 200 validation glyphs with an earlier model.
+KEYPOINT_PEAK = 0.35
+JUNCTION_PEAK = 0.3
 
 _NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
 

@@ -7,6 +7,8 @@ from typing import List, Tuple
 
 import numpy as np
 
+from .brush import BrushGlyph, Outlines
+
 RESAMPLE_STEP = 1.0  # px; strokes are densified to this spacing so the wobble can bend them
 WOBBLE_WAVES = 2  # sinusoids per axis and stroke
 WAVELENGTH = (0.3, 0.9)  # wobble wavelength range, as a fraction of the canvas: low frequency
@@ -83,35 +85,47 @@ class Augmenter:
         self.wobble = float(wobble)
         self.pen = (float(pen_width_min), float(pen_width_max))
 
-    def __call__(self, glyph: List[np.ndarray], rng: np.random.Generator) -> Tuple[List[np.ndarray], np.ndarray]:
+    def __call__(
+        self, glyph: List[np.ndarray] | BrushGlyph, rng: np.random.Generator
+    ) -> Tuple[List[np.ndarray], np.ndarray | Outlines]:
         """Augment one glyph.
 
         Args:
-            glyph: strokes in unit coordinates (never modified).
+            glyph: strokes in unit coordinates, or a :class:`BrushGlyph` (never modified).
             rng: the sample's generator; the only source of randomness.
 
         Returns:
-            (strokes, half_widths): float32 (N, 2) polylines in pixel coordinates
-            and a float32 (S,) half pen width per stroke.
+            (strokes, pen): float32 (N, 2) polylines in pixel coordinates and the pen: a
+            float32 (S,) half pen width per stroke, or for a brush glyph its outlines, moved
+            with the same affine and wobble as the centerlines.
         """
         size = self.img_size
-        half_widths = self._half_widths(len(glyph), rng)
-        pts = np.concatenate(glyph).astype(np.float64)
-        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        brush = isinstance(glyph, BrushGlyph)
+        lines = glyph.medians if brush else glyph
+        half_widths = None if brush else self._half_widths(len(lines), rng)
+        pts = np.concatenate(lines).astype(np.float64)
+        ink = np.concatenate(glyph.outlines).astype(np.float64) if brush else pts  # what must stay inside
+        lo, hi = ink.min(axis=0), ink.max(axis=0)
         matrix = self._matrix(rng) * rng.uniform(*self.scale) * size
         # Centre the glyph's bounding box: a glyph drawn off-centre in its source
         # box (punctuation, small kana) is still fully inside the canvas.
         pts = (pts - (lo + hi) / 2.0) @ matrix.T
-        margin = half_widths.max() + BORDER
-        extent = np.abs(pts).max(axis=0)
-        fit = min(1.0, float(np.min((size / 2.0 - margin) / np.maximum(extent, 1e-9))))
-        pts *= max(fit, 0.0)  # shrink only when the transformed glyph would not fit
-        room = np.maximum(size / 2.0 - margin - np.abs(pts).max(axis=0), 0.0)
+        ink = (ink - (lo + hi) / 2.0) @ matrix.T if brush else pts
+        margin = BORDER if brush else half_widths.max() + BORDER
+        extent = np.abs(ink).max(axis=0)
+        fit = max(min(1.0, float(np.min((size / 2.0 - margin) / np.maximum(extent, 1e-9)))), 0.0)
+        pts *= fit  # shrink only when the transformed glyph would not fit
+        ink = ink * fit if brush else pts
+        room = np.maximum(size / 2.0 - margin - np.abs(ink).max(axis=0), 0.0)
         offset = np.clip(rng.uniform(-self.shift, self.shift, size=2) * size, -room, room)
         pts += size / 2.0 + offset
-        sizes = np.array([len(s) for s in glyph])
-        strokes = self._wobble(pts, sizes, rng)
-        return strokes, half_widths
+        sizes = np.array([len(s) for s in lines])
+        dense, dsizes, shift = self._wobble(pts, sizes, rng)
+        strokes = [s.astype(np.float32) for s in np.split(dense + shift, np.cumsum(dsizes)[:-1])]
+        if not brush:
+            return strokes, half_widths
+        ink += size / 2.0 + offset
+        return strokes, Outlines(_carry(ink, [len(o) for o in glyph.outlines], dense, dsizes, shift))
 
     def _matrix(self, rng: np.random.Generator) -> np.ndarray:
         """Rotation times shear (unit scale)."""
@@ -126,7 +140,7 @@ class Augmenter:
         jitter = 1.0 + rng.uniform(-STROKE_WIDTH_JITTER, STROKE_WIDTH_JITTER, size=n)
         return (np.clip(width * jitter, *self.pen) / 2.0).astype(np.float32)
 
-    def _wobble(self, pts: np.ndarray, sizes: np.ndarray, rng: np.random.Generator) -> List[np.ndarray]:
+    def _wobble(self, pts: np.ndarray, sizes: np.ndarray, rng: np.random.Generator):
         """Displace each stroke by a few low-frequency sinusoids of its arc length.
 
         Args:
@@ -134,11 +148,13 @@ class Augmenter:
             sizes: points per stroke.
 
         Returns:
-            The densified, displaced strokes as float32 arrays.
+            (dense (M, 2), dense sizes (S,), displacement (M, 2)): the strokes densified to
+            RESAMPLE_STEP and how far each of their points moves.
         """
         strokes = np.split(pts, np.cumsum(sizes)[:-1])
         dense, dsizes = densify(strokes, RESAMPLE_STEP)
         n = len(sizes)
+        shift = np.zeros_like(dense)
         if self.wobble > 0:
             shape = (n, 2, WOBBLE_WAVES)  # stroke, axis, wave
             amp = self.wobble / WOBBLE_WAVES * rng.uniform(0.5, 1.0, size=shape)
@@ -146,5 +162,24 @@ class Augmenter:
             phase = rng.uniform(0, 2 * np.pi, size=shape)
             sid = np.repeat(np.arange(n), dsizes)
             arc = _arc_lengths(dense, dsizes)[:, None, None]
-            dense = dense + np.sum(amp[sid] * np.sin(freq[sid] * arc + phase[sid]), axis=2)
-        return [s.astype(np.float32) for s in np.split(dense, np.cumsum(dsizes)[:-1])]
+            shift = np.sum(amp[sid] * np.sin(freq[sid] * arc + phase[sid]), axis=2)
+        return dense, dsizes, shift
+
+
+def _carry(points: np.ndarray, sizes: List[int], dense: np.ndarray, dsizes: np.ndarray, shift: np.ndarray):
+    """Move each stroke's outline with its centerline: every outline point takes the
+    displacement of the nearest point of its own stroke's (densified) centerline.
+
+    Returns:
+        One float32 (K, 2) polygon per stroke.
+    """
+    out = []
+    for poly, line, move in zip(
+        np.split(points, np.cumsum(sizes)[:-1]),
+        np.split(dense, np.cumsum(dsizes)[:-1]),
+        np.split(shift, np.cumsum(dsizes)[:-1]),
+        strict=True,
+    ):
+        d2 = ((poly[:, None, :] - line[None, :, :]) ** 2).sum(-1)
+        out.append((poly + move[d2.argmin(1)]).astype(np.float32))
+    return out

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from . import degrade as scan
 from .augment import Augmenter
 from .render import TARGET_CHANNELS, Renderer
 
@@ -59,6 +60,7 @@ class InkDataset(Dataset):
         patch_size: mask patch side, pixels.
         fixed: the same sample for an index whatever the epoch (validation);
             glyphs are then taken in order, ``index % len(source)``.
+        degrade: share of samples whose input is made scan-like (:mod:`.degrade`).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class InkDataset(Dataset):
         mask_ratio: float,
         patch_size: int,
         fixed: bool,
+        degrade: float = 0.0,
     ) -> None:
         self.source = source
         self.augment = augment
@@ -81,6 +84,7 @@ class InkDataset(Dataset):
         self.mask_ratio = float(mask_ratio)
         self.patch_size = int(patch_size)
         self.fixed = bool(fixed)
+        self.degrade = float(degrade)
 
     def __len__(self) -> int:
         return len(self.source)
@@ -96,10 +100,18 @@ class InkDataset(Dataset):
         choice = index % n if self.fixed else int(rng.integers(n))
         strokes, half_widths = self.augment(self.source.glyph(choice, rng), rng)
         targets = self.render(strokes, half_widths)
-        visible = patch_mask(self.render.img_size, self.patch_size, self.mask_ratio, rng)[None]
+        size = self.render.img_size
+        visible = patch_mask(size, self.patch_size, self.mask_ratio, rng)[None]
+        fields = {}
+        if self.degrade > 0:
+            fields = scan.draw(rng, size) if rng.uniform() < self.degrade else scan.identity(size)
         if self.render.on_device:
-            return {**targets, "visible": visible}
-        out = {"image": np.concatenate([targets["ink"] * visible, visible]), "visible": visible}
+            return {**targets, **fields, "visible": visible}
+        ink = targets["ink"]
+        if fields:
+            batch = {k: torch.from_numpy(v)[None] for k, v in fields.items()}
+            ink = scan.apply(torch.from_numpy(ink)[None], batch)[0].numpy()
+        out = {"image": np.concatenate([ink * visible, visible]), "visible": visible}
         out.update(targets)
         return out
 

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import degrade
+from .brush import Outlines
 from .render import (
     CLOSED_GAP,
     INK_THRESHOLD,
@@ -63,6 +65,8 @@ class Centerlines:
             per stroke: half_width float32 (S,), stroke_first / stroke_count int64 (S,) (its
             samples), stroke_len float32 (S,).
         """
+        if isinstance(half_widths, Outlines):
+            raise ValueError("the device renderer draws pen ink only: brush glyphs need data.renderer=cpu")
         strokes = [np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes]
         keep = [i for i, s in enumerate(strokes) if len(s) > 0]
         half_widths = np.asarray(half_widths, dtype=np.float32)[keep]
@@ -129,7 +133,8 @@ class DeviceRenderer:
 
     def __call__(self, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         """Args: a batch on the training device (keys as :class:`Centerlines` plus ``visible``
-        (B, 1, H, W)). Returns: ``image`` (ink times visible, visible), ``visible`` and the
+        (B, 1, H, W) and any ``degrade_*`` fields). Returns: ``image`` (the ink, degraded when the
+        batch carries degradation fields, times visible; visible), ``visible`` and the
         TARGET_CHANNELS targets, float32 (B, C, H, W)."""
         g = _Glyphs(batch, self.img_size)
         skeleton, rep = self._skeleton(g)
@@ -137,8 +142,9 @@ class DeviceRenderer:
         keypoints = torch.stack([self._spots(self._endpoints(g)), self._spots(self._junctions(g, skeleton))], 1)
         ink, width, offset = self._dense(g, rep)
         visible = batch["visible"].float()
+        seen = degrade.apply(ink, batch) if "degrade_gain" in batch else ink
         out = {
-            "image": torch.cat([ink * visible, visible], 1),
+            "image": torch.cat([seen * visible, visible], 1),
             "visible": visible,
             "ink": ink,
             "skeleton": skeleton.float().view(g.b, 1, g.size, g.size),

@@ -5,7 +5,7 @@ and variant, ``viewBox 0 0 109 109``, one centerline ``<path>`` per stroke in
 writing order). Parsing all of them takes about 10 s, so the flattened polylines
 are cached as one ``.npz`` that reloads in well under a second. The cache is
 keyed by the package version, :data:`PARSER_VERSION` and the list of file names,
-and carries a sha256 of its arrays: a corrupt, truncated or stale file is
+and carries a sha256 of its arrays (:mod:`.npzcache`): a corrupt, truncated or stale file is
 reported with a warning and rebuilt, never used.
 
 Data licence: KanjiVG is CC BY-SA 3.0, (c) Ulrich Apel (http://kanjivg.tagaini.net).
@@ -17,11 +17,9 @@ import hashlib
 import html
 import importlib.metadata
 import importlib.util
-import json
 import logging
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -29,6 +27,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import UserError
+from . import npzcache
 from .svgpath import path_to_polylines
 
 log = logging.getLogger(__name__)
@@ -151,13 +150,7 @@ def parse_folder(folder: Path) -> Corpus:
 
 
 def _digest(arrays: Dict[str, np.ndarray]) -> str:
-    """sha256 over every array's dtype, shape and bytes, in a fixed order."""
-    h = hashlib.sha256()
-    for key in _ARRAYS:
-        a = np.ascontiguousarray(arrays[key])
-        h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
+    return npzcache.digest(arrays, _ARRAYS)
 
 
 def _source_key(folder: Path) -> Dict[str, object]:
@@ -170,49 +163,18 @@ def _source_key(folder: Path) -> Dict[str, object]:
     }
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "inktrace_train"
-
-
 def cache_path(cache_dir: Optional[str | os.PathLike] = None) -> Path:
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    folder = Path(cache_dir) if cache_dir is not None else npzcache.default_dir()
     return folder / f"kanjivg-{kanjivg_version()}-parser{PARSER_VERSION}.npz"
 
 
 def read_cache(path: Path, expected: Dict[str, object]) -> Corpus:
-    """Load and verify a cache file.
-
-    Raises:
-        ValueError: (or any I/O / zip error) when the file is stale or corrupt.
-    """
-    with np.load(path, allow_pickle=False) as npz:
-        meta = json.loads(str(npz["meta"]))
-        arrays = {k: npz[k] for k in _ARRAYS}
-    stale = {k: (meta.get(k), v) for k, v in expected.items() if meta.get(k) != v}
-    if stale:
-        raise ValueError(f"stale cache (cached, current): {stale}")
-    if meta.get("sha256") != _digest(arrays):
-        raise ValueError("checksum mismatch")
-    return Corpus(**arrays)
+    """Load and verify a cache file (:func:`npzcache.read`)."""
+    return Corpus(**npzcache.read(path, _ARRAYS, expected))
 
 
 def write_cache(path: Path, corpus: Corpus, key: Dict[str, object]) -> None:
-    """Write atomically: a temporary file in the same folder, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = corpus.arrays()
-    meta = dict(key, sha256=_digest(arrays))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    npzcache.write(path, corpus.arrays(), _ARRAYS, key)
 
 
 _MEMO: Dict[Tuple[str, str], Corpus] = {}

@@ -20,6 +20,9 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
+from . import brush
+from .brush import Outlines
+
 TARGET_CHANNELS = {"ink": 1, "skeleton": 1, "keypoints": 2, "tangent": 2, "width": 1, "offset": 2}
 
 SAMPLE_STEP = 0.35  # px between centerline samples: several per pixel, so the skeleton has no gaps
@@ -178,12 +181,14 @@ class Renderer:
         r = JUNCTION_RADIUS
         self._disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
-    def __call__(self, strokes: List[np.ndarray], half_widths: np.ndarray) -> Dict[str, np.ndarray]:
+    def __call__(self, strokes: List[np.ndarray], pen: np.ndarray | Outlines) -> Dict[str, np.ndarray]:
         """Render one glyph.
 
         Args:
             strokes: S float (N, 2) polylines in pixel coordinates.
-            half_widths: (S,) half pen width of each stroke, pixels.
+            pen: (S,) half pen width of each stroke, pixels; or, for brush ink, each stroke's
+                outline (:class:`~.brush.Outlines`): the ink is then their filled union and the
+                width at each centerline point is measured in its stroke's outline.
 
         Returns:
             float32 (C, H, W) arrays keyed and sized as TARGET_CHANNELS.
@@ -194,9 +199,12 @@ class Renderer:
         if not keep:
             return {k: np.zeros((c, size, size), np.float32) for k, c in TARGET_CHANNELS.items()}
         strokes = [strokes[i] for i in keep]
-        half_widths = np.asarray(half_widths, dtype=np.float64)[keep]
-
         samples, sid, arc = resample(strokes)
+        if isinstance(pen, Outlines):
+            polygons = [pen.polygons[i] for i in keep]
+            sample_hw, coverage = brush.half_widths(polygons, samples, sid), brush.fill(pen.polygons, size)
+        else:
+            sample_hw, coverage = np.asarray(pen, dtype=np.float64)[keep][sid], None
         stroke_len = np.zeros(len(strokes))
         np.maximum.at(stroke_len, sid, arc)
         tangents = sample_tangents(samples, sid)
@@ -218,7 +226,7 @@ class Renderer:
                 _gaussian_spots(self._junctions(cells, inside, sid, len(strokes)), size),
             ]
         )
-        ink, width, offset = self._dense(samples, tangents, sid, arc, stroke_len, rep, rep_pixel, half_widths)
+        ink, width, offset = self._dense(samples, tangents, sid, arc, stroke_len, rep, rep_pixel, sample_hw, coverage)
         return {
             "ink": ink[None],
             "skeleton": skeleton[None],
@@ -298,7 +306,7 @@ class Renderer:
         pick = order[first]
         return np.stack([xs[pick] + 0.5, ys[pick] + 0.5], axis=1)
 
-    def _dense(self, samples, tangents, sid, arc, stroke_len, rep, rep_pixel, half_widths):
+    def _dense(self, samples, tangents, sid, arc, stroke_len, rep, rep_pixel, sample_hw, coverage=None):
         """Ink coverage, width and offset from the nearest centerline point.
 
         A distance transform with pixel labels names each pixel's nearest
@@ -307,13 +315,18 @@ class Renderer:
         centerline near the nearest one; _foot_of_perpendicular refines it.
         Coverage is then the exact ramp clip(hw + 0.5 - d, 0, 1) of a disk pen
         with a one-pixel box filter: unlike a rasteriser's integer thickness it
-        matches the width target to the sub-pixel.
+        matches the width target to the sub-pixel. Brush ink brings its own ``coverage`` (the
+        filled outlines); width and offset are then given on its ink pixels.
+
+        Args:
+            sample_hw: (M,) half pen width at each centerline sample.
+            coverage: (H, W) brush ink, or None for a disk pen.
 
         Returns:
             (ink (H, W), width (H, W), offset (2, H, W)), float32.
         """
         size = self.img_size
-        ink = np.zeros((size, size), np.float32)
+        ink = np.zeros((size, size), np.float32) if coverage is None else coverage
         width = np.zeros((size, size), np.float32)
         offset = np.zeros((2, size, size), np.float32)
         if len(rep_pixel) == 0:
@@ -325,13 +338,17 @@ class Renderer:
         )
         # A centerline point is within 0.71 px of its pixel centre, so pixels
         # farther than this cannot be touched by any pen.
-        ys, xs = np.nonzero(dist <= half_widths.max() + 0.5 + 0.75)
+        reach = dist <= sample_hw.max() + 0.5 + 0.75
+        ys, xs = np.nonzero(reach if coverage is None else reach | (coverage >= INK_THRESHOLD))
         centre = np.stack([xs + 0.5, ys + 0.5], axis=1)
         nearest = self._nearest_seed(rep[labels - 1], ys, xs, centre, samples)  # labels number seeds 1..
         delta = _foot_of_perpendicular(centre, nearest, samples, tangents, sid, arc, stroke_len) - centre
-        hw = half_widths[sid[nearest]]
-        cover = np.clip(hw + 0.5 - np.hypot(delta[:, 0], delta[:, 1]), 0.0, 1.0)
-        ink[ys, xs] = cover
+        hw = sample_hw[nearest]
+        if coverage is None:
+            cover = np.clip(hw + 0.5 - np.hypot(delta[:, 0], delta[:, 1]), 0.0, 1.0)
+            ink[ys, xs] = cover
+        else:
+            cover = coverage[ys, xs]
         on = cover >= INK_THRESHOLD
         ys, xs = ys[on], xs[on]
         offset[:, ys, xs] = delta[on].T

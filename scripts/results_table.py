@@ -1,0 +1,65 @@
+"""Print the README's results table from ``python -m inktrace_train.evaluate --json`` files.
+
+Run: ``python scripts/results_table.py NAME=SCORES.json [NAME=SCORES.json ...]``. The model rows
+of each file are named NAME; the classical rows are taken from the first file (every file scores
+them on the same images). Per set, the best classical value of each column is marked, and a last
+line per set gives the model's margin over it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+SETS = ("clean", "scan", "brush")
+COLUMNS = (
+    ("skeleton_f1_0px", "skel F1 @0"),
+    ("skeleton_f1_1px", "@1 px"),
+    ("endpoint_f1", "end F1"),
+    ("junction_f1", "junc F1"),
+    ("stroke_f1", "stroke F1"),
+    ("stroke_count_error", "count err"),
+    ("chamfer_px", "Chamfer px"),
+    ("tangent_error_deg", "tangent °"),
+    ("width_mae_px", "width MAE px"),
+)
+HIGHER_IS_BETTER = {"skeleton_f1_0px", "skeleton_f1_1px", "endpoint_f1", "junction_f1", "stroke_f1"}
+
+
+def cell(values: dict, key: str) -> str:
+    return f"{values[key]:.3f}" if key in values else "–"
+
+
+def main(argv: list) -> None:
+    files = [arg.split("=", 1) for arg in argv]
+    scores = {name: json.loads(Path(path).read_text()) for name, path in files}
+    first = scores[files[0][0]]
+    print("| set | method | " + " | ".join(label for _, label in COLUMNS) + " |")
+    print("|---|---|" + "---|" * len(COLUMNS))
+    for subset in SETS:
+        classical = {
+            k.split("@")[0]: v for k, v in first.items() if k.endswith(f"@{subset}") and not k.startswith("model@")
+        }
+        if not classical:
+            continue
+        for name, rows in scores.items():
+            if f"model@{subset}" in rows:
+                print(
+                    f"| {subset} | {name} | " + " | ".join(cell(rows[f"model@{subset}"], k) for k, _ in COLUMNS) + " |"
+                )
+        for method, values in classical.items():
+            print(f"| {subset} | `{method}` | " + " | ".join(cell(values, k) for k, _ in COLUMNS) + " |")
+        model = scores[files[0][0]][f"model@{subset}"]
+        margins = []
+        for key, _ in COLUMNS:
+            if key in HIGHER_IS_BETTER:
+                best = max(v[key] for v in classical.values())
+                margins.append(f"{model[key] - best:+.3f}")
+            else:
+                margins.append("")
+        print(f"| {subset} | {files[0][0]} − best classical | " + " | ".join(margins) + " |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,68 @@
+"""A verified on-disk cache of parsed arrays: one ``.npz`` with a key and a sha256.
+
+A corpus is parsed once and reloaded in well under a second. The file records what it was
+made from (``key``: package and parser versions, the list of source files) and a sha256 of its
+arrays, so a corrupt, truncated or stale file is detected and rebuilt, never used. Writes are
+atomic (a temporary file in the same folder, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, Sequence
+
+import numpy as np
+
+
+def digest(arrays: Dict[str, np.ndarray], names: Sequence[str]) -> str:
+    """sha256 over every array's dtype, shape and bytes, in the order of ``names``."""
+    h = hashlib.sha256()
+    for key in names:
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def read(path: Path, names: Sequence[str], expected: Dict[str, object]) -> Dict[str, np.ndarray]:
+    """The arrays of a cache file whose key matches ``expected`` and whose checksum holds.
+
+    Raises:
+        ValueError: (or any I/O / zip error) when the file is stale or corrupt.
+    """
+    with np.load(path, allow_pickle=False) as npz:
+        meta = json.loads(str(npz["meta"]))
+        arrays = {k: npz[k] for k in names}
+    stale = {k: (meta.get(k), v) for k, v in expected.items() if meta.get(k) != v}
+    if stale:
+        raise ValueError(f"stale cache (cached, current): {stale}")
+    if meta.get("sha256") != digest(arrays, names):
+        raise ValueError("checksum mismatch")
+    return arrays
+
+
+def write(path: Path, arrays: Dict[str, np.ndarray], names: Sequence[str], key: Dict[str, object]) -> None:
+    """Write the arrays with their key and checksum, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = dict(key, sha256=digest(arrays, names))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, meta=np.array(json.dumps(meta)), **{k: arrays[k] for k in names})
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def default_dir() -> Path:
+    """``$XDG_CACHE_HOME/inktrace_train`` (``~/.cache/inktrace_train``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "inktrace_train"
