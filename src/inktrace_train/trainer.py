@@ -209,6 +209,8 @@ class Trainer:
             self.model = torch.compile(self.model)
         self.input_format = torch.channels_last if channels_last else torch.contiguous_format
         self.render = render
+        # to_device has work to do (else the loop skips the call: the CPU's batches are ready)
+        self.prepare = dist.device.type != "cpu" or render is not None or channels_last
         self.loss_fn, self.dist = loss_fn, dist
         self.optimizer, self.scheduler = optimizer, scheduler
         self.train_loader, self.val_loader = train_loader, val_loader
@@ -239,7 +241,7 @@ class Trainer:
 
     def to_device(self, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         """The batch as the model takes it: on the device, drawn there (``data.renderer=device``),
-        in the model's memory format. Skipped on the CPU when there is nothing to do."""
+        in the model's memory format (called only when ``self.prepare``)."""
         if self.device.type != "cpu":
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         if self.render is not None:
@@ -299,11 +301,10 @@ class Trainer:
         bar = self.logger.progress(
             total=self.steps_per_epoch, initial=state.step_in_epoch, desc=f"epoch {epoch + 1}/{self.epochs}"
         )
-        prepare = self.device.type != "cpu" or self.render is not None or self.input_format is torch.channels_last
         log_every, save_every = self.log_every_n_steps, self.save_every_n_steps or 0
         tick, ticked_at = time.perf_counter(), state.step_in_epoch
         for batch in self.train_loader:
-            stepped = self.train_step(self.to_device(batch) if prepare else batch)
+            stepped = self.train_step(self.to_device(batch) if self.prepare else batch)
             bar.update(1)
             if not stepped:
                 continue  # mid-accumulation: nothing to log or save
