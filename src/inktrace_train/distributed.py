@@ -21,8 +21,6 @@ from torch.nn.parallel import DistributedDataParallel
 from inktrace_train.errors import ConfigError, UserError
 from inktrace_train.ranks import Ranks
 
-_NO_CONTEXT = nullcontext()  # reusable: it holds no state
-
 
 def _mps_available() -> bool:
     return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
@@ -127,7 +125,7 @@ class Distributed:
 
     def sync_gradients(self, model: nn.Module, sync: bool) -> ContextManager:
         """DDP all-reduces gradients in backward; skip that on micro-batches that do not step."""
-        return model.no_sync() if self.active and not sync else _NO_CONTEXT
+        return model.no_sync() if self.active and not sync else nullcontext()
 
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's ``obj`` on every rank (a picklable value: a path, a flag)."""

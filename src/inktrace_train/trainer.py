@@ -31,7 +31,6 @@ from inktrace_train.runs import now_iso
 from inktrace_train.signals import Preempted, StopRequest
 
 log = logging.getLogger(__name__)
-_NO_CONTEXT = nullcontext()  # reusable (it holds no state): one fewer object per step
 
 
 @dataclass
@@ -236,7 +235,7 @@ class Trainer:
     # --- the step -------------------------------------------------------------------
     def _autocast(self) -> ContextManager:
         if self.amp_dtype is None:
-            return _NO_CONTEXT
+            return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def to_device(self, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
