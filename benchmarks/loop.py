@@ -30,14 +30,14 @@ from typing import Callable, Dict, List
 import torch
 from torch import nn
 
-from inktrace_train.config import LossWeights, ModelConfig
-from inktrace_train.distributed import Distributed
-from inktrace_train.logger import RunLogger
-from inktrace_train.losses import LossTerms, StructureLoss
-from inktrace_train.model import InkTraceModel
-from inktrace_train.optim import WarmupCosine
-from inktrace_train.ranks import Ranks
-from inktrace_train.trainer import Trainer
+from inktrace_train.config.schema import LossWeights, ModelConfig
+from inktrace_train.model.losses import LossTerms, StructureLoss
+from inktrace_train.model.network import InkTraceModel
+from inktrace_train.run.ranks import Ranks
+from inktrace_train.train.distributed import Distributed
+from inktrace_train.train.logger import RunLogger
+from inktrace_train.train.optim import WarmupCosine
+from inktrace_train.train.trainer import Trainer
 
 LOG_EVERY = 20
 

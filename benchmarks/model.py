@@ -17,9 +17,9 @@ from dataclasses import asdict
 
 import torch
 
-from inktrace_train.config import LossWeights, ModelConfig
-from inktrace_train.losses import StructureLoss
-from inktrace_train.model import InkTraceModel
+from inktrace_train.config.schema import LossWeights, ModelConfig
+from inktrace_train.model.losses import StructureLoss
+from inktrace_train.model.network import InkTraceModel
 
 TINY = dict(embed_dim=32, num_layers=1, num_heads=2, stem_channels=[8, 16, 32], decoder_channels=[32, 16, 8])
 

@@ -17,9 +17,9 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from inktrace_train.build import make_augmenter
-from inktrace_train.config import DataConfig
+from inktrace_train.config.schema import DataConfig
 from inktrace_train.data import InkDataset, KanjiVGStrokes, Renderer, SyntheticStrokes
+from inktrace_train.train.build import make_augmenter
 
 
 def rate(fn, seconds: float) -> float:

@@ -32,10 +32,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import loop
-from inktrace_train.checkpoint import BackgroundSaver, Checkpoint, CheckpointManager, load_checkpoint
-from inktrace_train.config import DataConfig, LossWeights, ModelConfig
-from inktrace_train.losses import StructureLoss
-from inktrace_train.model import InkTraceModel, parameter_groups
+from inktrace_train.checkpoint.store import BackgroundSaver, Checkpoint, CheckpointManager, load_checkpoint
+from inktrace_train.config.schema import DataConfig, LossWeights, ModelConfig
+from inktrace_train.model.losses import StructureLoss
+from inktrace_train.model.network import InkTraceModel, parameter_groups
 from model import make_batch
 
 Row = Tuple[str, str]
@@ -113,9 +113,9 @@ def data_rows(device: torch.device, seconds: float, workers: int) -> List[Row]:
     """Samples/s of each renderer: the CPU renderer in one process and in a DataLoader with
     workers; the device renderer's worker half (augment + centerlines) likewise, and its device
     half (the whole batch on ``device``)."""
-    from inktrace_train.build import make_augmenter, make_source
     from inktrace_train.data import EpochSampler, InkDataset, Renderer
     from inktrace_train.data.device_render import Centerlines, DeviceRenderer, collate_centerlines
+    from inktrace_train.train.build import make_augmenter, make_source
 
     cfg = replace(DataConfig(), source="synthetic" if os.environ.get("BENCH_SYNTHETIC") else "kanjivg")
     augment = make_augmenter(cfg)

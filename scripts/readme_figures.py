@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from inktrace_train.config import DataConfig
-from inktrace_train.evaluate import SETS, test_glyphs
-from inktrace_train.predict import main as predict
+from inktrace_train.cli.evaluate import SETS, test_glyphs
+from inktrace_train.cli.predict import main as predict
+from inktrace_train.config.schema import DataConfig
 
 
 def main() -> None:

@@ -84,7 +84,7 @@ def workdir(tmp_path: Path) -> Path:
 
 def tiny_model():
     """An InkTraceModel of the tiny config (67 k parameters), structural heads."""
-    from inktrace_train.model import InkTraceModel
+    from inktrace_train.model.network import InkTraceModel
 
     return InkTraceModel(
         embed_dim=32,

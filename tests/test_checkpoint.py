@@ -11,9 +11,9 @@ import random
 import pytest
 import torch
 
-from inktrace_train import checkpoint as ckpt_module
-from inktrace_train.checkpoint import Checkpoint, CheckpointError, CheckpointManager, load_checkpoint
-from inktrace_train.runs import BEST, LATEST, periodic_name
+from inktrace_train.checkpoint import store as ckpt_module
+from inktrace_train.checkpoint.store import Checkpoint, CheckpointError, CheckpointManager, load_checkpoint
+from inktrace_train.run.rundir import BEST, LATEST, periodic_name
 
 
 def state(epoch: int, metric: float, step_in_epoch: int = 0) -> Checkpoint:
@@ -65,7 +65,7 @@ def test_a_kill_while_writing_best_leaves_the_previous_latest(tmp_path, monkeypa
 
 
 def test_the_run_lock_holder_removes_temp_files_of_killed_processes(tmp_path):
-    from inktrace_train.runs import RunDir
+    from inktrace_train.run.rundir import RunDir
 
     stage = tmp_path / "checkpoints/structural"
     stage.mkdir(parents=True)
@@ -167,9 +167,9 @@ def test_a_full_disk_at_any_write_keeps_the_previous_file_and_names_it(tmp_path,
     naming the file and the cause; the previous file is intact and no temp file is left."""
     import errno
 
-    from inktrace_train import atomic
-    from inktrace_train.atomic import WriteError
-    from inktrace_train.runs import RunDir
+    from inktrace_train.run import atomic
+    from inktrace_train.run.atomic import WriteError
+    from inktrace_train.run.rundir import RunDir
 
     run = RunDir(tmp_path)
     run.status_file.write_text(json.dumps({"stages": {}, "resumes": []}))

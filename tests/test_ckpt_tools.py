@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import run_cli, tiny, write_old_checkpoints
-from inktrace_train.checkpoint import load_checkpoint
+from inktrace_train.checkpoint.store import load_checkpoint
 
 RUN_ARGS = tiny("stage=all")
 

@@ -12,8 +12,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from conftest import REPO, needs_optuna, run_cli
-from inktrace_train.compose import config_dir, register
-from inktrace_train.config import Config, ConfigError, nearest_key, schema_keys, to_config
+from inktrace_train.config.schema import Config, ConfigError, nearest_key, schema_keys, to_config
+from inktrace_train.launch.compose import config_dir, register
 
 register()
 GROUPS = ["model", "stage", "training", "data", "experiment", "sweep"]
@@ -120,8 +120,8 @@ def test_validation_errors(workdir, args, expected):
 
 def test_validation_does_not_import_torch():
     code = (
-        "import sys; from inktrace_train.compose import register, config_dir; register()\n"
-        "from inktrace_train.config import to_config\n"
+        "import sys; from inktrace_train.launch.compose import register, config_dir; register()\n"
+        "from inktrace_train.config.schema import to_config\n"
         "from hydra import compose, initialize_config_dir\n"
         "with initialize_config_dir(config_dir=config_dir(), version_base='1.3'):\n"
         "    cfg = compose('config', overrides=['training.lr=-1'])\n"
@@ -186,8 +186,8 @@ def test_every_schema_key_is_read_by_code():
     """A key no code reads is a silent no-op for users: walk the schema and find, for each key,
     a read of its full path (``cfg.training.seed``, ``t.seed`` after ``t = cfg.training``, or
     ``data.source`` on a DataConfig argument named ``data``), not just of its leaf name."""
-    from inktrace_train.losses import StructureLoss
-    from inktrace_train.model import InkTraceModel
+    from inktrace_train.model.losses import StructureLoss
+    from inktrace_train.model.network import InkTraceModel
 
     src = [p for p in (REPO / "src" / "inktrace_train").rglob("*.py") if p.name != "config.py"]
     reads = _attribute_paths(src)
@@ -203,5 +203,5 @@ def test_every_schema_key_is_read_by_code():
             assert "split_resume" in (REPO / "src/inktrace_train/__main__.py").read_text()  # read from argv
         else:
             assert any(r == key or r.endswith("." + key) for r in reads), f"no code reads {key}"
-    build = (REPO / "src/inktrace_train/build.py").read_text()
+    build = (REPO / "src/inktrace_train/train/build.py").read_text()
     assert "InkTraceModel(**asdict(cfg.model))" in build and "StructureLoss(**asdict(t.loss_weights)" in build

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from conftest import tiny_model
-from inktrace_train.checkpoint import SEAL, Checkpoint, CheckpointError, CheckpointManager, load_checkpoint
-from inktrace_train.runs import LATEST, MANIFEST, periodic_name
+from inktrace_train.checkpoint.store import SEAL, Checkpoint, CheckpointError, CheckpointManager, load_checkpoint
+from inktrace_train.run.rundir import LATEST, MANIFEST, periodic_name
 
 CORRUPTIONS = 1000
 

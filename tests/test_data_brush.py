@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from conftest import run_cli, tiny
-from inktrace_train.build import make_augmenter
-from inktrace_train.config import DataConfig
+from inktrace_train.config.schema import DataConfig
 from inktrace_train.data import Renderer
 from inktrace_train.data.brush import BrushGlyph, Outlines, fill
 from inktrace_train.data.device_render import Centerlines
 from inktrace_train.data.hanzi import HanziStrokes, MixedStrokes, clear_memory_cache
 from inktrace_train.data.kanjivg import split_of
+from inktrace_train.train.build import make_augmenter
 
 SAMPLE = Path(__file__).parent / "data" / "hanzi"
 SIZE = 64

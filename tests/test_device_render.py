@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from conftest import kill_at_step, latest_step, run_cli
-from inktrace_train.config import DataConfig
+from inktrace_train.config.schema import DataConfig
 from inktrace_train.data import Augmenter, InkDataset, KanjiVGStrokes, Renderer, SyntheticStrokes
 from inktrace_train.data.device_render import Centerlines, DeviceRenderer, collate_centerlines
 from inktrace_train.data.render import resample

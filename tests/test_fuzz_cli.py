@@ -64,8 +64,8 @@ def mutate(word: str, rng: random.Random) -> str:
 
 
 def cases(rng: random.Random) -> List[Case]:
-    from inktrace_train.compose import group_options
-    from inktrace_train.config import Config, schema_keys
+    from inktrace_train.config.schema import Config, schema_keys
+    from inktrace_train.launch.compose import group_options
 
     keys = [k for k in schema_keys() if not k.startswith("stage.overrides")]
     types = {k: type(_default(Config(), k)) for k in keys}
@@ -194,7 +194,7 @@ def run_in_process(argv: List[str], monkeypatch) -> tuple[int, str]:
 
 @pytest.mark.slow
 def test_fuzzed_command_lines_start_or_fail_in_one_line(world, monkeypatch):
-    from inktrace_train.trainer import Trainer
+    from inktrace_train.train.trainer import Trainer
 
     def fit(self):
         raise Started

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import run_cli
-from inktrace_train.legacy import translate
+from inktrace_train.cli.legacy import translate
 
 
 @pytest.mark.parametrize(

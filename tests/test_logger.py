@@ -8,8 +8,8 @@ import errno
 import pytest
 from tensorboard.summary.writer.record_writer import RecordWriter
 
-from inktrace_train.atomic import WriteError
-from inktrace_train.logger import RunLogger
+from inktrace_train.run.atomic import WriteError
+from inktrace_train.train.logger import RunLogger
 
 
 def test_a_full_disk_under_tensorboard_is_one_clear_error(tmp_path, monkeypatch):

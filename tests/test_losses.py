@@ -9,9 +9,9 @@ from dataclasses import asdict, fields
 import pytest
 import torch
 
-from inktrace_train import losses as losses_module
-from inktrace_train.config import LossWeights
-from inktrace_train.losses import StructureLoss, masked_mean, soft_dice_loss
+from inktrace_train.config.schema import LossWeights
+from inktrace_train.model import losses as losses_module
+from inktrace_train.model.losses import StructureLoss, masked_mean, soft_dice_loss
 
 SHAPES = {"skeleton": 1, "tangent": 2, "ink": 1, "keypoints": 2, "width": 1, "offset": 2}
 
@@ -131,7 +131,7 @@ def test_the_loss_carries_its_terms_stacked_and_a_change_drops_them():
 
 
 def test_the_keypoint_loss_rewards_sharp_peaks_and_counts_per_peak():
-    from inktrace_train.losses import keypoint_loss
+    from inktrace_train.model.losses import keypoint_loss
 
     target = torch.zeros(1, 2, 16, 16)
     target[0, 1, 8, 8] = 1.0

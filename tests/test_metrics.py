@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from inktrace_train.metrics import ValidationMetrics, match_counts, peaks, select_metric
+from inktrace_train.evaluation.metrics import ValidationMetrics, match_counts, peaks, select_metric
 
 
 def counts(pred, target, tol):

@@ -7,9 +7,9 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from inktrace_train.config import LossWeights, ModelConfig
-from inktrace_train.losses import StructureLoss
-from inktrace_train.model import InkTraceModel, parameter_groups
+from inktrace_train.config.schema import LossWeights, ModelConfig
+from inktrace_train.model.losses import StructureLoss
+from inktrace_train.model.network import InkTraceModel, parameter_groups
 
 TINY = dict(embed_dim=32, num_layers=1, num_heads=2, stem_channels=[8, 16, 32], decoder_channels=[32, 16, 8])
 STRUCTURAL = {"skeleton": 1, "tangent": 2, "ink": 1}

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from inktrace_train.optim import WarmupCosine
+from inktrace_train.train.optim import WarmupCosine
 
 
 def lrs(total, warmup, steps, restart=None):

@@ -11,7 +11,7 @@ import torch
 
 from conftest import kill_at_step, run_cli, tiny
 from inktrace_train.errors import UserError
-from inktrace_train.transfer import fingerprint, transfer_weights
+from inktrace_train.train.transfer import fingerprint, transfer_weights
 
 PIPE = tiny("stage=all", "training.epochs=2")
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from conftest import run_cli
-from inktrace_train.checkpoint import Checkpoint, CheckpointManager
-from inktrace_train.config import ModelConfig
-from inktrace_train.model import InkTraceModel
-from inktrace_train.predict import to_canvas
+from inktrace_train.checkpoint.store import Checkpoint, CheckpointManager
+from inktrace_train.config.schema import ModelConfig
+from inktrace_train.evaluation.predictor import to_canvas
+from inktrace_train.model.network import InkTraceModel
 
 TINY = ModelConfig(embed_dim=32, num_layers=1, num_heads=2, stem_channels=[8, 16, 32], decoder_channels=[32, 16, 8])
 

@@ -237,7 +237,7 @@ def test_resume_path_with_spaces_commas_and_equals(finished_run, tmp_path):
     ],
 )
 def test_older_layouts_load_and_resume(tmp_path, layout, missing):
-    from inktrace_train.checkpoint import load_checkpoint
+    from inktrace_train.checkpoint.store import load_checkpoint
 
     files = write_old_checkpoints(tmp_path)
     ckpt = load_checkpoint(tmp_path / f"{layout}.pth")

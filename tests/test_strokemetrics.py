@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inktrace_train.strokemetrics import stroke_scores, summarize
+from inktrace_train.evaluation.strokemetrics import stroke_scores, summarize
 
 TRUTH = [
     np.array([[5.0, 10.0], [55.0, 10.0]]),

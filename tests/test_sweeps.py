@@ -9,8 +9,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from conftest import kill_when, needs_optuna, rows, run_cli, tiny
-from inktrace_train.compose import config_dir, register
-from inktrace_train.config import to_config
+from inktrace_train.config.schema import to_config
+from inktrace_train.launch.compose import config_dir, register
 
 register()
 SMALL = tiny("data.train_samples=32", "data.val_samples=16", "training.batch_size=16")

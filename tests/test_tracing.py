@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from inktrace_train.data import Renderer
-from inktrace_train.metrics import peaks
-from inktrace_train.tracing import thin, to_svg, trace
+from inktrace_train.evaluation.metrics import peaks
+from inktrace_train.evaluation.tracing import thin, to_svg, trace
 
 SIZE = 64
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from inktrace_train.build import build_trainer
-from inktrace_train.checkpoint import CheckpointError, CheckpointManager, load_checkpoint
-from inktrace_train.config import Config, DataConfig, ModelConfig, StageConfig, TrainingConfig
-from inktrace_train.distributed import Distributed
-from inktrace_train.pipeline import resume_point, run_pipeline, run_stage
-from inktrace_train.ranks import Ranks
-from inktrace_train.runs import RunDir
+from inktrace_train.checkpoint.store import CheckpointError, CheckpointManager, load_checkpoint
+from inktrace_train.config.schema import Config, DataConfig, ModelConfig, StageConfig, TrainingConfig
+from inktrace_train.run.ranks import Ranks
+from inktrace_train.run.rundir import RunDir
+from inktrace_train.train.build import build_trainer
+from inktrace_train.train.distributed import Distributed
+from inktrace_train.train.pipeline import resume_point, run_pipeline, run_stage
 
 CPU = Distributed(Ranks(), torch.device("cpu"))  # this process alone
 # spy_on_steps replaces optimizer.step after the scheduler wrapped it; torch warns about that, harmlessly.
@@ -166,7 +166,7 @@ def test_hparams_of_a_stage_that_never_improved(tmp_path):
     """Every validation metric NaN: no best exists, and the HParams record must still be written."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from inktrace_train.logger import RunLogger
+    from inktrace_train.train.logger import RunLogger
 
     logger = RunLogger(tmp_path / "tb", "structural", progress=False)
     logger.hparams(
@@ -182,7 +182,7 @@ def test_hparams_of_a_stage_that_never_improved(tmp_path):
 def test_a_non_finite_loss_stops_the_stage_before_any_checkpoint_holds_it(tmp_path):
     """Epoch 1 trains and saves; the first micro-batch of epoch 2 gives NaN: the stage stops naming
     that step and the term, and checkpoint_latest.pth keeps epoch 1's finite weights."""
-    from inktrace_train.trainer import NonFiniteLoss
+    from inktrace_train.train.trainer import NonFiniteLoss
 
     run = RunDir(tmp_path)
     trainer = build_trainer(tiny_config(epochs=2), run, CPU)
@@ -209,8 +209,8 @@ def test_a_failed_background_write_is_raised_at_the_next_save_never_lost(tmp_pat
     end of the stage, and the files written before it stay intact."""
     import errno
 
-    from inktrace_train import checkpoint as ckpt_module
-    from inktrace_train.atomic import WriteError
+    from inktrace_train.checkpoint import store as ckpt_module
+    from inktrace_train.run.atomic import WriteError
 
     run = RunDir(tmp_path)
     trainer = build_trainer(tiny_config(), run, CPU)
@@ -251,8 +251,8 @@ def test_a_background_write_holds_the_state_of_its_step(tmp_path):
 
 
 def test_step_log_means_and_the_first_non_finite_row_in_one_read():
-    from inktrace_train.losses import LossTerms
-    from inktrace_train.trainer import StepLog
+    from inktrace_train.model.losses import LossTerms
+    from inktrace_train.train.trainer import StepLog
 
     log = StepLog()
     for i in range(5):

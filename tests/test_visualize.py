@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from inktrace_train.data import Renderer
-from inktrace_train.visualize import LABEL_WIDTH, SCALE, prediction_grid
+from inktrace_train.evaluation.visualize import LABEL_WIDTH, SCALE, prediction_grid
 
 
 def test_rows_are_labelled_and_the_last_shows_traced_strokes():

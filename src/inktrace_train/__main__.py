@@ -3,7 +3,7 @@
 All command-line handling lives here: Hydra's own options, ``+resume=PATH`` (which
 skips composition: the run's own config.yaml is the config; with ``-m`` it re-runs a
 sweep into its own directory, skipping finished jobs), and the checks that run before
-Hydra composes. Typed Configs go on to :mod:`inktrace_train.pipeline`, imported (with
+Hydra composes. Typed Configs go on to :mod:`inktrace_train.train.pipeline`, imported (with
 torch) only once the command line is valid.
 """
 
@@ -27,13 +27,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from inktrace_train import resume
-from inktrace_train.compose import check_overrides, compose_plain, compose_stages, config_dir, register
-from inktrace_train.config import to_config
+from inktrace_train.config.schema import to_config
 from inktrace_train.errors import RunFailed, UserError, fail
-from inktrace_train.ranks import Ranks
-from inktrace_train.runs import RunDir, RunDirTaken, now_iso
-from inktrace_train.signals import PREEMPTED_EXIT, Preempted
+from inktrace_train.launch import resume
+from inktrace_train.launch.compose import check_overrides, compose_plain, compose_stages, config_dir, register
+from inktrace_train.run.ranks import Ranks
+from inktrace_train.run.rundir import RunDir, RunDirTaken, now_iso
+from inktrace_train.run.signals import PREEMPTED_EXIT, Preempted
 
 register()
 log = logging.getLogger("inktrace_train")
@@ -136,21 +136,21 @@ def _train(cfg: DictConfig, run_dir: Path) -> Optional[float]:
         log.warning("training.auto_resume: %s holds this run already; resuming it", run_dir)
         return _resume(str(run_dir), list(HydraConfig.get().overrides.task))
     stages = compose_stages(config, list(HydraConfig.get().overrides.task))  # all validated before training
-    from inktrace_train.pipeline import train  # torch is imported only past validation
+    from inktrace_train.train.pipeline import train  # torch is imported only past validation
 
     return train(config, stages, run_dir)
 
 
 def _read_checkpoint_config(path: Path) -> Optional[Dict[str, Any]]:
     """A loose checkpoint file holds its own config (reading it imports torch)."""
-    from inktrace_train.checkpoint import load_checkpoint
+    from inktrace_train.checkpoint.store import load_checkpoint
 
     return load_checkpoint(path).config
 
 
 def _resume(path: str, overrides: List[str]) -> Optional[float]:
     plan = resume.plan(path, overrides, compose=compose_plain, read_config=_read_checkpoint_config)
-    from inktrace_train.pipeline import resume_run
+    from inktrace_train.train.pipeline import resume_run
 
     return resume_run(plan)
 
@@ -158,7 +158,7 @@ def _resume(path: str, overrides: List[str]) -> Optional[float]:
 def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     """One job of a sweep: a failure is recorded (job.json, summary) and does not stop the others.
     Resuming a sweep skips done jobs and resumes started ones."""
-    from inktrace_train.sweeps import read_job_record, run_result
+    from inktrace_train.launch.sweeps import read_job_record, run_result
 
     hc, start = HydraConfig.get(), time.time()
     previous = read_job_record(run_dir) if SWEEP.resume else None
@@ -176,7 +176,7 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     except Preempted as e:  # saved at a signal's request: record it, let submitit requeue, stop the sweep
         record.update(status="preempted", metric=None, best_checkpoint=None, error=str(e))
         _write_job_record(run_dir, record, start)
-        from inktrace_train.pipeline import STOP
+        from inktrace_train.train.pipeline import STOP
 
         STOP.forward()
         stopped(e, run_dir.parent)
@@ -191,7 +191,7 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
 def _write_job_record(run_dir: Path, record: Dict[str, Any], start: float) -> None:
     """job.json and the sweep's summary, by the job's main process (a multi-task Slurm job runs
     this function in every task)."""
-    from inktrace_train.sweeps import write_job_record, write_summary
+    from inktrace_train.launch.sweeps import write_job_record, write_summary
 
     if Ranks.from_env().is_main:
         record.update(ended=now_iso(), wall_time_s=round(time.time() - start, 1))

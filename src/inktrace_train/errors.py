@@ -22,6 +22,14 @@ class RunFailed(UserError):
     line and exit status 1, and its directory (logs, curves, earlier checkpoints) is kept."""
 
 
+class ToolError(UserError):
+    """A user error of this tool, with its exit status."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
 def first_line(e: BaseException) -> str:
     """An exception's message as one line: its first non-empty line, else its type's name."""
     lines = [line.strip() for line in str(e).splitlines() if line.strip()]

@@ -5,11 +5,11 @@ Sources give glyphs as lists of float32 (N, 2) strokes in unit coordinates;
 targets; :class:`InkDataset` ties them together per (epoch, index) key.
 """
 
-from .augment import Augmenter
-from .dataset import EpochSampler, InkDataset, patch_mask, worker_init_fn
-from .kanjivg import PARSER_VERSION, DataError, KanjiVGStrokes, load_corpus
-from .render import TARGET_CHANNELS, Renderer
-from .synthetic import SyntheticStrokes
+from inktrace_train.data.augment import Augmenter
+from inktrace_train.data.dataset import EpochSampler, InkDataset, patch_mask, worker_init_fn
+from inktrace_train.data.kanjivg import PARSER_VERSION, DataError, KanjiVGStrokes, load_corpus
+from inktrace_train.data.render import TARGET_CHANNELS, Renderer
+from inktrace_train.data.synthetic import SyntheticStrokes
 
 __all__ = [
     "PARSER_VERSION",

@@ -7,7 +7,7 @@ from typing import List, Tuple
 
 import numpy as np
 
-from .brush import BrushGlyph, Outlines
+from inktrace_train.data.brush import BrushGlyph, Outlines
 
 RESAMPLE_STEP = 1.0  # px; strokes are densified to this spacing so the wobble can bend them
 WOBBLE_WAVES = 2  # sinusoids per axis and stroke

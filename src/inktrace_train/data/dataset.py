@@ -13,9 +13,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from . import degrade as scan
-from .augment import Augmenter
-from .render import TARGET_CHANNELS, Renderer
+from inktrace_train.data import degrade as scan
+from inktrace_train.data.augment import Augmenter
+from inktrace_train.data.render import TARGET_CHANNELS, Renderer
 
 
 class GlyphSource(Protocol):

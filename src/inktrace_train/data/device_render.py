@@ -28,9 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import degrade
-from .brush import Outlines
-from .render import (
+from inktrace_train.data import degrade
+from inktrace_train.data.brush import Outlines
+from inktrace_train.data.render import (
     CLOSED_GAP,
     INK_THRESHOLD,
     JUNCTION_RADIUS,

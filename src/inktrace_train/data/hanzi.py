@@ -27,10 +27,10 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from . import npzcache
-from .brush import BrushGlyph
-from .kanjivg import SPLITS, DataError, _order_key, split_of
-from .svgpath import path_to_polylines
+from inktrace_train.data import npzcache
+from inktrace_train.data.brush import BrushGlyph
+from inktrace_train.data.kanjivg import SPLITS, DataError, _order_key, split_of
+from inktrace_train.data.svgpath import path_to_polylines
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..errors import UserError
-from . import npzcache
-from .svgpath import path_to_polylines
+from inktrace_train.data import npzcache
+from inktrace_train.data.svgpath import path_to_polylines
+from inktrace_train.errors import UserError
 
 log = logging.getLogger(__name__)
 

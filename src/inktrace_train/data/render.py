@@ -20,8 +20,8 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
-from . import brush
-from .brush import Outlines
+from inktrace_train.data import brush
+from inktrace_train.data.brush import Outlines
 
 TARGET_CHANNELS = {"ink": 1, "skeleton": 1, "keypoints": 2, "tangent": 2, "width": 1, "offset": 2}
 

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import torch
 
-from inktrace_train.metrics import SKELETON_THRESHOLD, peaks
-from inktrace_train.tracing import JUNCTION_PEAK, trace
+from inktrace_train.evaluation.metrics import SKELETON_THRESHOLD, peaks
+from inktrace_train.evaluation.tracing import JUNCTION_PEAK, trace
 
 Tensor = torch.Tensor
 LABEL_WIDTH = 190  # pixels of the label column

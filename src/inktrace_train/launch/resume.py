@@ -19,9 +19,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from omegaconf import OmegaConf
 
-from inktrace_train.config import Config, apply_changes, flatten
+from inktrace_train.config.schema import Config, apply_changes, flatten
 from inktrace_train.errors import ConfigError
-from inktrace_train.runs import RunDir, config_to_dict
+from inktrace_train.run.rundir import RunDir, config_to_dict
 
 log = logging.getLogger(__name__)
 

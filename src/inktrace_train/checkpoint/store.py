@@ -27,10 +27,10 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from inktrace_train.atomic import commit, sha256_file, write_json, write_temp
-from inktrace_train.convert import FORMAT_VERSION, upgrade
+from inktrace_train.checkpoint.convert import FORMAT_VERSION, upgrade
 from inktrace_train.errors import UserError, first_line
-from inktrace_train.runs import BEST, LATEST, MANIFEST, PERIODIC, now_iso, periodic_name
+from inktrace_train.run.atomic import commit, sha256_file, write_json, write_temp
+from inktrace_train.run.rundir import BEST, LATEST, MANIFEST, PERIODIC, now_iso, periodic_name
 
 log = logging.getLogger(__name__)
 

@@ -21,14 +21,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from inktrace_train.checkpoint import BackgroundSaver, Checkpoint, CheckpointError, CheckpointManager
-from inktrace_train.convert import regroup_optimizer_state
-from inktrace_train.distributed import Distributed
+from inktrace_train.checkpoint.convert import regroup_optimizer_state
+from inktrace_train.checkpoint.store import BackgroundSaver, Checkpoint, CheckpointError, CheckpointManager
 from inktrace_train.errors import RunFailed
-from inktrace_train.logger import RunLogger
-from inktrace_train.optim import WarmupCosine
-from inktrace_train.runs import now_iso
-from inktrace_train.signals import Preempted, StopRequest
+from inktrace_train.run.rundir import now_iso
+from inktrace_train.run.signals import Preempted, StopRequest
+from inktrace_train.train.distributed import Distributed
+from inktrace_train.train.logger import RunLogger
+from inktrace_train.train.optim import WarmupCosine
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class NonFiniteLoss(RunFailed):
 class StepLog:
     """Values recorded every micro-batch (loss terms) or optimizer step (gradient norm), kept on
     the device as they come: recording is a list append, with no tensor op and no host sync
-    (:class:`~inktrace_train.losses.LossTerms` arrive already stacked; a plain dict of terms is
+    (:class:`~inktrace_train.model.losses.LossTerms` arrive already stacked; a plain dict of terms is
     stacked here). Reading stacks the rows and copies them to the host in one go (one op, one
     sync); sums and NaN checks are then plain Python over a few hundred floats, cheaper than
     reductions on the device.

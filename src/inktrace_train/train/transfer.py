@@ -16,10 +16,10 @@ from typing import Any, Dict, List
 import torch
 from torch import nn
 
-from inktrace_train.checkpoint import CheckpointError, load_checkpoint
-from inktrace_train.config import PIPELINE, backbone_diffs
+from inktrace_train.checkpoint.store import CheckpointError, load_checkpoint
+from inktrace_train.config.schema import PIPELINE, backbone_diffs
 from inktrace_train.errors import UserError
-from inktrace_train.runs import BEST, RunDir
+from inktrace_train.run.rundir import BEST, RunDir
 
 log = logging.getLogger(__name__)
 

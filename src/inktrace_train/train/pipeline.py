@@ -17,13 +17,13 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from inktrace_train.build import build_trainer
-from inktrace_train.checkpoint import Checkpoint, CheckpointManager, load_checkpoint
-from inktrace_train.config import Config, apply_changes, flatten
-from inktrace_train.distributed import Distributed
-from inktrace_train.resume import ResumePlan
-from inktrace_train.runs import RunDir, config_to_dict, now_iso
-from inktrace_train.signals import Preempted, StopRequest
+from inktrace_train.checkpoint.store import Checkpoint, CheckpointManager, load_checkpoint
+from inktrace_train.config.schema import Config, apply_changes, flatten
+from inktrace_train.launch.resume import ResumePlan
+from inktrace_train.run.rundir import RunDir, config_to_dict, now_iso
+from inktrace_train.run.signals import Preempted, StopRequest
+from inktrace_train.train.build import build_trainer
+from inktrace_train.train.distributed import Distributed
 
 log = logging.getLogger(__name__)
 STOP = StopRequest()  # SIGTERM/SIGUSR1 ask this process to save and stop (signals are per process)

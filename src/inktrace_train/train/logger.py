@@ -22,8 +22,8 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from inktrace_train.atomic import WriteError, cause
-from inktrace_train.visualize import prediction_grid
+from inktrace_train.evaluation.visualize import prediction_grid
+from inktrace_train.run.atomic import WriteError, cause
 
 log = logging.getLogger("inktrace_train")
 

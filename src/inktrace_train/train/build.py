@@ -16,22 +16,22 @@ from typing import Optional, Tuple
 import torch
 from torch.utils.data import DataLoader
 
-from inktrace_train.atomic import check_writable, write_text
-from inktrace_train.checkpoint import Checkpoint, CheckpointManager
-from inktrace_train.config import BRUSH_SOURCES, CONFIG_VERSION, Config, DataConfig
+from inktrace_train.checkpoint.store import Checkpoint, CheckpointManager
+from inktrace_train.config.schema import BRUSH_SOURCES, CONFIG_VERSION, Config, DataConfig
 from inktrace_train.data import Augmenter, EpochSampler, InkDataset, Renderer, worker_init_fn
 from inktrace_train.data.device_render import Centerlines, DeviceRenderer, collate_centerlines
-from inktrace_train.distributed import Distributed, available_cores
 from inktrace_train.errors import ConfigError, first_line
-from inktrace_train.logger import RunLogger
-from inktrace_train.losses import StructureLoss
-from inktrace_train.metrics import ValidationMetrics, select_metric
-from inktrace_train.model import InkTraceModel, parameter_groups
-from inktrace_train.optim import WarmupCosine
-from inktrace_train.runs import RunDir, config_to_dict, git_state
-from inktrace_train.signals import StopRequest
-from inktrace_train.trainer import Trainer
-from inktrace_train.transfer import init_from
+from inktrace_train.evaluation.metrics import ValidationMetrics, select_metric
+from inktrace_train.model.losses import StructureLoss
+from inktrace_train.model.network import InkTraceModel, parameter_groups
+from inktrace_train.run.atomic import check_writable, write_text
+from inktrace_train.run.rundir import RunDir, config_to_dict, git_state
+from inktrace_train.run.signals import StopRequest
+from inktrace_train.train.distributed import Distributed, available_cores
+from inktrace_train.train.logger import RunLogger
+from inktrace_train.train.optim import WarmupCosine
+from inktrace_train.train.trainer import Trainer
+from inktrace_train.train.transfer import init_from
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from inktrace_train.errors import ConfigError, UserError
-from inktrace_train.ranks import Ranks
+from inktrace_train.run.ranks import Ranks
 
 
 def _mps_available() -> bool:

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Tuple
 
 import torch
 
-from inktrace_train.config import PIPELINE
+from inktrace_train.config.schema import PIPELINE
 
 FORMAT_VERSION = 1
 

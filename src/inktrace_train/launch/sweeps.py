@@ -15,8 +15,8 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from inktrace_train.atomic import write_json, write_text
-from inktrace_train.runs import RunDir
+from inktrace_train.run.atomic import write_json, write_text
+from inktrace_train.run.rundir import RunDir
 
 JOB_RECORD = "job.json"
 COLUMNS = ("run", "stage", "overrides", "status", "metric", "best_checkpoint", "wall_time_s", "error")

@@ -1,4 +1,4 @@
-"""Glue between Hydra and the typed :class:`~inktrace_train.config.Config`.
+"""Glue between Hydra and the typed :class:`~inktrace_train.config.schema.Config`.
 
 Registers the schema and the run-directory resolver, checks command-line overrides
 before Hydra sees them (so a misspelt key gets the nearest valid key), composes each
@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from inktrace_train.config import (
+from inktrace_train.config.schema import (
     PIPELINE,
     Config,
     backbone_diffs,
@@ -31,18 +31,18 @@ from inktrace_train.config import (
     unknown_key_message,
 )
 from inktrace_train.errors import ConfigError, UserError, fail, first_line
-from inktrace_train.ranks import Ranks
-from inktrace_train.runs import RunDir
+from inktrace_train.run.ranks import Ranks
+from inktrace_train.run.rundir import RunDir
 
 GROUPS = ("model", "stage", "training", "data", "experiment", "sweep")
 
 
 def config_dir() -> str:
     """The ``conf/`` folder: inside the installed wheel, else at the source tree's top."""
-    packaged = Path(__file__).resolve().parent / "conf"
+    packaged = Path(__file__).resolve().parents[1] / "conf"
     if packaged.is_dir():
         return str(packaged)
-    return str(Path(__file__).resolve().parents[2] / "conf")
+    return str(Path(__file__).resolve().parents[3] / "conf")
 
 
 def _new_run_dir(kind: str = "") -> str:

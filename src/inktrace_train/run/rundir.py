@@ -26,9 +26,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from omegaconf import OmegaConf
 
-from inktrace_train.atomic import remove_stale_temps, write_json, write_text
-from inktrace_train.config import CONFIG_VERSION, Config, to_config
-from inktrace_train.errors import UserError
+from inktrace_train.config.schema import CONFIG_VERSION, Config, to_config
+from inktrace_train.errors import ToolError, UserError
+from inktrace_train.run.atomic import remove_stale_temps, write_json, write_text
 
 RUNS_ROOT = "outputs"  # new runs go to outputs/<date>/<time>_<id>, relative to the working directory
 RUN_ID_ENV = "INKTRACE_RUN_ID"  # set it to make every rank (or a retried job) use one run id
@@ -286,3 +286,24 @@ class RunDir:
             return False
         shutil.rmtree(self.path, ignore_errors=True)
         return True
+
+
+def best_checkpoint_of(path: str) -> Path:
+    """A checkpoint file as given; a run directory (or a stage's checkpoint folder) as its best
+    checkpoint of the last stage that has one. A missing path is exit 2; a bad file is exit 1
+    when it is loaded."""
+    p = Path(path)
+    if not p.exists():
+        raise ToolError(f"no such file or directory: {p}", 2)
+    if p.is_file():
+        return p
+    run = RunDir(p)
+    stages = (
+        run.status()["pipeline"]
+        if run.status_file.is_file()
+        else sorted(d.name for d in p.glob("checkpoints/*") if d.is_dir())
+    )
+    for candidate in [run.best_checkpoint(s) for s in reversed(stages)] + [p / BEST]:
+        if candidate.is_file():
+            return candidate
+    raise ToolError(f"{p} holds no best checkpoint (looked for checkpoints/<stage>/{BEST})", 2)
