@@ -53,11 +53,10 @@ class NonFiniteLoss(RunFailed):
 
 class StepLog:
     """Values recorded every micro-batch (loss terms) or optimizer step (gradient norm), kept on
-    the device as they come: recording is a list append, with no tensor op and no host sync
-    (:class:`~inktrace_train.model.losses.LossTerms` arrive already stacked; a plain dict of terms is
-    stacked here). Reading stacks the rows and copies them to the host in one go (one op, one
-    sync); sums and NaN checks are then plain Python over a few hundred floats, cheaper than
-    reductions on the device.
+    the device as they come: a dict of terms is stacked into one row (one tensor op outside
+    autograd, no host sync). Reading stacks the rows and copies them to the host in one go (one
+    op, one sync); sums and NaN checks are then plain Python over a few hundred floats, cheaper
+    than reductions on the device.
 
     Args:
         names: the recorded values' names, when rows are bare tensors (else the dict's keys).
@@ -74,11 +73,8 @@ class StepLog:
             return
         if not self.names:
             self.names = list(values)
-        row = getattr(values, "row", None)
-        if row is None:
-            terms = list(values.values())
-            row = (torch.stack(terms) if len(terms) > 1 else terms[0]).detach()
-        self.rows.append(row)
+        with torch.no_grad():  # a row of plain values: stacking records nothing for autograd
+            self.rows.append(torch.stack(list(values.values())))
 
     def __bool__(self) -> bool:
         return bool(self.rows)
@@ -208,8 +204,6 @@ class Trainer:
             self.model = torch.compile(self.model)
         self.input_format = torch.channels_last if channels_last else torch.contiguous_format
         self.render = render
-        # to_device has work to do (else the loop skips the call: the CPU's batches are ready)
-        self.prepare = dist.device.type != "cpu" or render is not None or channels_last
         self.loss_fn, self.dist = loss_fn, dist
         self.optimizer, self.scheduler = optimizer, scheduler
         self.train_loader, self.val_loader = train_loader, val_loader
@@ -240,7 +234,7 @@ class Trainer:
 
     def to_device(self, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         """The batch as the model takes it: on the device, drawn there (``data.renderer=device``),
-        in the model's memory format (called only when ``self.prepare``)."""
+        in the model's memory format."""
         if self.device.type != "cpu":
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         if self.render is not None:
@@ -271,7 +265,7 @@ class Trainer:
     def forward_loss(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
         """The micro-batch's loss to backpropagate (divided for accumulation); its terms are
         recorded. The outputs and the loss dict are freed on return, before the backward pass
-        and the optimizer step (holding them cost the null-model loop about 5 us a step)."""
+        and the optimizer step."""
         with self._autocast():
             losses = self.loss_fn(self.model(batch["image"]), batch)
         self.losses.add(losses)
@@ -291,9 +285,8 @@ class Trainer:
         return self.state.best_metric
 
     def train_epoch(self, epoch: int) -> None:
-        """The epoch's remaining micro-batches. Each step touches as little as it can (about 1 us
-        of the loop's own cost per line on the null model): logging and saving are looked at
-        only after an optimizer step."""
+        """The epoch's remaining micro-batches. Logging and saving are looked at only after an
+        optimizer step."""
         self.model.train()
         sampler, state = self.train_loader.sampler, self.state
         sampler.epoch, sampler.start_batch = epoch, state.step_in_epoch
@@ -303,7 +296,7 @@ class Trainer:
         log_every, save_every = self.log_every_n_steps, self.save_every_n_steps or 0
         tick, ticked_at = time.perf_counter(), state.step_in_epoch
         for batch in self.train_loader:
-            stepped = self.train_step(self.to_device(batch) if self.prepare else batch)
+            stepped = self.train_step(self.to_device(batch))
             bar.update(1)
             if not stepped:
                 continue  # mid-accumulation: nothing to log or save
@@ -361,7 +354,7 @@ class Trainer:
         """Write this step's checkpoint (the main rank, in the background), once the losses since
         the last one are finite."""
         self.check_finite()
-        self.logger.hand_over()
+        self.logger.hand_over(wait=True)
         if self.saver:
             self.saver.save(self.checkpoint(metric), is_best)
 
