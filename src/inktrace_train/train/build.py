@@ -25,9 +25,10 @@ from inktrace_train.evaluation.metrics import ValidationMetrics, select_metric
 from inktrace_train.model.losses import StructureLoss
 from inktrace_train.model.network import InkTraceModel, parameter_groups
 from inktrace_train.run.atomic import check_writable, write_text
+from inktrace_train.run.cores import available_cores
 from inktrace_train.run.rundir import RunDir, config_to_dict, git_state
 from inktrace_train.run.signals import StopRequest
-from inktrace_train.train.distributed import Distributed, available_cores
+from inktrace_train.train.distributed import Distributed
 from inktrace_train.train.logger import RunLogger
 from inktrace_train.train.optim import WarmupCosine
 from inktrace_train.train.trainer import Trainer

@@ -305,6 +305,7 @@ class Trainer:
                 self.log_train(bar, self.samples_per_s(state.step_in_epoch - ticked_at, now - tick))
                 tick, ticked_at = now, state.step_in_epoch
                 self.stop_if_requested()
+                self.dist.rebalance()
             if save_every and state.global_step % save_every == 0 and state.step_in_epoch < self.steps_per_epoch:
                 self.save(self.last_metric, is_best=False)
         if self.losses:  # the rest of the epoch, so short runs get train curves too
