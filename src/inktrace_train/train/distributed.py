@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 from contextlib import nullcontext
-from typing import Any, ContextManager, Optional
+from typing import Any, ContextManager, Dict, Optional
 
 import torch
 import torch.distributed as dist
@@ -129,6 +130,21 @@ class Distributed:
         box = [obj]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+    def layout(self, global_batch: int) -> Dict[str, Any]:
+        """How the job runs, for the run's record: world size, each rank's device and intra-op
+        threads, the global and per-rank batch (a collective: every rank calls it)."""
+        mine = {"device": str(self.device), "threads": torch.get_num_threads(), "host": platform.node()}
+        ranks = [mine]
+        if self.active:
+            ranks = [None] * self.world_size
+            dist.all_gather_object(ranks, mine)
+        return {
+            "world_size": self.world_size,
+            "ranks": ranks,
+            "global_batch": global_batch,
+            "per_rank_batch": global_batch // self.world_size,
+        }
 
     def barrier(self) -> None:
         """Wait for every rank (e.g. until the main rank has written what the others read next)."""
