@@ -247,6 +247,7 @@ class Trainer:
         self.norms = StepLog(["grad_norm"])  # every optimizer step's gradient norm
         self.checked_step = 0  # the optimizer step of the last non-finite check
         self.stepped_at = 0  # micro-batches of this epoch up to the last optimizer step
+        self.logged_at = (time.perf_counter(), 0)  # (time, micro-batches of the epoch) of the last train log
         self.steps_per_epoch = len(train_loader)
 
     # --- the step -------------------------------------------------------------------
@@ -315,8 +316,8 @@ class Trainer:
         return self.state.best_metric
 
     def train_epoch(self, epoch: int) -> None:
-        """The epoch's remaining micro-batches. Logging and saving are looked at only after an
-        optimizer step."""
+        """The epoch's remaining micro-batches. Logging, stopping and saving are looked at only
+        after an optimizer step."""
         self.model.train()
         sampler, state = self.train_loader.sampler, self.state
         sampler.epoch, sampler.start_batch = epoch, state.step_in_epoch
@@ -325,27 +326,25 @@ class Trainer:
             total=self.steps_per_epoch, initial=state.step_in_epoch, desc=f"epoch {epoch + 1}/{self.epochs}"
         )
         log_every, save_every = self.log_every_n_steps, self.save_every_n_steps or 0
-        tick, ticked_at = time.perf_counter(), state.step_in_epoch
+        self.logged_at = (time.perf_counter(), state.step_in_epoch)
         # The bar is closed (its line cleared) however the epoch ends, before any stop message; the
         # batch stream too, so a stop does not keep the loader's iterator alive in its traceback.
         with bar, closing(batches(self.train_loader)) as stream:
             for batch in stream:
-                if not self.train_step(self.to_device(batch)):
-                    bar.update(1)
-                    continue  # mid-accumulation: nothing to log or save
+                stepped = self.train_step(self.to_device(batch))
                 bar.update(1)
+                if not stepped:
+                    continue  # mid-accumulation: nothing to log or save
                 if self.stop.requested and not self.dist.active:  # a flag read: no sync
+                    self.log_train(bar)  # the steps since the last log reach the curves first
                     self.stop_now()
                 if state.global_step % log_every == 0:
-                    now = time.perf_counter()
-                    self.log_train(bar, self.samples_per_s(state.step_in_epoch - ticked_at, now - tick))
-                    tick, ticked_at = now, state.step_in_epoch
+                    self.log_train(bar)
                     self.stop_if_requested()
                     self.dist.rebalance()
                 if save_every and state.global_step % save_every == 0 and state.step_in_epoch < self.steps_per_epoch:
                     self.save(self.last_metric, is_best=False)
-            if self.losses:  # the rest of the epoch, so short runs get train curves too
-                self.log_train(bar, self.samples_per_s(state.step_in_epoch - ticked_at, time.perf_counter() - tick))
+            self.log_train(bar)  # the rest of the epoch, so short runs get train curves too
         self.stop_if_requested()
 
     def samples_per_s(self, micro_batches: int, seconds: float) -> float:
@@ -432,7 +431,13 @@ class Trainer:
         if self.saver:
             self.saver.wait()
 
-    def log_train(self, bar: tqdm, samples_per_s: float) -> None:
+    def log_train(self, bar: tqdm) -> None:
+        """The losses, gradient norms, lr and throughput since the last call (none: nothing)."""
+        if not self.losses:
+            return
+        (since, done_then), now = self.logged_at, time.perf_counter()
+        samples_per_s = self.samples_per_s(self.state.step_in_epoch - done_then, now - since)
+        self.logged_at = (now, self.state.step_in_epoch)
         reduce, world = self.dist.all_reduce_sum, self.dist.world_size
         values, nonfinite = self.losses.read(reduce, world, check=True)  # a sync, once per log interval
         self._stop_if_nonfinite(nonfinite)
