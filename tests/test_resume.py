@@ -225,7 +225,7 @@ def test_resume_path_with_spaces_commas_and_equals(finished_run, tmp_path):
 
     odd = tmp_path / "runs, v2=final run"
     shutil.copytree(finished_run / "run", odd)
-    proc = run_cli([f'+resume="{odd}"', "training.epochs=2"], cwd=tmp_path)  # README: '+resume="..."'
+    proc = run_cli([f'+resume="{odd}"', "training.epochs=2"], cwd=tmp_path)  # docs/resume.md: '+resume="..."'
     assert proc.returncode == 0, proc.stderr
     assert torch.load(odd / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)["epoch"] == 2
 
