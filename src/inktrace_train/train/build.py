@@ -244,5 +244,5 @@ def build_trainer(
         stop=stop,
     )
     if checkpoint is not None:
-        trainer.load_checkpoint(checkpoint)
+        trainer.restore(checkpoint)
     return trainer

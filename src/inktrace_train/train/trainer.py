@@ -504,7 +504,7 @@ class Trainer:
             rng_state=rng_state(),
         )
 
-    def load_checkpoint(self, ckpt: Checkpoint) -> None:
+    def restore(self, ckpt: Checkpoint) -> None:
         """Restore everything needed to continue exactly where ``ckpt`` was written.
 
         A converted older checkpoint may lack optimizer or schedule state: those start
