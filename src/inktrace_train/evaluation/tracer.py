@@ -11,6 +11,7 @@ This module imports no torch, so ``Tracer.from_onnx`` runs without it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 
 from inktrace_train.evaluation.imaging import MAX_PIXELS, ImageSource, Placement, place, read_ink
-from inktrace_train.evaluation.pages import Region, find_glyphs, glyph_ink
+from inktrace_train.evaluation.pages import find_glyphs, glyph_ink
 from inktrace_train.evaluation.tracing import JUNCTION_PEAK, SKELETON_THRESHOLD, Stroke, trace
 
 BATCH_SIZE = 64  # glyphs per model call: bounds memory on a page of thousands of glyphs
@@ -142,20 +143,25 @@ class Tracer:
         """The image's glyphs (or, with ``single``, the whole image as one) and their strokes."""
         ink = read_ink(image, self.max_pixels)
         page = Page(width=ink.shape[1], height=ink.shape[0])
+        jobs = self.glyphs(ink, single)
+        while batch := list(itertools.islice(jobs, self.batch_size)):
+            self._trace_batch(batch, page)
+        return page
+
+    def glyphs(self, ink: np.ndarray, single: bool = False) -> Iterator[Job]:
+        """Each glyph of uint8 ink (:func:`~inktrace_train.evaluation.imaging.read_ink`) as (its
+        box, its canvas, its placement), in reading order; one at a time, so a page of thousands
+        holds only a batch of canvases."""
         if single:
             canvas, placement = place(ink, self.size)
             if placement is not None:
-                self._trace_batch([(placement.box, canvas, placement)], page)
-            return page
+                yield placement.box, canvas, placement
+            return
         labels, regions = find_glyphs(ink)
-        for start in range(0, len(regions), self.batch_size):
-            self._trace_batch([self._job(ink, labels, r) for r in regions[start : start + self.batch_size]], page)
-        return page
-
-    def _job(self, ink: np.ndarray, labels: np.ndarray, region: Region) -> Job:
-        crop, x0, y0 = glyph_ink(ink, labels, region)
-        canvas, placement = place(crop, self.size, x0, y0)
-        return region.box, canvas, placement
+        for region in regions:
+            crop, x0, y0 = glyph_ink(ink, labels, region)
+            canvas, placement = place(crop, self.size, x0, y0)
+            yield region.box, canvas, placement
 
     def _trace_batch(self, jobs: List[Job], page: Page) -> None:
         """One model call for the batch; each glyph traced and mapped back to the image."""

@@ -48,6 +48,16 @@ def export_onnx(graph: InferenceGraph, size: int, path: Path) -> None:
     example = torch.zeros(2, 1, size, size)
     dynamic = {name: {0: "batch"} for name in (INPUT_NAME, *graph.output_names)}
     graph.eval()
+    # The fused inference kernel of nn.TransformerEncoderLayer has no ONNX form: export the plain ops.
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        _export(graph, example, path, dynamic)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
+def _export(graph: InferenceGraph, example: torch.Tensor, path: Path, dynamic: dict) -> None:
     with torch.no_grad():
         # The TorchScript-based exporter: it needs only `onnx`, where torch.export's needs onnxscript too.
         torch.onnx.export(
