@@ -35,7 +35,7 @@ ImageSource = str | Path | np.ndarray  # a file, or a grey or colour array
 
 def _header_size(path: Path) -> Tuple[int, int]:
     """(width, height) from the file's header, nothing decoded; (0, 0) when Pillow cannot parse
-    it (OpenCV may still read it)."""
+    it (OpenCV may still read it); a size over every limit when Pillow calls it a bomb."""
     from PIL import Image as PILImage  # Pillow reads headers lazily; OpenCV has no header-only call
 
     try:
@@ -43,8 +43,8 @@ def _header_size(path: Path) -> Tuple[int, int]:
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
             with PILImage.open(path) as im:
                 return im.size
-    except PILImage.DecompressionBombError:
-        raise ToolError(f"{path}: its header claims over {2 * PILImage.MAX_IMAGE_PIXELS:,} pixels; refused") from None
+    except PILImage.DecompressionBombError:  # over twice Pillow's MAX_IMAGE_PIXELS: it gives no size
+        return (2 * PILImage.MAX_IMAGE_PIXELS + 1, 1)
     except (OSError, ValueError, SyntaxError):  # Pillow's errors for files it cannot parse
         return (0, 0)
 
@@ -66,9 +66,8 @@ def read_grey(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     path = Path(source)
     width, height = _header_size(path)
     if width * height > max_pixels:
-        raise ToolError(
-            f"{path}: {width}x{height} is over the limit of {max_pixels:,} pixels (max_pixels); downscale it first"
-        )
+        size = f"{width}x{height} is" if height > 1 else f"its header claims more than {width - 1:,} pixels,"
+        raise ToolError(f"{path}: {size} over the limit of {max_pixels:,} pixels (max_pixels); downscale it first")
     grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if grey is None:
         raise ToolError(f"{path}: not a readable image")
