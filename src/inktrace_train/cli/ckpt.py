@@ -4,7 +4,7 @@
     python -m inktrace_train.ckpt verify FILE|DIR
     python -m inktrace_train.ckpt compare A B [--json]      (A, B: checkpoint files or run directories)
     python -m inktrace_train.ckpt convert OLD NEW [--force]
-    python -m inktrace_train.ckpt export CHECKPOINT --format onnx|torchscript --out FILE
+    python -m inktrace_train.ckpt export CHECKPOINT [--format onnx] --out FILE
 
 A run directory stands for the best checkpoint of its last stage that has one.
 

@@ -1,4 +1,4 @@
-"""``python -m inktrace_train.ckpt export CHECKPOINT --format onnx|torchscript --out FILE``: the
+"""``python -m inktrace_train.ckpt export CHECKPOINT --format onnx --out FILE``: the
 inference graph (ink in, the maps the tracer reads out, dynamic batch) for use without this
 package. The ONNX file is checked against the PyTorch model with onnxruntime when it is installed."""
 
@@ -13,9 +13,9 @@ import numpy as np
 
 from inktrace_train.errors import ToolError, first_line
 from inktrace_train.evaluation.predictor import TorchMaps
-from inktrace_train.model.export import export_onnx, export_torchscript
+from inktrace_train.model.export import export_onnx
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx",)  # TorchScript is deprecated from torch 2.10 on (torch.jit.load warns so)
 
 
 def check_ink(size: int, n: int = 4) -> np.ndarray:
@@ -45,32 +45,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     model = TorchMaps(args.file)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
-        if args.format == "onnx":
-            try:
-                export_onnx(model.graph, model.size, tmp)
-            except ImportError as e:  # torch.onnx reports a missing `onnx` this way or as its own error
-                raise ToolError(f'export to ONNX needs the onnx package: pip install -e ".[onnx]" ({e})') from None
-        else:
-            export_torchscript(model.graph, model.size, tmp)
+        export_onnx(model.graph, model.size, tmp)
         os.replace(tmp, out)
-    except Exception as e:
+    except Exception as e:  # torch.onnx raises its own classes (a missing `onnx` package among them)
         tmp.unlink(missing_ok=True)
-        if isinstance(e, ToolError):
-            raise
-        raise ToolError(f"{out}: export failed: {first_line(e)}") from None
+        hint = ' (pip install -e ".[onnx]")' if "onnx" in str(e) and "install" in str(e) else ""
+        raise ToolError(f"{out}: export failed: {first_line(e)}{hint}") from None
     outputs = ", ".join(model.graph.output_names)
-    print(f"exported {args.file} -> {out} ({args.format}): input ink (batch, 1, {model.size}, {model.size}), {outputs}")
-    if args.format == "onnx":
-        try:
-            print(f"onnxruntime check: largest difference from PyTorch {largest_difference(model, out):.2e}")
-        except ToolError as e:
-            print(f"(no onnxruntime check: {e})")
+    print(
+        f"exported {args.file} -> {out} ({args.format}): input image (batch, 1, {model.size}, {model.size}) -> {outputs}"
+    )
+    try:
+        print(f"onnxruntime check: largest difference from PyTorch {largest_difference(model, out):.2e}")
+    except ToolError as e:
+        print(f"(no onnxruntime check: {e})")
     return 0
 
 
 def add_export(sub) -> None:
-    s = sub.add_parser("export", help="write the inference graph as ONNX or TorchScript", description=__doc__)
+    s = sub.add_parser("export", help="write the inference graph as ONNX", description=__doc__)
     s.add_argument("file", metavar="CHECKPOINT", help="a checkpoint file or a run directory (its best)")
-    s.add_argument("--format", choices=FORMATS, default="onnx", help="onnx (default) or torchscript")
+    s.add_argument("--format", choices=FORMATS, default="onnx", help="onnx (the default and only format)")
     s.add_argument("--out", required=True, help="the file to write")
     s.set_defaults(run=cmd_export)

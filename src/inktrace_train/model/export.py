@@ -15,7 +15,7 @@ from torch import nn
 
 from inktrace_train.model.network import InkTraceModel
 
-INPUT_NAME = "ink"  # (batch, 1, size, size) float32 ink coverage in [0, 1]
+INPUT_NAME = "image"  # (batch, 1, size, size) float32 ink coverage in [0, 1] ("ink" names an output)
 STRUCTURAL_OUTPUTS = ("skeleton", "ink", "tangent")  # probabilities, probabilities, (cos 2θ, sin 2θ)
 DENSE_OUTPUTS = ("keypoints", "half_width")  # endpoint/junction probabilities, half pen width px
 ONNX_OPSET = 17  # LayerNormalization is a single op from 17 on
@@ -70,11 +70,3 @@ def _export(graph: InferenceGraph, example: torch.Tensor, path: Path, dynamic: d
             opset_version=ONNX_OPSET,
             dynamo=False,
         )
-
-
-def export_torchscript(graph: InferenceGraph, size: int, path: Path) -> None:
-    """Write ``graph`` traced as TorchScript (``torch.jit.load`` runs it without this package)."""
-    graph.eval()
-    with torch.no_grad():
-        traced = torch.jit.trace(graph, torch.zeros(2, 1, size, size))
-    traced.save(str(path))
