@@ -51,10 +51,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         tmp.unlink(missing_ok=True)
         hint = ' (pip install -e ".[onnx]")' if "onnx" in str(e) and "install" in str(e) else ""
         raise ToolError(f"{out}: export failed: {first_line(e)}{hint}") from None
-    outputs = ", ".join(model.graph.output_names)
-    print(
-        f"exported {args.file} -> {out} ({args.format}): input image (batch, 1, {model.size}, {model.size}) -> {outputs}"
-    )
+    shape = f"(batch, 1, {model.size}, {model.size})"
+    print(f"exported {args.file} -> {out} ({args.format}): image {shape} -> {', '.join(model.graph.output_names)}")
     try:
         print(f"onnxruntime check: largest difference from PyTorch {largest_difference(model, out):.2e}")
     except ToolError as e:
