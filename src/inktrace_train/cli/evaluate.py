@@ -51,8 +51,8 @@ from inktrace_train.evaluation.metrics import (
     match_counts,
     peaks,
 )
-from inktrace_train.evaluation.predictor import Predictor
 from inktrace_train.evaluation.strokemetrics import ink_counts, stroke_scores, summarize
+from inktrace_train.evaluation.tracer import Tracer
 from inktrace_train.evaluation.tracing import KEYPOINT_PEAK, junctions_from_pixels, thin, trace
 from inktrace_train.train.build import make_augmenter
 
@@ -135,12 +135,12 @@ def score_glyph(scores: Scores, strokes, targets, image, skeleton, ends, junctio
     scores.strokes.append({**stroke_scores(polylines, strokes), **ink_counts(image, polylines)})
 
 
-def model_scores(predictor: Predictor, glyphs) -> Dict[str, float]:
+def model_scores(tracer: Tracer, glyphs) -> Dict[str, float]:
     scores = Scores()
-    size = predictor.size
+    size = tracer.size
     for strokes, targets, image in glyphs:
-        maps = predictor.maps(image)
-        traced = predictor.strokes(maps)
+        maps = tracer.maps(image)
+        traced = tracer.strokes(maps)
         skeleton = maps["skeleton"] >= 0.5
         if "keypoints" in maps:
             found = peaks(torch.from_numpy(maps["keypoints"]), KEYPOINT_PEAK).numpy()
@@ -250,8 +250,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.n < 1:
         fail(f"--n={args.n}: must be at least 1", 2, prog=PROG)
     try:
-        predictor = Predictor(args.checkpoint, args.device)
-        data = data_config(predictor.config)
+        tracer = Tracer.from_checkpoint(args.checkpoint, args.device)
+        data = data_config(tracer.config)
         hanzi_dir = args.hanzi_dir or data.hanzi_dir
         subsets = SETS if args.subset == "all" else (args.subset,)
         if "brush" in subsets and hanzi_dir is None:
@@ -267,7 +267,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         for subset in subsets:
             glyphs = test_glyphs(data, subset, args.n, hanzi_dir=hanzi_dir)
             print(f"{subset}: {len(glyphs)} test-split glyphs")
-            rows[f"model@{subset}"] = model_scores(predictor, glyphs)
+            rows[f"model@{subset}"] = model_scores(tracer, glyphs)
             for name, method in classical.items():
                 rows[f"{name}@{subset}"] = classical_scores(method, glyphs)
         print(f"checkpoint {args.checkpoint}")
