@@ -37,7 +37,12 @@ def group_params():
 
 
 # Options that need a value no default can give (the brush data lives wherever the user put it).
-REQUIRED = {("data", "hanzi"): ["data.hanzi_dir=hanzi.tgz"], ("data", "mixed"): ["data.hanzi_dir=hanzi.tgz"]}
+REQUIRED = {
+    ("data", "hanzi"): ["data.hanzi_dir=hanzi.tgz"],
+    ("data", "mixed"): ["data.hanzi_dir=hanzi.tgz"],
+    ("data", "strokes"): ["data.path=my_ink"],
+    ("data", "custom"): ["data.source_target=my_module.MySource"],
+}
 
 
 @pytest.mark.parametrize("group,option", group_params())
@@ -144,7 +149,7 @@ def test_help_lists_groups_and_options(workdir):
     for text in (
         "model: default, tiny",
         "stage: all, dense, structural",
-        "data: hanzi, kanjivg, mixed, synthetic",
+        "data: custom, hanzi, kanjivg, mixed, strokes, synthetic",
         "lr: 0.001",
         "+resume=",
     ):

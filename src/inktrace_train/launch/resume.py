@@ -36,6 +36,8 @@ ALLOWED_CHANGES = (
     "training.compile",
     "training.channels_last",
     "data.hanzi_dir",  # the brush data moved (same package, another path)
+    "data.path",  # your stroke files moved (keys are relative to it: the split stays)
+    "data.extra_path",  # likewise
     "data.renderer",  # the renderers' targets agree within the tolerances of tests/test_device_render.py
 )
 

@@ -78,15 +78,36 @@ def make_augmenter(d: DataConfig) -> Augmenter:
 
 
 def make_source(data: DataConfig, split: str):
-    """The glyphs of ``split`` from ``data.source``."""
+    """The glyphs of ``split`` from ``data.source``, interleaved with ``data.extra_path``'s if given."""
+    source = _main_source(data, split)
+    if data.extra_path is None:
+        return source
+    from inktrace_train.data.glyphs import MixedStrokes
+    from inktrace_train.data.strokes import StrokeFiles
+
+    fractions = dict(val_fraction=data.val_fraction, test_fraction=data.test_fraction)
+    extra = StrokeFiles(split, path=data.extra_path, cache_dir=data.cache_dir, option="data.extra_path", **fractions)
+    return MixedStrokes(source, extra)
+
+
+def _main_source(data: DataConfig, split: str):
     if data.source == "synthetic":
         from inktrace_train.data.synthetic import SyntheticStrokes
 
         return SyntheticStrokes(max_strokes=data.max_strokes)
-    from inktrace_train.data.hanzi import HanziStrokes, MixedStrokes
+    fractions = dict(val_fraction=data.val_fraction, test_fraction=data.test_fraction)
+    if data.source == "strokes":
+        from inktrace_train.data.strokes import StrokeFiles
+
+        return StrokeFiles(split, path=data.path, cache_dir=data.cache_dir, **fractions)
+    if data.source == "custom":
+        from inktrace_train.data.custom import CustomSource
+
+        return CustomSource(data.source_target, dict(data.source_args), split, **fractions)
+    from inktrace_train.data.glyphs import MixedStrokes
+    from inktrace_train.data.hanzi import HanziStrokes
     from inktrace_train.data.kanjivg import KanjiVGStrokes
 
-    fractions = dict(val_fraction=data.val_fraction, test_fraction=data.test_fraction)
     if data.source == "kanjivg":
         return KanjiVGStrokes(split=split, cache_dir=data.cache_dir, **fractions)
     hanzi = HanziStrokes(split, source=data.hanzi_dir, cache_dir=data.cache_dir, **fractions)
