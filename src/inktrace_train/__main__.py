@@ -166,7 +166,8 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     hc, start = HydraConfig.get(), time.time()
     previous = read_job_record(run_dir) if SWEEP.resume else None
     if previous and previous["status"] == "done":
-        log.info("job %s is done (metric %s): skipped", hc.job.num, previous["metric"])
+        metric = previous["metric"]
+        log.info("job %s is done (metric %s): skipped", hc.job.num, "none" if metric is None else f"{metric:.4f}")
         return math.nan if previous["metric"] is None else previous["metric"]
     SWEEP.jobs += 1
     record = {"job": hc.job.num, "overrides": list(hc.overrides.task), "started": now_iso()}

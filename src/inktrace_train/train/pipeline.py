@@ -118,7 +118,7 @@ def run_pipeline(
         stage = cfg.stage.name
         status = run.status()["stages"].get(stage, {})
         if stage != start and is_finished(status, cfg):
-            log.info("stage %s is done (best metric %s): skipped", stage, status.get("best_metric"))
+            log.info("stage %s is done (best metric %s): skipped", stage, shown_metric(status.get("best_metric")))
             best = status.get("best_metric")
             continue
         if stage != start and status.get("status") == "done":  # done, but a resume extended its epochs
@@ -191,7 +191,8 @@ def _continue(plan: ResumePlan, dist: Distributed) -> Optional[float]:
     if stage is None or (stage == last.stage.name and checkpoint and (checkpoint.epoch or 0) >= last.training.epochs):
         best = run.status()["stages"][last.stage.name].get("best_metric")
         if dist.is_main:
-            print(f"{run.path} is already finished (every stage done, best metric {best}): nothing to resume")
+            shown = shown_metric(best)
+            print(f"{run.path} is already finished (every stage done, best metric {shown}): nothing to resume")
         return best
     epoch, step = (checkpoint.epoch, checkpoint.global_step) if checkpoint else (None, None)
     layout = dist.layout(plan.config.training.batch_size)  # a resume may run on another world size
@@ -216,11 +217,10 @@ def log_summary(run: RunDir, stages: List[Config]) -> None:
     lines = [f"run finished: {run.path}"]
     for cfg in stages:
         s = status.get(cfg.stage.name, {})
-        best = s.get("best_metric")
-        shown = "none (no finite validation metric)" if best is None else f"{best:.4f}"
+        epochs, best = s.get("epochs"), shown_metric(s.get("best_metric"))
         lines.append(
-            f"  {cfg.stage.name}: best metric {shown}, {s.get('epochs')} epochs, best checkpoint "
-            f"{run.best_checkpoint(cfg.stage.name)}"
+            f"  {cfg.stage.name}: best metric {best}, {epochs} epoch{'' if epochs == 1 else 's'}, "
+            f"best checkpoint {run.best_checkpoint(cfg.stage.name)}"
         )
     last = stages[-1].stage.name
     train, best = ("python", "-m", "inktrace_train"), str(run.best_checkpoint(last))
@@ -233,6 +233,11 @@ def log_summary(run: RunDir, stages: List[Config]) -> None:
         init = f"stage.init_from={hydra_quoted(str(run.path))}"
         lines.append(f"  dense stage:   {shell_command(*train, 'stage=dense', init)}")
     log.info("\n".join(lines))
+
+
+def shown_metric(metric: Optional[float]) -> str:
+    """A metric as every message shows it: four decimals, or why there is none."""
+    return "none (no finite validation metric)" if metric is None else f"{metric:.4f}"
 
 
 def setup_logging(path: Path) -> None:
