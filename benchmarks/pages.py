@@ -5,9 +5,10 @@ Usage:
 
 Draws a square page of ``side`` px holding a grid of test-split KanjiVG glyphs of ``glyph`` px
 (spaced by 0.3 of their size), traces it with ``Tracer.from_checkpoint`` (or ``from_onnx`` for an
-.onnx file) and prints: glyphs drawn and found, seconds (wall and CPU: on a shared machine
-only CPU time is repeatable), glyphs per CPU second (the model and the tracer together, and the model alone), and the process's peak resident memory before and after tracing
-(``ru_maxrss``: the page, the model and the libraries are in both).
+.onnx file) and prints: glyphs drawn and found, seconds (wall and CPU: on a shared machine only
+CPU time is repeatable), glyphs per CPU second (the model and the tracer together, and the model
+alone), and the process's peak resident memory before and after tracing (``ru_maxrss``: the
+page, the model and the libraries are in both).
 """
 
 from __future__ import annotations
