@@ -38,7 +38,7 @@ PIECE_LEVEL = 128  # uint8 ink coverage (half) at which pixels form pieces; fain
 SPECK_AREA = 3  # px: pieces smaller than this are noise
 GAP_FRACTION = 0.25  # a piece joins a neighbour closer than this share of the larger one's size
 GAP_STEPS = (0.0, 0.1)  # smaller shares tried first, so a character is whole before it meets the next
-GROW_LIMIT = 1.5  # ... unless the joint box would be longer than this times the larger one
+GROW_LIMIT = 1.75  # ... unless the joint box would be longer than this times the larger one
 MIN_GLYPH_PX = 6  # px: groups with a shorter longer side are dropped
 
 
