@@ -69,11 +69,11 @@ def test_tiny_run_on_the_documented_custom_source_mixed_with_stroke_files(workdi
     args = tiny(
         "data=custom",
         "data.source_target=my_spirals.Spirals",
-        "data.source_args.n=40",
+        "+data.source_args.n=40",
         f"data.extra_path={FIXTURES}",
         "data.val_fraction=0.3",
     )
-    proc = run_cli(args + SMALL + ["hydra.run.dir=run"], cwd=workdir, env={"PYTHONPATH": str(workdir)})
+    proc = run_cli(args + SMALL + ["hydra.run.dir=run"], cwd=workdir)  # python -m: the cwd is on sys.path
     best = assert_trained(workdir, proc)
     assert best["config"]["data"]["source_args"] == {"n": 40}
     assert f"data.extra_path={FIXTURES}: 11 glyphs" in proc.stdout + proc.stderr
@@ -88,6 +88,7 @@ def test_tiny_run_on_the_documented_custom_source_mixed_with_stroke_files(workdi
         (["data=custom", "data.source_target=not a path"], "is not a dotted path like package.module.Class"),
         (["data=strokes", "data.path=missing_folder"], "data.path=missing_folder: no such file or folder"),
         (["data=custom", "data.source_target=nowhere.Source"], "cannot import nowhere"),
+        (["data=custom", "data.source_target=a.B", "data.source_args.n=4"], "write +data.source_args.n=4"),
     ],
 )
 def test_bad_data_options_are_one_line_and_leave_nothing(workdir, args, expected):

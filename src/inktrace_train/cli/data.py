@@ -55,7 +55,7 @@ def check(args: argparse.Namespace) -> int:
     print(f"strokes per glyph: {_stats(per_glyph)}")
     print(f"points per stroke: {_stats(np.diff(a['stroke_offsets'])[stroke_ids])}")
     skips = stroke_set.skips
-    print(f"skipped: {len(skips)}" + (":" if skips else ""))
+    print(f"skipped {len(skips)}:" if skips else "skipped: none")
     shown = skips if args.limit == 0 else skips[: args.limit]
     for s in shown:
         print(f"  {s.where}: {s.reason}" + (f": {s.detail}" if s.detail else ""))

@@ -19,8 +19,9 @@ from inktrace_train.data.render import TARGET_CHANNELS, Renderer
 from inktrace_train.run.signals import ignore_stop_signals
 
 
-class GlyphSource(Protocol):
-    """What InkDataset needs from a data source (KanjiVGStrokes, SyntheticStrokes)."""
+class StrokeSource(Protocol):
+    """What InkDataset needs from a data source (KanjiVGStrokes, StrokeFiles, SyntheticStrokes, ...).
+    A user's own class implements the simpler :class:`.custom.GlyphSource`, adapted by CustomSource."""
 
     def __len__(self) -> int: ...
 
@@ -66,7 +67,7 @@ class InkDataset(Dataset):
 
     def __init__(
         self,
-        source: GlyphSource,
+        source: StrokeSource,
         augment: Augmenter,
         render: Renderer,
         *,
@@ -185,4 +186,4 @@ def worker_init_fn(worker_id: int) -> None:
     ignore_stop_signals()
 
 
-__all__ = ["TARGET_CHANNELS", "EpochSampler", "GlyphSource", "InkDataset", "patch_mask", "worker_init_fn"]
+__all__ = ["TARGET_CHANNELS", "EpochSampler", "InkDataset", "StrokeSource", "patch_mask", "worker_init_fn"]

@@ -113,6 +113,9 @@ def check_overrides(overrides: List[str], extra_dirs: Optional[List[str]] = None
             near = difflib.get_close_matches(key.split(".")[2], PIPELINE, n=1)
             hint = f"did you mean 'stage.overrides.{near[0]}'? " if near else ""
             raise ConfigError(f"unknown stage in '{key}': {hint}stages: {', '.join(PIPELINE)}")
+        if key.startswith("data.source_args.") and not (o.is_add() or o.is_force_add() or o.is_delete()):
+            # Hydra would refuse it in several lines: the dict's keys are the user's own, added with +.
+            raise ConfigError(f"'{o.input_line}': data.source_args takes keys of your own: write +{o.input_line}")
         if not is_known(key, known):
             raise ConfigError(unknown_key_message(key))
         if o.is_sweep_override() or o.is_delete():

@@ -70,10 +70,10 @@ def parse_points(text: str, channels: List[str]) -> np.ndarray:
     ix, iy, n = channels.index("X"), channels.index("Y"), len(channels)
     points = [p for p in text.split(",") if p.strip()]
     if _PLAIN.fullmatch(text):
-        rows = [[float(v) for v in p.split()[:n]] for p in points]
-        if any(len(r) < n for r in rows):
-            raise ValueError(f"a point with fewer than {n} values")
-        return np.array([[r[ix], r[iy]] for r in rows], np.float64).reshape(-1, 2)
+        values = np.array(text.replace(",", " ").split(), dtype=np.float64)  # one array, not a list per point
+        if values.size != len(points) * n:
+            raise ValueError(f"points must have {n} values each ({', '.join(channels)})")
+        return values.reshape(-1, n)[:, [ix, iy]].copy()
     return _qualified(points, n, ix, iy)
 
 

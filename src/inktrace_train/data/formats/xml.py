@@ -3,16 +3,18 @@ refused (so no expansion bomb), and the file size and nesting depth are bounded.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Iterator, Tuple
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import fromstring
+from defusedxml.ElementTree import iterparse
 
 from inktrace_train.data.formats import MAX_FILE_BYTES
 
 MAX_DEPTH = 200  # deeper nesting is refused: no real glyph file nests this deep
+MAX_ELEMENTS = 500_000  # more elements are refused while parsing (a tree of them costs ~100 B each)
 
 
 def parse(path: Path) -> Element:
@@ -32,7 +34,20 @@ def parse_bytes(data: bytes) -> Element:
     try:
         # A DTD may be present (KanjiVG declares attributes in one); entity declarations and
         # external references make defusedxml raise before anything is expanded or fetched.
-        return fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
+        # Parsed incrementally so that a too deep or too large tree is refused before it is built.
+        events = iterparse(io.BytesIO(data), ("start", "end"), forbid_dtd=False, forbid_entities=True)
+        depth, count, root = 0, 0, None
+        for event, node in events:
+            if event == "end":
+                depth -= 1
+                continue
+            depth, count = depth + 1, count + 1
+            root = node if root is None else root
+            if depth > MAX_DEPTH or count > MAX_ELEMENTS:
+                raise ValueError(f"elements nested deeper than {MAX_DEPTH} or more than {MAX_ELEMENTS:,}")
+        if root is None:
+            raise ValueError("no root element")
+        return root
     except DefusedXmlException as e:
         raise ValueError(f"refused unsafe XML: {type(e).__name__}") from None
     except ParseError as e:
