@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Union
 
 import cv2
 import numpy as np
@@ -20,11 +20,18 @@ GLYPH_SCALE = 0.85  # the longer side of the ink, as a fraction of the canvas
 INK_LEVEL = 0.1  # coverage above this counts as ink when cropping
 
 
-def to_canvas(path: Path, size: int) -> np.ndarray:
-    """The image as float32 (size, size) ink coverage in [0, 1], by the module's rule."""
-    grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if grey is None:
-        raise ToolError(f"{path}: not a readable image")
+def to_canvas(image: Union[Path, np.ndarray], size: int) -> np.ndarray:
+    """An image file, or a grey uint8 array (H, W) as a file would read, as float32 (size, size)
+    ink coverage in [0, 1], by the module's rule: grey, light paper inverted, cropped to the ink,
+    the longer side GLYPH_SCALE of the canvas, centred."""
+    if isinstance(image, np.ndarray):
+        if image.ndim != 2 or image.dtype != np.uint8:
+            raise ValueError(f"to_canvas takes a grey uint8 (H, W) array, got {image.dtype} {image.shape}")
+        grey = image
+    else:
+        grey = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
+        if grey is None:
+            raise ToolError(f"{image}: not a readable image")
     img = grey.astype(np.float32) / 255.0
     border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
     ink = 1.0 - img if border.mean() > 0.5 else img
