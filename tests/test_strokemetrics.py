@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inktrace_train.evaluation.strokemetrics import stroke_scores, summarize
+from inktrace_train.evaluation.strokemetrics import ink_counts, stroke_scores, summarize
 
 TRUTH = [
     np.array([[5.0, 10.0], [55.0, 10.0]]),
@@ -52,3 +52,20 @@ def test_a_stroke_traced_twice_counts_once():
 def test_nothing_traced():
     s = score([])
     assert s["stroke_f1"] == 0.0 and s["stroke_count_error"] == 3 and np.isnan(s["chamfer_px"])
+
+
+def test_ink_recall_sees_a_missing_radical_that_stroke_scores_barely_see():
+    """A 12-stroke glyph traced without its 2-stroke left radical (a tall stroke and a hook, the
+    way the 阝 of 邛 vanished): stroke precision stays perfect and F1 high, ink recall drops and
+    the glyph counts as lossy."""
+    from inktrace_train.data import Renderer
+
+    radical = [np.array([[6.0, 8.0], [6.0, 58.0]]), np.array([[6.0, 8.0], [16.0, 14.0], [8.0, 30.0], [16.0, 46.0]])]
+    rest = [np.array([[22.0, 8.0 + 4.5 * k], [58.0, 8.0 + 4.5 * k]]) for k in range(10)]
+    truth = radical + rest
+    image = Renderer(64)(truth, np.full(len(truth), 1.0))["ink"][0]
+    whole = summarize([{**stroke_scores(truth, truth), **ink_counts(image, truth)}])
+    assert whole["ink_recall"] >= 0.99 and whole["lossy_glyphs"] == 0.0
+    missing = summarize([{**stroke_scores(rest, truth), **ink_counts(image, rest)}])
+    assert missing["stroke_precision"] == 1.0 and missing["stroke_f1"] > 0.9  # what stroke F1 sees
+    assert missing["ink_recall"] < 0.85 and missing["lossy_glyphs"] == 1.0  # what ink recall sees

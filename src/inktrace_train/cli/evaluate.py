@@ -21,7 +21,8 @@ model's junctions and tangents.
 
 Columns: skeleton F1 at 0 and 1 px, endpoint and junction F1 (one-to-one within 2 px), tangent
 angular error on true skeleton pixels and half-width MAE on ink pixels (model only), stroke
-recovery precision / recall / F1, stroke-count error and Chamfer distance (:mod:`strokemetrics`).
+recovery precision / recall / F1, ink recall and the share of lossy glyphs (more than 10 % of the
+input's skeleton untraced), stroke-count error and Chamfer distance (:mod:`strokemetrics`).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from inktrace_train.evaluation.metrics import (
     peaks,
 )
 from inktrace_train.evaluation.predictor import Predictor
-from inktrace_train.evaluation.strokemetrics import stroke_scores, summarize
+from inktrace_train.evaluation.strokemetrics import ink_counts, stroke_scores, summarize
 from inktrace_train.evaluation.tracing import KEYPOINT_PEAK, junctions_from_pixels, thin, trace
 from inktrace_train.train.build import make_augmenter
 
@@ -121,7 +122,7 @@ class Scores:
         return out
 
 
-def score_glyph(scores: Scores, strokes, targets, skeleton, ends, junctions, traced) -> None:
+def score_glyph(scores: Scores, strokes, targets, image, skeleton, ends, junctions, traced) -> None:
     """Skeleton and keypoint matches and stroke scores of one glyph for one method."""
     true_skeleton = targets["skeleton"][0] > 0.5
     scores.match("skeleton_f1_0px", skeleton, true_skeleton, 0)
@@ -130,7 +131,8 @@ def score_glyph(scores: Scores, strokes, targets, skeleton, ends, junctions, tra
     true_points = peaks(heat, TARGET_PEAK_THRESHOLD).numpy()
     scores.match("endpoint_f1", ends, true_points[0], KEYPOINT_TOLERANCE)
     scores.match("junction_f1", junctions, true_points[1], KEYPOINT_TOLERANCE)
-    scores.strokes.append(stroke_scores([s.points for s in traced], strokes))
+    polylines = [s.points for s in traced]
+    scores.strokes.append({**stroke_scores(polylines, strokes), **ink_counts(image, polylines)})
 
 
 def model_scores(predictor: Predictor, glyphs) -> Dict[str, float]:
@@ -144,7 +146,7 @@ def model_scores(predictor: Predictor, glyphs) -> Dict[str, float]:
             found = peaks(torch.from_numpy(maps["keypoints"]), KEYPOINT_PEAK).numpy()
         else:
             found = np.zeros((2, size, size), bool)
-        score_glyph(scores, strokes, targets, skeleton, found[0], found[1], traced)
+        score_glyph(scores, strokes, targets, image, skeleton, found[0], found[1], traced)
         on = targets["skeleton"][0] > 0.5
         if on.any():  # axial angle difference, degrees
             pred = 0.5 * np.arctan2(maps["tangent"][1], maps["tangent"][0])[on]
@@ -166,7 +168,9 @@ def classical_scores(skeletonize: Callable[[np.ndarray], np.ndarray], glyphs) ->
         skeleton = thin(skeletonize(image))
         junctions = junctions_from_pixels(skeleton)
         traced = trace(skeleton)
-        score_glyph(scores, strokes, targets, skeleton, skeleton_ends(skeleton), point_map(junctions, size), traced)
+        score_glyph(
+            scores, strokes, targets, image, skeleton, skeleton_ends(skeleton), point_map(junctions, size), traced
+        )
     return scores.result()
 
 
@@ -178,6 +182,8 @@ COLUMNS = (
     ("tangent_error_deg", "tangent err°"),
     ("width_mae_px", "width MAE"),
     ("stroke_f1", "stroke F1"),
+    ("ink_recall", "ink recall"),
+    ("lossy_glyphs", "lossy glyphs"),
     ("stroke_precision", "stroke P"),
     ("stroke_recall", "stroke R"),
     ("stroke_count_error", "count err"),

@@ -1,45 +1,69 @@
-"""A skeleton map -> strokes: polylines with pen widths that run straight through crossings.
+"""A skeleton map -> strokes: polylines with pen widths that run straight through crossings,
+and that never drop ink.
 
-The skeleton is thinned to one pixel, cut open around every junction, and split into
-segments (8-connected runs of pixels, each ordered end to end). At each junction the segment
-ends that meet there are paired by how straight the continuation would be -- the direction of
-each end comes from the predicted tangent field when there is one (the model's), from the
-pixels otherwise (a classical skeleton) -- so two strokes that cross stay two strokes instead
-of four pieces. Paired segments are joined into one stroke across the junction; an unpaired
-end (the stem of a T) is extended to the junction it stops at.
+The rule, in four steps:
 
-Whole-image steps are numpy/OpenCV; the Python loops run over segments and over the pixels of
-a segment (a 64x64 glyph has a few hundred skeleton pixels): a glyph traces in about a
-millisecond.
+1. The skeleton is thinned to one pixel and cleaned (:func:`skeleton.clean`: specks and spurs of
+   at most 2 px go). Every pixel left is covered by the strokes: it is a vertex of one, or lies
+   within 1 px of one.
+2. The skeleton is cut around every junction -- the given junction points (the model's), each
+   pixel within JOIN_RADIUS of one, and every branching pixel of the pixel graph that no point
+   marks. The cut pixels form *zones*; what is left splits into *segments*, each a simple line or
+   loop (no branching pixel is left in one).
+3. At each zone the segment ends that touch it are paired by how straight the continuation would
+   be -- the direction of an end comes from the predicted tangent field when there is one, from
+   the pixels otherwise -- so two strokes that cross stay two strokes, not four pieces. A pair is
+   joined straight across the zone; an unpaired end (the stem of a T) runs on through the zone's
+   pixels to its nearest junction point.
+4. Any skeleton pixel still farther than 1 px from every stroke (a zone that no segment touches,
+   a side of a thick junction) is walked into paths that join the stroke they touch or become
+   strokes of their own.
+
+Whole-image steps are numpy/OpenCV; the Python loops run over segments, zones and pixels (a 64x64
+glyph has a few hundred skeleton pixels).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
-import cv2
 import numpy as np
+
+from inktrace_train.evaluation.skeleton import (
+    Pixel,
+    branch_pixels,
+    clean,
+    components,
+    is_loop,
+    junctions_from_pixels,
+    neighbours,
+    pixels,
+    shortest_path,
+    thin,
+    walk_cover,
+)
+
+__all__ = ["JUNCTION_PEAK", "KEYPOINT_PEAK", "Stroke", "junctions_from_pixels", "thin", "to_svg", "trace"]
 
 # Tuned on perfect targets (the renderer's) of 150 validation glyphs: stroke recovery F1 0.73 at
 # 1.5 px / 40 deg, 0.67 at 1.0 or 2.0 px, 0.66 at 2.5 px (short strokes vanish in wider cuts).
 JOIN_RADIUS = 1.5  # px: skeleton pixels this close to a junction point are cut away and re-joined
-END_REACH = 2.0  # px beyond JOIN_RADIUS: an end this close to a junction point meets there
 MAX_TURN_DEG = 40.0  # a continuation through a junction bends by at most this much
 DIRECTION_PIXELS = 4  # pixels at a segment's end that give its direction
-MIN_STROKE_PX = 3.0  # shorter traced pieces (specks, spurs) are dropped
+COVER_PX = 1.0  # every skeleton pixel ends within this distance of a traced stroke
 # Decoding the predicted keypoint maps (predict, evaluate, the TensorBoard grid), chosen on 150
 # validation glyphs of each test set (clean, scan, brush) with the stage=all model of the README's
 # results (focal keypoint loss): a peak (3x3 maximum) above KEYPOINT_PEAK is an endpoint or
 # junction (junction F1 0.811 / 0.792 / 0.759 at 0.35 against 0.798 / 0.779 / 0.759 at the
 # training metric's 0.3); a junction peak above JUNCTION_PEAK cuts the skeleton for tracing
 # (stroke F1 0.720 / 0.641 / 0.650 at 0.3, against 0.707 / 0.619 / 0.627 at 0.2 and 0.706 /
-# 0.628 / 0.652 at 0.4). MIN_STROKE_PX was chosen on 200 validation glyphs with an earlier model.
+# 0.628 / 0.652 at 0.4).
 KEYPOINT_PEAK = 0.35
 JUNCTION_PEAK = 0.3
 
-_NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
+End = Tuple[int, bool]  # (segment, at its start)
 
 
 @dataclass
@@ -55,97 +79,69 @@ class Stroke:
         return float(np.linalg.norm(np.diff(self.points, axis=0), axis=1).sum()) if len(self.points) > 1 else 0.0
 
 
-_RING = [(-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1)]  # dy, dx: N, NE, E, ... clockwise
-
-
-def thin(mask: np.ndarray) -> np.ndarray:
-    """A bool (H, W) mask thinned to 8-connected one-pixel lines.
-
-    Zhang-Suen passes (whole-image numpy) strip thick parts, sparing pixels with only two
-    neighbours (the classical rule eats a staircase line from its ends, pixel by pixel); then
-    the corners of 4-connected steps are removed one at a time where that keeps the
-    neighbours connected, so that every line pixel has two neighbours and only a branching
-    pixel has three.
-    """
-    img = np.pad(mask.astype(np.uint8), 1)
-    while True:
-        changed = False
-        for first in (True, False):
-            p = [np.roll(img, (-dy, -dx), (0, 1)) for dy, dx in _RING]
-            count = sum(p)
-            transitions = sum(((p[i] == 0) & (p[(i + 1) % 8] == 1)).astype(np.uint8) for i in range(8))
-            north, east, south, west = p[0], p[2], p[4], p[6]
-            if first:
-                side = (north * east * south == 0) & (east * south * west == 0)
-            else:
-                side = (north * east * west == 0) & (north * south * west == 0)
-            remove = (img == 1) & (count >= 3) & (count <= 6) & (transitions == 1) & side
-            if remove.any():
-                img[remove] = 0
-                changed = True
-        if not changed:
-            break
-    p = [np.roll(img, (-dy, -dx), (0, 1)).astype(bool) for dy, dx in _RING]
-    steps = [p[i] & p[(i + 2) % 8] & ~p[i + 1] for i in (0, 2, 4, 6)]  # N&E without NE, E&S without SE, ...
-    corner = (img == 1) & (steps[0] | steps[1] | steps[2] | steps[3])
-    for y, x in zip(*np.nonzero(corner), strict=True):  # a few per line: sequential is safe
-        if img[y, x] and _simple(img, y, x):
-            img[y, x] = 0
-    return img[1:-1, 1:-1].astype(bool)
-
-
-def _simple(img: np.ndarray, y: int, x: int) -> bool:
-    """Whether removing pixel (y, x) keeps its neighbours one 8-connected group (and it has two+)."""
-    ring = [bool(img[y + dy, x + dx]) for dy, dx in _RING]
-    if sum(ring) < 2:
-        return False
-    parent = list(range(8))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
-    for i in range(8):
-        for j in (i + 1, i + 2) if i % 2 == 0 else (i + 1,):  # ring neighbours; N-E, E-S... touch diagonally
-            j %= 8
-            if ring[i] and ring[j]:
-                parent[find(i)] = find(j)
-    return len({find(i) for i in range(8) if ring[i]}) == 1
-
-
-def junctions_from_pixels(skeleton: np.ndarray) -> np.ndarray:
-    """Junction points of a thinned skeleton, the classical way: pixels with three or more
-    skeleton neighbours, one point (the centroid) per 8-connected cluster of them. (K, 2) x, y."""
-    sk = skeleton.astype(np.uint8)
-    neighbours = cv2.filter2D(sk, -1, np.ones((3, 3), np.float32), borderType=cv2.BORDER_CONSTANT) - sk
-    branch = ((neighbours >= 3) & (sk == 1)).astype(np.uint8)
-    n, _, _, centroids = cv2.connectedComponentsWithStats(branch, connectivity=8)
-    return centroids[1:] + 0.5 if n > 1 else np.zeros((0, 2))
-
-
-def _order(pixels: List[Tuple[int, int]]) -> List[Tuple[int, int]]:
-    """The pixels of one 8-connected thin segment in path order, from an end (any pixel of a loop)."""
-    cells = set(pixels)
-    degree = {c: sum((c[0] + dy, c[1] + dx) in cells for dy, dx in _NEIGHBOURS) for c in pixels}
-    start = min(pixels, key=lambda c: (degree[c], c))
-    path, seen = [start], {start}
-    while True:
-        y, x = path[-1]
-        options = [c for c in ((y + dy, x + dx) for dy, dx in _NEIGHBOURS) if c in cells and c not in seen]
-        if not options:
-            return path
-        nxt = min(options, key=lambda c: abs(c[0] - y) + abs(c[1] - x))  # 4-neighbours first: no corner skipping
-        path.append(nxt)
-        seen.add(nxt)
+@dataclass
+class _Zone:
+    cells: Set[Pixel]
+    hubs: Dict[Pixel, np.ndarray]  # the zone pixel nearest each junction point (x, y) in reach; else its centre
 
 
 @dataclass
-class _End:
-    segment: int
-    at_start: bool  # which end of the segment
+class _Tip:
+    end: End
     point: np.ndarray  # x, y
     outward: np.ndarray  # unit direction leaving the segment
+
+
+def _xy(path: List[Pixel]) -> np.ndarray:
+    return np.array([(x + 0.5, y + 0.5) for y, x in path], float).reshape(-1, 2)
+
+
+def _zones(sk: np.ndarray, cells: Set[Pixel], junctions: np.ndarray) -> Tuple[List[_Zone], np.ndarray]:
+    """The cut zones and a label map (-1 outside any zone)."""
+    h, w = sk.shape
+    cut = np.zeros_like(sk)
+    if len(junctions):
+        ys, xs = np.mgrid[0:h, 0:w]
+        for jx, jy in junctions:
+            cut |= (xs + 0.5 - jx) ** 2 + (ys + 0.5 - jy) ** 2 <= JOIN_RADIUS**2
+        cut &= sk
+    for y, x in branch_pixels(cells):
+        cut[y, x] = True
+    zones, labels = [], np.full(sk.shape, -1, int)
+    for comp in components(cut):
+        pts = _xy(comp)
+        near = [j for j in junctions if np.min(np.linalg.norm(pts - j, axis=1)) <= JOIN_RADIUS]
+        hubs = {comp[int(np.argmin(np.linalg.norm(pts - j, axis=1)))]: j for j in (near or [pts.mean(axis=0)])}
+        for y, x in comp:
+            labels[y, x] = len(zones)
+        zones.append(_Zone(set(comp), hubs))
+    return zones, labels
+
+
+def _segments(sk: np.ndarray, labels: np.ndarray) -> Tuple[List[List[Pixel]], List[bool]]:
+    """The pixel paths of the skeleton outside the zones, and whether each is a closed loop."""
+    paths, loops = [], []
+    for comp in components(sk & (labels < 0)):
+        cells = set(comp)
+        for path in walk_cover(cells):  # one path a segment: no branching pixel is left in one
+            paths.append(path)
+            loops.append(len(cells) == len(path) and is_loop(path, cells))
+    return paths, loops
+
+
+def _zone_at(tip: Pixel, labels: np.ndarray, zones: List[_Zone], exclude: int = -1) -> int:
+    """The zone touching a segment's end pixel (the one with the nearest centre), or -1."""
+    h, w = labels.shape
+    y, x = tip
+    found = {
+        int(labels[y + dy, x + dx])
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+        if 0 <= y + dy < h and 0 <= x + dx < w and labels[y + dy, x + dx] >= 0
+    } - {exclude}
+    if not found:
+        return -1
+    return min(found, key=lambda z: min(_d2(h, tip) for h in zones[z].hubs))
 
 
 def _end_direction(points: np.ndarray, at_start: bool, tangent: Optional[np.ndarray]) -> np.ndarray:
@@ -168,14 +164,14 @@ def _end_direction(points: np.ndarray, at_start: bool, tangent: Optional[np.ndar
     return axis if axis @ geometric >= 0 else -axis
 
 
-def _pair(ends: List[_End]) -> List[Tuple[int, int]]:
-    """Pairs of end indices that continue each other straight through their junction: greedily
-    by the smallest turn, each end used once, turns over MAX_TURN_DEG never."""
+def _pair(tips: List[_Tip]) -> List[Tuple[int, int]]:
+    """Pairs of tip indices that continue each other straight through their zone: greedily
+    by the smallest turn, each tip used once, turns over MAX_TURN_DEG never."""
     candidates = []
-    for i in range(len(ends)):
-        for j in range(i + 1, len(ends)):
-            a, b = ends[i], ends[j]
-            if a.segment == b.segment and a.at_start == b.at_start:
+    for i in range(len(tips)):
+        for j in range(i + 1, len(tips)):
+            a, b = tips[i], tips[j]
+            if a.end == b.end:
                 continue
             # Leaving a along its outward direction should arrive at b against b's.
             cos_turn = float(-(a.outward @ b.outward))
@@ -194,6 +190,31 @@ def _pair(ends: List[_End]) -> List[Tuple[int, int]]:
     return pairs
 
 
+def _chains(n: int, links: Dict[End, End], loops: List[bool]) -> List[List[Tuple[int, bool]]]:
+    """Every segment once, in chains of (segment, traversed from its start) that follow the links;
+    a chain that comes back to its first segment is closed (its last link leads to the first)."""
+    chains, done = [], set()
+    for s in range(n):
+        if s in done:
+            continue
+        first, from_start = s, True  # walk back to the head of the chain (or once round a cycle)
+        while (first, from_start) in links and not loops[first]:
+            prev, prev_at_start = links[(first, from_start)]
+            if prev == s:
+                break
+            first, from_start = prev, not prev_at_start
+        chain, seg = [], first
+        while seg not in done:
+            done.add(seg)
+            chain.append((seg, from_start))
+            far = (seg, not from_start)
+            if far not in links:
+                break
+            seg, from_start = links[far]
+        chains.append(chain)
+    return chains
+
+
 def trace(
     skeleton: np.ndarray,
     junctions: Optional[np.ndarray] = None,
@@ -203,92 +224,144 @@ def trace(
     """Trace strokes.
 
     Args:
-        skeleton: bool (H, W) skeleton pixels (any thickness: thinned here).
-        junctions: (K, 2) x, y junction points (the model's junction peaks); None: found from
-            the thinned skeleton's pixel graph (the classical tracer).
+        skeleton: bool (H, W) skeleton pixels (any thickness: thinned and cleaned here).
+        junctions: (K, 2) x, y junction points (the model's junction peaks); anywhere: points
+            off the skeleton cut nothing. None: the branching points of the thinned skeleton's
+            pixel graph, before its spurs are pruned (the classical tracer).
         tangent: (2, H, W) cos 2θ, sin 2θ of the stroke direction (the model's); None: end
             directions from the pixels.
         half_width: (H, W) half pen width, px; each stroke's width is twice its median on the
             stroke's pixels.
 
     Returns:
-        The strokes, longest first.
+        The strokes, longest first. Every pixel of the cleaned skeleton lies within COVER_PX of
+        one (:func:`untraced` checks it).
     """
-    sk = thin(np.asarray(skeleton, bool))
-    junctions = junctions_from_pixels(sk) if junctions is None else np.asarray(junctions, float).reshape(-1, 2)
-    h, w = sk.shape
-    ys, xs = np.mgrid[0:h, 0:w]
-    zone = np.zeros_like(sk)
-    for jx, jy in junctions:
-        zone |= (xs + 0.5 - jx) ** 2 + (ys + 0.5 - jy) ** 2 <= JOIN_RADIUS**2
-    pieces = (sk & ~zone).astype(np.uint8)
-    n, labels = cv2.connectedComponents(pieces, connectivity=8)
-    order = np.argsort(labels, axis=None, kind="stable")
-    flat = labels.ravel()[order]
-    bounds = np.searchsorted(flat, np.arange(1, n + 1))
-    segments: List[np.ndarray] = []
-    for lab in range(1, n):
-        idx = order[bounds[lab - 1] : bounds[lab]]
-        pixels = list(zip((idx // w).tolist(), (idx % w).tolist(), strict=True))
-        path = _order(pixels)
-        segments.append(np.array([(x + 0.5, y + 0.5) for y, x in path]))
+    thinned = thin(np.asarray(skeleton, bool))
+    sk = clean(thinned)
+    cells = pixels(sk)
+    if junctions is None:  # before cleaning: a spur that thinning leaves at a corner marks where strokes meet
+        junctions = junctions_from_pixels(thinned)
+    junctions = np.asarray(junctions, float).reshape(-1, 2)
+    zones, labels = _zones(sk, cells, junctions)
+    paths, loops = _segments(sk, labels)
+    segments = [_xy(p) for p in paths]
 
-    # Ends that meet at each junction, paired by straightness.
-    links: Dict[Tuple[int, bool], Tuple[int, bool]] = {}  # (segment, at_start) -> the end it joins
-    stops: Dict[Tuple[int, bool], np.ndarray] = {}  # unpaired ends at a junction: extend to it
-    at: Dict[int, List[_End]] = {}
-    for s, points in enumerate(segments):
-        for at_start in (True, False):
-            tip = points[0] if at_start else points[-1]
-            if len(junctions):
-                d = np.linalg.norm(junctions - tip, axis=1)
-                k = int(d.argmin())
-                if d[k] <= JOIN_RADIUS + END_REACH:
-                    at.setdefault(k, []).append(_End(s, at_start, tip, _end_direction(points, at_start, tangent)))
-            if len(points) == 1:
-                break  # a one-pixel segment has one end
-    for k, ends in at.items():
-        paired = set()
-        for i, j in _pair(ends):
-            a, b = ends[i], ends[j]
-            links[(a.segment, a.at_start)] = (b.segment, b.at_start)
-            links[(b.segment, b.at_start)] = (a.segment, a.at_start)
-            paired.update((i, j))
-        for i, e in enumerate(ends):
-            if i not in paired:
-                stops[(e.segment, e.at_start)] = junctions[k]
-
-    strokes, done = [], set()
-    for s in range(len(segments)):
-        if s in done:
+    # Each segment end that touches a zone, and the zone pixel it enters by.
+    tips_at: Dict[int, List[_Tip]] = {}
+    entries: Dict[End, Tuple[int, Pixel]] = {}
+    for s, path in enumerate(paths):
+        if loops[s]:
             continue
-        # Walk back to the first segment of this chain (or around a closed one), then forward.
-        first, start_end = s, True
-        while (first, start_end) in links:
-            nxt, nxt_start = links[(first, start_end)]
-            if nxt == s:
-                break
-            first, start_end = nxt, not nxt_start
-        pieces_pts, seg, from_start = [], first, start_end
-        while seg not in done:
-            done.add(seg)
-            pts = segments[seg] if from_start else segments[seg][::-1]
-            pieces_pts.append(pts)
-            far = (seg, not from_start)
-            if far not in links:
-                break
-            seg, nxt_start = links[far]
-            from_start = nxt_start
-        points = np.concatenate(pieces_pts)
-        head, tail = (first, start_end), far
-        if head in stops:
-            points = np.concatenate([stops[head][None], points])
-        if tail in stops:
-            points = np.concatenate([points, stops[tail][None]])
-        stroke = Stroke(points, _width(points, half_width))
-        if stroke.length >= MIN_STROKE_PX:
-            strokes.append(stroke)
+        taken = -1
+        for at_start in (True, False):
+            tip = path[0] if at_start else path[-1]
+            z = _zone_at(tip, labels, zones, exclude=taken)
+            if z < 0:
+                continue
+            if len(path) == 1:
+                taken = z  # a one-pixel segment's two ends meet two different zones
+            entries[(s, at_start)] = (
+                z,
+                min(neighbours(tip, zones[z].cells) or zones[z].cells, key=lambda c: _d2(c, tip)),
+            )
+            point = segments[s][0] if at_start else segments[s][-1]
+            tips_at.setdefault(z, []).append(_Tip((s, at_start), point, _end_direction(segments[s], at_start, tangent)))
+    links: Dict[End, End] = {}
+    for tips in tips_at.values():
+        for i, j in _pair(tips):
+            links[tips[i].end], links[tips[j].end] = tips[j].end, tips[i].end
+    # An unpaired end runs through the zone to its nearest junction (the point itself when it lies
+    # within a pixel of the skeleton there); a pair jumps straight from one end to the other.
+    routes: Dict[End, np.ndarray] = {}
+    for end, (z, entry) in entries.items():
+        if end not in links:
+            path = shortest_path(entry, set(zones[z].hubs), zones[z].cells)
+            route = _xy(path)
+            point = zones[z].hubs[path[-1]]
+            if np.linalg.norm(route[-1] - point) <= 1.0:
+                route[-1] = point
+            routes[end] = route
+
+    polylines = []
+    for chain in _chains(len(segments), links, loops):
+        head = chain[0]
+        parts = [routes[head][::-1]] if head in routes and head not in links else []
+        for s, from_start in chain:
+            parts.append(segments[s] if from_start else segments[s][::-1])
+            far = (s, not from_start)
+            if far in routes:
+                parts.append(routes[far])
+        if loops[head[0]] or head in links:  # a closed stroke ends where it starts
+            first = segments[head[0]]
+            parts.append(first[:1] if head[1] else first[-1:])
+        polylines.append(np.concatenate(parts))
+    polylines = _cover_rest(sk, cells, polylines)
+    strokes = [Stroke(p, _width(p, half_width)) for p in polylines]
     return sorted(strokes, key=lambda st: -st.length)
+
+
+def _d2(a: Pixel, b: Pixel) -> int:
+    return (a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2
+
+
+def untraced(sk: np.ndarray, polylines: List[np.ndarray], within: float = COVER_PX) -> np.ndarray:
+    """The pixels of ``sk`` farther than ``within`` from every polyline (bool (H, W))."""
+    ys, xs = np.nonzero(sk)
+    far = np.ones(len(ys), bool)
+    centres = np.stack([xs + 0.5, ys + 0.5], 1)
+    for p in polylines:
+        if not len(p):
+            continue
+        a = p[:-1] if len(p) > 1 else p
+        b = p[1:] if len(p) > 1 else p
+        todo = np.nonzero(far)[0]
+        if not len(todo):
+            break
+        c = centres[todo][:, None, :]
+        ab = (b - a)[None]
+        t = np.clip(((c - a[None]) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0, 1)
+        d = np.linalg.norm(c - (a[None] + t[..., None] * ab), axis=-1).min(1)
+        far[todo[d <= within + 1e-9]] = False
+    out = np.zeros(sk.shape, bool)
+    out[ys[far], xs[far]] = True
+    return out
+
+
+def _cover_rest(sk: np.ndarray, cells: Set[Pixel], polylines: List[np.ndarray]) -> List[np.ndarray]:
+    """The polylines, with every skeleton pixel they leave untraced walked into paths: a path
+    that starts or ends next to a polyline's end continues it, any other becomes a polyline of
+    its own, reaching one pixel into the traced skeleton it branches from."""
+    rest = untraced(sk, polylines)
+    if not rest.any():
+        return polylines
+    traced = cells - pixels(rest)
+    polylines = list(polylines)
+    for comp in components(rest):
+        for path in walk_cover(comp):
+            xy = _xy(path)
+            for i, p in enumerate(polylines):
+                if _touch(p[-1], xy[0]):
+                    polylines[i] = np.concatenate([p, xy])
+                    break
+                if _touch(p[-1], xy[-1]):
+                    polylines[i] = np.concatenate([p, xy[::-1]])
+                    break
+                if _touch(p[0], xy[-1]):
+                    polylines[i] = np.concatenate([xy, p])
+                    break
+                if _touch(p[0], xy[0]):
+                    polylines[i] = np.concatenate([xy[::-1], p])
+                    break
+            else:
+                before = [q for q in neighbours(path[0], traced)][:1]
+                after = [q for q in neighbours(path[-1], traced) if q not in before][:1]
+                polylines.append(_xy(before + path + after))
+    return polylines
+
+
+def _touch(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(np.abs(a - b).max() <= 1.0 + 1e-9)
 
 
 def _width(points: np.ndarray, half_width: Optional[np.ndarray]) -> float:
