@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import struct
 import tarfile
 import unicodedata
 from dataclasses import dataclass
@@ -69,19 +70,21 @@ class FontPackage:
     """The regular weight of one @fontsource package (a ``.tgz`` of ``npm pack`` or the folder it
     unpacks to), read into memory once (~2 MB), able to render the characters its files hold."""
 
-    def __init__(self, font: Font, files: Dict[str, bytes], source: Path) -> None:
+    def __init__(self, font: Font, files: Dict[str, bytes], source: Path, license: bytes = b"") -> None:
         self.font, self.source = font, source
-        self._files = files
+        self.license = license  # the package's LICENSE (the OFL text with the font's copyright)
+        self.files = files  # subset file name (no extension) -> its WOFF (or WOFF2) bytes
         self._index: Optional[Dict[int, str]] = None
         self._loaded: Dict[str, ImageFont.FreeTypeFont] = {}
 
-    def _file_of(self, char: str) -> Optional[str]:
+    def file_of(self, char: str) -> Optional[str]:
+        """The name of the subset file whose cmap holds ``char``; None if none does."""
         if self._index is None:  # ~1 ms a file: the first character pays for the package
             self._index = {}
-            for name, data in sorted(self._files.items()):
+            for name, data in sorted(self.files.items()):
                 try:
                     cmap = TTFont(io.BytesIO(data), lazy=True).getBestCmap() or {}
-                except (TTLibError, OSError, ValueError, KeyError) as e:
+                except (TTLibError, OSError, ValueError, KeyError, struct.error) as e:
                     raise DataError(f"{self.source}: {name} is not a readable font ({e})") from None
                 for code in cmap:
                     self._index.setdefault(code, name)
@@ -89,18 +92,21 @@ class FontPackage:
 
     def _pil_font(self, name: str) -> ImageFont.FreeTypeFont:
         if name not in self._loaded:  # converted once per process: a subset file holds ~100 characters
-            font = TTFont(io.BytesIO(self._files[name]))
-            font.flavor = None
             ttf = io.BytesIO()
-            font.save(ttf)
-            ttf.seek(0)
-            self._loaded[name] = ImageFont.truetype(ttf, EM_PX)
+            try:
+                font = TTFont(io.BytesIO(self.files[name]))
+                font.flavor = None
+                font.save(ttf)
+                ttf.seek(0)
+                self._loaded[name] = ImageFont.truetype(ttf, EM_PX)
+            except (TTLibError, OSError, ValueError, KeyError, struct.error) as e:
+                raise DataError(f"{self.source}: {name} is not a readable font ({e})") from None
         return self._loaded[name]
 
     def render(self, char: str, size: int = IMAGE_PX) -> Optional[np.ndarray]:
         """The character as a (size, size) uint8 grey image, black ink centred on white paper; None
         when the font lacks it (no cmap entry, or a glyph without ink)."""
-        name = self._file_of(char)
+        name = self.file_of(char)
         if name is None:
             return None
         font = self._pil_font(name)
@@ -120,28 +126,31 @@ def _wanted(files: Dict[Tuple[str, str], bytes]) -> Dict[str, bytes]:
     return {name: data for (name, k), data in files.items() if k == kind}
 
 
-def _read_tgz(path: Path) -> Tuple[dict, Dict[str, bytes]]:
-    meta, files = {}, {}
+def _read_tgz(path: Path) -> Tuple[dict, Dict[str, bytes], bytes]:
+    meta, files, license = {}, {}, b""
     with tarfile.open(path) as tar:  # one pass: a gzip stream has no random access
         for member in tar:
             if not member.isfile():
                 continue
             if member.name.endswith("package/package.json"):
                 meta = json.loads(tar.extractfile(member).read())
+            elif member.name.endswith("package/LICENSE"):
+                license = tar.extractfile(member).read()
             elif match := _FILE.search(member.name):
                 files[match.groups()] = tar.extractfile(member).read()
-    return meta, _wanted(files)
+    return meta, _wanted(files), license
 
 
-def _read_folder(path: Path) -> Tuple[dict, Dict[str, bytes]]:
+def _read_folder(path: Path) -> Tuple[dict, Dict[str, bytes], bytes]:
     root = path / "package" if (path / "package" / "package.json").is_file() else path
     if not (root / "package.json").is_file():
-        return {}, {}
+        return {}, {}, b""
     files = {}
     for file in sorted((root / "files").glob(f"*-{WEIGHT}.woff*")):
         if match := _FILE.search(file.relative_to(root).as_posix()):
             files[match.groups()] = file.read_bytes()
-    return json.loads((root / "package.json").read_text()), _wanted(files)
+    license = (root / "LICENSE").read_bytes() if (root / "LICENSE").is_file() else b""
+    return json.loads((root / "package.json").read_text()), _wanted(files), license
 
 
 def find_fonts(fonts_dir: str | Path) -> Tuple[List[FontPackage], List[str]]:
@@ -160,7 +169,7 @@ def find_fonts(fonts_dir: str | Path) -> Tuple[List[FontPackage], List[str]]:
     notes = []
     for entry in sorted(folder.iterdir()):
         try:
-            meta, files = _read_tgz(entry) if entry.name.endswith(".tgz") else _read_folder(entry)
+            meta, files, license = _read_tgz(entry) if entry.name.endswith(".tgz") else _read_folder(entry)
         except (tarfile.TarError, OSError, json.JSONDecodeError) as e:
             raise DataError(f"--fonts-dir {fonts_dir}: {entry.name} is not a readable package ({e})") from None
         if not meta:
@@ -169,7 +178,7 @@ def find_fonts(fonts_dir: str | Path) -> Tuple[List[FontPackage], List[str]]:
         if font is None or not files:
             notes.append(f"{entry.name}: not one of the set's fonts, or no {WEIGHT} files; passed over")
         elif font.name not in found:
-            found[font.name] = FontPackage(font, files, entry)
+            found[font.name] = FontPackage(font, files, entry, license)
     if not found:
         raise DataError(f"--fonts-dir {fonts_dir}: none of the set's fonts there (get them: `{FETCH}`)")
     missing = [f.name for f in FONTS if f.name not in found]

@@ -16,11 +16,12 @@ of every font pooled):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from inktrace_train.data.fonts import FontPackage
+from inktrace_train.config.schema import HANZI_FETCH
+from inktrace_train.data.fonts import FontPackage, find_fonts, test_characters
 from inktrace_train.evaluation.predictor import to_canvas
 from inktrace_train.evaluation.strokemetrics import ink_counts
 
@@ -48,6 +49,35 @@ def font_glyphs(package: FontPackage, characters: Sequence[Tuple[str, int]], n: 
         if image is not None:
             glyphs.append(FontGlyph(char, count, to_canvas(image, size)))
     return glyphs
+
+
+def font_set(
+    fonts_dir: str,
+    n: int,
+    size: int,
+    fractions: Tuple[float, float],
+    cache_dir: Optional[str] = None,
+    hanzi_dir: Optional[str] = None,
+    split: str = "test",
+) -> Tuple[Dict[str, List[FontGlyph]], List[str]]:
+    """The glyphs of every font of the set found in ``fonts_dir`` (up to ``n`` each, the split's
+    characters in its fixed order), by font name, and notes on what was passed over: Chinese fonts
+    without ``hanzi_dir`` (their truth is hanzi-writer-data), packages that are not the set's."""
+    packages, notes = find_fonts(fonts_dir)
+    truth: Dict[str, List[Tuple[str, int]]] = {}
+    fonts = {}
+    for package in packages:
+        language = package.font.language
+        if language == "zh" and hanzi_dir is None:
+            notes.append(
+                f"{package.font.name} (Chinese) is scored on hanzi-writer-data: it needs --hanzi-dir PATH"
+                f" (get the data: `{HANZI_FETCH}`)"
+            )
+            continue
+        if language not in truth:
+            truth[language] = test_characters(language, *fractions, cache_dir, hanzi_dir, split)
+        fonts[package.font.name] = font_glyphs(package, truth[language], n, size)
+    return fonts, notes
 
 
 def count_scores(per_glyph: Sequence[Dict[str, float]]) -> Dict[str, float]:

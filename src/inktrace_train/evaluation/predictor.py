@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Union
+from typing import Dict, List
 
 import cv2
 import numpy as np
@@ -20,7 +20,7 @@ GLYPH_SCALE = 0.85  # the longer side of the ink, as a fraction of the canvas
 INK_LEVEL = 0.1  # coverage above this counts as ink when cropping
 
 
-def to_canvas(image: Union[Path, np.ndarray], size: int) -> np.ndarray:
+def to_canvas(image: Path | np.ndarray, size: int) -> np.ndarray:
     """An image file, or a grey uint8 array (H, W) as a file would read, as float32 (size, size)
     ink coverage in [0, 1], by the module's rule: grey, light paper inverted, cropped to the ink,
     the longer side GLYPH_SCALE of the canvas, centred."""
