@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from inktrace_train.config.schema import LossWeights, ModelConfig
-from inktrace_train.model.losses import LossTerms, StructureLoss
+from inktrace_train.model.losses import StructureLoss
 from inktrace_train.model.network import InkTraceModel
 from inktrace_train.run.ranks import Ranks
 from inktrace_train.train.distributed import Distributed
@@ -43,10 +43,11 @@ LOG_EVERY = 20
 
 
 class SevenTerms(nn.Module):
-    """A loss shaped like StructureLoss's (6 terms + total, as :class:`LossTerms` with the stacked
-    row) for the null model. Both loops call it, so its own cost is not the framework's."""
+    """A loss shaped like StructureLoss's (6 terms + total, a plain dict of 0-d tensors, as any
+    user's loss returns) for the null model. Both loops call it, so its own cost is not the
+    framework's; recording its terms is."""
 
-    def forward(self, outputs: Dict[str, torch.Tensor], batch: Dict[str, torch.Tensor]) -> LossTerms:
+    def forward(self, outputs: Dict[str, torch.Tensor], batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         y, t = outputs["y"], batch["target"]
         terms = {
             "skeleton": (y - t).pow(2).mean(),
@@ -56,9 +57,7 @@ class SevenTerms(nn.Module):
             "width": y.pow(2).mean(),
             "offset": t.pow(2).mean() * 0 + y[:, 0].mean().abs(),
         }
-        stacked = torch.stack(list(terms.values()))
-        total = stacked.sum()
-        return LossTerms({**terms, "total": total}, torch.cat([stacked, total.reshape(1)]).detach())
+        return {**terms, "total": torch.stack(list(terms.values())).sum()}
 
 
 class NullModel(nn.Module):

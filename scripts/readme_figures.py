@@ -61,7 +61,7 @@ def main() -> None:
         for stem, image in images.items():
             paths.append(str(Path(tmp) / f"{stem}.png"))
             cv2.imwrite(paths[-1], image)
-        predict([args.checkpoint, *paths, "--out", args.out])
+        predict([args.checkpoint, *paths, "--out", args.out, "--single"])  # one glyph an image: its panel
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Print the README's results table from ``python -m inktrace_train.evaluate --json`` files.
+"""Print the results tables of docs/evaluation.md from ``python -m inktrace_train.evaluate --json`` files.
 
 Run: ``python scripts/results_table.py NAME=SCORES.json [NAME=SCORES.json ...]``. The model rows
 of each file are named NAME; the classical rows are taken from the first file (every file scores

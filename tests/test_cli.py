@@ -55,6 +55,8 @@ def test_quick_try_command_writes_the_run_directory(workdir):
     assert "structural epoch 1/1" in (run / "train.log").read_text()
     env = json.loads((run / "env.json").read_text())
     assert env["packages"]["torch"] and "dirty" in env["git"]
+    assert env["processes"]["world_size"] == 1 and env["processes"]["ranks"][0]["device"] == "cpu"
+    assert env["processes"]["per_rank_batch"] == env["processes"]["global_batch"]
     status = json.loads((run / "run.json").read_text())["stages"]["structural"]
     assert status["status"] == "done" and 0 <= status["best_metric"] <= 1
     ckpt = torch.load(run / "checkpoints/structural/checkpoint_best.pth", weights_only=True)

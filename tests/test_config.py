@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from conftest import REPO, needs_optuna, run_cli
+from conftest import REPO, TINY, needs_optuna, run_cli
 from inktrace_train.config.schema import Config, ConfigError, nearest_key, schema_keys, to_config
 from inktrace_train.launch.compose import config_dir, register
 
@@ -37,7 +37,12 @@ def group_params():
 
 
 # Options that need a value no default can give (the brush data lives wherever the user put it).
-REQUIRED = {("data", "hanzi"): ["data.hanzi_dir=hanzi.tgz"], ("data", "mixed"): ["data.hanzi_dir=hanzi.tgz"]}
+REQUIRED = {
+    ("data", "hanzi"): ["data.hanzi_dir=hanzi.tgz"],
+    ("data", "mixed"): ["data.hanzi_dir=hanzi.tgz"],
+    ("data", "strokes"): ["data.path=my_ink"],
+    ("data", "custom"): ["data.source_target=my_module.MySource"],
+}
 
 
 @pytest.mark.parametrize("group,option", group_params())
@@ -144,7 +149,7 @@ def test_help_lists_groups_and_options(workdir):
     for text in (
         "model: default, tiny",
         "stage: all, dense, structural",
-        "data: hanzi, kanjivg, mixed, synthetic",
+        "data: custom, hanzi, kanjivg, mixed, strokes, synthetic",
         "lr: 0.001",
         "+resume=",
     ):
@@ -205,3 +210,31 @@ def test_every_schema_key_is_read_by_code():
             assert any(r == key or r.endswith("." + key) for r in reads), f"no code reads {key}"
     build = (REPO / "src/inktrace_train/train/build.py").read_text()
     assert "InkTraceModel(**asdict(cfg.model))" in build and "StructureLoss(**asdict(t.loss_weights)" in build
+
+
+def test_keys_the_chosen_options_never_read_are_named():
+    """data.hanzi_dir with the default data=kanjivg would change nothing: the user is told."""
+    from inktrace_train.config.unused import unused_keys
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        kanjivg = to_config(compose("config", overrides=["data.hanzi_dir=/some/path"]))
+        mixed = to_config(compose("config", overrides=["data=mixed", "data.hanzi_dir=/some/path"]))
+        structural = to_config(compose("config", overrides=["training.loss_weights.keypoints=2"]))
+    assert unused_keys(kanjivg, ["data.hanzi_dir=/some/path"]) == [
+        "data.hanzi_dir is set but never read with data.source=kanjivg: only data=hanzi or data=mixed reads it"
+    ]
+    assert unused_keys(mixed, ["data=mixed", "data.hanzi_dir=/some/path"]) == []
+    assert (
+        "only the dense stage (model.full_heads=true) reads it"
+        in unused_keys(structural, ["training.loss_weights.keypoints=2"])[0]
+    )
+
+
+def test_an_unread_key_warns_in_one_line_when_a_run_starts(tmp_path):
+    proc = run_cli(
+        [*TINY, "data.max_strokes=3", "data.cache_dir=/nowhere", f"hydra.run.dir={tmp_path / 'r'}"], tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout + proc.stderr
+    assert out.count("data.cache_dir is set but never read with data.source=synthetic") == 1
+    assert "data.max_strokes" not in out  # synthetic reads it

@@ -14,7 +14,8 @@ from inktrace_train.config.schema import DataConfig
 from inktrace_train.data import Renderer
 from inktrace_train.data.brush import BrushGlyph, Outlines, fill
 from inktrace_train.data.device_render import Centerlines
-from inktrace_train.data.hanzi import HanziStrokes, MixedStrokes, clear_memory_cache
+from inktrace_train.data.glyphs import MixedStrokes
+from inktrace_train.data.hanzi import HanziStrokes, clear_memory_cache
 from inktrace_train.data.kanjivg import split_of
 from inktrace_train.train.build import make_augmenter
 

@@ -1,7 +1,7 @@
 """The device renderer (``data.renderer=device``) against the CPU renderer, the reference.
 
 Tolerances, per target, on 200 KanjiVG and 100 synthetic glyphs through the real dataset
-(augmentation, patch mask); the README states the same:
+(augmentation, patch mask); docs/datasets.md states the same:
 - skeleton, keypoints (endpoint and junction spots): identical;
 - tangent: within 1e-4 (float32 on the device, float64 on the CPU);
 - ink coverage: mean |difference| <= 1e-4 and at most 0.1 % of pixels differ by more than 1e-3

@@ -82,6 +82,9 @@ def test_two_processes_make_one_run_directory_and_train_the_same_model(runs):
     ]
     assert proc.stdout.count("run finished: ") == 1  # the other rank logs warnings only
     assert "(process 1 of 2, 1 threads)" in proc.stdout  # 2 cores, 2 processes: one thread each
+    processes = json.loads((cwd / "two/env.json").read_text())["processes"]
+    assert processes["world_size"] == 2 and [r["device"] for r in processes["ranks"]] == ["cpu", "cpu"]
+    assert processes["per_rank_batch"] * 2 == processes["global_batch"] and processes["ranks"][1]["threads"] >= 1
     two = weights(cwd / "two")
     assert not any(k.startswith("module.") for k in two)
     assert max_difference(two, weights(cwd / "one")) < TOLERANCE
@@ -107,7 +110,9 @@ def test_resume_on_another_number_of_processes_continues_the_same_batches(runs, 
     cut = cut_after_epoch_1(cwd / started, cwd / f"{started}_cut_{resumed}")
     proc = (run_cli if resumed == 1 else torchrun)([f"+resume={cut}"], cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "resuming" in proc.stdout and "at stage structural, epoch 1, step 2" in proc.stdout
+    assert "resuming" in proc.stdout and "at stage structural, epoch 2, optimizer step 2" in proc.stdout
+    record = json.loads((cut / "run.json").read_text())["resumes"][-1]["processes"]  # it may differ per resume
+    assert record["world_size"] == resumed and len(record["ranks"]) == resumed
     assert max_difference(weights(cut), weights(cwd / started)) < TOLERANCE
 
 

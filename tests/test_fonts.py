@@ -14,7 +14,7 @@ import pytest
 
 from conftest import REPO, run_cli
 from inktrace_train.errors import UserError
-from inktrace_train.evaluation.predictor import to_canvas
+from inktrace_train.evaluation.imaging import place, read_ink
 from test_predict import checkpoint  # noqa: F401  (the tiny full-heads checkpoint fixture)
 
 pytest.importorskip("fontTools", reason='the fonts set needs the eval extra (pip install -e ".[eval]")')
@@ -62,6 +62,7 @@ def test_all_sets_include_the_fonts_when_a_fonts_dir_is_given(checkpoint, tmp_pa
     places = {k.split("@", 1)[1] for k in json.loads((tmp_path / "a.json").read_text())}
     assert places == {"clean", "scan", "brush", "fonts"} | {f"fonts/{f.name}" for f in FONTS}
     assert "| method | set |" in proc.stdout and "| font | style | method |" in proc.stdout
+    assert "| model | fonts" not in proc.stdout  # the fonts rows stay out of the other sets' table
 
 
 def test_chinese_fonts_need_the_hanzi_data_and_say_so(checkpoint, tmp_path):  # noqa: F811
@@ -106,14 +107,13 @@ def test_a_rendered_character_reads_back_through_the_image_rule(tmp_path):
     assert image.dtype == np.uint8 and image.shape == (192, 192)
     border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
     assert border.min() == 255 and image.min() < 64  # dark ink on white paper, inside the image
-    canvas = to_canvas(image, 64)
+    (glyph,) = font_glyphs(klee, [("弁", 5)], n=1, size=64)
+    canvas = glyph.canvas
     ys, xs = np.nonzero(canvas > 0.1)
-    assert canvas.max() > 0.9 and canvas[0, 0] == 0
+    assert canvas.max() > 0.9 and canvas[0, 0] == 0  # ink is bright, the paper empty
     assert 52 <= max(ys.max() - ys.min(), xs.max() - xs.min()) + 1 <= 56  # the longer side is 85 % of 64
-    cv2.imwrite(str(tmp_path / "g.png"), image)  # the array takes the file's path through the rule
-    assert np.array_equal(canvas, to_canvas(tmp_path / "g.png", 64))
-    with pytest.raises(ValueError, match="grey uint8"):
-        to_canvas(image.astype(np.float32) / 255, 64)
+    cv2.imwrite(str(tmp_path / "g.png"), image)  # what predict would read from the file
+    assert np.array_equal(canvas, place(read_ink(tmp_path / "g.png"), 64)[0])
 
 
 def test_packed_packages_read_as_the_folders_do(tmp_path):
@@ -153,7 +153,7 @@ def test_the_count_scores_on_hand_made_numbers():
 
 
 def test_the_fonts_are_documented_with_their_fetch_command():
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "evaluation.md").read_text()
     assert FETCH in readme
     assert len(FONTS) >= 6 and len({f.style for f in FONTS}) >= 5
     for font in FONTS:

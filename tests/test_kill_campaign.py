@@ -1,6 +1,6 @@
 """The kill campaign, small: random SIGKILLs aimed at saves, rotation and stage boundaries of
 single-stage and stage=all runs, each resumed until done and compared with an uninterrupted run.
-The large campaign is ``python scripts/kill_campaign.py --kills 200`` (README "Reliability")."""
+The large campaign is ``python scripts/kill_campaign.py --kills 200`` (docs/reliability.md)."""
 
 from __future__ import annotations
 

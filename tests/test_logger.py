@@ -4,6 +4,7 @@ the directory and the cause, raised at the next write, flush or close: never swa
 from __future__ import annotations
 
 import errno
+import re
 
 import pytest
 from tensorboard.summary.writer.record_writer import RecordWriter
@@ -37,8 +38,8 @@ def test_a_tensorboard_directory_that_cannot_be_made_is_refused_at_once(tmp_path
 
 
 def test_scalars_reach_the_event_file_by_the_next_checkpoint_or_close(tmp_path):
-    """Scalars are handed to TensorBoard's writer at most once a second, and always at
-    hand_over() (the trainer calls it before each checkpoint) and close()."""
+    """Scalars go to the scalar thread at most once a second, and always at hand_over() (the
+    trainer calls it with wait=True before each checkpoint) and close()."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     def steps():
@@ -48,9 +49,21 @@ def test_scalars_reach_the_event_file_by_the_next_checkpoint_or_close(tmp_path):
     logger = RunLogger(tmp_path / "tb", "structural", progress=False)
     for step in (1, 2, 3):
         logger.scalars("train", {"total": 1.0}, step=step)
-    logger.hand_over()
-    logger.writer.flush()  # (the writer's own thread appends to the file; wait for it)
+    logger.hand_over(wait=True)
+    logger.writer.flush()  # (TensorBoard's own thread appends to the file; wait for it)
     assert steps() == [1, 2, 3]
     logger.scalars("train", {"total": 1.0}, step=4)
     logger.close()
     assert steps() == [1, 2, 3, 4]
+
+
+def test_the_logger_uses_tensorboard_through_its_public_api_only():
+    """No private attribute of TensorBoard or of torch's SummaryWriter, no hand-built protobuf
+    events, no private class names: one release of either could break them."""
+    import inspect
+
+    from inktrace_train.train import logger as logger_module
+
+    source = inspect.getsource(logger_module)
+    private = re.findall(r"\.(_[a-z]\w*)", source)  # attribute names with a leading underscore
+    assert set(private) <= {"_writing"} and "_pb2" not in source and "_Async" not in source

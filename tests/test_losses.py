@@ -121,15 +121,6 @@ def test_no_host_sync_constructs_in_source():
     assert not used & banned
 
 
-def test_the_loss_carries_its_terms_stacked_and_a_change_drops_them():
-    """The loop records ``row`` instead of stacking the terms itself: it must equal the values, and
-    a caller that edits the dict (a wrapper loss) gets its edit recorded, not the stale row."""
-    out = make_loss(True)(*random_pair())
-    assert torch.equal(out.row, torch.stack(list(out.values())).detach()) and not out.row.requires_grad
-    out["tangent"] = out["tangent"] * 2
-    assert out.row is None
-
-
 def test_the_keypoint_loss_rewards_sharp_peaks_and_counts_per_peak():
     from inktrace_train.model.losses import keypoint_loss
 

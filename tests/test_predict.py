@@ -1,8 +1,11 @@
-"""``python -m inktrace_train.predict``: a panel PNG and a valid SVG per image, for a file and a folder."""
+"""``python -m inktrace_train.predict``: an SVG in image coordinates per image (and a panel for one glyph),
+--json and --overlay, folders that go on past bad files."""
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
+import zlib
 from dataclasses import asdict
 
 import cv2
@@ -13,7 +16,7 @@ import torch
 from conftest import run_cli
 from inktrace_train.checkpoint.store import Checkpoint, CheckpointManager
 from inktrace_train.config.schema import ModelConfig
-from inktrace_train.evaluation.predictor import to_canvas
+from inktrace_train.evaluation.imaging import to_canvas
 from inktrace_train.model.network import InkTraceModel
 
 TINY = ModelConfig(embed_dim=32, num_layers=1, num_heads=2, stem_channels=[8, 16, 32], decoder_channels=[32, 16, 8])
@@ -41,6 +44,15 @@ def draw(path, size=(120, 90)):
     cv2.imwrite(str(path), img)
 
 
+def png_claiming(path, width, height):
+    """A PNG whose (valid) header claims width x height pixels and whose data holds 8 x 8."""
+    cv2.imwrite(str(path), np.zeros((8, 8), np.uint8))
+    data = bytearray(path.read_bytes())
+    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # the IHDR chunk's CRC
+    path.write_bytes(bytes(data))
+
+
 def test_a_file_and_a_folder_give_a_panel_and_an_svg(checkpoint, tmp_path):
     draw(tmp_path / "one.png")
     (tmp_path / "many").mkdir()
@@ -52,12 +64,13 @@ def test_a_file_and_a_folder_give_a_panel_and_an_svg(checkpoint, tmp_path):
         module="inktrace_train.predict",
     )
     assert proc.returncode == 0, proc.stderr
-    for name in ("one", "a", "b"):
+    for name, (w, h) in (("one", (90, 120)), ("a", (90, 120)), ("b", (200, 40))):
         panel = cv2.imread(str(tmp_path / "out" / f"{name}.png"))
         assert panel is not None and panel.shape[0] > 64 * 4 and panel.shape[1] > 64 * 4 * 5
         root = ET.fromstring((tmp_path / "out" / f"{name}.svg").read_text())
-        assert root.tag == "{http://www.w3.org/2000/svg}svg" and root.get("viewBox") == "0 0 64 64"
-    assert proc.stdout.count("strokes ->") == 3
+        assert root.tag == "{http://www.w3.org/2000/svg}svg" and root.get("viewBox") == f"0 0 {w} {h}"
+        assert len(root.findall("{http://www.w3.org/2000/svg}g")) == 1  # one glyph: the cross
+    assert proc.stdout.count("strokes ->") == 3 and "traced 3 of 3 images, 0 failed" in proc.stdout
 
 
 def test_the_canvas_rule_keeps_the_aspect_and_inverts_paper(tmp_path):
@@ -75,6 +88,8 @@ def test_the_canvas_rule_keeps_the_aspect_and_inverts_paper(tmp_path):
         (["missing.pth", "x.png"], "no such file or directory: missing.pth"),
         (["CKPT", "nothere.png"], "no such file or directory: nothere.png"),
         (["CKPT", "notimage.png"], "notimage.png: not a readable image"),
+        (["CKPT"], "give a checkpoint and at least one image"),
+        (["--onnx", "missing.onnx", "x.png"], "missing.onnx"),
     ],
 )
 def test_bad_input_is_one_line(checkpoint, tmp_path, args, expected):
@@ -83,3 +98,48 @@ def test_bad_input_is_one_line(checkpoint, tmp_path, args, expected):
     args = [str(checkpoint) if a == "CKPT" else a for a in args]
     proc = run_cli(args + ["--out", "out"], cwd=tmp_path, module="inktrace_train.predict")
     assert proc.returncode != 0 and expected in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_folder_goes_on_past_bad_files_and_counts_them(checkpoint, tmp_path):
+    (tmp_path / "in").mkdir()
+    draw(tmp_path / "in" / "a.png")
+    (tmp_path / "in" / "empty.png").write_bytes(b"")
+    png_claiming(tmp_path / "in" / "huge.png", 50_000, 50_000)
+    draw(tmp_path / "in" / "z.png", size=(50, 70))
+    proc = run_cli([str(checkpoint), "in", "--out", "out"], cwd=tmp_path, module="inktrace_train.predict")
+    assert proc.returncode == 1
+    errors = proc.stderr.strip().splitlines()
+    assert len(errors) == 2 and "empty.png: not a readable image" in errors[0], errors
+    assert "huge.png: its header claims more than 178,956,970 pixels, over the limit" in errors[1]
+    assert "Traceback" not in proc.stderr
+    assert "traced 2 of 4 images, 2 failed" in proc.stdout
+    assert (tmp_path / "out" / "a.svg").is_file() and (tmp_path / "out" / "z.svg").is_file()
+
+
+def test_json_and_overlay_are_in_the_image_coordinates(checkpoint, tmp_path):
+    img = np.full((150, 300), 255, np.uint8)  # two crosses: a page of two glyphs
+    for cx in (60, 220):
+        cv2.line(img, (cx - 40, 75), (cx + 40, 75), 0, 5)
+        cv2.line(img, (cx, 35), (cx, 115), 0, 5)
+    cv2.imwrite(str(tmp_path / "two.png"), img)
+    args = [str(checkpoint), "two.png", "--out", "out", "--json", "--overlay"]
+    proc = run_cli(args, cwd=tmp_path, module="inktrace_train.predict")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "out" / "two.json").read_text())
+    assert result["image"] == {"width": 300, "height": 150}
+    boxes = [g["box"] for g in result["glyphs"]]
+    assert len(boxes) == 2 and all(abs(a - b) <= 3 for a, b in zip(boxes[0], [18, 33, 103, 118], strict=True))
+    assert abs(boxes[1][0] - 178) <= 3 and abs(boxes[1][2] - 263) <= 3
+    for glyph in result["glyphs"]:
+        for stroke in glyph["strokes"]:
+            x0, y0, x1, y1 = glyph["box"]
+            pts = np.array(stroke["points"])
+            assert ((pts >= [x0 - 1, y0 - 1]) & (pts <= [x1 + 1, y1 + 1])).all() and stroke["width"] > 0
+    overlay = cv2.imread(str(tmp_path / "out" / "two.overlay.png"))
+    assert overlay.shape == (150, 300, 3)
+    assert not (tmp_path / "out" / "two.png").exists()  # no panel for a page of several glyphs
+    root = ET.fromstring((tmp_path / "out" / "two.svg").read_text())
+    assert root.get("viewBox") == "0 0 300 150" and len(root.findall("{http://www.w3.org/2000/svg}g")) == 2
+    single = run_cli(args + ["--single"], cwd=tmp_path, module="inktrace_train.predict")
+    assert single.returncode == 0, single.stderr
+    assert len(json.loads((tmp_path / "out" / "two.json").read_text())["glyphs"]) == 1

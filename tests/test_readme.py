@@ -1,28 +1,35 @@
-"""The README's commands, as written: each runnable one composes and validates."""
+"""The documented commands, as written: each runnable one in the README and in the guides of
+docs/ composes and validates."""
 
 from __future__ import annotations
 
 import re
 import shlex
+from pathlib import Path
+from typing import Dict, List
 
 import pytest
 
 from conftest import REPO, run_cli
 
+DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
-def readme_commands():
-    text = (REPO / "README.md").read_text()
-    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
-    commands = []
-    for line in (ln for b in blocks for ln in b.splitlines()):
-        line = line.split("  #")[0].strip()
-        if line.startswith("python -m inktrace_train ") and not re.search(r"[<~|]|\.\.\.|\+resume", line):
-            commands.append(line)
-    return commands
+
+def documented_commands(paths: List[Path] = DOCUMENTS) -> List[str]:
+    """Every ``python -m inktrace_train ...`` line of the ```bash blocks of ``paths``, once each,
+    in order; placeholders (<run>, ~/, a|b, ...) and resumes (they need a run) are left out."""
+    commands: Dict[str, None] = {}  # ordered, and a command in two documents runs once
+    for path in paths:
+        blocks = re.findall(r"```bash\n(.*?)```", path.read_text(), re.S)
+        for line in (ln for b in blocks for ln in b.splitlines()):
+            line = line.split("  #")[0].strip()
+            if line.startswith("python -m inktrace_train ") and not re.search(r"[<~|]|\.\.\.|\+resume", line):
+                commands[line] = None
+    return list(commands)
 
 
 def test_the_readme_documents_the_main_commands():
-    commands = readme_commands()
+    commands = documented_commands([REPO / "README.md"])
     for expected in (
         "python -m inktrace_train stage=all",
         "python -m inktrace_train sweep=lr",
@@ -32,8 +39,17 @@ def test_the_readme_documents_the_main_commands():
         assert expected in commands
 
 
-@pytest.mark.parametrize("command", readme_commands())
-def test_readme_command_composes(workdir, command):
+def test_the_guides_are_read():
+    """Each guide the README links to exists, and the commands of the guides are checked too."""
+    linked = re.findall(r"\]\((docs/[\w.-]+\.md)", (REPO / "README.md").read_text())
+    assert "docs/layout.md" in linked
+    present = [p for p in linked if (REPO / p).is_file()]
+    assert len(present) >= 10, f"only {present} of {linked} exist"
+    assert len(documented_commands()) > len(documented_commands([REPO / "README.md"]))
+
+
+@pytest.mark.parametrize("command", documented_commands())
+def test_documented_command_composes(workdir, command):
     """Sweeps (-m) cannot print a config (Hydra), so they run for real in test_sweeps.py."""
     args = shlex.split(command)[3:]
     if "-m" in args:

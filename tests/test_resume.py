@@ -98,11 +98,13 @@ def signal_after_epoch_1(workdir: Path, signum: int) -> tuple[int, str]:
 
 
 @pytest.mark.slow
-def test_ctrl_c_is_one_line_and_the_run_resumes_exactly(uninterrupted, workdir):
+def test_ctrl_c_saves_the_step_and_the_run_resumes_exactly(uninterrupted, workdir):
     code, err = signal_after_epoch_1(workdir, signal.SIGINT)
     assert code == 130, err[-3000:]
+    saved = torch.load(workdir / "cut/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
     assert err.strip() == (
-        f"inktrace_train: interrupted (Ctrl-C); {workdir / 'cut'} keeps its newest checkpoint. "
+        f"inktrace_train: interrupted (Ctrl-C) in stage structural, epoch {saved['epoch'] + 1}, optimizer step "
+        f"{saved['global_step']}; a checkpoint of that step is saved. "
         f"Continue with: python -m inktrace_train +resume={workdir / 'cut'}"
     )
     assert json.loads((workdir / "cut/run.json").read_text())["stages"]["structural"]["status"] == "interrupted"
@@ -119,7 +121,7 @@ def test_sigterm_saves_the_step_and_exits_75_then_resume_matches(uninterrupted, 
     assert code == 75, err[-3000:]
     saved = torch.load(workdir / "cut/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
     assert 0 < saved["step_in_epoch"] <= 4 and saved["global_step"] < 12  # a step-level checkpoint
-    assert f"stopped by SIGTERM in stage structural at epoch {saved['epoch'] + 1}, optimizer step " in err
+    assert f"stopped by SIGTERM in stage structural, epoch {saved['epoch'] + 1}, optimizer step " in err
     assert f"+resume={workdir / 'cut'}" in err and "Traceback" not in err
     assert json.loads((workdir / "cut/run.json").read_text())["stages"]["structural"]["status"] == "preempted"
 
@@ -156,7 +158,7 @@ def test_the_original_command_line_with_resume_is_accepted(finished_run):
     "args,expected",
     [
         (["+resume=missing/run"], "resume: no such file or directory: missing/run"),
-        (["+resume=empty"], "resume: empty is not a run directory (it has no config.yaml and run.json)"),
+        (["+resume=empty"], "resume: empty is not a run directory (it has no config.yaml and run.json), and holds"),
         (["+resume=garbage.pth"], "cannot load checkpoint garbage.pth"),
         (
             ["+resume=run", "training.lr=0.5"],
@@ -223,7 +225,7 @@ def test_resume_path_with_spaces_commas_and_equals(finished_run, tmp_path):
 
     odd = tmp_path / "runs, v2=final run"
     shutil.copytree(finished_run / "run", odd)
-    proc = run_cli([f'+resume="{odd}"', "training.epochs=2"], cwd=tmp_path)  # README: '+resume="..."'
+    proc = run_cli([f'+resume="{odd}"', "training.epochs=2"], cwd=tmp_path)  # docs/resume.md: '+resume="..."'
     assert proc.returncode == 0, proc.stderr
     assert torch.load(odd / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)["epoch"] == 2
 

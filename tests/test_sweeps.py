@@ -116,6 +116,14 @@ def test_report_ranks_within_each_stage_and_skips_stray_files(workdir):
     table = rows(workdir / "runs")
     # metrics of one kind together, best first: a dense composite of 0.9 does not outrank structural F1s
     assert [(r["run"], r["stage"]) for r in table] == [("c", "structural"), ("b", "structural"), ("a", "dense")]
+    stopped = workdir / "runs/d"  # stopped by Ctrl-C in its first stage: its best so far, from the manifest
+    (stopped / "checkpoints/structural").mkdir(parents=True)
+    record = {"pipeline": ["structural"], "stages": {"structural": {"status": "interrupted"}}}
+    (stopped / "run.json").write_text(json.dumps(record))
+    (stopped / "checkpoints/structural/manifest.json").write_text(json.dumps({"files": {}, "best_metric": 0.8533}))
+    run_cli(["runs"], cwd=workdir, module="inktrace_train.report")
+    (row,) = [r for r in rows(workdir / "runs") if r["run"] == "d"]
+    assert row["status"] == "interrupted" and float(row["metric"]) == 0.8533
     missing = run_cli(["nowhere"], cwd=workdir, module="inktrace_train.report")
     assert missing.returncode == 2 and "report: no such directory: nowhere" in missing.stderr
 

@@ -28,12 +28,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from inktrace_train.config.schema import to_config
+from inktrace_train.config.unused import unused_keys
 from inktrace_train.errors import RunFailed, UserError, fail
 from inktrace_train.launch import resume
 from inktrace_train.launch.compose import check_overrides, compose_plain, compose_stages, config_dir, register
 from inktrace_train.run.ranks import Ranks
-from inktrace_train.run.rundir import RunDir, RunDirTaken, now_iso
-from inktrace_train.run.signals import PREEMPTED_EXIT, Preempted
+from inktrace_train.run.rundir import RunDir, RunDirTaken, now_iso, shell_command
+from inktrace_train.run.signals import INTERRUPTED_EXIT, Preempted
 
 register()
 log = logging.getLogger("inktrace_train")
@@ -135,6 +136,8 @@ def _train(cfg: DictConfig, run_dir: Path) -> Optional[float]:
     if config.training.auto_resume and RunDir(run_dir).config_file.is_file():  # e.g. a requeued job
         log.warning("training.auto_resume: %s holds this run already; resuming it", run_dir)
         return _resume(str(run_dir), list(HydraConfig.get().overrides.task))
+    for message in unused_keys(config, HydraConfig.get().overrides.task):
+        log.warning(message)
     stages = compose_stages(config, list(HydraConfig.get().overrides.task))  # all validated before training
     from inktrace_train.train.pipeline import train  # torch is imported only past validation
 
@@ -163,7 +166,8 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     hc, start = HydraConfig.get(), time.time()
     previous = read_job_record(run_dir) if SWEEP.resume else None
     if previous and previous["status"] == "done":
-        log.info("job %s is done (metric %s): skipped", hc.job.num, previous["metric"])
+        metric = previous["metric"]
+        log.info("job %s is done (metric %s): skipped", hc.job.num, "none" if metric is None else f"{metric:.4f}")
         return math.nan if previous["metric"] is None else previous["metric"]
     SWEEP.jobs += 1
     record = {"job": hc.job.num, "overrides": list(hc.overrides.task), "started": now_iso()}
@@ -224,19 +228,25 @@ def _reporting(run_dir: Path, action: Callable[[], Optional[float]], new_run: bo
 
 
 def interrupted(path: Path) -> NoReturn:
-    """Ctrl-C: no traceback; where the run stands and how to continue it."""
-    print(
-        f"inktrace_train: interrupted (Ctrl-C); {path} keeps its newest checkpoint. Continue with: "
-        f"python -m inktrace_train +resume={path}",
-        file=sys.stderr,
-    )
-    raise SystemExit(130)
+    """A second Ctrl-C (or one before training started): no traceback; where the run stands."""
+    run = RunDir(path)
+    if any(run.path.glob("checkpoints/*/*.pth")):
+        where = f"{path} keeps its newest checkpoint. Continue with: {resume_command(path)}"
+    else:
+        where = f"{path} holds no checkpoint yet. Start it again with: {resume_command(path)}"
+    print(f"inktrace_train: interrupted (Ctrl-C); {where}", file=sys.stderr)
+    raise SystemExit(INTERRUPTED_EXIT)
 
 
 def stopped(e: Preempted, path: Path) -> NoReturn:
-    """A run stopped by SIGTERM/SIGUSR1 after saving: say where, and how to continue."""
-    print(f"inktrace_train: {e}. Continue with: python -m inktrace_train +resume={path}", file=sys.stderr)
-    raise SystemExit(PREEMPTED_EXIT)
+    """A run stopped by SIGTERM/SIGUSR1/Ctrl-C after saving: say where, and how to continue."""
+    print(f"inktrace_train: {e}. Continue with: {resume_command(path)}", file=sys.stderr)
+    raise SystemExit(e.exit_status)
+
+
+def resume_command(path: Path) -> str:
+    """The command that continues the run in ``path``, quoted to paste back as it is."""
+    return shell_command("python", "-m", "inktrace_train", f"+resume={path}")
 
 
 def main() -> None:
@@ -249,10 +259,14 @@ def main() -> None:
         if restart:
             argv = restart
         elif args.resume is not None and not (args.help or args.cfg or args.info):
-            if not (args.multirun or (Path(args.resume) / "multirun.yaml").is_file()):
+            sweep = resume.is_sweep(Path(args.resume))
+            if not (args.multirun or sweep):
                 _reporting(Path(args.resume), lambda: _resume(args.resume, args.overrides), new_run=False)
                 return
             SWEEP.resume = True
+            if not args.multirun:  # the sweep named alone: its own command line again, as a sweep
+                argv = ["--multirun", *(a for a in argv if a not in args.overrides)]
+                argv += resume.sweep_command(Path(args.resume), args.overrides)
             argv = sweep_resume_argv(argv, args.resume)
         if not Ranks.from_env().is_main and not args.multirun:
             argv = other_rank_argv(argv)

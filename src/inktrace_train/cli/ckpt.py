@@ -1,9 +1,10 @@
-"""The ``inktrace-ckpt`` command-line tool: inspect, verify, compare and convert checkpoints.
+"""The ``inktrace-ckpt`` command-line tool: inspect, verify, compare, convert and export checkpoints.
 
     python -m inktrace_train.ckpt inspect FILE|RUN [--json]
     python -m inktrace_train.ckpt verify FILE|DIR
     python -m inktrace_train.ckpt compare A B [--json]      (A, B: checkpoint files or run directories)
     python -m inktrace_train.ckpt convert OLD NEW [--force]
+    python -m inktrace_train.ckpt export CHECKPOINT [--format onnx] --out FILE
 
 A run directory stands for the best checkpoint of its last stage that has one.
 
@@ -28,6 +29,7 @@ import torch
 
 from inktrace_train.checkpoint.convert import FORMAT_VERSION
 from inktrace_train.checkpoint.store import Checkpoint, CheckpointManager, load_checkpoint, sealed_bytes
+from inktrace_train.cli.ckpt_export import add_export
 from inktrace_train.config.schema import flatten
 from inktrace_train.errors import ToolError, UserError, fail
 from inktrace_train.run.atomic import atomic_write
@@ -339,7 +341,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 # --- command line --------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=PROG, description="Inspect, verify, compare and convert inktrace_train checkpoints (.pth)."
+        prog=PROG, description="Inspect, verify, compare, convert and export inktrace_train checkpoints (.pth)."
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -378,6 +380,7 @@ def parser() -> argparse.ArgumentParser:
         "new",
         flag="--force",
     )
+    add_export(sub)
     return p
 
 

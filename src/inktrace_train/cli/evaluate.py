@@ -56,8 +56,8 @@ from inktrace_train.evaluation.metrics import (
     match_counts,
     peaks,
 )
-from inktrace_train.evaluation.predictor import Predictor
 from inktrace_train.evaluation.strokemetrics import ink_counts, stroke_scores, summarize
+from inktrace_train.evaluation.tracer import Tracer
 from inktrace_train.evaluation.tracing import KEYPOINT_PEAK, junctions_from_pixels, thin, trace
 from inktrace_train.train.build import make_augmenter
 
@@ -141,12 +141,12 @@ def score_glyph(scores: Scores, strokes, targets, image, skeleton, ends, junctio
     scores.strokes.append({**stroke_scores(polylines, strokes), **ink_counts(image, polylines)})
 
 
-def model_scores(predictor: Predictor, glyphs) -> Dict[str, float]:
+def model_scores(tracer: Tracer, glyphs) -> Dict[str, float]:
     scores = Scores()
-    size = predictor.size
+    size = tracer.size
     for strokes, targets, image in glyphs:
-        maps = predictor.maps(image)
-        traced = predictor.strokes(maps)
+        maps = tracer.maps(image)
+        traced = tracer.strokes(maps)
         skeleton = maps["skeleton"] >= 0.5
         if "keypoints" in maps:
             found = peaks(torch.from_numpy(maps["keypoints"]), KEYPOINT_PEAK).numpy()
@@ -280,13 +280,13 @@ def load_font_set(args, data: DataConfig, hanzi_dir: Optional[str], size: int) -
     return fonts
 
 
-def font_scores(predictor: Predictor, fonts: dict, classical) -> Tuple[dict, str]:
+def font_scores(tracer: Tracer, fonts: dict, classical) -> Tuple[dict, str]:
     """The fonts set's rows (``<method>@fonts/<font>``, ``<method>@fonts``) and their table."""
     from inktrace_train.data.fonts import FONTS
     from inktrace_train.evaluation import fontset
 
     def model(canvas: np.ndarray) -> List[np.ndarray]:
-        return [s.points for s in predictor.strokes(predictor.maps(canvas))]
+        return [s.points for s in tracer.strokes(tracer.maps(canvas))]
 
     tracers = {"model": model}
     for name, method in classical.items():
@@ -301,8 +301,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.n < 1:
         fail(f"--n={args.n}: must be at least 1", 2, prog=PROG)
     try:
-        predictor = Predictor(args.checkpoint, args.device)
-        data = data_config(predictor.config)
+        tracer = Tracer.from_checkpoint(args.checkpoint, args.device)
+        data = data_config(tracer.config)
         hanzi_dir = args.hanzi_dir or data.hanzi_dir
         subsets = SETS if args.subset == "all" else tuple(s for s in (args.subset,) if s in SETS)
         if "brush" in subsets and hanzi_dir is None:
@@ -311,7 +311,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                 raise UserError(message)
             print(f"(no brush rows: {message})")
             subsets = tuple(s for s in subsets if s != "brush")
-        fonts = load_font_set(args, data, hanzi_dir, predictor.size) if args.subset in (FONT_SET, "all") else None
+        fonts = load_font_set(args, data, hanzi_dir, tracer.size) if args.subset in (FONT_SET, "all") else None
         classical = classical_methods()
         if not classical:
             print('(no classical rows: scikit-image is not installed; pip install -e ".[eval]")')
@@ -319,20 +319,17 @@ def main(argv: Optional[List[str]] = None) -> None:
         for subset in subsets:
             glyphs = test_glyphs(data, subset, args.n, hanzi_dir=hanzi_dir)
             print(f"{subset}: {len(glyphs)} test-split glyphs")
-            rows[f"model@{subset}"] = model_scores(predictor, glyphs)
+            rows[f"model@{subset}"] = model_scores(tracer, glyphs)
             for name, method in classical.items():
                 rows[f"{name}@{subset}"] = classical_scores(method, glyphs)
-        fonts_table = ""
-        if fonts:
-            font_rows, fonts_table = font_scores(predictor, fonts, classical)
-            rows.update(font_rows)
+        font_rows, fonts_table = font_scores(tracer, fonts, classical) if fonts else ({}, "")
         print(f"checkpoint {args.checkpoint}")
-        if subsets:
+        if rows:
             print(table(rows))
         if fonts_table:
             print(fonts_table)
         if args.json:
-            Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+            Path(args.json).write_text(json.dumps({**rows, **font_rows}, indent=2) + "\n")
     except ToolError as e:
         fail(str(e), e.code, prog=PROG)
     except UserError as e:

@@ -106,13 +106,5 @@ def main(argv: List[str] | None = None) -> None:
     run()
 
 
-def train_structural() -> None:
-    main(["train_structural", *sys.argv[1:]])
-
-
-def train_dense() -> None:
-    main(["train_dense", *sys.argv[1:]])
-
-
 if __name__ == "__main__":
     main()

@@ -1,19 +1,23 @@
 """``python -m inktrace_train.predict CHECKPOINT INPUT... --out DIR``: trace ink images into strokes.
 
-For each image (a file, or every image in a folder), write ``<name>.png`` -- a labelled panel:
-input, skeleton, keypoints, tangent as colour, width, traced strokes -- and ``<name>.svg``, the
-traced strokes with their pen widths.
+For each image (a file, or every image in a folder) it finds the glyphs (one, or a page of them)
+and writes ``<name>.svg``: the traced strokes in the image's own pixel coordinates (viewBox
+``0 0 W H``), a ``<g>`` per glyph. An image of one glyph also gets ``<name>.png``, a labelled
+panel of that glyph: input, skeleton, keypoints, tangent as colour, width, traced strokes.
+``--json`` adds ``<name>.json`` (the image size, each glyph's box and strokes), ``--overlay``
+``<name>.overlay.png`` (the strokes drawn over the input). ``--single`` traces the whole image as
+one glyph. ``--onnx MODEL`` runs an exported model with onnxruntime instead of a checkpoint (no
+torch needed); then every positional argument is an input.
 
-Any image size is accepted. The rule: the image is read as grey; if its border is light it is
-dark ink on light paper and is inverted (ink = 1 - grey); it is cropped to its ink's bounding
-box, scaled with its aspect kept (area interpolation) so that the longer side is GLYPH_SCALE of
-the model's input size (the middle of the training scale range), and centred on an empty canvas.
-The SVG is in that canvas's coordinates (viewBox 0 0 size size).
+The image rule (evaluation/imaging.py) and the glyph-finding rule (evaluation/pages.py) are
+documented in their modules and in docs/tracing.md. A file that cannot be traced gets one line
+and the rest go on; the summary counts both, and the exit status is 1 if any failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -23,8 +27,10 @@ import cv2
 import numpy as np
 
 from inktrace_train.errors import ToolError, UserError, fail
-from inktrace_train.evaluation.predictor import Predictor, to_canvas
-from inktrace_train.evaluation.tracing import Stroke, to_svg
+from inktrace_train.evaluation.imaging import read_grey, read_ink
+from inktrace_train.evaluation.pagefiles import overlay, page_svg
+from inktrace_train.evaluation.tracer import Page, Tracer
+from inktrace_train.evaluation.tracing import Stroke
 
 PROG = "inktrace_train.predict"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -88,35 +94,80 @@ def panel(canvas: np.ndarray, maps: Dict[str, np.ndarray], strokes: List[Stroke]
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    p.add_argument("checkpoint", help="a checkpoint file, or a run directory (its last stage's best)")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
-    p.add_argument("--out", required=True, help="folder for <name>.png and <name>.svg (made if missing)")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="CHECKPOINT INPUT...",
+        help="a checkpoint file or run directory (not with --onnx), then image files or folders of images",
+    )
+    p.add_argument("--out", required=True, help="folder for the outputs (made if missing)")
+    p.add_argument(
+        "--onnx", metavar="MODEL", help="an exported model (ckpt export --format onnx) instead of a checkpoint"
+    )
+    p.add_argument("--single", action="store_true", help="trace each image as one glyph (no glyph finding)")
+    p.add_argument("--json", action="store_true", help="also write <name>.json: image size, glyph boxes, strokes")
+    p.add_argument("--overlay", action="store_true", help="also write <name>.overlay.png: strokes over the input")
+    p.add_argument("--device", default="cpu", help="torch device (default cpu; not with --onnx)")
     return p
+
+
+def trace_file(tracer: Tracer, path: Path, out: Path, args: argparse.Namespace) -> Page:
+    """Trace one image and write its outputs."""
+    grey = read_grey(path, tracer.max_pixels)
+    page = tracer.trace_page(grey, single=args.single)
+    (out / f"{path.stem}.svg").write_text(page_svg(page))
+    if len(page.glyphs) == 1:  # the panel shows one glyph's maps: the model runs once more for it
+        _, canvas, _ = next(tracer.glyphs(read_ink(grey), args.single))
+        maps = tracer.maps(canvas)
+        image = panel(canvas, maps, tracer.strokes(maps))
+        cv2.imwrite(str(out / f"{path.stem}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if args.json:
+        (out / f"{path.stem}.json").write_text(json.dumps(page.to_json()) + "\n")
+    if args.overlay:
+        cv2.imwrite(str(out / f"{path.stem}.overlay.png"), overlay(grey, page))
+    return page
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parser().parse_args(argv)
     logging.getLogger("inktrace_train.checkpoint.store").setLevel(logging.ERROR)
+    failed = traced = 0
     try:
-        images = inputs(args.inputs)
-        predictor = Predictor(args.checkpoint, args.device)
+        if args.onnx:
+            images = inputs(args.paths)
+            tracer = Tracer.from_onnx(args.onnx)
+        else:
+            if len(args.paths) < 2:
+                raise ToolError("give a checkpoint and at least one image (or --onnx MODEL and images)", 2)
+            images = inputs(args.paths[1:])
+            tracer = Tracer.from_checkpoint(args.paths[0], args.device)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         for path in images:
-            canvas = to_canvas(path, predictor.size)
-            maps = predictor.maps(canvas)
-            strokes = predictor.strokes(maps)
-            cv2.imwrite(str(out / f"{path.stem}.png"), cv2.cvtColor(panel(canvas, maps, strokes), cv2.COLOR_RGB2BGR))
-            (out / f"{path.stem}.svg").write_text(to_svg(strokes, predictor.size))
-            print(f"{path}: {len(strokes)} strokes -> {out / path.stem}.png, .svg")
+            try:
+                page = trace_file(tracer, path, out, args)
+            except (ToolError, OSError) as e:  # this file only: say so in one line, trace the rest
+                failed += 1
+                print(f"{PROG}: error: {one_line(e)}", file=sys.stderr)
+                continue
+            traced += 1
+            print(f"{path}: {len(page.glyphs)} glyphs, {len(page.strokes)} strokes -> {out / path.stem}.svg")
     except ToolError as e:
         fail(str(e), e.code, prog=PROG)
     except UserError as e:
         fail(str(e), 1, prog=PROG)
     except OSError as e:
-        fail(f"{e.filename}: {e.strerror}" if e.filename else str(e), 1, prog=PROG)
+        fail(one_line(e), 1, prog=PROG)
+    print(f"traced {traced} of {traced + failed} images, {failed} failed")
     sys.stdout.flush()
+    if failed:
+        raise SystemExit(1)
+
+
+def one_line(e: Exception) -> str:
+    if isinstance(e, OSError):
+        return f"{e.filename}: {e.strerror}" if e.filename else str(e)
+    return str(e)
 
 
 if __name__ == "__main__":

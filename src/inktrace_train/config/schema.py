@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Dict, List, Optional
 
@@ -19,7 +20,7 @@ from inktrace_train.errors import ConfigError
 
 CONFIG_VERSION = 1  # bump when a key is renamed or its meaning changes; stored in checkpoints
 PIPELINE = ("structural", "dense")  # stage order; `stage=all` runs them in this order
-DATA_SOURCES = ("kanjivg", "synthetic", "hanzi", "mixed")
+DATA_SOURCES = ("kanjivg", "synthetic", "hanzi", "mixed", "strokes", "custom")
 BRUSH_SOURCES = ("hanzi", "mixed")  # sources with brush outlines: the device renderer draws pen ink only
 HANZI_FETCH = "npm pack hanzi-writer-data@2.0.1"
 RENDERERS = ("auto", "cpu", "device")
@@ -86,16 +87,20 @@ class TrainingConfig:
 
 @dataclass
 class DataConfig:
-    source: str = "kanjivg"  # kanjivg (pen), hanzi (brush), mixed (both) or synthetic (random Bezier strokes)
+    source: str = "kanjivg"  # kanjivg (pen), hanzi (brush), mixed (both), synthetic, strokes (data.path) or custom
     hanzi_dir: Optional[str] = None  # hanzi-writer-data 2.0.1: the .tgz of `npm pack` or its folder (hanzi, mixed)
+    path: Optional[str] = None  # strokes: a .svg/.inkml/.ndjson file or a folder of them (searched recursively)
+    extra_path: Optional[str] = None  # stroke files (as data.path) interleaved half and half with any source
+    source_target: Optional[str] = None  # custom: package.module.Class implementing GlyphSource (docs/data.md)
+    source_args: Dict[str, Any] = field(default_factory=dict)  # custom: keyword arguments of that class
     img_size: int = 64  # rendered image side, pixels; divisible by 2**len(model.stem_channels)
     num_workers: int = 2  # data-loader processes; capped at the cores available
     renderer: str = "auto"  # cpu: workers draw the targets; device: the training device does; auto: device on CUDA
     train_samples: int = 4096  # samples per training epoch, freshly augmented each epoch
     val_samples: int = 512  # fixed validation images (the same every epoch)
-    val_fraction: float = 0.05  # share of KanjiVG codepoints held out for choosing the best checkpoint
-    test_fraction: float = 0.05  # share of KanjiVG codepoints held out for final evaluation only
-    cache_dir: Optional[str] = None  # parsed KanjiVG cache; None means the user cache directory
+    val_fraction: float = 0.05  # share of glyph keys (KanjiVG: codepoints) held out for choosing the best checkpoint
+    test_fraction: float = 0.05  # share of glyph keys (KanjiVG: codepoints) held out for final evaluation only
+    cache_dir: Optional[str] = None  # parsed KanjiVG, hanzi and stroke-file caches; None: the user cache directory
     rotation_deg: float = 10.0  # augmentation: uniform rotation in [-rotation_deg, rotation_deg]
     scale_min: float = 0.75  # augmentation: glyph scale, as a fraction of the canvas
     scale_max: float = 0.95  # augmentation: upper bound of the glyph scale
@@ -132,7 +137,7 @@ def schema_keys(node: Any = Config, prefix: str = "") -> List[str]:
 
 def dict_keys() -> List[str]:
     """Schema keys whose value is a free-form dict (its sub-keys are not fixed by the schema)."""
-    return ["stage.overrides"]
+    return ["stage.overrides", "data.source_args"]
 
 
 def is_known(key: str, known: List[str]) -> bool:
@@ -249,6 +254,7 @@ def validate(cfg: Config) -> None:
             f"data.source={d.source} needs data.hanzi_dir: get the data with `{HANZI_FETCH}` and pass"
             " data.hanzi_dir=PATH (the .tgz, or the folder it unpacks to)"
         )
+    _check_own_data(e, d)
     if d.source in BRUSH_SOURCES and d.renderer == "device":
         e.append(f"data.renderer=device draws pen ink only; data.source={d.source} has brush outlines: use cpu or auto")
     _check(e, 0 <= d.degrade <= 1, "data.degrade", d.degrade, "a share of inputs, in [0, 1]")
@@ -308,6 +314,25 @@ def validate(cfg: Config) -> None:
         e.append("model.full_heads=False is not allowed with stage.name=dense: the dense stage trains all heads")
     if e:
         raise ConfigError("; ".join(e))
+
+
+_TARGET = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
+
+
+def _check_own_data(e: List[str], d: DataConfig) -> None:
+    """data=strokes needs data.path, data=custom a class; neither key means anything elsewhere."""
+    if d.source == "strokes" and not d.path:
+        e.append("data.source=strokes needs data.path=PATH: a .svg, .inkml or .ndjson file, or a folder of them")
+    if d.path is not None and d.source != "strokes":
+        e.append(
+            f"data.path is read by data=strokes only; to add your strokes to data.source={d.source} use data.extra_path"
+        )
+    if d.source == "custom" and not d.source_target:
+        e.append("data.source=custom needs data.source_target=package.module.Class (a GlyphSource: docs/data.md)")
+    if (d.source_target is not None or d.source_args) and d.source != "custom":
+        e.append("data.source_target and data.source_args are read by data=custom only: add data=custom")
+    if d.source_target and not _TARGET.fullmatch(d.source_target):
+        e.append(f"data.source_target={d.source_target!r} is not a dotted path like package.module.Class")
 
 
 def _unknown_keys(node: Any, prefix: str, known: List[str]) -> List[str]:

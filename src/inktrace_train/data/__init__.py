@@ -7,7 +7,8 @@ targets; :class:`InkDataset` ties them together per (epoch, index) key.
 
 from inktrace_train.data.augment import Augmenter
 from inktrace_train.data.dataset import EpochSampler, InkDataset, patch_mask, worker_init_fn
-from inktrace_train.data.kanjivg import PARSER_VERSION, DataError, KanjiVGStrokes, load_corpus
+from inktrace_train.data.glyphs import DataError
+from inktrace_train.data.kanjivg import PARSER_VERSION, KanjiVGStrokes, load_corpus
 from inktrace_train.data.render import TARGET_CHANNELS, Renderer
 from inktrace_train.data.synthetic import SyntheticStrokes
 

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset, Sampler
 from inktrace_train.data import degrade as scan
 from inktrace_train.data.augment import Augmenter
 from inktrace_train.data.render import TARGET_CHANNELS, Renderer
+from inktrace_train.run.signals import ignore_stop_signals
 
 
 class GlyphSource(Protocol):
@@ -173,13 +174,15 @@ class EpochSampler(Sampler):
 
 def worker_init_fn(worker_id: int) -> None:
     """Keep each data-loader worker's torch single-threaded (it would oversubscribe
-    the cores that the other workers and the trainer use).
+    the cores that the other workers and the trainer use), and leave stop signals sent to the
+    whole process group (Slurm, ``timeout``, Ctrl-C) to the main process, which saves first.
 
     OpenCV is not touched here: calling cv2.setNumThreads in a forked child whose
     parent had started OpenCV's thread pool deadlocks; Renderer makes OpenCV
     single-threaded in the parent instead.
     """
     torch.set_num_threads(1)
+    ignore_stop_signals()
 
 
 __all__ = ["TARGET_CHANNELS", "EpochSampler", "GlyphSource", "InkDataset", "patch_mask", "worker_init_fn"]

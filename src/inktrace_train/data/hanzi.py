@@ -29,7 +29,7 @@ import numpy as np
 
 from inktrace_train.data import npzcache
 from inktrace_train.data.brush import BrushGlyph
-from inktrace_train.data.kanjivg import SPLITS, DataError, _order_key, split_of
+from inktrace_train.data.glyphs import DataError, split_members
 from inktrace_train.data.svgpath import path_to_polylines
 
 log = logging.getLogger(__name__)
@@ -118,9 +118,6 @@ def _key(source: Path) -> Dict[str, object]:
     }
 
 
-_MEMO: Dict[Tuple[str, str], Dict[str, np.ndarray]] = {}
-
-
 def load(source: str | os.PathLike, cache_dir: Optional[str | os.PathLike] = None) -> Dict[str, np.ndarray]:
     """The parsed arrays, from this process's memo, the cache or a fresh parse."""
     path = Path(source).expanduser()
@@ -128,24 +125,12 @@ def load(source: str | os.PathLike, cache_dir: Optional[str | os.PathLike] = Non
         raise DataError(f"data.hanzi_dir={source}: no such file or folder (get the data: {FETCH})")
     folder = Path(cache_dir) if cache_dir is not None else npzcache.default_dir()
     cache = folder / f"hanzi-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]}-parser{PARSER_VERSION}.npz"
-    memo_key = (str(cache), str(path.resolve()))
-    if memo_key in _MEMO:
-        return _MEMO[memo_key]
-    key = _key(path)
-    arrays = None
-    if cache.exists():
-        try:
-            arrays = npzcache.read(cache, _ARRAYS, key)
-        except Exception as exc:  # any failure to read means "do not trust it"
-            log.warning("hanzi cache %s is unusable (%s); rebuilding it", cache, exc)
-    if arrays is None:
+
+    def build() -> Dict[str, np.ndarray]:
         log.info("parsing hanzi-writer-data in %s (about 30 s, once)", path)
-        arrays = parse(path)
-        npzcache.write(cache, arrays, _ARRAYS, key)
-    for a in arrays.values():
-        a.flags.writeable = False
-    _MEMO[memo_key] = arrays
-    return arrays
+        return parse(path)
+
+    return npzcache.load_or_build(cache, _ARRAYS, _key(path), build, log, "hanzi")
 
 
 class HanziStrokes:
@@ -161,12 +146,9 @@ class HanziStrokes:
     def __init__(
         self, split: str, val_fraction: float, test_fraction: float, source: str, cache_dir: Optional[str] = None
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self._a = load(source, cache_dir)
         names = self._a["names"].tolist()
-        member = [i for i, n in enumerate(names) if split_of(n, val_fraction, test_fraction) == split]
-        self._glyphs = np.array(sorted(member, key=lambda i: _order_key(names[i])), dtype=np.int64)
+        self._glyphs = split_members(names, names, split, val_fraction, test_fraction)
         if len(self._glyphs) == 0:
             raise DataError(f"hanzi split {split!r} of {source} is empty ({len(names)} characters in all)")
 
@@ -187,21 +169,6 @@ class HanziStrokes:
         return str(self._a["names"][self._glyphs[index]])
 
 
-class MixedStrokes:
-    """Two sources interleaved: even indices from ``first``, odd ones from ``second`` (each
-    wrapping around), so training draws from both alike and a fixed validation set holds both."""
-
-    def __init__(self, first, second) -> None:
-        self.sources = (first, second)
-
-    def __len__(self) -> int:
-        return len(self.sources[0]) + len(self.sources[1])
-
-    def glyph(self, index: int, rng: Optional[np.random.Generator] = None):
-        source = self.sources[index % 2]
-        return source.glyph((index // 2) % len(source), rng)
-
-
 def clear_memory_cache() -> None:
     """Forget data loaded in this process (tests use it to force a cache read)."""
-    _MEMO.clear()
+    npzcache.forget()

@@ -14,12 +14,10 @@ Data licence: KanjiVG is CC BY-SA 3.0, (c) Ulrich Apel (http://kanjivg.tagaini.n
 from __future__ import annotations
 
 import hashlib
-import html
 import importlib.metadata
 import importlib.util
 import logging
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -27,24 +25,15 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from inktrace_train.data import npzcache
-from inktrace_train.data.svgpath import path_to_polylines
-from inktrace_train.errors import UserError
+from inktrace_train.data.formats import svg, xml
+from inktrace_train.data.glyphs import DataError, split_members, split_of_key
 
 log = logging.getLogger(__name__)
 
 PARSER_VERSION = 1  # bump whenever parsing or flattening changes the cached arrays
 VIEWBOX = 109.0  # KanjiVG canvas side, SVG units; unit coordinates = SVG / VIEWBOX
 FLATTEN_TOLERANCE = 0.05  # SVG units a flattened stroke may stray from the curve (0.03 px at 64x64)
-SPLITS = ("train", "val", "test")
 _ARRAYS = ("points", "stroke_offsets", "glyph_offsets", "names", "stroke_types")
-
-_PATH_TAG = re.compile(r"<path\b([^>]*)>", re.S)
-_ATTR = re.compile(r'([\w:.-]+)\s*=\s*"([^"]*)"')
-_STROKE_NUMBER = re.compile(r"-s(\d+)$")
-
-
-class DataError(UserError):
-    """A data source cannot be used (missing package, empty split, bad files)."""
 
 
 @dataclass
@@ -85,7 +74,8 @@ def kanjivg_version() -> str:
 
 
 def parse_svg(text: str) -> Tuple[List[np.ndarray], List[str]]:
-    """Stroke polylines (SVG units, writing order) and stroke types of one file.
+    """Stroke polylines (SVG units, writing order) and stroke types of one file, read by the
+    general SVG reader (:mod:`.formats.svg`) with KanjiVG's flattening tolerance.
 
     Args:
         text: the SVG file contents.
@@ -93,23 +83,8 @@ def parse_svg(text: str) -> Tuple[List[np.ndarray], List[str]]:
     Returns:
         (polylines, types): one float32 (N, 2) array and one label per stroke.
     """
-    entries = []
-    for position, match in enumerate(_PATH_TAG.finditer(text)):
-        attrs = dict(_ATTR.findall(match.group(1)))
-        if "d" not in attrs:
-            continue
-        number = _STROKE_NUMBER.search(attrs.get("id", ""))
-        # The id suffix -sN is the stroke number; document order breaks ties.
-        key = (int(number.group(1)) if number else 10**6, position)
-        entries.append((key, attrs["d"], html.unescape(attrs.get("kvg:type", ""))))
-    entries.sort(key=lambda e: e[0])
-    strokes: List[np.ndarray] = []
-    types: List[str] = []
-    for _, d, kind in entries:
-        for poly in path_to_polylines(d, FLATTEN_TOLERANCE):  # one per subpath (KanjiVG: always one)
-            strokes.append(poly)
-            types.append(kind)
-    return strokes, types
+    strokes, types, _ = svg.read_strokes(xml.parse_bytes(text.encode("utf-8")), FLATTEN_TOLERANCE)
+    return [p.astype(np.float32) for p in strokes], types
 
 
 def _svg_files(folder: Path) -> List[Path]:
@@ -177,9 +152,6 @@ def write_cache(path: Path, corpus: Corpus, key: Dict[str, object]) -> None:
     npzcache.write(path, corpus.arrays(), _ARRAYS, key)
 
 
-_MEMO: Dict[Tuple[str, str], Corpus] = {}
-
-
 def load_corpus(
     cache_dir: Optional[str | os.PathLike] = None,
     source_dir: Optional[str | os.PathLike] = None,
@@ -195,25 +167,12 @@ def load_corpus(
         The corpus (shared, read-only arrays).
     """
     folder = Path(source_dir) if source_dir is not None else kanji_dir()
-    path = cache_path(cache_dir)
-    memo_key = (str(path.resolve()), str(folder.resolve()))
-    if memo_key in _MEMO:
-        return _MEMO[memo_key]
-    key = _source_key(folder)
-    corpus = None
-    if path.exists():
-        try:
-            corpus = read_cache(path, key)
-        except Exception as exc:  # any failure to read means "do not trust it"
-            log.warning("KanjiVG cache %s is unusable (%s); rebuilding it", path, exc)
-    if corpus is None:
+
+    def build() -> Dict[str, np.ndarray]:
         log.info("parsing KanjiVG SVG files in %s (about 10 s, once)", folder)
-        corpus = parse_folder(folder)
-        write_cache(path, corpus, key)
-    for a in corpus.arrays().values():
-        a.flags.writeable = False  # glyphs are views into these: nobody may edit them
-    _MEMO[memo_key] = corpus
-    return corpus
+        return parse_folder(folder).arrays()
+
+    return Corpus(**npzcache.load_or_build(cache_path(cache_dir), _ARRAYS, _source_key(folder), build, log, "KanjiVG"))
 
 
 def codepoint(name: str) -> str:
@@ -221,24 +180,10 @@ def codepoint(name: str) -> str:
     return name.split("-", 1)[0]
 
 
-def _order_key(name: str) -> bytes:
-    return hashlib.sha256(b"inktrace-order:" + name.encode()).digest()
-
-
 def split_of(name: str, val_fraction: float, test_fraction: float) -> str:
-    """Deterministic split of a glyph by its codepoint.
-
-    A salted-free hash maps the codepoint to u in [0, 1): val is u < val_fraction,
-    test is u >= 1 - test_fraction, so changing one fraction never moves glyphs
-    between the other two splits.
-    """
-    digest = hashlib.sha256(b"inktrace-split:" + codepoint(name).encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2.0**64
-    if u < val_fraction:
-        return "val"
-    if u >= 1.0 - test_fraction:
-        return "test"
-    return "train"
+    """Deterministic split of a glyph by its codepoint (:func:`.glyphs.split_of_key`), so
+    variants never straddle the split."""
+    return split_of_key(codepoint(name), val_fraction, test_fraction)
 
 
 class KanjiVGStrokes:
@@ -260,16 +205,13 @@ class KanjiVGStrokes:
         *,
         source_dir: Optional[str] = None,
     ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.split = split
         self._corpus = load_corpus(cache_dir, source_dir)
         c = self._corpus
         names = c.names.tolist()
-        member = [i for i, n in enumerate(names) if split_of(n, val_fraction, test_fraction) == split]
         # A fixed pseudo-random order, not codepoint order: the first N glyphs of a split (the
         # fixed validation set takes index % len) then mix kanji, kana and Latin alike.
-        self._glyphs = np.array(sorted(member, key=lambda i: _order_key(names[i])), dtype=np.int64)
+        self._glyphs = split_members([codepoint(n) for n in names], names, split, val_fraction, test_fraction)
         if len(self._glyphs) == 0:
             raise DataError(
                 f"KanjiVG split {split!r} is empty (val_fraction={val_fraction}, test_fraction={test_fraction})"
@@ -302,4 +244,4 @@ class KanjiVGStrokes:
 
 def clear_memory_cache() -> None:
     """Forget corpora loaded in this process (tests use it to force a cache read)."""
-    _MEMO.clear()
+    npzcache.forget()

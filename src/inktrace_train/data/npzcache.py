@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict, Sequence
+from typing import Callable, Dict, Hashable, Sequence
 
 import numpy as np
 
@@ -66,3 +67,49 @@ def default_dir() -> Path:
     """``$XDG_CACHE_HOME/inktrace_train`` (``~/.cache/inktrace_train``)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "inktrace_train"
+
+
+_MEMO: Dict[Hashable, Dict[str, np.ndarray]] = {}
+
+
+def load_or_build(
+    path: Path,
+    names: Sequence[str],
+    key: Dict[str, object],
+    build: Callable[[], Dict[str, np.ndarray]],
+    log: logging.Logger,
+    what: str,
+) -> Dict[str, np.ndarray]:
+    """Parsed arrays from this process's memo, the verified cache file, or ``build()`` (then cached).
+
+    Args:
+        path: the cache file.
+        names: the arrays it holds.
+        key: what the cache must have been made from (versions, file list).
+        build: parses the source; called only when no valid cache matches.
+        log, what: where and under which name an unusable cache is reported.
+
+    Returns:
+        The arrays, read-only (every user shares them).
+    """
+    memo_key = (str(path.resolve()), json.dumps(key, sort_keys=True))
+    if memo_key in _MEMO:
+        return _MEMO[memo_key]
+    arrays = None
+    if path.exists():
+        try:
+            arrays = read(path, names, key)
+        except Exception as exc:  # any failure to read means "do not trust it"
+            log.warning("%s cache %s is unusable (%s); rebuilding it", what, path, exc)
+    if arrays is None:
+        arrays = build()
+        write(path, arrays, names, key)
+    for a in arrays.values():
+        a.flags.writeable = False
+    _MEMO[memo_key] = arrays
+    return arrays
+
+
+def forget() -> None:
+    """Forget arrays loaded in this process (tests use it to force a cache read)."""
+    _MEMO.clear()

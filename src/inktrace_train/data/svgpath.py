@@ -22,6 +22,8 @@ _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _TOKEN = re.compile(rf"([MmLlHhVvCcSsQqTtZzAa])|({_NUMBER})|([\s,]+)|(.)")
 
 # Coordinates per repetition of each command.
+MAX_POINTS = 1_000_000  # a flattened path with more points is refused (huge coordinates would exhaust memory)
+
 _ARITY = {"M": 2, "L": 2, "H": 1, "V": 1, "C": 6, "S": 4, "Q": 4, "T": 2, "Z": 0}
 
 
@@ -176,13 +178,21 @@ def flatten_cubics(cubics: np.ndarray, tolerance: float) -> np.ndarray:
     Returns:
         (N, 2) float64 points, first and last control points included, with the
         shared joint between consecutive segments emitted once.
+
+    Raises:
+        ValueError: a non-finite control point, or more than MAX_POINTS points.
     """
     cubics = np.asarray(cubics, dtype=np.float64)
+    if not np.all(np.isfinite(cubics)):
+        raise ValueError("non-finite coordinate in path data")
     dd = np.stack(
         [cubics[:, 0] - 2 * cubics[:, 1] + cubics[:, 2], cubics[:, 1] - 2 * cubics[:, 2] + cubics[:, 3]], axis=1
     )
     bound = 6.0 * np.linalg.norm(dd, axis=2).max(axis=1)
-    counts = np.maximum(1, np.ceil(np.sqrt(bound / (8.0 * tolerance)))).astype(np.int64)
+    counts = np.maximum(1, np.ceil(np.sqrt(bound / (8.0 * tolerance))))
+    if not np.isfinite(counts.sum()) or counts.sum() > MAX_POINTS:
+        raise ValueError(f"path would flatten to more than {MAX_POINTS:,} points")
+    counts = counts.astype(np.int64)
     seg = np.repeat(np.arange(len(cubics)), counts)
     first = np.repeat(np.cumsum(counts) - counts, counts)
     t = ((np.arange(counts.sum()) - first) / np.repeat(counts, counts))[:, None]

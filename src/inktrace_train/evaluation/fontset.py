@@ -1,6 +1,7 @@
 """The out-of-distribution fonts set: test-split characters rendered from real CJK fonts
-(:mod:`inktrace_train.data.fonts`), read through ``predict``'s image rule (:func:`to_canvas`), and
-scored by what a font offers as truth: its stroke count (KanjiVG or hanzi-writer-data).
+(:mod:`inktrace_train.data.fonts`), read through ``predict``'s image rule (:mod:`.imaging`, each
+image one glyph, as ``predict --single`` reads it), and scored by what a font offers as truth:
+its stroke count (KanjiVG or hanzi-writer-data).
 
 Scores of a tracer (the model, or a classical skeleton) per font and over all fonts (every glyph
 of every font pooled):
@@ -22,7 +23,7 @@ import numpy as np
 
 from inktrace_train.config.schema import HANZI_FETCH
 from inktrace_train.data.fonts import FontPackage, find_fonts, test_characters
-from inktrace_train.evaluation.predictor import to_canvas
+from inktrace_train.evaluation.imaging import place, read_ink
 from inktrace_train.evaluation.strokemetrics import ink_counts
 
 Tracer = Callable[[np.ndarray], List[np.ndarray]]  # a (size, size) canvas -> traced polylines
@@ -47,7 +48,7 @@ def font_glyphs(package: FontPackage, characters: Sequence[Tuple[str, int]], n: 
             break
         image = package.render(char)
         if image is not None:
-            glyphs.append(FontGlyph(char, count, to_canvas(image, size)))
+            glyphs.append(FontGlyph(char, count, place(read_ink(image), size)[0]))
     return glyphs
 
 

@@ -17,7 +17,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-SKELETON_THRESHOLD = 0.5  # sigmoid(skeleton logits) >= this is a skeleton pixel
+from inktrace_train.evaluation.tracing import SKELETON_THRESHOLD
+
 KEYPOINT_THRESHOLD = 0.3  # predicted keypoint peaks must have sigmoid > this
 TARGET_PEAK_THRESHOLD = 0.5  # target heat-map peaks (Gaussian, peak 1) must be > this
 KEYPOINT_TOLERANCE = 2  # px, Chebyshev distance for a keypoint match

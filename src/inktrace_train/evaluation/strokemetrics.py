@@ -1,6 +1,6 @@
 """Stroke-level scores of a tracing against the true strokes of a glyph.
 
-The rule (also in the README): both sides are resampled every SAMPLE_PX along their length. A
+The rule (also in docs/evaluation.md): both sides are resampled every SAMPLE_PX along their length. A
 traced polyline P **recovers** a true stroke T when
   - it covers T: at least COVER_SHARE of T's samples lie within COVER_PX of P,
   - it follows T: the mean distance from T's samples to P is at most MEAN_PX, and

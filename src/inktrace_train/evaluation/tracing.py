@@ -45,7 +45,16 @@ from inktrace_train.evaluation.skeleton import (
     walk_cover,
 )
 
-__all__ = ["JUNCTION_PEAK", "KEYPOINT_PEAK", "Stroke", "junctions_from_pixels", "thin", "to_svg", "trace"]
+__all__ = [
+    "JUNCTION_PEAK",
+    "KEYPOINT_PEAK",
+    "SKELETON_THRESHOLD",
+    "Stroke",
+    "junctions_from_pixels",
+    "thin",
+    "to_svg",
+    "trace",
+]
 
 # Tuned on perfect targets (the renderer's) of 150 validation glyphs: stroke recovery F1 0.73 at
 # 1.5 px / 40 deg, 0.67 at 1.0 or 2.0 px, 0.66 at 2.5 px (short strokes vanish in wider cuts).
@@ -61,6 +70,7 @@ COVER_PX = 1.0  # every skeleton pixel ends within this distance of a traced str
 # (stroke F1 0.720 / 0.641 / 0.650 at 0.3, against 0.707 / 0.619 / 0.627 at 0.2 and 0.706 /
 # 0.628 / 0.652 at 0.4).
 KEYPOINT_PEAK = 0.35
+SKELETON_THRESHOLD = 0.5  # sigmoid(skeleton logits) >= this is a skeleton pixel (metrics, tracing)
 JUNCTION_PEAK = 0.3
 
 End = Tuple[int, bool]  # (segment, at its start)

@@ -36,6 +36,8 @@ ALLOWED_CHANGES = (
     "training.compile",
     "training.channels_last",
     "data.hanzi_dir",  # the brush data moved (same package, another path)
+    "data.path",  # your stroke files moved (keys are relative to it: the split stays)
+    "data.extra_path",  # likewise
     "data.renderer",  # the renderers' targets agree within the tolerances of tests/test_device_render.py
 )
 
@@ -71,7 +73,8 @@ def run_config(run: RunDir) -> Dict[str, Any]:
 
 def locate(path: Path) -> Tuple[Optional[RunDir], Optional[Path]]:
     """(run, explicit checkpoint) for a resume PATH: a run directory, a checkpoint file in
-    one, or a loose checkpoint file (run None)."""
+    one, or a loose checkpoint file (run None). Any other directory is refused in one line that
+    says what to pass instead."""
     if not path.exists():
         raise ConfigError(f"resume: no such file or directory: {path}")
     if path.is_dir():
@@ -82,10 +85,45 @@ def locate(path: Path) -> Tuple[Optional[RunDir], Optional[Path]]:
                 f"+resume={path.parent.parent}, or one file with +resume={path / 'checkpoint_latest.pth'}"
             )
         if not run.config_file.is_file() or not run.status_file.is_file():
-            raise ConfigError(f"resume: {path} is not a run directory (it has no config.yaml and run.json)")
+            raise ConfigError(not_a_run(path))
         return run, None
     found = RunDir.containing(path)
     return (found[0] if found else None), path
+
+
+def is_sweep(path: Path) -> bool:
+    return (path / "multirun.yaml").is_file()
+
+
+def not_a_run(path: Path) -> str:
+    """Why ``path`` cannot be resumed, and the runs or sweeps below it that can."""
+    below = sorted(
+        p
+        for pattern in ("*", "*/*")
+        for p in path.glob(pattern)
+        if p.is_dir() and (is_sweep(p) or (RunDir(p).status_file.is_file() and not is_sweep(p.parent)))
+    )
+    if not below:
+        return f"resume: {path} is not a run directory (it has no config.yaml and run.json), and holds none"
+    kinds = ["sweep" if is_sweep(p) else "run" for p in below]
+    what = " and ".join(
+        f"{kinds.count(k)} {k}{'s' if kinds.count(k) > 1 else ''}" for k in ("run", "sweep") if k in kinds
+    )
+    shown = ", ".join(str(p) for p in below[:4]) + (", ..." if len(below) > 4 else "")
+    return f"resume: {path} is not a run: it holds {what}; resume one of them with +resume=PATH ({shown})"
+
+
+def sweep_command(sweep: Path, overrides: List[str]) -> List[str]:
+    """``+resume=SWEEP`` without ``-m``: the sweep's own overrides again (from its multirun.yaml),
+    with the ones given now taking their place."""
+    try:
+        task = [str(o) for o in OmegaConf.load(sweep / "multirun.yaml").hydra.overrides.task]
+    except Exception:  # torn by a kill, or edited by hand
+        raise ConfigError(
+            f"resume: {sweep / 'multirun.yaml'} is unreadable: re-run the sweep's command with +resume={sweep}"
+        ) from None
+    given = {o.lstrip("+~").partition("=")[0] for o in overrides}
+    return [o for o in task if o.lstrip("+~").partition("=")[0] not in given] + overrides
 
 
 def _check_changes(changes: Dict[str, Any], stored: Dict[str, Any], path_text: str) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from inktrace_train.run.atomic import write_json, write_text
-from inktrace_train.run.rundir import RunDir
+from inktrace_train.run.rundir import BEST, MANIFEST, RunDir
 
 JOB_RECORD = "job.json"
 COLUMNS = ("run", "stage", "overrides", "status", "metric", "best_checkpoint", "wall_time_s", "error")
@@ -55,21 +55,26 @@ def _read_json(path: Path) -> Optional[Dict[str, Any]]:
 
 
 def _from_run_json(run: Path) -> Dict[str, Any]:
-    """A row for a run without a job record (a single run, or a job killed mid-way)."""
+    """A row for a run without a job record (a single run, or a job killed mid-way). A stage
+    that has not finished reports its best so far, from its checkpoint manifest."""
     state = _read_json(run / "run.json") or {}
     names = list(state.get("pipeline", state.get("stages", {})))
     stages = [state["stages"].get(name, {}) for name in names]
-    last = stages[-1] if stages else {}
-    statuses = {s.get("status") for s in stages}
-    status = "done" if statuses == {"done"} else "failed" if "failed" in statuses else "unfinished"
-    return {
-        "stage": names[-1] if names else None,
-        "status": status,
-        "metric": last.get("best_metric"),
-        "best_checkpoint": last.get("best_checkpoint"),
-        "wall_time_s": None,
-        "error": None,
-    }
+    statuses = [s.get("status") for s in stages]
+    stopped = [s for s in statuses if s in ("interrupted", "preempted")]
+    status = (
+        "done" if set(statuses) == {"done"} else "failed" if "failed" in statuses else (stopped or ["unfinished"])[0]
+    )
+    reported = None  # the last stage with a metric: run.json's when done, the manifest's best so far
+    for name, stage in zip(names, stages, strict=True):
+        manifest = _read_json(RunDir(run).checkpoint_dir(name) / MANIFEST) or {}
+        metric = stage.get("best_metric", manifest.get("best_metric"))
+        if metric is not None or reported is None:
+            found = Path("checkpoints", name, BEST)
+            best = stage.get("best_checkpoint") or (str(found) if (run / found).is_file() else None)
+            reported = {"stage": name, "metric": metric, "best_checkpoint": best}
+    row = reported or {"stage": None, "metric": None, "best_checkpoint": None}
+    return {**row, "status": status, "wall_time_s": None, "error": None}
 
 
 def _is_run(directory: Path) -> bool:

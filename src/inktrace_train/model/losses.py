@@ -10,7 +10,7 @@ it logs.
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict
 
 import torch
 import torch.nn.functional as F
@@ -35,20 +35,6 @@ DICE_SMOOTH = 1.0
 
 STRUCTURAL_TERMS = ("skeleton", "tangent", "ink")
 DENSE_TERMS = ("keypoints", "width", "offset")
-
-
-class LossTerms(dict):
-    """The loss dict (``total`` and each term, 0-d tensors) that also carries ``row``: the same
-    values stacked, detached, in key order -- what the training loop records each micro-batch,
-    made here where the terms are stacked anyway, so recording costs the loop no tensor op."""
-
-    def __init__(self, values: Dict[str, torch.Tensor], row: Optional[torch.Tensor] = None) -> None:
-        super().__init__(values)
-        self.row = row
-
-    def __setitem__(self, key: str, value: torch.Tensor) -> None:
-        super().__setitem__(key, value)
-        self.row = None  # no longer the stacked values: the loop stacks them itself
 
 
 def masked_mean(err: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -142,15 +128,15 @@ class StructureLoss(nn.Module):
             self._weight_vectors[device] = torch.tensor(weights, dtype=torch.float32, device=device)
         return self._weight_vectors[device]
 
-    def forward(self, outputs: Dict[str, torch.Tensor], batch: Dict[str, torch.Tensor]) -> LossTerms:
+    def forward(self, outputs: Dict[str, torch.Tensor], batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         """
         Args:
             outputs: the model's dict (``skeleton``, ``tangent``, ``ink``, and with
                 full_heads ``keypoints``, ``width``, ``offset``), any float dtype.
             batch: the data dict with the targets of the same names, (B, C, H, W).
         Returns:
-            :class:`LossTerms`: each UNWEIGHTED per-head loss (0-d fp32 tensors) under its head
-            name, then ``total`` = the weighted sum (the one to backpropagate).
+            each UNWEIGHTED per-head loss (0-d fp32 tensors) under its head name, then ``total``
+            = the weighted sum (the one to backpropagate): a plain dict, as any custom loss returns.
         """
         out = {k: outputs[k].float() for k in self.terms}
         skeleton = batch["skeleton"].float()
@@ -168,5 +154,4 @@ class StructureLoss(nn.Module):
             losses["offset"] = masked_mean((out["offset"] - batch["offset"].float()).abs(), on_ink)
         terms = torch.stack([losses[k] for k in self.terms])
         total = (terms * self._weight_vector(terms.device)).sum()  # fp32 (autocast would make a dot bf16)
-        row = torch.cat([terms.detach(), total.detach().reshape(1)])
-        return LossTerms({**losses, "total": total}, row)
+        return {**losses, "total": total}

@@ -16,6 +16,7 @@ import os
 import platform
 import re
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
@@ -269,6 +270,13 @@ class RunDir:
     def status(self) -> Dict[str, Any]:
         return json.loads(self.status_file.read_text())
 
+    def record_processes(self, layout: Dict[str, Any]) -> None:
+        """How the run's processes ran (world size, each rank's device and threads, batch per
+        rank), into env.json beside the versions."""
+        env_file = self.path / "env.json"
+        env = json.loads(env_file.read_text()) if env_file.is_file() else {}
+        write_json(env_file, {**env, "processes": layout})
+
     def record_resume(self, **fields: Any) -> None:
         """Each resume's own record, beside the original one (which is never rewritten)."""
         state = self.status()
@@ -307,3 +315,16 @@ def best_checkpoint_of(path: str) -> Path:
         if candidate.is_file():
             return candidate
     raise ToolError(f"{p} holds no best checkpoint (looked for checkpoints/<stage>/{BEST})", 2)
+
+
+def hydra_quoted(value: str) -> str:
+    """``value`` as Hydra's override grammar reads it back: single-quoted (backslash and quote
+    escaped) when it holds anything but letters, digits and ``_ . / ~ + -``."""
+    if re.fullmatch(r"[\w./~+-]+", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def shell_command(*args: str) -> str:
+    """A command line to print for the user: quoted so that it pastes back as it is."""
+    return shlex.join(args)

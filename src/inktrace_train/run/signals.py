@@ -1,10 +1,14 @@
 """A polite stop: SIGTERM or SIGUSR1 (what Slurm sends before it preempts a job, and what
-schedulers send to stop one) asks the run to stop; it does not kill it.
+schedulers send to stop one) and a first Ctrl-C (SIGINT) ask the run to stop; they do not kill it.
 
-The handler only sets a flag (no I/O, so a signal can never tear a write). The trainer looks
-at the flag at each log interval, all ranks agree on it there, and the run writes a step-level
-checkpoint and exits with ``PREEMPTED_EXIT`` (75, EX_TEMPFAIL: "try again"). At most one log
-interval of work is lost; ``+resume=`` continues exactly.
+The handler only sets a flag (no I/O, so a signal can never tear a write). A single process looks
+at the flag after every optimizer step (a flag read, no sync); the ranks of a data-parallel job
+agree on it at each log interval. The run then writes the checkpoint of its last completed
+optimizer step and exits with ``PREEMPTED_EXIT`` (75, EX_TEMPFAIL: "try again"), or 130 after a
+Ctrl-C; ``+resume=`` continues exactly. A second Ctrl-C stops at once (KeyboardInterrupt).
+
+Slurm, ``timeout``, supervisors and a terminal signal the whole process group: the data-loader
+workers ignore these signals (:func:`ignore_stop_signals`) and leave the stop to the main process.
 """
 
 from __future__ import annotations
@@ -14,14 +18,23 @@ import threading
 from typing import Any, Dict, Optional
 
 PREEMPTED_EXIT = 75  # the exit status of a run stopped by a signal after saving; resume it
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+INTERRUPTED_EXIT = 130  # the same after a Ctrl-C (128 + SIGINT, as shells report it)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+
+def ignore_stop_signals() -> None:
+    """In a data-loader worker: a signal to the process group leaves the worker running; the main
+    process saves, then stops its workers itself."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 class StopRequest:
-    """Set by SIGTERM/SIGUSR1 once :meth:`install` has run (main thread only)."""
+    """Set by SIGTERM, SIGUSR1 or a first SIGINT once :meth:`install` has run (main thread only)."""
 
     def __init__(self) -> None:
         self.signum: Optional[int] = None
+        self.training = False  # set by the trainer while it trains: only then can Ctrl-C wait for a save
         self.previous: Dict[int, Any] = {}  # the handlers installed before ours (submitit's, in its jobs)
 
     def install(self) -> StopRequest:
@@ -40,7 +53,10 @@ class StopRequest:
             handler(self.signum, None)
 
     def _handle(self, signum: int, frame: object) -> None:
-        self.signum = signum  # nothing else: a second signal during the save changes nothing
+        if signum == signal.SIGINT and (self.signum is not None or not self.training):
+            raise KeyboardInterrupt  # a second Ctrl-C, or one before training: stop at once
+        if self.signum is None:
+            self.signum = signum  # nothing else: a repeated SIGTERM during the save changes nothing
 
     @property
     def requested(self) -> bool:
@@ -52,11 +68,16 @@ class StopRequest:
 
 
 class Preempted(Exception):
-    """The run stopped at a signal's request after writing a checkpoint."""
+    """The run stopped at a signal's request after writing a checkpoint. ``epoch`` is the 1-based
+    epoch the next step belongs to, as every message numbers epochs."""
 
     def __init__(self, signal_name: str, stage: str, epoch: int, global_step: int):
+        how = "interrupted (Ctrl-C)" if signal_name == "SIGINT" else f"stopped by {signal_name}"
         super().__init__(
-            f"stopped by {signal_name} in stage {stage} at epoch {epoch + 1}, optimizer step "
-            f"{global_step}; a checkpoint of that step is saved"
+            f"{how} in stage {stage}, epoch {epoch}, optimizer step {global_step}; a checkpoint of that step is saved"
         )
         self.signal_name, self.stage = signal_name, stage
+
+    @property
+    def exit_status(self) -> int:
+        return INTERRUPTED_EXIT if self.signal_name == "SIGINT" else PREEMPTED_EXIT

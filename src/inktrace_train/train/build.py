@@ -25,9 +25,10 @@ from inktrace_train.evaluation.metrics import ValidationMetrics, select_metric
 from inktrace_train.model.losses import StructureLoss
 from inktrace_train.model.network import InkTraceModel, parameter_groups
 from inktrace_train.run.atomic import check_writable, write_text
+from inktrace_train.run.cores import available_cores
 from inktrace_train.run.rundir import RunDir, config_to_dict, git_state
 from inktrace_train.run.signals import StopRequest
-from inktrace_train.train.distributed import Distributed, available_cores
+from inktrace_train.train.distributed import Distributed
 from inktrace_train.train.logger import RunLogger
 from inktrace_train.train.optim import WarmupCosine
 from inktrace_train.train.trainer import Trainer
@@ -77,15 +78,36 @@ def make_augmenter(d: DataConfig) -> Augmenter:
 
 
 def make_source(data: DataConfig, split: str):
-    """The glyphs of ``split`` from ``data.source``."""
+    """The glyphs of ``split`` from ``data.source``, interleaved with ``data.extra_path``'s if given."""
+    source = _main_source(data, split)
+    if data.extra_path is None:
+        return source
+    from inktrace_train.data.glyphs import MixedStrokes
+    from inktrace_train.data.strokes import StrokeFiles
+
+    fractions = dict(val_fraction=data.val_fraction, test_fraction=data.test_fraction)
+    extra = StrokeFiles(split, path=data.extra_path, cache_dir=data.cache_dir, option="data.extra_path", **fractions)
+    return MixedStrokes(source, extra)
+
+
+def _main_source(data: DataConfig, split: str):
     if data.source == "synthetic":
         from inktrace_train.data.synthetic import SyntheticStrokes
 
         return SyntheticStrokes(max_strokes=data.max_strokes)
-    from inktrace_train.data.hanzi import HanziStrokes, MixedStrokes
+    fractions = dict(val_fraction=data.val_fraction, test_fraction=data.test_fraction)
+    if data.source == "strokes":
+        from inktrace_train.data.strokes import StrokeFiles
+
+        return StrokeFiles(split, path=data.path, cache_dir=data.cache_dir, **fractions)
+    if data.source == "custom":
+        from inktrace_train.data.custom import CustomSource
+
+        return CustomSource(data.source_target, dict(data.source_args), split, **fractions)
+    from inktrace_train.data.glyphs import MixedStrokes
+    from inktrace_train.data.hanzi import HanziStrokes
     from inktrace_train.data.kanjivg import KanjiVGStrokes
 
-    fractions = dict(val_fraction=data.val_fraction, test_fraction=data.test_fraction)
     if data.source == "kanjivg":
         return KanjiVGStrokes(split=split, cache_dir=data.cache_dir, **fractions)
     hanzi = HanziStrokes(split, source=data.hanzi_dir, cache_dir=data.cache_dir, **fractions)
@@ -243,5 +265,5 @@ def build_trainer(
         stop=stop,
     )
     if checkpoint is not None:
-        trainer.load_checkpoint(checkpoint)
+        trainer.restore(checkpoint)
     return trainer

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 from contextlib import nullcontext
-from typing import Any, ContextManager, Optional
+from typing import Any, ContextManager, Dict, Optional
 
 import torch
 import torch.distributed as dist
@@ -19,6 +20,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from inktrace_train.errors import ConfigError, UserError
+from inktrace_train.run.cores import CoreShare, fixed_threads
 from inktrace_train.run.ranks import Ranks
 
 
@@ -45,25 +47,6 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def thread_share(ranks: Ranks) -> Optional[int]:
-    """Intra-op threads for this process: the CPUs Slurm (or the local preset) gave its task,
-    else what OMP_NUM_THREADS says (None: torch reads it itself), else an equal share of the
-    cores of its machine. Two processes with torch's default of one thread per core each ran
-    ~10x slower here than one alone."""
-    if os.environ.get("SLURM_CPUS_PER_TASK"):
-        return max(1, int(os.environ["SLURM_CPUS_PER_TASK"]))
-    if os.environ.get("OMP_NUM_THREADS"):
-        return None
-    return max(1, available_cores() // ranks.local_world_size)
-
-
 def export_slurm_rendezvous(ranks: Ranks) -> None:
     """A Slurm task (submitit, srun) has SLURM_* but not MASTER_ADDR/MASTER_PORT: submitit's
     helper derives them from the job's node list, as torchrun would have set them."""
@@ -82,16 +65,21 @@ def export_slurm_rendezvous(ranks: Ranks) -> None:
 class Distributed:
     """This process's place in the job (one process: rank 0 of 1) and its device."""
 
-    def __init__(self, ranks: Ranks, device: torch.device):
-        self.ranks, self.device = ranks, device
+    def __init__(self, ranks: Ranks, device: torch.device, cores: Optional[CoreShare] = None):
+        self.ranks, self.device, self.cores = ranks, device, cores
 
     @classmethod
     def setup(cls, device_name: str) -> Distributed:
         """Join the job's process group (when there is more than one process) on this rank's device."""
         ranks, device = Ranks.from_env(), pick_device(device_name)
-        threads = thread_share(ranks)
-        if device.type == "cpu" and threads:
-            torch.set_num_threads(threads)
+        cores = None
+        if device.type == "cpu":
+            threads = fixed_threads()
+            if threads is None:  # shared with the other training processes on this machine
+                cores = CoreShare()
+                threads = cores.threads()
+            if threads:
+                torch.set_num_threads(threads)
         if ranks.world_size > 1 and not dist.is_initialized():
             export_slurm_rendezvous(ranks)
             if device.type == "cuda":
@@ -102,7 +90,15 @@ class Distributed:
             )
             if not ranks.is_main:  # one rank tells the story; the others speak up only about problems
                 logging.getLogger().setLevel(logging.WARNING)
-        return cls(ranks, device)
+        return cls(ranks, device, cores)
+
+    def rebalance(self) -> None:
+        """Follow the machine's share of cores as other training processes start and end (a
+        folder listing: called at log intervals, not per step)."""
+        if self.cores is not None:
+            threads = self.cores.threads()
+            if threads != torch.get_num_threads():
+                torch.set_num_threads(threads)
 
     @property
     def is_main(self) -> bool:
@@ -135,6 +131,21 @@ class Distributed:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def layout(self, global_batch: int) -> Dict[str, Any]:
+        """How the job runs, for the run's record: world size, each rank's device and intra-op
+        threads, the global and per-rank batch (a collective: every rank calls it)."""
+        mine = {"device": str(self.device), "threads": torch.get_num_threads(), "host": platform.node()}
+        ranks = [mine]
+        if self.active:
+            ranks = [None] * self.world_size
+            dist.all_gather_object(ranks, mine)
+        return {
+            "world_size": self.world_size,
+            "ranks": ranks,
+            "global_batch": global_batch,
+            "per_rank_batch": global_batch // self.world_size,
+        }
+
     def barrier(self) -> None:
         """Wait for every rank (e.g. until the main rank has written what the others read next)."""
         if self.active:
@@ -146,5 +157,7 @@ class Distributed:
         return tensor
 
     def close(self) -> None:
+        if self.cores is not None:
+            self.cores.close()
         if self.active and dist.is_initialized():
             dist.destroy_process_group()

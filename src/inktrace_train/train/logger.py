@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import queue
 import sys
 import threading
 import time
@@ -17,8 +18,6 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
-from tensorboard.compat.proto.event_pb2 import Event
-from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -27,16 +26,56 @@ from inktrace_train.run.atomic import WriteError, cause
 
 log = logging.getLogger("inktrace_train")
 
-# Scalars are handed to TensorBoard's writer at most this often (and at every checkpoint, image,
-# close): its thread appends each event to the file, with a pure-Python CRC, and waking it at
-# every log interval cost the loop ~7 us per step.
+# Scalars wait as plain floats and go to the scalar thread at most this often (and before every
+# checkpoint, image and close), so the loop pays for neither SummaryWriter.add_scalar nor a thread
+# wake-up at each log interval.
 HAND_OVER_SECONDS = 1.0
 
+Scalar = Tuple[str, float, int, float]  # tag, value, step, wall time
 
-def _quiet_event_writer(args: threading.ExceptHookArgs, previous=threading.excepthook) -> None:
-    """TensorBoard's event-writer thread re-raises its failure, which would print a traceback;
-    the failure reaches RunLogger at the next write instead (as one line)."""
-    if type(args.thread).__name__ != "_AsyncWriterThread":
+
+class ScalarThread(threading.Thread):
+    """Calls ``SummaryWriter.add_scalar`` (the public API) for the scalars the loop hands over,
+    off the loop's thread. A failed write is kept and raised by :meth:`drain`, on the loop's
+    thread, as the next write's failure."""
+
+    def __init__(self, writer: SummaryWriter) -> None:
+        super().__init__(name="inktrace-scalars", daemon=True)
+        self.writer, self.inbox = writer, queue.Queue()
+        self.error: Optional[BaseException] = None
+        self.start()
+
+    def run(self) -> None:
+        while (batch := self.inbox.get()) is not None:
+            try:
+                if self.error is None:
+                    for tag, value, step, wall_time in batch:
+                        self.writer.add_scalar(tag, value, step, walltime=wall_time)
+            except (OSError, RuntimeError) as e:  # reported by drain(), not as a thread traceback
+                self.error = e
+            finally:
+                self.inbox.task_done()
+        self.inbox.task_done()
+
+    def put(self, batch: List[Scalar]) -> None:
+        self.inbox.put(batch)
+
+    def drain(self) -> None:
+        """Wait until every scalar handed over is written; raise the first failure."""
+        self.inbox.join()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        self.inbox.put(None)
+        self.join()
+
+
+def _quiet_writer_threads(args: threading.ExceptHookArgs, previous=threading.excepthook) -> None:
+    """TensorBoard's own event-file thread re-raises a failed write (disk full, folder gone),
+    which would print a traceback; the failure reaches RunLogger at the next write instead, as
+    one line. Only write failures of background threads are silenced."""
+    if args.thread is threading.main_thread() or not issubclass(args.exc_type, (OSError, RuntimeError)):
         previous(args)
 
 
@@ -59,15 +98,14 @@ class RunLogger:
         progress: Optional[bool] = None,
         enabled: bool = True,
     ):
-        self.tb_dir, self.writer = Path(tb_dir), None
-        # Scalars not yet handed over: (section, keys, values, step, wall time).
-        self.pending: List[Tuple[str, Tuple[str, ...], List[float], int, float]] = []
-        self.events: Dict[Tuple[str, Tuple[str, ...]], Event] = {}  # an event per tag set, reused
+        self.tb_dir, self.writer, self.thread = Path(tb_dir), None, None
+        self.pending: List[Tuple[str, Tuple[str, ...], List[float], int, float]] = []  # not yet handed over
         self.handed_at = time.monotonic()
         if enabled:
-            threading.excepthook = _quiet_event_writer
+            threading.excepthook = _quiet_writer_threads
             with self._writing():
                 self.writer = SummaryWriter(str(tb_dir), purge_step=purge_step)
+            self.thread = ScalarThread(self.writer)
         self.stage = stage
         self.show_progress = enabled and (sys.stderr.isatty() if progress is None else progress)
 
@@ -79,6 +117,9 @@ class RunLogger:
             yield
         except (OSError, RuntimeError) as e:
             self.writer = None  # nothing more is written, and close() does not fail twice
+            if self.thread is not None:
+                self.thread.stop()
+                self.thread = None
             raise WriteError(
                 f"cannot write TensorBoard events in {self.tb_dir}: {cause(e)}; the checkpoints are intact"
             ) from None
@@ -100,8 +141,8 @@ class RunLogger:
         file or a Slurm job would otherwise see nothing for a whole epoch)."""
         loss, lr, sps = values.get("total", math.nan), values["lr"], values["samples_per_s"]
         if self.show_progress:
-            # refresh=False: drawn at the bar's next tick, not now (a redraw per log cost ~2 us per
-            # step); a ready string, not set_postfix's keywords (which it sorts and formats: ~30 us)
+            # refresh=False: drawn at the bar's next tick, not at every log interval; a ready string,
+            # not set_postfix's keywords (which it sorts and formats)
             bar.set_postfix_str(f"loss={loss:.4f}, lr={lr:.2e}, sps={sps:.0f}", refresh=False)
             return
         log.info(
@@ -123,34 +164,28 @@ class RunLogger:
             if time.monotonic() - self.handed_at >= HAND_OVER_SECONDS:
                 self.hand_over()
 
-    def hand_over(self) -> None:
-        """Give the scalars logged so far to TensorBoard's writer (which appends them to the file
-        in its thread). Called before each checkpoint, so a killed run's events reach at least
-        as far as the checkpoint it resumes from."""
-        if self.writer is not None and self.pending:
-            with self._writing():
-                writer = self.writer._get_file_writer()
-                for section, keys, values, step, wall_time in self.pending:
-                    event = self._event(section, keys)
-                    for field, value in zip(event.summary.value, values, strict=True):
-                        field.simple_value = value
-                    writer.add_event(event, step, wall_time)  # serialized here: the event is reused
+    def hand_over(self, wait: bool = False) -> None:
+        """Give the scalars logged so far to the scalar thread; with ``wait``, until they are
+        written (before each checkpoint, so a killed run's events reach at least as far as the
+        checkpoint it resumes from)."""
+        if self.thread is None:
+            return
+        if self.pending:
+            batch = [
+                (f"{self.stage}/{section}/{key}", value, step, wall_time)
+                for section, keys, values, step, wall_time in self.pending
+                for key, value in zip(keys, values, strict=True)
+            ]
+            self.thread.put(batch)
         self.pending, self.handed_at = [], time.monotonic()
-
-    def _event(self, section: str, keys: Tuple[str, ...]) -> Event:
-        """One event holding a value per key, its tags set once (building a Summary of fresh
-        values per log interval, or calling add_scalar per value at ~60 us each, was most of the
-        loop's own cost at the default log interval)."""
-        event = self.events.get((section, keys))
-        if event is None:
-            tags = [f"{self.stage}/{section}/{k}" for k in keys]
-            event = self.events[section, keys] = Event(summary=Summary(value=[Summary.Value(tag=t) for t in tags]))
-        return event
+        if wait:
+            with self._writing():
+                self.thread.drain()
 
     def images(self, section: str, batch: Dict[str, torch.Tensor], outputs: Dict[str, torch.Tensor], step: int) -> None:
         if self.writer is None:
             return
-        self.hand_over()
+        self.hand_over(wait=True)
         with self._writing():
             self.writer.add_image(f"{self.stage}/{section}/predictions", prediction_grid(batch, outputs), step)
 
@@ -173,6 +208,7 @@ class RunLogger:
         (written into this stage's own log directory, not a new sub-run)."""
         if self.writer is None:
             return
+        self.hand_over(wait=True)
         clean = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in params.items()}
         # A stage that never produced a finite metric (NaN losses) has no best: leave it out.
         shown = {f"hparam/{k}": v for k, v in metrics.items() if v is not None and math.isfinite(v)}
@@ -181,7 +217,9 @@ class RunLogger:
 
     def close(self) -> None:
         if self.writer is not None:
-            self.hand_over()
+            self.hand_over(wait=True)
+            self.thread.stop()
+            self.thread = None
             with self._writing():
                 self.writer.close()
             self.writer = None

@@ -20,7 +20,7 @@ import torch
 from inktrace_train.checkpoint.store import Checkpoint, CheckpointManager, load_checkpoint
 from inktrace_train.config.schema import Config, apply_changes, flatten
 from inktrace_train.launch.resume import ResumePlan
-from inktrace_train.run.rundir import RunDir, config_to_dict, now_iso
+from inktrace_train.run.rundir import RunDir, config_to_dict, hydra_quoted, now_iso, shell_command
 from inktrace_train.run.signals import Preempted, StopRequest
 from inktrace_train.train.build import build_trainer
 from inktrace_train.train.distributed import Distributed
@@ -45,6 +45,9 @@ def train(cfg: Config, stages: List[Config], run_dir: Path) -> Optional[float]:
                 RunDir(run_dir).create(cfg, stages)
                 held.enter_context(RunDir(run_dir).lock())
             run = RunDir(dist.broadcast(run_dir))  # after create: the other ranks read what it wrote
+            layout = dist.layout(cfg.training.batch_size)
+            if dist.is_main:
+                run.record_processes(layout)
             best = run_pipeline(run, stages)
             if dist.is_main:
                 log_summary(run, stages)
@@ -77,8 +80,8 @@ def run_stage(cfg: Config, run: RunDir, checkpoint: Optional[Checkpoint] = None)
         best = trainer.fit()
         final = {k: v for k, v in trainer.last_metrics.items() if not k.startswith("loss_")}
         trainer.logger.hparams(flatten(config_to_dict(cfg)), {"best_metric": best, **final})
-    except Preempted:
-        record(stage, status="preempted", ended=now_iso())
+    except Preempted as e:
+        record(stage, status="interrupted" if e.signal_name == "SIGINT" else "preempted", ended=now_iso())
         raise
     except KeyboardInterrupt:
         record(stage, status="interrupted", ended=now_iso())
@@ -115,7 +118,7 @@ def run_pipeline(
         stage = cfg.stage.name
         status = run.status()["stages"].get(stage, {})
         if stage != start and is_finished(status, cfg):
-            log.info("stage %s is done (best metric %s): skipped", stage, status.get("best_metric"))
+            log.info("stage %s is done (best metric %s): skipped", stage, shown_metric(status.get("best_metric")))
             best = status.get("best_metric")
             continue
         if stage != start and status.get("status") == "done":  # done, but a resume extended its epochs
@@ -188,16 +191,20 @@ def _continue(plan: ResumePlan, dist: Distributed) -> Optional[float]:
     if stage is None or (stage == last.stage.name and checkpoint and (checkpoint.epoch or 0) >= last.training.epochs):
         best = run.status()["stages"][last.stage.name].get("best_metric")
         if dist.is_main:
-            print(f"{run.path} is already finished (every stage done, best metric {best}): nothing to resume")
+            shown = shown_metric(best)
+            print(f"{run.path} is already finished (every stage done, best metric {shown}): nothing to resume")
         return best
     epoch, step = (checkpoint.epoch, checkpoint.global_step) if checkpoint else (None, None)
+    layout = dist.layout(plan.config.training.batch_size)  # a resume may run on another world size
     if dist.is_main:  # nothing is written before the checkpoint has loaded: a failed resume leaves no trace
         setup_logging(run.log_file)
-        run.record_resume(overrides=plan.overrides, changes=plan.changes, stage=stage, epoch=epoch, global_step=step)
+        run.record_resume(
+            overrides=plan.overrides, changes=plan.changes, stage=stage, epoch=epoch, global_step=step, processes=layout
+        )
     if checkpoint is None:
         log.warning("resuming %s: stage %s never saved a checkpoint, so it starts over", run.path, stage)
     else:
-        log.info("resuming %s at stage %s, epoch %s, step %s", run.path, stage, epoch, step)
+        log.info("resuming %s at stage %s, epoch %d, optimizer step %s", run.path, stage, (epoch or 0) + 1, step)
     best = run_pipeline(run, stages, start=stage, checkpoint=checkpoint)
     if dist.is_main:
         log_summary(run, stages)
@@ -210,21 +217,27 @@ def log_summary(run: RunDir, stages: List[Config]) -> None:
     lines = [f"run finished: {run.path}"]
     for cfg in stages:
         s = status.get(cfg.stage.name, {})
-        best = s.get("best_metric")
-        shown = "none (no finite validation metric)" if best is None else f"{best:.4f}"
+        epochs, best = s.get("epochs"), shown_metric(s.get("best_metric"))
         lines.append(
-            f"  {cfg.stage.name}: best metric {shown}, {s.get('epochs')} epochs, best checkpoint "
-            f"{run.best_checkpoint(cfg.stage.name)}"
+            f"  {cfg.stage.name}: best metric {best}, {epochs} epoch{'' if epochs == 1 else 's'}, "
+            f"best checkpoint {run.best_checkpoint(cfg.stage.name)}"
         )
     last = stages[-1].stage.name
+    train, best = ("python", "-m", "inktrace_train"), str(run.best_checkpoint(last))
     lines += [
-        f"  train longer:  python -m inktrace_train +resume={run.path} training.epochs=N",
-        f"  inspect best:  python -m inktrace_train.ckpt inspect {run.best_checkpoint(last)}",
-        f"  curves:        tensorboard --logdir {run.tb_root}",
+        f"  train longer:  {shell_command(*train, f'+resume={run.path}', 'training.epochs=N')}",
+        f"  inspect best:  {shell_command('python', '-m', 'inktrace_train.ckpt', 'inspect', best)}",
+        f"  curves:        {shell_command('tensorboard', '--logdir', str(run.tb_root))}",
     ]
     if last == "structural":
-        lines.append(f"  dense stage:   python -m inktrace_train stage=dense stage.init_from={run.path}")
+        init = f"stage.init_from={hydra_quoted(str(run.path))}"
+        lines.append(f"  dense stage:   {shell_command(*train, 'stage=dense', init)}")
     log.info("\n".join(lines))
+
+
+def shown_metric(metric: Optional[float]) -> str:
+    """A metric as every message shows it: four decimals, or why there is none."""
+    return "none (no finite validation metric)" if metric is None else f"{metric:.4f}"
 
 
 def setup_logging(path: Path) -> None:

@@ -11,9 +11,9 @@ import logging
 import math
 import random
 import time
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
-from typing import Any, Callable, ContextManager, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from inktrace_train.checkpoint.convert import regroup_optimizer_state
 from inktrace_train.checkpoint.store import BackgroundSaver, Checkpoint, CheckpointError, CheckpointManager
-from inktrace_train.errors import RunFailed
+from inktrace_train.errors import RunFailed, first_line
 from inktrace_train.run.rundir import now_iso
 from inktrace_train.run.signals import Preempted, StopRequest
 from inktrace_train.train.distributed import Distributed
@@ -51,13 +51,33 @@ class NonFiniteLoss(RunFailed):
     """A NaN or infinite loss: the stage stops before any checkpoint holds what followed."""
 
 
+class WorkerLost(Exception):
+    """A data-loader worker died (a signal to the process group, the OOM killer)."""
+
+
+def batches(loader: DataLoader) -> Iterator[Dict[str, torch.Tensor]]:
+    """The loader's batches; a worker's death surfaces as :class:`WorkerLost`, never as an error
+    of the training step."""
+    try:
+        it = iter(loader)
+    except RuntimeError as e:
+        raise WorkerLost(first_line(e)) from None
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except RuntimeError as e:  # "DataLoader worker (pid ...) is killed by signal: ..."
+            raise WorkerLost(first_line(e)) from None
+        yield batch
+
+
 class StepLog:
     """Values recorded every micro-batch (loss terms) or optimizer step (gradient norm), kept on
-    the device as they come: recording is a list append, with no tensor op and no host sync
-    (:class:`~inktrace_train.model.losses.LossTerms` arrive already stacked; a plain dict of terms is
-    stacked here). Reading stacks the rows and copies them to the host in one go (one op, one
-    sync); sums and NaN checks are then plain Python over a few hundred floats, cheaper than
-    reductions on the device.
+    the device as they come: a dict of terms is stacked into one row (one tensor op outside
+    autograd, no host sync). Reading stacks the rows and copies them to the host in one go (one
+    op, one sync); sums and NaN checks are then plain Python over a few hundred floats, cheaper
+    than reductions on the device.
 
     Args:
         names: the recorded values' names, when rows are bare tensors (else the dict's keys).
@@ -74,11 +94,8 @@ class StepLog:
             return
         if not self.names:
             self.names = list(values)
-        row = getattr(values, "row", None)
-        if row is None:
-            terms = list(values.values())
-            row = (torch.stack(terms) if len(terms) > 1 else terms[0]).detach()
-        self.rows.append(row)
+        with torch.no_grad():  # a row of plain values: stacking records nothing for autograd
+            self.rows.append(torch.stack(list(values.values())))
 
     def __bool__(self) -> bool:
         return bool(self.rows)
@@ -164,7 +181,8 @@ class Trainer:
         checkpoints: the stage's checkpoint manager; None on the data-parallel ranks that do not write.
         logger: TensorBoard and console logging.
         dist: this process's rank and device; the model is wrapped for data parallelism here.
-        stop: set by SIGTERM/SIGUSR1: checked at each log interval and at the end of each epoch.
+        stop: set by SIGTERM, SIGUSR1 or Ctrl-C: checked after every optimizer step (a flag read);
+            the ranks of a data-parallel job agree on it at each log interval.
         config, metadata: constant entries of every checkpoint (the resolved config as plain
             containers; stage, run id, versions).
         amp_dtype: autocast dtype, or None for full precision.
@@ -208,8 +226,6 @@ class Trainer:
             self.model = torch.compile(self.model)
         self.input_format = torch.channels_last if channels_last else torch.contiguous_format
         self.render = render
-        # to_device has work to do (else the loop skips the call: the CPU's batches are ready)
-        self.prepare = dist.device.type != "cpu" or render is not None or channels_last
         self.loss_fn, self.dist = loss_fn, dist
         self.optimizer, self.scheduler = optimizer, scheduler
         self.train_loader, self.val_loader = train_loader, val_loader
@@ -230,6 +246,8 @@ class Trainer:
         self.losses = StepLog()  # every micro-batch's loss terms
         self.norms = StepLog(["grad_norm"])  # every optimizer step's gradient norm
         self.checked_step = 0  # the optimizer step of the last non-finite check
+        self.stepped_at = 0  # micro-batches of this epoch up to the last optimizer step
+        self.logged_at = (time.perf_counter(), 0)  # (time, micro-batches of the epoch) of the last train log
         self.steps_per_epoch = len(train_loader)
 
     # --- the step -------------------------------------------------------------------
@@ -240,7 +258,7 @@ class Trainer:
 
     def to_device(self, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         """The batch as the model takes it: on the device, drawn there (``data.renderer=device``),
-        in the model's memory format (called only when ``self.prepare``)."""
+        in the model's memory format."""
         if self.device.type != "cpu":
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         if self.render is not None:
@@ -265,13 +283,14 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.state.global_step += 1
+        self.stepped_at = done
         self.norms.add(grad_norm)
         return True
 
     def forward_loss(self, batch: Dict[str, torch.Tensor]) -> torch.Tensor:
         """The micro-batch's loss to backpropagate (divided for accumulation); its terms are
         recorded. The outputs and the loss dict are freed on return, before the backward pass
-        and the optimizer step (holding them cost the null-model loop about 5 us a step)."""
+        and the optimizer step."""
         with self._autocast():
             losses = self.loss_fn(self.model(batch["image"]), batch)
         self.losses.add(losses)
@@ -281,42 +300,51 @@ class Trainer:
     # --- the loop -------------------------------------------------------------------
     def fit(self) -> Optional[float]:
         """Train the remaining epochs; returns the best validation metric of the stage."""
-        for epoch in range(self.state.epoch, self.epochs):
-            self.train_epoch(epoch)
-            self.check_finite()  # before validating (and saving) what the epoch trained
-            metrics = self.evaluate()
-            self.state.epoch, self.state.step_in_epoch = epoch + 1, 0
-            self.end_epoch(metrics)
+        self.stop.training = True
+        try:
+            for epoch in range(self.state.epoch, self.epochs):
+                self.train_epoch(epoch)
+                self.check_finite()  # before validating (and saving) what the epoch trained
+                metrics = self.evaluate()
+                self.state.epoch, self.state.step_in_epoch = epoch + 1, 0
+                self.end_epoch(metrics)
+        except WorkerLost as e:
+            self.save_after_lost_worker(str(e))
+        finally:
+            self.stop.training = False
         self.wait_for_saves()  # the stage is done only once its checkpoints are on disk
         return self.state.best_metric
 
     def train_epoch(self, epoch: int) -> None:
-        """The epoch's remaining micro-batches. Each step touches as little as it can (about 1 us
-        of the loop's own cost per line on the null model): logging and saving are looked at
-        only after an optimizer step."""
+        """The epoch's remaining micro-batches. Logging, stopping and saving are looked at only
+        after an optimizer step."""
         self.model.train()
         sampler, state = self.train_loader.sampler, self.state
         sampler.epoch, sampler.start_batch = epoch, state.step_in_epoch
+        self.stepped_at = state.step_in_epoch
         bar = self.logger.progress(
             total=self.steps_per_epoch, initial=state.step_in_epoch, desc=f"epoch {epoch + 1}/{self.epochs}"
         )
         log_every, save_every = self.log_every_n_steps, self.save_every_n_steps or 0
-        tick, ticked_at = time.perf_counter(), state.step_in_epoch
-        for batch in self.train_loader:
-            stepped = self.train_step(self.to_device(batch) if self.prepare else batch)
-            bar.update(1)
-            if not stepped:
-                continue  # mid-accumulation: nothing to log or save
-            if state.global_step % log_every == 0:
-                now = time.perf_counter()
-                self.log_train(bar, self.samples_per_s(state.step_in_epoch - ticked_at, now - tick))
-                tick, ticked_at = now, state.step_in_epoch
-                self.stop_if_requested()
-            if save_every and state.global_step % save_every == 0 and state.step_in_epoch < self.steps_per_epoch:
-                self.save(self.last_metric, is_best=False)
-        if self.losses:  # the rest of the epoch, so short runs get train curves too
-            self.log_train(bar, self.samples_per_s(state.step_in_epoch - ticked_at, time.perf_counter() - tick))
-        bar.close()
+        self.logged_at = (time.perf_counter(), state.step_in_epoch)
+        # The bar is closed (its line cleared) however the epoch ends, before any stop message; the
+        # batch stream too, so a stop does not keep the loader's iterator alive in its traceback.
+        with bar, closing(batches(self.train_loader)) as stream:
+            for batch in stream:
+                stepped = self.train_step(self.to_device(batch))
+                bar.update(1)
+                if not stepped:
+                    continue  # mid-accumulation: nothing to log or save
+                if self.stop.requested and not self.dist.active:  # a flag read: no sync
+                    self.log_train(bar)  # the steps since the last log reach the curves first
+                    self.stop_now()
+                if state.global_step % log_every == 0:
+                    self.log_train(bar)
+                    self.stop_if_requested()
+                    self.dist.rebalance()
+                if save_every and state.global_step % save_every == 0 and state.step_in_epoch < self.steps_per_epoch:
+                    self.save(self.last_metric, is_best=False)
+            self.log_train(bar)  # the rest of the epoch, so short runs get train curves too
         self.stop_if_requested()
 
     def samples_per_s(self, micro_batches: int, seconds: float) -> float:
@@ -325,18 +353,41 @@ class Trainer:
         return micro_batches * self.train_loader.batch_size / max(seconds, 1e-9)
 
     def stop_if_requested(self) -> None:
-        """After SIGTERM/SIGUSR1 on any rank: save this step and raise :class:`Preempted`. The
-        ranks agree here, at log intervals, not at every step (that would be a sync per step)."""
+        """At log intervals and epoch ends: the ranks of a data-parallel job agree whether any of
+        them was asked to stop (one collective, here rather than per step), then stop together."""
         requested = self.stop.requested
         if self.dist.active:
             flag = torch.tensor([float(requested)], device=self.device)
             requested = bool(self.dist.all_reduce_sum(flag).item())
-        if not requested:
-            return
+        if requested:
+            self.stop_now()
+
+    def stop_now(self) -> None:
+        """Save the last completed optimizer step and raise :class:`Preempted`."""
         self.save(self.last_metric, is_best=False)
         self.wait_for_saves()
         self.dist.barrier()
-        raise Preempted(self.stop.name, self.logger.stage, self.state.epoch, self.state.global_step)
+        stopped = Preempted(self.stop.name, self.logger.stage, self.state.epoch + 1, self.state.global_step)
+        log.warning("%s", stopped)  # into train.log too
+        raise stopped
+
+    def save_after_lost_worker(self, error: str) -> None:
+        """A data-loader worker died. During a stop request that is part of the stop (a signal to
+        the whole process group reached a worker before it ignored it): save and stop as asked.
+        Otherwise (the OOM killer) save what is consistent, then fail in one line."""
+        if self.state.step_in_epoch != self.stepped_at:  # mid-accumulation: back to the last optimizer step
+            self.state.step_in_epoch = self.stepped_at
+            self.optimizer.zero_grad(set_to_none=True)
+        if self.dist.active:  # a save is collective: the other ranks are elsewhere
+            raise RunFailed(f"{error}; the ranks cannot save together: resume from the last checkpoint")
+        if self.stop.requested:
+            self.stop_now()
+        self.save(self.last_metric, is_best=False)
+        self.wait_for_saves()
+        raise RunFailed(
+            f"a data-loader worker died ({error}); the checkpoint of optimizer step {self.state.global_step} "
+            "is saved: resume the run (maybe with fewer data.num_workers if memory ran out)"
+        )
 
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteLoss` if a loss went NaN/inf since the last check. Called before
@@ -361,23 +412,32 @@ class Trainer:
         """Write this step's checkpoint (the main rank, in the background), once the losses since
         the last one are finite."""
         self.check_finite()
-        self.logger.hand_over()
+        self.logger.hand_over(wait=True)
         if self.saver:
             self.saver.save(self.checkpoint(metric), is_best)
 
     def close(self) -> None:
-        """End of the stage, however it ended: pending checkpoint writes finish, the logs close."""
+        """End of the stage, however it ended: pending checkpoint writes finish, the logs close, and
+        the loaders go, which shuts their workers down. The workers ignore stop signals, so
+        multiprocessing's exit (SIGTERM, then a join without timeout) must not be left to do it."""
         try:
             self.wait_for_saves()
         finally:
             self.logger.close()
+            self.train_loader = self.val_loader = None
 
     def wait_for_saves(self) -> None:
         """Until every checkpoint written so far is on disk (raising a failed write's error)."""
         if self.saver:
             self.saver.wait()
 
-    def log_train(self, bar: tqdm, samples_per_s: float) -> None:
+    def log_train(self, bar: tqdm) -> None:
+        """The losses, gradient norms, lr and throughput since the last call (none: nothing)."""
+        if not self.losses:
+            return
+        (since, done_then), now = self.logged_at, time.perf_counter()
+        samples_per_s = self.samples_per_s(self.state.step_in_epoch - done_then, now - since)
+        self.logged_at = (now, self.state.step_in_epoch)
         reduce, world = self.dist.all_reduce_sum, self.dist.world_size
         values, nonfinite = self.losses.read(reduce, world, check=True)  # a sync, once per log interval
         self._stop_if_nonfinite(nonfinite)
@@ -397,17 +457,18 @@ class Trainer:
         differ by one batch); the match counts are then summed over ranks."""
         self.module.eval()
         metrics, losses, shown = self.new_metrics(), StepLog(), None
-        for batch in self.val_loader:
-            batch = self.to_device(batch)
-            with self._autocast():
-                outputs = self.module(batch["image"])
-                losses.add(self.loss_fn(outputs, batch))
-                if self.mask_ratio > 0:
-                    full = torch.cat([batch["ink"], torch.ones_like(batch["ink"])], dim=1)
-                    outputs = self.module(full)
-            metrics.update(outputs, batch)
-            if shown is None:
-                shown = (batch, outputs)
+        with closing(batches(self.val_loader)) as stream:
+            for batch in stream:
+                batch = self.to_device(batch)
+                with self._autocast():
+                    outputs = self.module(batch["image"])
+                    losses.add(self.loss_fn(outputs, batch))
+                    if self.mask_ratio > 0:
+                        full = torch.cat([batch["ink"], torch.ones_like(batch["ink"])], dim=1)
+                        outputs = self.module(full)
+                metrics.update(outputs, batch)
+                if shown is None:
+                    shown = (batch, outputs)
         result = metrics.compute(reduce=self.dist.all_reduce_sum)
         result.update({f"loss_{k}": v for k, v in losses.read_uneven(self.dist.all_reduce_sum).items()})
         if shown:  # a rank whose share of the validation set is empty has nothing to show
@@ -443,7 +504,7 @@ class Trainer:
             rng_state=rng_state(),
         )
 
-    def load_checkpoint(self, ckpt: Checkpoint) -> None:
+    def restore(self, ckpt: Checkpoint) -> None:
         """Restore everything needed to continue exactly where ``ckpt`` was written.
 
         A converted older checkpoint may lack optimizer or schedule state: those start
@@ -478,8 +539,8 @@ class Trainer:
             set_rng_state(ckpt.rng_state)
         best = "none yet" if self.state.best_metric is None else f"{self.state.best_metric:.4f}"
         log.info(
-            "resumed at epoch %d (+%d micro-batches), optimizer step %d, best metric %s",
-            epoch,
+            "resumed in epoch %d (%d micro-batches done), optimizer step %d, best metric %s",
+            epoch + 1,
             self.state.step_in_epoch,
             global_step,
             best,

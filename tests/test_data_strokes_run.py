@@ -1,0 +1,121 @@
+"""Training on your own strokes as a user does: `data=strokes` on each format (both renderers),
+a custom source from docs/data.md mixed with stroke files, one-line errors, and exact resume."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO, kill_at_step, run_cli, tiny
+
+FIXTURES = REPO / "tests/data/strokes"
+SMALL = ["data.train_samples=32", "data.val_samples=8", "training.batch_size=16", "data.test_fraction=0"]
+
+
+def assert_trained(cwd: Path, proc) -> dict:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    status = json.loads((cwd / "run/run.json").read_text())["stages"]["structural"]
+    assert status["status"] == "done" and status["epochs"] == 1
+    best = torch.load(cwd / "run" / status["best_checkpoint"], weights_only=True)
+    assert best["metric"] == pytest.approx(status["best_metric"]) and best["config"]["data"]["source"] in (
+        "strokes",
+        "custom",
+    )
+    return best
+
+
+# val_fraction per folder: the smallest that leaves val and train both non-empty for its keys.
+@pytest.mark.parametrize(
+    "folder,val_fraction,renderer,glyphs",
+    [
+        ("svg", 0.5, "cpu", "3 glyphs (svg 3)"),
+        ("inkml", 0.5, "device", "4 glyphs (inkml 4)"),
+        ("ndjson", 0.3, "cpu", "4 glyphs (ndjson 4)"),
+    ],
+)
+def test_tiny_run_on_each_format(workdir, folder, val_fraction, renderer, glyphs):
+    args = tiny("data=strokes", f"data.path={FIXTURES / folder}", f"data.val_fraction={val_fraction}")
+    proc = run_cli(args + SMALL + [f"data.renderer={renderer}", "hydra.run.dir=run"], cwd=workdir)
+    assert_trained(workdir, proc)
+    assert f"data.path={FIXTURES / folder}: {glyphs} from " in proc.stdout + proc.stderr
+
+
+def docs_commands():
+    text = (REPO / "docs/data.md").read_text()
+    lines = [ln.split("  #")[0].strip() for b in re.findall(r"```bash\n(.*?)```", text, re.S) for ln in b.splitlines()]
+    return [ln for ln in lines if ln.startswith("python -m inktrace_train ")]
+
+
+@pytest.mark.parametrize("command", docs_commands())
+def test_the_guide_commands_compose(workdir, command):
+    proc = run_cli(command.split()[3:] + ["--cfg", "job"], cwd=workdir, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "data:" in proc.stdout and not (workdir / "outputs").exists()
+
+
+def docs_source() -> str:
+    """The custom source of docs/data.md, exactly as printed there."""
+    text = (REPO / "docs/data.md").read_text()
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "class Spirals" in b]
+    return code
+
+
+def test_tiny_run_on_the_documented_custom_source_mixed_with_stroke_files(workdir):
+    (workdir / "my_spirals.py").write_text(docs_source())
+    args = tiny(
+        "data=custom",
+        "data.source_target=my_spirals.Spirals",
+        "data.source_args.n=40",
+        f"data.extra_path={FIXTURES}",
+        "data.val_fraction=0.3",
+    )
+    proc = run_cli(args + SMALL + ["hydra.run.dir=run"], cwd=workdir, env={"PYTHONPATH": str(workdir)})
+    best = assert_trained(workdir, proc)
+    assert best["config"]["data"]["source_args"] == {"n": 40}
+    assert f"data.extra_path={FIXTURES}: 11 glyphs" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["data=strokes"], "data.source=strokes needs data.path=PATH"),
+        (["data=custom"], "data.source=custom needs data.source_target=package.module.Class"),
+        (["data.path=ink"], "data.path is read by data=strokes only"),
+        (["data=custom", "data.source_target=not a path"], "is not a dotted path like package.module.Class"),
+        (["data=strokes", "data.path=missing_folder"], "data.path=missing_folder: no such file or folder"),
+        (["data=custom", "data.source_target=nowhere.Source"], "cannot import nowhere"),
+    ],
+)
+def test_bad_data_options_are_one_line_and_leave_nothing(workdir, args, expected):
+    proc = run_cli(tiny(*args) + ["hydra.run.dir=run"], cwd=workdir, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert expected in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (workdir / "run").exists()
+
+
+def test_a_killed_run_on_stroke_files_resumes_exactly(workdir):
+    run = (
+        tiny(
+            "data=strokes",
+            f"data.path={FIXTURES}",
+            "data.val_fraction=0.3",
+            "training.epochs=2",
+            "training.log_every_n_steps=1",
+            "training.save_every_n_steps=1",
+        )
+        + SMALL
+    )
+    assert run_cli(run + ["hydra.run.dir=full"], cwd=workdir).returncode == 0
+    kill_at_step(run, workdir, Path("cut"), min_step=1)
+    assert json.loads((workdir / "cut/run.json").read_text())["stages"]["structural"]["status"] == "running"
+    resumed = run_cli(["+resume=cut"], cwd=workdir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = torch.load(workdir / "full/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
+    b = torch.load(workdir / "cut/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
+    assert a["global_step"] == b["global_step"] == 4
+    for name, tensor in a["model_state_dict"].items():
+        assert torch.equal(tensor, b["model_state_dict"][name]), name
