@@ -41,6 +41,7 @@ def test_evaluate_scores_the_model_and_the_classical_baselines_on_every_set(chec
     if "thin@clean" in rows:  # the classical skeleton of clean renders is close to the truth
         assert rows["thin@clean"]["skeleton_f1_1px"] > 0.8 and math.isfinite(rows["thin@clean"]["chamfer_px"])
     assert "| model | clean |" in proc.stdout and "| model | brush |" in proc.stdout
+    assert "(no fonts rows: the fonts set needs --fonts-dir DIR" in proc.stdout  # `all` skips it, saying so
     if "thin@scan" in rows:  # scan-like damage costs the thresholded skeleton dearly
         assert rows["thin@scan"]["skeleton_f1_0px"] < rows["thin@clean"]["skeleton_f1_0px"] - 0.05
 

@@ -1,5 +1,5 @@
 """``python -m inktrace_train.evaluate CHECKPOINT``: score a model and the classical baselines
-on held-out test-split glyphs, as one table (and ``--json``).
+on held-out test-split glyphs, as a table (a second one for the fonts set; and ``--json``).
 
 Three test sets (``--set clean|scan|brush|all``), each of glyphs never trained or validated on
 (the test split, by codepoint), augmented and rendered once from a fixed seed with the
@@ -11,6 +11,11 @@ checkpoint's augmentation settings, so every checkpoint is scored on the same im
 - ``brush``: the first ``--n`` hanzi-writer-data test characters (Kaiti brush outlines), from
   ``--hanzi-dir`` or the checkpoint's ``data.hanzi_dir`` (``all`` skips it, saying so, when
   neither is given).
+
+And ``fonts``, out of distribution: test-split characters rendered from real CJK fonts
+(``--fonts-dir``, :mod:`inktrace_train.evaluation.fontset`), the first ``--n`` each font has, read
+through ``predict``'s image rule and scored on their stroke counts and ink recall, in a second
+table (``all`` skips the set, saying so, without ``--fonts-dir``).
 
 Rows: the model (its predicted maps traced by
 :mod:`tracing`), and -- with scikit-image installed (``pip install -e ".[eval]"``) -- the
@@ -33,7 +38,7 @@ import logging
 import math
 from dataclasses import fields
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -59,6 +64,7 @@ from inktrace_train.train.build import make_augmenter
 PROG = "inktrace_train.evaluate"
 TEST_STREAM = 2  # the random stream of test samples (0 training, 1 validation)
 SETS = ("clean", "scan", "brush")
+FONT_SET = "fonts"  # the out-of-distribution set: other columns, its own table
 
 
 def test_glyphs(
@@ -236,12 +242,57 @@ def data_config(config: Optional[dict]) -> DataConfig:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", help="a checkpoint file, or a run directory (its last stage's best)")
-    p.add_argument("--set", default="all", choices=(*SETS, "all"), dest="subset", help="test set (default all)")
-    p.add_argument("--n", type=int, default=512, help="test glyphs per set (default 512)")
-    p.add_argument("--hanzi-dir", help="hanzi-writer-data (.tgz or folder) for the brush set")
+    sets = (*SETS, FONT_SET, "all")
+    p.add_argument("--set", default="all", choices=sets, dest="subset", help="test set (default all)")
+    p.add_argument("--n", type=int, default=512, help="test glyphs per set, and per font (default 512)")
+    p.add_argument("--hanzi-dir", help="hanzi-writer-data (.tgz or folder) for the brush set and the Chinese fonts")
+    p.add_argument("--fonts-dir", help="the @fontsource packages of the fonts set (.tgz files or folders)")
     p.add_argument("--json", help="also write the table as JSON here")
     p.add_argument("--device", default="cpu")
     return p
+
+
+def load_font_set(args, data: DataConfig, hanzi_dir: Optional[str], size: int) -> Optional[dict]:
+    """The fonts set's glyphs by font (before any scoring, so a bad ``--fonts-dir`` costs no
+    minutes); with ``--set all`` and no ``--fonts-dir`` or no fontTools, None, saying so."""
+    try:  # fontTools is an extra (eval): the other sets do without it
+        from inktrace_train.data.fonts import FETCH
+        from inktrace_train.evaluation.fontset import font_set
+    except ModuleNotFoundError as e:
+        message = f'the fonts set needs {e.name}: pip install -e ".[eval]"'
+        if args.subset == FONT_SET:
+            raise UserError(message) from None
+        print(f"(no fonts rows: {message})")
+        return None
+    if args.fonts_dir is None:
+        message = f"the fonts set needs --fonts-dir DIR (get the fonts: `{FETCH}`)"
+        if args.subset == FONT_SET:
+            raise UserError(message)
+        print(f"(no fonts rows: {message})")
+        return None
+    fractions = (data.val_fraction, data.test_fraction)
+    fonts, notes = font_set(args.fonts_dir, args.n, size, fractions, data.cache_dir, hanzi_dir)
+    for note in notes:
+        print(f"(fonts: {note})")
+    if not fonts:
+        raise UserError(f"--fonts-dir {args.fonts_dir}: no font of the set could be scored ({'; '.join(notes)})")
+    print("fonts: " + ", ".join(f"{name} {len(glyphs)}" for name, glyphs in fonts.items()) + " test-split glyphs")
+    return fonts
+
+
+def font_scores(tracer: Tracer, fonts: dict, classical) -> Tuple[dict, str]:
+    """The fonts set's rows (``<method>@fonts/<font>``, ``<method>@fonts``) and their table."""
+    from inktrace_train.data.fonts import FONTS
+    from inktrace_train.evaluation import fontset
+
+    def model(canvas: np.ndarray) -> List[np.ndarray]:
+        return [s.points for s in tracer.strokes(tracer.maps(canvas))]
+
+    tracers = {"model": model}
+    for name, method in classical.items():
+        tracers[name] = lambda canvas, method=method: [s.points for s in trace(thin(method(canvas)))]
+    rows = fontset.font_rows(tracers, fonts)
+    return rows, fontset.table(rows, {f.name: f.style for f in FONTS})
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -253,13 +304,14 @@ def main(argv: Optional[List[str]] = None) -> None:
         tracer = Tracer.from_checkpoint(args.checkpoint, args.device)
         data = data_config(tracer.config)
         hanzi_dir = args.hanzi_dir or data.hanzi_dir
-        subsets = SETS if args.subset == "all" else (args.subset,)
+        subsets = SETS if args.subset == "all" else tuple(s for s in (args.subset,) if s in SETS)
         if "brush" in subsets and hanzi_dir is None:
             message = f"the brush set needs --hanzi-dir PATH (get the data: `{HANZI_FETCH}`)"
             if args.subset == "brush":
                 raise UserError(message)
             print(f"(no brush rows: {message})")
             subsets = tuple(s for s in subsets if s != "brush")
+        fonts = load_font_set(args, data, hanzi_dir, tracer.size) if args.subset in (FONT_SET, "all") else None
         classical = classical_methods()
         if not classical:
             print('(no classical rows: scikit-image is not installed; pip install -e ".[eval]")')
@@ -270,10 +322,14 @@ def main(argv: Optional[List[str]] = None) -> None:
             rows[f"model@{subset}"] = model_scores(tracer, glyphs)
             for name, method in classical.items():
                 rows[f"{name}@{subset}"] = classical_scores(method, glyphs)
+        font_rows, fonts_table = font_scores(tracer, fonts, classical) if fonts else ({}, "")
         print(f"checkpoint {args.checkpoint}")
-        print(table(rows))
+        if rows:
+            print(table(rows))
+        if fonts_table:
+            print(fonts_table)
         if args.json:
-            Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+            Path(args.json).write_text(json.dumps({**rows, **font_rows}, indent=2) + "\n")
     except ToolError as e:
         fail(str(e), e.code, prog=PROG)
     except UserError as e:

@@ -1,0 +1,212 @@
+"""CJK fonts for the out-of-distribution test set (``evaluate --set fonts``): the @fontsource npm
+packages of :data:`FONTS`, found in a folder, each character rendered with Pillow as dark ink on
+light paper, and the test-split characters with their true stroke counts.
+
+An @fontsource package splits a font into ~100 subset files by unicode range, as WOFF and WOFF2,
+one set per weight (``files/<id>-<k>-400-normal.woff``). We read the regular weight's WOFF files
+(zlib: their cmaps load lazily and they convert to TrueType in ~4 ms, against ~50 ms for WOFF2;
+WOFF2 is read when a package has no WOFF), find the file whose cmap holds a character, and convert
+that file once per process with fontTools, so Pillow's FreeType needs no WOFF support of its own.
+
+Ground truth: Japanese fonts are scored on KanjiVG's test split, Chinese fonts on
+hanzi-writer-data's (the same codepoint hash: never trained or validated on). Only ideographs and
+kana count: a font's Latin letters are its own shapes ('a' with one storey or two), so KanjiVG's
+stroke count is not theirs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import struct
+import tarfile
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+from fontTools.ttLib import TTFont, TTLibError
+from PIL import Image, ImageDraw, ImageFont
+
+from inktrace_train.data.hanzi import HanziStrokes
+from inktrace_train.data.kanjivg import DataError, KanjiVGStrokes
+
+WEIGHT = "400-normal"  # the regular weight: every font of FONTS has it
+IMAGE_PX = 192  # side of a rendered character image, px: a realistic scan or screenshot size
+EM_PX = 128  # the font size, px per em; CJK ink fills ~0.9 em, so the glyph stays inside the image
+SCRIPTS = ("CJK UNIFIED IDEOGRAPH", "HIRAGANA", "KATAKANA")  # characters scored (by Unicode name)
+
+
+@dataclass(frozen=True)
+class Font:
+    """One font of the set: its @fontsource package (pinned), language (ground truth: ``ja``
+    KanjiVG, ``zh`` hanzi-writer-data) and style. All are under the SIL Open Font License 1.1."""
+
+    name: str
+    version: str
+    language: str
+    style: str
+
+
+FONTS = (
+    Font("sawarabi-gothic", "5.3.1", "ja", "printed sans"),
+    Font("shippori-mincho", "5.3.0", "ja", "printed serif"),
+    Font("zcool-xiaowei", "5.3.0", "zh", "printed serif"),
+    Font("zen-maru-gothic", "5.3.0", "ja", "rounded"),
+    Font("ma-shan-zheng", "5.3.1", "zh", "kai/brush"),
+    Font("klee-one", "5.3.0", "ja", "pen handwriting"),
+    Font("yusei-magic", "5.3.0", "ja", "marker"),
+    Font("zhi-mang-xing", "5.3.0", "zh", "semi-cursive"),
+)
+FETCH = "mkdir -p fonts && npm pack --pack-destination fonts " + " ".join(
+    f"@fontsource/{f.name}@{f.version}" for f in FONTS
+)
+_FILE = re.compile(r"(?:^|/)files/([\w-]+-" + WEIGHT + r")\.(woff2?)$")
+
+
+class FontPackage:
+    """The regular weight of one @fontsource package (a ``.tgz`` of ``npm pack`` or the folder it
+    unpacks to), read into memory once (~2 MB), able to render the characters its files hold."""
+
+    def __init__(self, font: Font, files: Dict[str, bytes], source: Path, license: bytes = b"") -> None:
+        self.font, self.source = font, source
+        self.license = license  # the package's LICENSE (the OFL text with the font's copyright)
+        self.files = files  # subset file name (no extension) -> its WOFF (or WOFF2) bytes
+        self._index: Optional[Dict[int, str]] = None
+        self._loaded: Dict[str, ImageFont.FreeTypeFont] = {}
+
+    def file_of(self, char: str) -> Optional[str]:
+        """The name of the subset file whose cmap holds ``char``; None if none does."""
+        if self._index is None:  # ~1 ms a file: the first character pays for the package
+            self._index = {}
+            for name, data in sorted(self.files.items()):
+                try:
+                    cmap = TTFont(io.BytesIO(data), lazy=True).getBestCmap() or {}
+                except (TTLibError, OSError, ValueError, KeyError, struct.error) as e:
+                    raise DataError(f"{self.source}: {name} is not a readable font ({e})") from None
+                for code in cmap:
+                    self._index.setdefault(code, name)
+        return self._index.get(ord(char))
+
+    def _pil_font(self, name: str) -> ImageFont.FreeTypeFont:
+        if name not in self._loaded:  # converted once per process: a subset file holds ~100 characters
+            ttf = io.BytesIO()
+            try:
+                font = TTFont(io.BytesIO(self.files[name]))
+                font.flavor = None
+                font.save(ttf)
+                ttf.seek(0)
+                self._loaded[name] = ImageFont.truetype(ttf, EM_PX)
+            except (TTLibError, OSError, ValueError, KeyError, struct.error) as e:
+                raise DataError(f"{self.source}: {name} is not a readable font ({e})") from None
+        return self._loaded[name]
+
+    def render(self, char: str, size: int = IMAGE_PX) -> Optional[np.ndarray]:
+        """The character as a (size, size) uint8 grey image, black ink centred on white paper; None
+        when the font lacks it (no cmap entry, or a glyph without ink)."""
+        name = self.file_of(char)
+        if name is None:
+            return None
+        font = self._pil_font(name)
+        image = Image.new("L", (size, size), 255)
+        draw = ImageDraw.Draw(image)
+        left, top, right, bottom = draw.textbbox((0, 0), char, font=font)
+        if right <= left or bottom <= top:
+            return None
+        draw.text(((size - left - right) / 2, (size - top - bottom) / 2), char, font=font, fill=0)
+        grey = np.asarray(image)
+        return grey if grey.min() < 128 else None
+
+
+def _wanted(files: Dict[Tuple[str, str], bytes]) -> Dict[str, bytes]:
+    """The WOFF files of the regular weight by name, or its WOFF2 files when there are no WOFF ones."""
+    kind = "woff" if any(k == "woff" for _, k in files) else "woff2"
+    return {name: data for (name, k), data in files.items() if k == kind}
+
+
+def _read_tgz(path: Path) -> Tuple[dict, Dict[str, bytes], bytes]:
+    meta, files, license = {}, {}, b""
+    with tarfile.open(path) as tar:  # one pass: a gzip stream has no random access
+        for member in tar:
+            if not member.isfile():
+                continue
+            if member.name.endswith("package/package.json"):
+                meta = json.loads(tar.extractfile(member).read())
+            elif member.name.endswith("package/LICENSE"):
+                license = tar.extractfile(member).read()
+            elif match := _FILE.search(member.name):
+                files[match.groups()] = tar.extractfile(member).read()
+    return meta, _wanted(files), license
+
+
+def _read_folder(path: Path) -> Tuple[dict, Dict[str, bytes], bytes]:
+    root = path / "package" if (path / "package" / "package.json").is_file() else path
+    if not (root / "package.json").is_file():
+        return {}, {}, b""
+    files = {}
+    for file in sorted((root / "files").glob(f"*-{WEIGHT}.woff*")):
+        if match := _FILE.search(file.relative_to(root).as_posix()):
+            files[match.groups()] = file.read_bytes()
+    license = (root / "LICENSE").read_bytes() if (root / "LICENSE").is_file() else b""
+    return json.loads((root / "package.json").read_text()), _wanted(files), license
+
+
+def find_fonts(fonts_dir: str | Path) -> Tuple[List[FontPackage], List[str]]:
+    """The packages of :data:`FONTS` in a folder (``.tgz`` files of ``npm pack``, or folders they
+    unpack to), in FONTS order, and notes on what was passed over (other packages, missing fonts).
+
+    Raises:
+        DataError: the folder does not exist or holds none of the fonts; the message names the
+            folder and the fetch command.
+    """
+    folder = Path(fonts_dir).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"--fonts-dir {fonts_dir}: no such folder (get the fonts: `{FETCH}`)")
+    by_name = {f"@fontsource/{f.name}": f for f in FONTS}
+    found: Dict[str, FontPackage] = {}
+    notes = []
+    for entry in sorted(folder.iterdir()):
+        try:
+            meta, files, license = _read_tgz(entry) if entry.name.endswith(".tgz") else _read_folder(entry)
+        except (tarfile.TarError, OSError, json.JSONDecodeError) as e:
+            raise DataError(f"--fonts-dir {fonts_dir}: {entry.name} is not a readable package ({e})") from None
+        if not meta:
+            continue
+        font = by_name.get(meta.get("name"))
+        if font is None or not files:
+            notes.append(f"{entry.name}: not one of the set's fonts, or no {WEIGHT} files; passed over")
+        elif font.name not in found:
+            found[font.name] = FontPackage(font, files, entry, license)
+    if not found:
+        raise DataError(f"--fonts-dir {fonts_dir}: none of the set's fonts there (get them: `{FETCH}`)")
+    missing = [f.name for f in FONTS if f.name not in found]
+    if missing:
+        notes.append(f"not in {fonts_dir}: {', '.join(missing)} (get them: `{FETCH}`)")
+    return [found[f.name] for f in FONTS if f.name in found], notes
+
+
+def scored(char: str) -> bool:
+    """Whether a character is one the set scores: an ideograph or kana (see the module's note)."""
+    return unicodedata.name(char, "").startswith(SCRIPTS)
+
+
+def test_characters(
+    language: str,
+    val_fraction: float,
+    test_fraction: float,
+    cache_dir: Optional[str] = None,
+    hanzi_dir: Optional[str] = None,
+    split: str = "test",
+) -> List[Tuple[str, int]]:
+    """(character, true stroke count) of a split, in the split's fixed order: KanjiVG's base
+    glyphs (no variants) for ``ja``, hanzi-writer-data's characters for ``zh``."""
+    if language == "ja":
+        source = KanjiVGStrokes(split, val_fraction, test_fraction, cache_dir)
+        names = [(i, source.name(i)) for i in range(len(source))]
+        pairs = [(chr(int(n, 16)), len(source.glyph(i))) for i, n in names if "-" not in n]
+    else:
+        source = HanziStrokes(split, val_fraction, test_fraction, source=hanzi_dir, cache_dir=cache_dir)
+        pairs = [(chr(int(source.name(i), 16)), len(source.glyph(i).medians)) for i in range(len(source))]
+    return [(c, n) for c, n in pairs if scored(c)]

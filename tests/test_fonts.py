@@ -1,0 +1,175 @@
+"""The out-of-distribution fonts set: `evaluate --set fonts` on the bundled font sample, the fonts
+found in a folder or a packed .tgz, rendering through the image rule, and the count scores."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import tarfile
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import REPO, run_cli
+from inktrace_train.errors import UserError
+from inktrace_train.evaluation.imaging import place, read_ink
+from test_predict import checkpoint  # noqa: F401  (the tiny full-heads checkpoint fixture)
+
+pytest.importorskip("fontTools", reason='the fonts set needs the eval extra (pip install -e ".[eval]")')
+
+from inktrace_train.data.fonts import FETCH, FONTS, find_fonts
+from inktrace_train.evaluation.fontset import count_scores, font_glyphs
+
+SAMPLE = REPO / "tests" / "data" / "fonts"  # 3 test-split characters of each font (SOURCE.md)
+HANZI_SAMPLE = REPO / "tests" / "data" / "hanzi"
+JAPANESE = [f.name for f in FONTS if f.language == "ja"]
+SHARES = ("count_exact", "count_within_1", "ink_recall")
+
+
+def test_evaluate_scores_every_font_for_the_model_and_the_classical_rows(checkpoint, tmp_path):  # noqa: F811
+    args = [str(checkpoint), "--set", "fonts", "--fonts-dir", str(SAMPLE), "--hanzi-dir", str(HANZI_SAMPLE)]
+    proc = run_cli([*args, "--n", "3", "--json", "f.json"], cwd=tmp_path, module="inktrace_train.evaluate")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "f.json").read_text())
+    classical = ["skeletonize", "thin", "thin, Otsu", "thin, median + Otsu"]
+    methods = ["model"] + (classical if importlib.util.find_spec("skimage") else [])
+    places = [f"fonts/{f.name}" for f in FONTS] + ["fonts"]
+    assert set(rows) == {f"{m}@{p}" for m in methods for p in places}
+    for name, values in rows.items():
+        assert values["glyphs"] == (3 * len(FONTS) if name.endswith("@fonts") else 3), name
+        assert 0 <= values["count_error"] <= 40 and values["traced_true_ratio"] >= 0, (name, values)
+        assert all(0 <= values[k] <= 1 for k in SHARES), (name, values)
+        assert values["count_within_1"] >= values["count_exact"], name
+    # the overall row pools the fonts: its error is the mean of theirs (same glyph count each)
+    per_font = [rows[f"model@fonts/{f.name}"]["count_error"] for f in FONTS]
+    assert rows["model@fonts"]["count_error"] == pytest.approx(np.mean(per_font))
+    if "thin@fonts" in rows:  # the classical skeleton traced losslessly covers its own ink
+        assert rows["thin@fonts"]["ink_recall"] > 0.95
+    lines = proc.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("| font | style | method |"))
+    assert "count err" in header and "within 1" in header and "traced/true" in header and "ink recall" in header
+    assert any(line.startswith("| klee-one | pen handwriting | model |") for line in lines)
+    assert any(line.startswith("| overall |  | model |") for line in lines)
+    assert "| method | set |" not in proc.stdout  # the other sets' table is not printed empty
+
+
+def test_all_sets_include_the_fonts_when_a_fonts_dir_is_given(checkpoint, tmp_path):  # noqa: F811
+    args = [str(checkpoint), "--fonts-dir", str(SAMPLE), "--hanzi-dir", str(HANZI_SAMPLE), "--n", "1"]
+    proc = run_cli([*args, "--json", "a.json"], cwd=tmp_path, module="inktrace_train.evaluate")
+    assert proc.returncode == 0, proc.stderr
+    places = {k.split("@", 1)[1] for k in json.loads((tmp_path / "a.json").read_text())}
+    assert places == {"clean", "scan", "brush", "fonts"} | {f"fonts/{f.name}" for f in FONTS}
+    assert "| method | set |" in proc.stdout and "| font | style | method |" in proc.stdout
+    assert "| model | fonts" not in proc.stdout  # the fonts rows stay out of the other sets' table
+
+
+def test_chinese_fonts_need_the_hanzi_data_and_say_so(checkpoint, tmp_path):  # noqa: F811
+    args = [str(checkpoint), "--set", "fonts", "--fonts-dir", str(SAMPLE), "--n", "1", "--json", "f.json"]
+    proc = run_cli(args, cwd=tmp_path, module="inktrace_train.evaluate")
+    assert proc.returncode == 0, proc.stderr
+    assert "ma-shan-zheng (Chinese) is scored on hanzi-writer-data: it needs --hanzi-dir" in proc.stdout
+    fonts = {k.split("/", 1)[1] for k in json.loads((tmp_path / "f.json").read_text()) if "/" in k}
+    assert fonts == set(JAPANESE)
+
+
+@pytest.mark.parametrize(
+    "make,args,expected",
+    [
+        (None, ["--fonts-dir", "nowhere"], f"--fonts-dir nowhere: no such folder (get the fonts: `{FETCH}`)"),
+        ("empty", ["--fonts-dir", "empty"], f"--fonts-dir empty: none of the set's fonts there (get them: `{FETCH}`)"),
+        (None, [], f"the fonts set needs --fonts-dir DIR (get the fonts: `{FETCH}`)"),
+    ],
+)
+def test_bad_fonts_dirs_are_one_line_with_the_fetch_command(checkpoint, tmp_path, make, args, expected):  # noqa: F811
+    if make:
+        (tmp_path / make).mkdir()
+        (tmp_path / make / "notes.txt").write_text("no fonts here")
+    proc = run_cli([str(checkpoint), "--set", "fonts", *args], cwd=tmp_path, module="inktrace_train.evaluate")
+    assert proc.returncode == 1 and proc.stderr.strip() == f"inktrace_train.evaluate: error: {expected}"
+
+
+def test_a_character_the_font_lacks_is_skipped():
+    packages, notes = find_fonts(SAMPLE)
+    assert [p.font.name for p in packages] == [f.name for f in FONTS] and notes == []
+    klee = next(p for p in packages if p.font.name == "klee-one")
+    characters = [("褌", 14), ("泗", 8), ("乐", 5), ("半", 5)]  # the sample holds 泗, 弁 and 半 only
+    assert klee.render("褌") is None and klee.file_of("褌") is None
+    glyphs = font_glyphs(klee, characters, n=10, size=64)
+    assert [(g.char, g.true_count) for g in glyphs] == [("泗", 8), ("半", 5)]
+    assert [g.char for g in font_glyphs(klee, characters, n=1, size=64)] == ["泗"]
+
+
+def test_a_rendered_character_reads_back_through_the_image_rule(tmp_path):
+    klee = next(p for p in find_fonts(SAMPLE)[0] if p.font.name == "klee-one")
+    image = klee.render("弁")
+    assert image.dtype == np.uint8 and image.shape == (192, 192)
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    assert border.min() == 255 and image.min() < 64  # dark ink on white paper, inside the image
+    (glyph,) = font_glyphs(klee, [("弁", 5)], n=1, size=64)
+    canvas = glyph.canvas
+    ys, xs = np.nonzero(canvas > 0.1)
+    assert canvas.max() > 0.9 and canvas[0, 0] == 0  # ink is bright, the paper empty
+    assert 52 <= max(ys.max() - ys.min(), xs.max() - xs.min()) + 1 <= 56  # the longer side is 85 % of 64
+    cv2.imwrite(str(tmp_path / "g.png"), image)  # what predict would read from the file
+    assert np.array_equal(canvas, place(read_ink(tmp_path / "g.png"), 64)[0])
+
+
+def test_packed_packages_read_as_the_folders_do(tmp_path):
+    """What `npm pack` writes (package/... inside a .tgz), beside a package the set does not use."""
+    for font in ("klee-one", "zhi-mang-xing"):
+        with tarfile.open(tmp_path / f"fontsource-{font}-5.3.0.tgz", "w:gz") as tar:
+            tar.add(SAMPLE / font, arcname="package")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "package.json").write_text(json.dumps({"name": "@fontsource/other", "version": "1.0.0"}))
+    packages, notes = find_fonts(tmp_path)
+    assert [p.font.name for p in packages] == ["klee-one", "zhi-mang-xing"]
+    assert notes[0].startswith("other: not one of the set's fonts")
+    assert "not in" in notes[1] and "zen-maru-gothic" in notes[1] and FETCH in notes[1]
+    folder = next(p for p in find_fonts(SAMPLE)[0] if p.font.name == "zhi-mang-xing")
+    assert np.array_equal(packages[1].render("万"), folder.render("万"))
+    assert b"SIL Open Font License" in packages[0].license
+
+
+def test_the_count_scores_on_hand_made_numbers():
+    glyphs = [  # traced, true, ink traced, ink total
+        (5, 5, 40, 40),
+        (6, 5, 30, 40),
+        (3, 5, 20, 20),
+        (10, 8, 0, 0),
+    ]
+    keys = ("n_traced", "n_true", "ink_traced", "ink_total")
+    per_glyph = [dict(zip(keys, map(float, g), strict=True)) for g in glyphs]
+    scores = count_scores(per_glyph)
+    assert scores["glyphs"] == 4
+    assert scores["count_error"] == pytest.approx((0 + 1 + 2 + 2) / 4)
+    assert scores["count_exact"] == pytest.approx(1 / 4)
+    assert scores["count_within_1"] == pytest.approx(2 / 4)
+    assert scores["traced_true_ratio"] == pytest.approx(24 / 23)
+    assert scores["ink_recall"] == pytest.approx(90 / 100)  # pooled: a glyph without ink adds nothing
+    assert np.isnan(count_scores([])["count_error"])
+
+
+def test_the_fonts_are_documented_with_their_fetch_command():
+    readme = (REPO / "docs" / "evaluation.md").read_text()
+    assert FETCH in readme
+    assert len(FONTS) >= 6 and len({f.style for f in FONTS}) >= 5
+    for font in FONTS:
+        assert f"`{font.name}`" in readme, font.name
+
+
+def test_find_fonts_refuses_a_missing_folder():
+    with pytest.raises(UserError, match="no such folder"):
+        find_fonts(REPO / "no-such-fonts")
+
+
+@pytest.mark.parametrize("damage", [b"wOFF" + bytes(40), b"not a font at all", b""])
+def test_a_damaged_font_file_is_named(tmp_path, damage):
+    shutil.copytree(SAMPLE / "klee-one", tmp_path / "klee-one")
+    victim = sorted((tmp_path / "klee-one" / "files").glob("*.woff"))[0]
+    victim.write_bytes(damage)
+    klee = find_fonts(tmp_path)[0][0]
+    with pytest.raises(UserError, match=f"{victim.stem} is not a readable font"):
+        klee.render("泗")
