@@ -51,9 +51,9 @@ def _fixed(points: np.ndarray, origin: np.ndarray) -> np.ndarray:
 def fill(polygons: List[np.ndarray], size: int) -> np.ndarray:
     """Anti-aliased coverage (H, W) float32 of the union of the polygons."""
     big = np.zeros((size * SUPERSAMPLE, size * SUPERSAMPLE), np.uint8)
-    polys = [_fixed(p, np.zeros(2)) for p in polygons if len(p) >= 3]
-    if polys:
-        cv2.fillPoly(big, polys, 255, lineType=cv2.LINE_8, shift=SHIFT)
+    for p in polygons:  # one call each: one call fills its polygons by the even-odd rule, so crossings came out blank
+        if len(p) >= 3:
+            cv2.fillPoly(big, [_fixed(p, np.zeros(2))], 255, lineType=cv2.LINE_8, shift=SHIFT)
     return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
