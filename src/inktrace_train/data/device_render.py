@@ -34,6 +34,7 @@ from inktrace_train.data.render import (
     CLOSED_GAP,
     INK_THRESHOLD,
     JUNCTION_RADIUS,
+    REFINE,
     SPOT_FLOOR,
     SPOT_RADIUS,
     TARGET_CHANNELS,
@@ -251,18 +252,7 @@ class DeviceRenderer:
         has = nearest >= 0
         j = nearest.clamp(min=0)
         s = g.stroke_of(j)
-        first, last = g.first_flat[s], g.last_flat[s]
-        step = g.spacing[s].clamp(min=1e-9)
-        p, t = g.points.view(-1, 2), g.tangents.view(-1, 2)
-        for _ in range(2):  # walk along the stroke by the tangential distance, as the CPU renderer
-            along = ((centre - p[j]) * t[j]).sum(-1)
-            j = torch.minimum(torch.maximum(j + torch.round(along / step).long(), first), last)
-        along = ((centre - p[j]) * t[j]).sum(-1)
-        arc = g.arc.flatten()[j]
-        lo = torch.maximum(-step / 2, -arc)
-        hi = torch.minimum(step / 2, g.stroke_len.flatten()[s] - arc)
-        along = torch.minimum(torch.maximum(along, lo), hi)
-        delta = p[j] + along[:, None] * t[j] - centre
+        j, delta = _foot(g, j, s, centre)
         hw = g.half_width.flatten()[s]
         cover = torch.clamp(hw + 0.5 - delta.norm(dim=-1), 0.0, 1.0) * has
         on = cover >= INK_THRESHOLD
@@ -352,3 +342,44 @@ class _Glyphs:
         c = torch.arange(self.size, device=self.device, dtype=torch.float32) + 0.5
         y, x = torch.meshgrid(c, c, indexing="ij")
         return torch.stack([x, y], -1).view(1, self.hw, 2).expand(self.b, -1, -1).reshape(-1, 2)
+
+
+def _foot(g: _Glyphs, j: torch.Tensor, s: torch.Tensor, centre: torch.Tensor):
+    """The nearest centerline point to each pixel centre, from sample ``j`` of stroke ``s`` (flat
+    indices): the CPU renderer's _foot_of_perpendicular (the walk along the stroke by the
+    tangential distance, keeping the nearest foot visited, then the REFINE bracketing).
+
+    Returns:
+        (sample beside the foot, offset from the pixel centre to the foot (K, 2)).
+    """
+    first, last = g.first_flat[s], g.last_flat[s]
+    step = g.spacing[s].clamp(min=1e-9)
+    p, t = g.points.view(-1, 2), g.tangents.view(-1, 2)
+    length, arcs = g.stroke_len.flatten()[s], g.arc.flatten()
+
+    def foot(j):  # the point of sample j's piece of centerline nearest the pixel, and its offset
+        along = ((centre - p[j]) * t[j]).sum(-1)
+        lo, hi = torch.maximum(-step / 2, -arcs[j]), torch.minimum(step / 2, length - arcs[j])
+        delta = p[j] + torch.minimum(torch.maximum(along, lo), hi)[:, None] * t[j] - centre
+        return delta, (delta * delta).sum(-1)
+
+    best, (delta, d2) = j, foot(j)
+
+    def keep_nearer(candidate, best, delta, d2):
+        c_delta, c_d2 = foot(candidate)
+        nearer = c_d2 < d2
+        return (
+            torch.where(nearer, candidate, best),
+            torch.where(nearer[:, None], c_delta, delta),
+            torch.minimum(c_d2, d2),
+        )
+
+    for _ in range(2):
+        along = ((centre - p[j]) * t[j]).sum(-1)
+        j = torch.minimum(torch.maximum(j + torch.round(along / step).long(), first), last)
+        best, delta, d2 = keep_nearer(j, best, delta, d2)
+    for k in REFINE:
+        around = best
+        best, delta, d2 = keep_nearer(torch.maximum(around - k, first), best, delta, d2)
+        best, delta, d2 = keep_nearer(torch.minimum(around + k, last), best, delta, d2)
+    return best, delta

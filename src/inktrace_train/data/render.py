@@ -127,13 +127,19 @@ def _gaussian_spots(points: np.ndarray, size: int) -> np.ndarray:
     return canvas.reshape(padded, padded)[r:-r, r:-r].astype(np.float32)
 
 
+REFINE = (4, 2, 1)  # samples: after the walk, the nearest of the best sample and those this far either side, in turn
+
+
 def _foot_of_perpendicular(centre, start, samples, tangents, sid, arc, stroke_len, iterations=2):
     """Nearest centerline point to each of ``centre``, starting from sample ``start``.
 
     Each iteration moves to the sample of the same stroke that lies the
     tangential distance away (samples are evenly spaced along a stroke, so this
-    follows the curve, not its tangent); a last sub-spacing slide along the
-    tangent, never past the stroke's ends, lands on the foot of the perpendicular.
+    follows the curve, not its tangent). Each sample's own foot is the point of its
+    piece of centerline (half a spacing either way, never past the stroke's ends)
+    nearest the query. Off the outer side of a sharp corner the walk jumps between
+    the corner's two legs, so the nearest foot it visits is kept, and a bracketing
+    search (REFINE samples either side, then half, ...) closes in on the corner.
 
     Args:
         centre: (K, 2) query points.
@@ -142,7 +148,7 @@ def _foot_of_perpendicular(centre, start, samples, tangents, sid, arc, stroke_le
         stroke_len: (S,) arc length of each stroke.
 
     Returns:
-        (K, 2) points on the centerlines.
+        ((K, 2) points on the centerlines, (K,) the sample each lies beside).
     """
     counts = np.bincount(sid, minlength=len(stroke_len))
     last = np.cumsum(counts) - 1
@@ -152,15 +158,30 @@ def _foot_of_perpendicular(centre, start, samples, tangents, sid, arc, stroke_le
     step = np.maximum(spacing[s], 1e-9)
     cx, cy = centre[:, 0], centre[:, 1]
     sx, sy, tx, ty = samples[:, 0], samples[:, 1], tangents[:, 0], tangents[:, 1]
-    # Components instead of (K, 2) sums: reductions over a length-2 axis are slow.
+
+    def foot(j):  # components instead of (K, 2) sums: reductions over a length-2 axis are slow
+        along = (cx - sx[j]) * tx[j] + (cy - sy[j]) * ty[j]
+        along = np.clip(along, np.maximum(-step / 2, -arc[j]), np.minimum(step / 2, stroke_len[s] - arc[j]))
+        fx, fy = sx[j] + along * tx[j], sy[j] + along * ty[j]
+        return fx, fy, (cx - fx) ** 2 + (cy - fy) ** 2
+
+    best, (fx, fy, d2) = j, foot(j)
+
+    def keep_nearer(candidate):
+        nonlocal best, fx, fy, d2
+        cfx, cfy, cd2 = foot(candidate)
+        nearer = cd2 < d2
+        best, fx, fy, d2 = (np.where(nearer, c, o) for c, o in ((candidate, best), (cfx, fx), (cfy, fy), (cd2, d2)))
+
     for _ in range(iterations):
         along = (cx - sx[j]) * tx[j] + (cy - sy[j]) * ty[j]
         j = np.clip(j + np.rint(along / step).astype(np.int64), first[s], last[s])
-    along = (cx - sx[j]) * tx[j] + (cy - sy[j]) * ty[j]
-    lo = np.maximum(-step / 2, -arc[j])
-    hi = np.minimum(step / 2, stroke_len[s] - arc[j])
-    along = np.clip(along, lo, hi)
-    return np.stack([sx[j] + along * tx[j], sy[j] + along * ty[j]], axis=1)
+        keep_nearer(j)
+    for k in REFINE:
+        around = best
+        keep_nearer(np.maximum(around - k, first[s]))
+        keep_nearer(np.minimum(around + k, last[s]))
+    return np.stack([fx, fy], axis=1), best
 
 
 class Renderer:
@@ -342,7 +363,8 @@ class Renderer:
         ys, xs = np.nonzero(reach if coverage is None else reach | (coverage >= INK_THRESHOLD))
         centre = np.stack([xs + 0.5, ys + 0.5], axis=1)
         nearest = self._nearest_seed(rep[labels - 1], ys, xs, centre, samples)  # labels number seeds 1..
-        delta = _foot_of_perpendicular(centre, nearest, samples, tangents, sid, arc, stroke_len) - centre
+        foot, _ = _foot_of_perpendicular(centre, nearest, samples, tangents, sid, arc, stroke_len)
+        delta = foot - centre
         hw = sample_hw[nearest]
         if coverage is None:
             cover = np.clip(hw + 0.5 - np.hypot(delta[:, 0], delta[:, 1]), 0.0, 1.0)
