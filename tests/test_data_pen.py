@@ -279,10 +279,12 @@ def test_the_pen_options_leave_every_glyph_shape_as_it_was():
     ids=["wide", "pressure", "nib", "flat", "hairlines", "all"],
 )
 def test_the_device_renderer_agrees(option):
-    """Tolerances as the README states them: skeleton and keypoints identical, tangent within
-    1e-4; ink mean |difference| <= 2e-4 and <= 0.2 % of pixels off by more than 1e-3 (the nearest
-    centerline point the two searches find differs at a few pixels between close strokes); width
-    and offset within 0.1 px at >= 99.8 % of pixels."""
+    """The default pen's tolerances (tests/test_device_render.py), as the README states them:
+    skeleton and keypoints identical, tangent within 1e-4; ink mean |difference| <= 1e-4 and
+    <= 0.1 % of pixels off by more than 1e-3 (the nearest centerline point the two searches find
+    differs at a few pixels between close strokes: <= 0.2 % with 5-7 px pens, whose ink reaches
+    farther); width and offset within 0.1 px at >= 99.9 % of pixels. Swept ink is the same sum
+    on both: within 1e-4 everywhere."""
     d = DataConfig(img_size=SIZE, **option)
     source = KanjiVGStrokes(split="train", val_fraction=0.05, test_fraction=0.05, cache_dir=None)
     common = dict(seed=3, stream=0, mask_ratio=0.0, patch_size=8, fixed=False)
@@ -295,10 +297,13 @@ def test_the_device_renderer_agrees(option):
         assert torch.equal(cpu[key], device[key]), key
     assert (cpu["tangent"] - device["tangent"]).abs().max() <= 1e-4
     ink = (cpu["ink"] - device["ink"]).abs()
-    assert ink.mean() <= 2e-4 and (ink > 1e-3).float().mean() <= 2e-3, (ink.mean(), (ink > 1e-3).float().mean())
+    share = 2e-3 if d.pen_width_min >= 5 else 1e-3
+    assert ink.mean() <= 1e-4 and (ink > 1e-3).float().mean() <= share, (ink.mean(), (ink > 1e-3).float().mean())
+    if max(d.pen_pressure, d.pen_nib, d.pen_flat_caps) == 1.0:  # every glyph swept
+        assert ink.max() <= 1e-4
     for key in ("width", "offset"):
         far = ((cpu[key] - device[key]).abs() > 0.1).float().mean()
-        assert far <= 2e-3, (key, far)
+        assert far <= 1e-3, (key, far)
 
 
 def test_the_swept_device_renderer_never_reads_the_device():

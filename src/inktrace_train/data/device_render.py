@@ -298,7 +298,8 @@ class _Glyphs:
 def _foot(g: _Glyphs, j: torch.Tensor, s: torch.Tensor, centre: torch.Tensor):
     """The nearest centerline point to each pixel centre, from sample ``j`` of stroke ``s`` (flat
     indices): the CPU renderer's _foot_of_perpendicular (the walk along the stroke by the
-    tangential distance, keeping the nearest foot visited, then the REFINE bracketing).
+    tangential distance; where it did not settle, the nearest foot of the REFINE samples either
+    side, computed everywhere and kept only there: a mask, not a sync).
 
     Returns:
         (sample beside the foot, offset from the pixel centre to the foot (K, 2)).
@@ -306,31 +307,28 @@ def _foot(g: _Glyphs, j: torch.Tensor, s: torch.Tensor, centre: torch.Tensor):
     first, last = g.first_flat[s], g.last_flat[s]
     step = g.spacing[s].clamp(min=1e-9)
     p, t = g.points.view(-1, 2), g.tangents.view(-1, 2)
-    length, arcs = g.stroke_len.flatten()[s], g.arc.flatten()
+    half = g.spacing.view(g.b, -1).gather(1, g.stroke.clamp(min=0)).flatten() / 2  # per sample
+    arcs = g.arc.flatten()
+    lo, hi = -torch.minimum(half, arcs), torch.minimum(half, g.per_sample(g.stroke_len).flatten() - arcs)
+    x, y = centre[:, 0], centre[:, 1]
 
-    def foot(j):  # the point of sample j's piece of centerline nearest the pixel, and its offset
-        along = ((centre - p[j]) * t[j]).sum(-1)
-        lo, hi = torch.maximum(-step / 2, -arcs[j]), torch.minimum(step / 2, length - arcs[j])
-        delta = p[j] + torch.minimum(torch.maximum(along, lo), hi)[:, None] * t[j] - centre
-        return delta, (delta * delta).sum(-1)
+    def along(j, x, y):
+        return (x - p[j, 0]) * t[j, 0] + (y - p[j, 1]) * t[j, 1]
 
-    best, (delta, d2) = j, foot(j)
-
-    def keep_nearer(candidate, best, delta, d2):
-        c_delta, c_d2 = foot(candidate)
-        nearer = c_d2 < d2
-        return (
-            torch.where(nearer, candidate, best),
-            torch.where(nearer[:, None], c_delta, delta),
-            torch.minimum(c_d2, d2),
-        )
+    def offset(j, a, x, y):  # from the query to sample j's foot
+        a = torch.minimum(torch.maximum(a, lo[j]), hi[j])
+        return p[j, 0] + a * t[j, 0] - x, p[j, 1] + a * t[j, 1] - y
 
     for _ in range(2):
-        along = ((centre - p[j]) * t[j]).sum(-1)
-        j = torch.minimum(torch.maximum(j + torch.round(along / step).long(), first), last)
-        best, delta, d2 = keep_nearer(j, best, delta, d2)
-    for k in REFINE:
-        around = best
-        best, delta, d2 = keep_nearer(torch.maximum(around - k, first), best, delta, d2)
-        best, delta, d2 = keep_nearer(torch.minimum(around + k, last), best, delta, d2)
-    return best, delta
+        j = torch.minimum(torch.maximum(j + torch.round(along(j, x, y) / step).long(), first), last)
+    a = along(j, x, y)
+    dx, dy = offset(j, a, x, y)
+    unsettled = torch.minimum(torch.maximum(j + torch.round(a / step).long(), first), last) != j  # still moving
+    window = j[:, None] + torch.arange(-REFINE, REFINE + 1, device=j.device)
+    window = torch.minimum(torch.maximum(window, first[:, None]), last[:, None])
+    wx, wy = offset(window, along(window, x[:, None], y[:, None]), x[:, None], y[:, None])
+    pick = (wx * wx + wy * wy).argmin(1, keepdim=True)
+    j = torch.where(unsettled, window.gather(1, pick)[:, 0], j)
+    dx = torch.where(unsettled, wx.gather(1, pick)[:, 0], dx)
+    dy = torch.where(unsettled, wy.gather(1, pick)[:, 0], dy)
+    return j, torch.stack([dx, dy], -1)

@@ -24,7 +24,7 @@ from inktrace_train.data import brush, outline
 from inktrace_train.data.brush import Outlines
 from inktrace_train.data.centerline import closed_strokes, resample, sample_tangents
 from inktrace_train.data.pen import Pen
-from inktrace_train.data.sweep import hairline_ink, sweep
+from inktrace_train.data.sweep import hairline_ink, segments, sweep
 
 TARGET_CHANNELS = {"ink": 1, "skeleton": 1, "keypoints": 2, "tangent": 2, "width": 1, "offset": 2}
 
@@ -72,7 +72,7 @@ def _gaussian_spots(points: np.ndarray, size: int) -> np.ndarray:
     return canvas.reshape(padded, padded)[r:-r, r:-r].astype(np.float32)
 
 
-REFINE = (4, 2, 1)  # samples: after the walk, the nearest of the best sample and those this far either side, in turn
+REFINE = 12  # samples (4.2 px) either side: where the walk did not settle, the nearest foot among these
 
 
 def _foot_of_perpendicular(centre, start, samples, tangents, sid, arc, stroke_len, iterations=2):
@@ -80,11 +80,12 @@ def _foot_of_perpendicular(centre, start, samples, tangents, sid, arc, stroke_le
 
     Each iteration moves to the sample of the same stroke that lies the
     tangential distance away (samples are evenly spaced along a stroke, so this
-    follows the curve, not its tangent). Each sample's own foot is the point of its
+    follows the curve, not its tangent); the foot is then the point of that sample's
     piece of centerline (half a spacing either way, never past the stroke's ends)
-    nearest the query. Off the outer side of a sharp corner the walk jumps between
-    the corner's two legs, so the nearest foot it visits is kept, and a bracketing
-    search (REFINE samples either side, then half, ...) closes in on the corner.
+    nearest the query. Off the outer side of a sharp corner the walk jumps between the
+    corner's two legs: where it has not settled (one more jump would move it, the stroke's
+    ends not counting), and only there (about 4 % of queries at the default pens), the
+    nearest foot of the REFINE samples either side is taken. The device renderer does the same.
 
     Args:
         centre: (K, 2) query points.
@@ -98,35 +99,33 @@ def _foot_of_perpendicular(centre, start, samples, tangents, sid, arc, stroke_le
     counts = np.bincount(sid, minlength=len(stroke_len))
     last = np.cumsum(counts) - 1
     first = last - counts + 1
-    spacing = stroke_len / np.maximum(counts - 1, 1)
     j, s = start, sid[start]
-    step = np.maximum(spacing[s], 1e-9)
+    step = np.maximum((stroke_len / np.maximum(counts - 1, 1))[s], 1e-9)
+    lo, hi = segments(sid, arc, stroke_len)  # each sample's piece of centerline, along its tangent
     cx, cy = centre[:, 0], centre[:, 1]
     sx, sy, tx, ty = samples[:, 0], samples[:, 1], tangents[:, 0], tangents[:, 1]
 
-    def foot(j):  # components instead of (K, 2) sums: reductions over a length-2 axis are slow
-        along = (cx - sx[j]) * tx[j] + (cy - sy[j]) * ty[j]
-        along = np.clip(along, np.maximum(-step / 2, -arc[j]), np.minimum(step / 2, stroke_len[s] - arc[j]))
-        fx, fy = sx[j] + along * tx[j], sy[j] + along * ty[j]
-        return fx, fy, (cx - fx) ** 2 + (cy - fy) ** 2
+    def along(j, x, y):  # components instead of (K, 2) sums: reductions over a length-2 axis are slow
+        return (x - sx[j]) * tx[j] + (y - sy[j]) * ty[j]
 
-    best, (fx, fy, d2) = j, foot(j)
-
-    def keep_nearer(candidate):
-        nonlocal best, fx, fy, d2
-        cfx, cfy, cd2 = foot(candidate)
-        nearer = cd2 < d2
-        best, fx, fy, d2 = (np.where(nearer, c, o) for c, o in ((candidate, best), (cfx, fx), (cfy, fy), (cd2, d2)))
+    def foot(j, a):
+        a = np.clip(a, lo[j], hi[j])
+        return sx[j] + a * tx[j], sy[j] + a * ty[j]
 
     for _ in range(iterations):
-        along = (cx - sx[j]) * tx[j] + (cy - sy[j]) * ty[j]
-        j = np.clip(j + np.rint(along / step).astype(np.int64), first[s], last[s])
-        keep_nearer(j)
-    for k in REFINE:
-        around = best
-        keep_nearer(np.maximum(around - k, first[s]))
-        keep_nearer(np.minimum(around + k, last[s]))
-    return np.stack([fx, fy], axis=1), best
+        j = np.clip(j + np.rint(along(j, cx, cy) / step).astype(np.int64), first[s], last[s])
+    a = along(j, cx, cy)
+    fx, fy = foot(j, a)
+    k = np.flatnonzero(np.clip(j + np.rint(a / step).astype(np.int64), first[s], last[s]) != j)  # still moving
+    if len(k):
+        window = np.clip(j[k, None] + np.arange(-REFINE, REFINE + 1), first[s[k], None], last[s[k], None])
+        x, y = cx[k, None], cy[k, None]
+        wx, wy = foot(window, along(window, x, y))
+        pick = ((wx - x) ** 2 + (wy - y) ** 2).argmin(1)  # the first of equals, as torch's argmin
+        j = j.copy()
+        j[k] = window[np.arange(len(k)), pick]
+        fx[k], fy[k] = wx[np.arange(len(k)), pick], wy[np.arange(len(k)), pick]
+    return np.stack([fx, fy], axis=1), j
 
 
 class Renderer:
@@ -191,7 +190,7 @@ class Renderer:
             ]
         )
         ink, width, offset = self._dense(samples, tangents, sid, arc, stroke_len, rep, rep_pixel, sample_hw, coverage)
-        if not isinstance(pen, np.ndarray) and pen.hairlines.lines:  # after width and offset: ink only
+        if isinstance(pen, (Pen, Outlines)) and pen.hairlines.lines:  # after width and offset: ink only
             ink = np.maximum(ink, hairline_ink(pen.hairlines, size))
         return {
             "ink": ink[None],
