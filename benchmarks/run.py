@@ -114,7 +114,8 @@ def data_rows(device: torch.device, seconds: float, workers: int) -> List[Row]:
     workers; the device renderer's worker half (augment + centerlines) likewise, and its device
     half (the whole batch on ``device``)."""
     from inktrace_train.data import EpochSampler, InkDataset, Renderer
-    from inktrace_train.data.device_render import Centerlines, DeviceRenderer, collate_centerlines
+    from inktrace_train.data.device_batch import Centerlines, collate_centerlines
+    from inktrace_train.data.device_render import DeviceRenderer
     from inktrace_train.train.build import make_augmenter, make_source
 
     cfg = replace(DataConfig(), source="synthetic" if os.environ.get("BENCH_SYNTHETIC") else "kanjivg")

@@ -13,7 +13,7 @@ from conftest import run_cli, tiny
 from inktrace_train.config.schema import DataConfig
 from inktrace_train.data import Renderer
 from inktrace_train.data.brush import BrushGlyph, Outlines, fill
-from inktrace_train.data.device_render import Centerlines
+from inktrace_train.data.device_batch import Centerlines
 from inktrace_train.data.glyphs import MixedStrokes
 from inktrace_train.data.hanzi import HanziStrokes, clear_memory_cache
 from inktrace_train.data.kanjivg import split_of
@@ -127,3 +127,13 @@ def test_a_hanzi_run_trains_and_the_data_must_be_named(workdir):
     assert proc.returncode != 0 and "data.renderer=device" in proc.stderr
     proc = run_cli(tiny("data=hanzi", "data.hanzi_dir=/nonexistent/hanzi.tgz"), cwd=workdir)
     assert proc.returncode != 0 and "/nonexistent/hanzi.tgz" in proc.stderr
+
+
+def test_crossing_outlines_are_inked_where_they_cross():
+    """The ink is the union of the strokes' outlines (one fill call for all of them would leave
+    their overlap blank by the even-odd rule)."""
+    bar = np.array([[10, 30], [50, 30], [50, 34], [10, 34]], np.float32)
+    post = np.array([[28, 10], [32, 10], [32, 50], [28, 50]], np.float32)
+    ink = fill([bar, post], SIZE)
+    assert ink[30:34, 28:32].min() == 1.0
+    assert np.all(ink >= np.maximum(fill([bar], SIZE), fill([post], SIZE)))  # more where both cover part of a pixel

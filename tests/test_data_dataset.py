@@ -1,15 +1,16 @@
 """InkDataset / EpochSampler: determinism, masking and DataLoader independence."""
 
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from inktrace_train.config.schema import DataConfig
 from inktrace_train.data import (
     TARGET_CHANNELS,
-    Augmenter,
     EpochSampler,
     InkDataset,
     KanjiVGStrokes,
@@ -18,22 +19,13 @@ from inktrace_train.data import (
     worker_init_fn,
 )
 from inktrace_train.data.kanjivg import kanji_dir
+from inktrace_train.train.build import make_augmenter
 
 SIZE, PATCH = 64, 8
 
 
 def make_dataset(source, mask_ratio=0.25, fixed=False, seed=0, stream=0):
-    augment = Augmenter(
-        img_size=SIZE,
-        rotation_deg=10,
-        scale_min=0.75,
-        scale_max=0.95,
-        shear=0.15,
-        shift=0.05,
-        wobble=0.4,
-        pen_width_min=1.2,
-        pen_width_max=3.0,
-    )
+    augment = make_augmenter(replace(DataConfig(), img_size=SIZE))
     return InkDataset(
         source, augment, Renderer(SIZE), seed=seed, stream=stream, mask_ratio=mask_ratio, patch_size=PATCH, fixed=fixed
     )

@@ -9,7 +9,8 @@ from conftest import run_cli, tiny
 from inktrace_train.config.schema import DataConfig
 from inktrace_train.data import InkDataset, Renderer, SyntheticStrokes
 from inktrace_train.data import degrade as scan
-from inktrace_train.data.device_render import Centerlines, DeviceRenderer, collate_centerlines
+from inktrace_train.data.device_batch import Centerlines, collate_centerlines
+from inktrace_train.data.device_render import DeviceRenderer
 from inktrace_train.train.build import make_augmenter
 
 SIZE = 64

@@ -1,13 +1,16 @@
 """Target sanity of the CPU Renderer on hand-made, synthetic and KanjiVG strokes."""
 
 import shutil
+from dataclasses import replace
 
 import cv2
 import numpy as np
 import pytest
 
-from inktrace_train.data import TARGET_CHANNELS, Augmenter, KanjiVGStrokes, Renderer, SyntheticStrokes
+from inktrace_train.config.schema import DataConfig
+from inktrace_train.data import TARGET_CHANNELS, KanjiVGStrokes, Renderer, SyntheticStrokes
 from inktrace_train.data.kanjivg import kanji_dir
+from inktrace_train.train.build import make_augmenter
 
 SIZE = 64
 
@@ -30,17 +33,7 @@ def renderer():
 
 @pytest.fixture(scope="module")
 def augmenter():
-    return Augmenter(
-        img_size=SIZE,
-        rotation_deg=10,
-        scale_min=0.75,
-        scale_max=0.95,
-        shear=0.15,
-        shift=0.05,
-        wobble=0.4,
-        pen_width_min=1.2,
-        pen_width_max=3.0,
-    )
+    return make_augmenter(replace(DataConfig(), img_size=SIZE))
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +103,7 @@ def test_one_junction_near_contact(renderer, strokes, contact):
     assert abs(col + 0.5 - contact[0]) <= 2.0 and abs(row + 0.5 - contact[1]) <= 2.0
 
 
-def check_invariants(out, half_widths):
+def check_invariants(out, pen):
     """Consistency checks that must hold for any glyph."""
     ink, skel = out["ink"][0], out["skeleton"][0] > 0
     near_ink = cv2.dilate((ink > 0.3).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
@@ -122,6 +115,7 @@ def check_invariants(out, half_widths):
     on_ink = ink >= 0.5
     width, offset = out["width"][0], np.hypot(*out["offset"])
     assert np.all(width[~on_ink] == 0) and np.all(offset[~on_ink] == 0)
+    half_widths = pen.half_width
     assert np.all((width[on_ink] >= half_widths.min() - 1e-6) & (width[on_ink] <= half_widths.max() + 1e-6))
     assert np.all(offset[on_ink] <= width[on_ink] + 1.0)
     kp = out["keypoints"]

@@ -21,9 +21,11 @@ import torch
 
 from conftest import kill_at_step, latest_step, run_cli
 from inktrace_train.config.schema import DataConfig
-from inktrace_train.data import Augmenter, InkDataset, KanjiVGStrokes, Renderer, SyntheticStrokes
-from inktrace_train.data.device_render import Centerlines, DeviceRenderer, collate_centerlines
-from inktrace_train.data.render import resample
+from inktrace_train.data import InkDataset, KanjiVGStrokes, Renderer, SyntheticStrokes
+from inktrace_train.data.centerline import resample
+from inktrace_train.data.device_batch import Centerlines, collate_centerlines
+from inktrace_train.data.device_render import DeviceRenderer
+from inktrace_train.train.build import make_augmenter
 from test_resume import RUN, assert_same_run, losses
 
 SIZE = 64
@@ -37,10 +39,7 @@ def render_on_device(items):
 
 
 def datasets(source):
-    d = DataConfig()
-    augment = Augmenter(
-        SIZE, d.rotation_deg, d.scale_min, d.scale_max, d.shear, d.shift, d.wobble, d.pen_width_min, d.pen_width_max
-    )
+    augment = make_augmenter(DataConfig(img_size=SIZE))
     common = dict(seed=3, stream=0, mask_ratio=0.25, patch_size=8, fixed=False)
     return tuple(InkDataset(source, augment, render, **common) for render in (Renderer(SIZE), Centerlines(SIZE)))
 
@@ -102,11 +101,11 @@ def test_where_the_inks_differ_the_device_is_nearer_the_exact_coverage():
             continue
         rng = np.random.default_rng([cpu_set.seed, cpu_set.stream, 0, i])  # the sample's own draws
         glyph = source.glyph(int(rng.integers(len(source))), rng)
-        strokes, half_widths = cpu_set.augment(glyph, rng)
+        strokes, pen = cpu_set.augment(glyph, rng)
         samples, sid, _ = resample([np.asarray(s, np.float64) for s in strokes], step=0.02)
         centre = np.stack([xs + 0.5, ys + 0.5], 1)
         dist = np.linalg.norm(centre[:, None] - samples[None], axis=2)
-        exact = np.clip(half_widths[sid[dist.argmin(1)]] + 0.5 - dist.min(1), 0, 1)
+        exact = np.clip(pen.half_width[sid[dist.argmin(1)]] + 0.5 - dist.min(1), 0, 1)
         errors["cpu"].append(np.abs(cpu.numpy()[ys, xs] - exact))
         errors["device"].append(np.abs(device[i].numpy()[ys, xs] - exact))
     assert errors["cpu"], "no differing pixel in 60 glyphs: the test would prove nothing"
@@ -155,7 +154,9 @@ def test_collate_pads_glyphs_of_different_sizes():
     batch = collate_centerlines([{k: torch.from_numpy(v) for k, v in x.items()} for x in (a, b)])
     assert batch["points"].shape == (2, max(len(a["points"]), len(b["points"])), 2)
     assert batch["stroke"][1, len(b["points"]) :].eq(-1).all() and batch["stroke_count"][0, 1] == 0
-    assert batch["half_width"].tolist()[1] == pytest.approx([1.0, 0.8])
+    half_width = batch["half_width"][1, : len(b["points"])]  # per sample: each stroke's pen
+    assert half_width.tolist() == pytest.approx([1.0] * b["stroke_count"][0] + [0.8] * b["stroke_count"][1])
+    assert batch["half_width"][0, len(a["points"]) :].eq(0).all()
 
 
 def test_a_run_with_the_device_renderer_resumes_exactly(workdir):

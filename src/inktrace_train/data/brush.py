@@ -8,11 +8,13 @@ its own stroke's outline, so where strokes cross it stays that stroke's width.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List
 
 import cv2
 import numpy as np
+
+from inktrace_train.data.pen import Hairlines
 
 SUPERSAMPLE = 4  # outlines are filled at 4x and box-filtered: coverage in steps of 1/16 (OpenCV fills
 # boundary sub-pixels inclusively: a stroke comes out up to 1/4 px wider than its outline)
@@ -35,13 +37,15 @@ class BrushGlyph:
 
 @dataclass(frozen=True)
 class Outlines:
-    """The pen of an augmented brush glyph: each stroke's outline polygon, pixel coordinates.
-    The renderers take it where a pen glyph has its (S,) half pen widths."""
+    """The pen of an augmented brush glyph: each stroke's outline polygon, pixel coordinates, and
+    any hairlines joining the strokes. The renderers take it where a pen glyph has its
+    :class:`~.pen.Pen`."""
 
     polygons: List[np.ndarray]
+    hairlines: Hairlines = field(default_factory=Hairlines)
 
 
-def _fixed(points: np.ndarray, origin: np.ndarray) -> np.ndarray:
+def fixed_point(points: np.ndarray, origin: np.ndarray) -> np.ndarray:
     """Pixel coordinates -> cv2.fillPoly's fixed-point supersampled coordinates (a pixel centre
     of the supersampled grid is an integer there)."""
     scaled = (np.asarray(points, np.float64) - origin) * SUPERSAMPLE - 0.5
@@ -49,11 +53,20 @@ def _fixed(points: np.ndarray, origin: np.ndarray) -> np.ndarray:
 
 
 def fill(polygons: List[np.ndarray], size: int) -> np.ndarray:
-    """Anti-aliased coverage (H, W) float32 of the union of the polygons."""
+    """Anti-aliased coverage (H, W) float32 of the union of the polygons.
+
+    One cv2.fillPoly call per polygon: a single call fills its polygons together by the even-odd
+    rule, so where two strokes cross the crossing would be left blank.
+    """
     big = np.zeros((size * SUPERSAMPLE, size * SUPERSAMPLE), np.uint8)
-    polys = [_fixed(p, np.zeros(2)) for p in polygons if len(p) >= 3]
-    if polys:
-        cv2.fillPoly(big, polys, 255, lineType=cv2.LINE_8, shift=SHIFT)
+    for p in polygons:
+        if len(p) >= 3:
+            cv2.fillPoly(big, [fixed_point(p, np.zeros(2))], 255, lineType=cv2.LINE_8, shift=SHIFT)
+    return downsample(big, size)
+
+
+def downsample(big: np.ndarray, size: int) -> np.ndarray:
+    """A SUPERSAMPLE x uint8 mask (255 ink) -> coverage (size, size) float32: the box filter."""
     return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
@@ -79,11 +92,11 @@ def half_widths(polygons: List[np.ndarray], samples: np.ndarray, stroke_id: np.n
         hi = np.ceil(np.maximum(polygon.max(0), samples[mine].max(0))) + 2
         w, h = ((hi - lo) * SUPERSAMPLE).astype(int)
         mask = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(mask, [_fixed(polygon, lo)], 1, lineType=cv2.LINE_8, shift=SHIFT)
+        cv2.fillPoly(mask, [fixed_point(polygon, lo)], 1, lineType=cv2.LINE_8, shift=SHIFT)
         dist = cv2.distanceTransform(mask, cv2.DIST_L2, cv2.DIST_MASK_5)
         cell = np.clip(np.floor((samples[mine] - lo) * SUPERSAMPLE).astype(int), 0, [w - 1, h - 1])
         out[mine] = (dist[cell[:, 1], cell[:, 0]] - 0.5) / SUPERSAMPLE  # centre to the edge, not the next centre
     return np.maximum(out, MIN_HALF_WIDTH)
 
 
-__all__ = ["BrushGlyph", "Outlines", "fill", "half_widths"]
+__all__ = ["BrushGlyph", "Outlines", "downsample", "fill", "fixed_point", "half_widths"]

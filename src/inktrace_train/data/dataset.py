@@ -53,7 +53,7 @@ class InkDataset(Dataset):
 
     Args:
         source: a glyph source (``__len__`` and ``glyph(index, rng)``).
-        augment: turns a unit-coordinate glyph into pixel strokes and pen widths.
+        augment: turns a unit-coordinate glyph into pixel strokes and their pen.
         render: turns those into targets (:class:`Renderer`), or into centerlines that the
             training device renders batch by batch (:class:`Centerlines`).
         seed: the run's seed.
@@ -100,8 +100,8 @@ class InkDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.stream, epoch, index])
         n = len(self.source)
         choice = index % n if self.fixed else int(rng.integers(n))
-        strokes, half_widths = self.augment(self.source.glyph(choice, rng), rng)
-        targets = self.render(strokes, half_widths)
+        strokes, pen = self.augment(self.source.glyph(choice, rng), rng)
+        targets = self.render(strokes, pen)
         size = self.render.img_size
         visible = patch_mask(size, self.patch_size, self.mask_ratio, rng)[None]
         fields = {}

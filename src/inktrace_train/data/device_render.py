@@ -1,8 +1,8 @@
 """The device renderer (``data.renderer=device``): the training device draws every target.
 
 Data-loader workers only pick and augment glyphs and sample their centerlines
-(:class:`Centerlines`, every <= 0.35 px, numpy); :func:`collate_centerlines` pads
-them into one batch; :class:`DeviceRenderer` turns that batch, on the training
+(:class:`~.device_batch.Centerlines`, every <= 0.35 px, numpy); :func:`~.device_batch.collate_centerlines`
+pads them into one batch; :class:`DeviceRenderer` turns that batch, on the training
 device, into the same targets as the CPU :class:`~inktrace_train.data.render.Renderer`
 -- in torch, for the whole batch at once: no Python loop over samples, strokes or
 pixels, no boolean indexing, no host sync. Dynamic sizes never reach the device:
@@ -12,7 +12,8 @@ Cost does not grow with the stroke count except in one place (junctions dilate
 each stroke's skeleton; B x S x 64 x 64 values). Each pixel's nearest centerline
 point comes from a jump-flooding pass (log2(size) + 1 sweeps of 9 candidates)
 seeded with each skeleton pixel's representative sample, refined by the CPU
-renderer's foot-of-perpendicular walk along the samples.
+renderer's foot-of-perpendicular walk along the samples. Swept pens and hairlines
+(:mod:`.device_sweep`) scatter each sample's capsule into a fixed window around it.
 
 Equivalence with the CPU renderer (``tests/test_device_render.py``) is stated
 per target there and in the README.
@@ -21,92 +22,19 @@ per target there and in the README.
 from __future__ import annotations
 
 import math
-from typing import Dict, List
+from typing import Dict, Optional
 
 import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from inktrace_train.data import degrade
-from inktrace_train.data.brush import Outlines
-from inktrace_train.data.render import (
-    CLOSED_GAP,
-    INK_THRESHOLD,
-    JUNCTION_RADIUS,
-    SPOT_FLOOR,
-    SPOT_RADIUS,
-    TARGET_CHANNELS,
-    resample,
-)
+from inktrace_train.data import degrade, device_sweep
+from inktrace_train.data.centerline import CLOSED_GAP
+from inktrace_train.data.device_sweep import hairline_capsules, pen_capsules
+from inktrace_train.data.render import INK_THRESHOLD, JUNCTION_RADIUS, REFINE, SPOT_FLOOR, SPOT_RADIUS, TARGET_CHANNELS
+from inktrace_train.data.sweep import window
 
-PER_SAMPLE = ("points", "stroke", "arc")  # padded along the samples of a glyph
-PER_STROKE = ("half_width", "stroke_first", "stroke_count", "stroke_len")  # padded along its strokes
 LABEL_SWEEPS = 24  # min-label + pointer-jumping sweeps of the junction regions' connected components
-
-
-class Centerlines:
-    """The worker's half of the device renderer: strokes -> centerline samples (numpy).
-
-    Args:
-        img_size: side of the square output, pixels.
-    """
-
-    on_device = True  # the targets are drawn on the training device, batch by batch
-
-    def __init__(self, img_size: int) -> None:
-        self.img_size = int(img_size)
-
-    def __call__(self, strokes: List[np.ndarray], half_widths: np.ndarray) -> Dict[str, np.ndarray]:
-        """Centerline samples of one glyph (what :class:`DeviceRenderer` renders from).
-
-        Returns:
-            points float32 (M, 2); stroke int64 (M,); arc float32 (M,) from the stroke's start;
-            per stroke: half_width float32 (S,), stroke_first / stroke_count int64 (S,) (its
-            samples), stroke_len float32 (S,).
-        """
-        if isinstance(half_widths, Outlines):
-            raise ValueError("the device renderer draws pen ink only: brush glyphs need data.renderer=cpu")
-        strokes = [np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes]
-        keep = [i for i, s in enumerate(strokes) if len(s) > 0]
-        half_widths = np.asarray(half_widths, dtype=np.float32)[keep]
-        if not keep:
-            empty_f, empty_i = np.zeros(0, np.float32), np.zeros(0, np.int64)
-            return dict(
-                points=np.zeros((0, 2), np.float32),
-                stroke=empty_i,
-                arc=empty_f,
-                half_width=half_widths,
-                stroke_first=empty_i,
-                stroke_count=empty_i,
-                stroke_len=empty_f,
-            )
-        samples, sid, arc = resample([strokes[i] for i in keep])
-        count = np.bincount(sid, minlength=len(keep))
-        first = np.cumsum(count) - count
-        return dict(
-            points=samples.astype(np.float32),
-            stroke=sid,
-            arc=arc.astype(np.float32),
-            half_width=half_widths,
-            stroke_first=first,
-            stroke_count=count,
-            stroke_len=arc[first + count - 1].astype(np.float32),
-        )
-
-
-def collate_centerlines(items: List[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
-    """Stack samples of different sizes: per-sample arrays padded to the longest glyph (stroke
-    -1), per-stroke arrays to the most strokes (count 0); anything else is stacked."""
-    out: Dict[str, torch.Tensor] = {}
-    for key in items[0]:
-        values = [item[key] for item in items]
-        if key in PER_SAMPLE or key in PER_STROKE:
-            fill = -1 if key == "stroke" else 0
-            out[key] = torch.nn.utils.rnn.pad_sequence(values, batch_first=True, padding_value=fill)
-        else:
-            out[key] = torch.stack(values)
-    return out
 
 
 def _spot_profile(device: torch.device) -> torch.Tensor:
@@ -125,14 +53,22 @@ class DeviceRenderer:
 
     Args:
         img_size: side of the square output, pixels.
+        sweep_half_width: the widest half width of a pen whose ink is swept sample by sample (width
+            varying along its strokes, flat ends: :mod:`.device_sweep`); None when the data has no
+            such pen (its glyphs would then be drawn as constant round pens).
+        hairline_half_width: the widest half width of a hairline; None when the data has none.
     """
 
-    def __init__(self, img_size: int) -> None:
+    def __init__(
+        self, img_size: int, sweep_half_width: Optional[float] = None, hairline_half_width: Optional[float] = None
+    ) -> None:
         self.img_size = int(img_size)
         self.sweeps = [2**k for k in reversed(range(math.ceil(math.log2(self.img_size))))] + [1]
+        self.pen_window = None if sweep_half_width is None else window(sweep_half_width)
+        self.hairline_window = None if hairline_half_width is None else window(hairline_half_width)
 
     def __call__(self, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        """Args: a batch on the training device (keys as :class:`Centerlines` plus ``visible``
+        """Args: a batch on the training device (keys as :class:`~.device_batch.Centerlines` plus ``visible``
         (B, 1, H, W) and any ``degrade_*`` fields). Returns: ``image`` (the ink, degraded when the
         batch carries degradation fields, times visible; visible), ``visible`` and the
         TARGET_CHANNELS targets, float32 (B, C, H, W)."""
@@ -140,7 +76,9 @@ class DeviceRenderer:
         skeleton, rep = self._skeleton(g)
         tangent = self._tangent(g, skeleton, rep)
         keypoints = torch.stack([self._spots(self._endpoints(g)), self._spots(self._junctions(g, skeleton))], 1)
-        ink, width, offset = self._dense(g, rep)
+        ink, width, offset = self._dense(g, rep, batch)
+        if self.hairline_window is not None:  # after width and offset: ink only
+            ink = torch.maximum(ink, device_sweep.sweep(hairline_capsules(batch), self.img_size, self.hairline_window))
         visible = batch["visible"].float()
         seen = degrade.apply(ink, batch) if "degrade_gain" in batch else ink
         out = {
@@ -181,8 +119,7 @@ class DeviceRenderer:
     def _endpoints(g: _Glyphs) -> torch.Tensor:
         """(B*HW,) bool: pixels holding the start or end of an open stroke (closed loops have none)."""
         start, end = g.stroke_point(g.first), g.stroke_point(g.last)
-        closed = ((end - start).norm(dim=-1) < CLOSED_GAP) & (g.stroke_len > 4 * CLOSED_GAP)
-        keep = (g.count > 0) & ~closed
+        keep = (g.count > 0) & ~g.closed()
         pixels = torch.cat([g.pixel_of(start, keep), g.pixel_of(end, keep)], 1).flatten()
         return g.mark(pixels)
 
@@ -242,29 +179,22 @@ class DeviceRenderer:
         grid = (cols * profile).amax(-1)
         return torch.where(grid < SPOT_FLOOR, 0.0, grid)
 
-    def _dense(self, g: _Glyphs, rep: torch.Tensor):
+    def _dense(self, g: _Glyphs, rep: torch.Tensor, batch: Dict[str, torch.Tensor]):
         """Ink coverage, width and offset from each pixel's nearest centerline point (the CPU
-        renderer's formulas). Returns (B, 1, H, W), (B, 1, H, W), (B, 2, H, W)."""
+        renderer's formulas); the ink of a glyph whose pen is swept comes from :mod:`.device_sweep`.
+        Returns (B, 1, H, W), (B, 1, H, W), (B, 2, H, W)."""
         size, b = self.img_size, g.b
         centre = g.pixel_centres()  # (B*HW, 2)
         nearest = self._jump_flood(g, rep.view(b, size, size), centre).flatten()
         has = nearest >= 0
         j = nearest.clamp(min=0)
         s = g.stroke_of(j)
-        first, last = g.first_flat[s], g.last_flat[s]
-        step = g.spacing[s].clamp(min=1e-9)
-        p, t = g.points.view(-1, 2), g.tangents.view(-1, 2)
-        for _ in range(2):  # walk along the stroke by the tangential distance, as the CPU renderer
-            along = ((centre - p[j]) * t[j]).sum(-1)
-            j = torch.minimum(torch.maximum(j + torch.round(along / step).long(), first), last)
-        along = ((centre - p[j]) * t[j]).sum(-1)
-        arc = g.arc.flatten()[j]
-        lo = torch.maximum(-step / 2, -arc)
-        hi = torch.minimum(step / 2, g.stroke_len.flatten()[s] - arc)
-        along = torch.minimum(torch.maximum(along, lo), hi)
-        delta = p[j] + along[:, None] * t[j] - centre
-        hw = g.half_width.flatten()[s]
+        j, delta = _foot(g, j, s, centre)
+        hw = g.half_width.flatten()[j]  # the pen's width where the foot is, as the CPU renderer
         cover = torch.clamp(hw + 0.5 - delta.norm(dim=-1), 0.0, 1.0) * has
+        if self.pen_window is not None:
+            swept = device_sweep.sweep(pen_capsules(g, batch), size, self.pen_window).flatten()
+            cover = torch.where(batch["sweep"].view(b, 1).expand(b, g.hw).flatten() > 0.5, swept, cover)
         on = cover >= INK_THRESHOLD
         shape = (b, size, size)
         ink = cover.view(shape)[:, None]
@@ -297,7 +227,7 @@ class _Glyphs:
         self.half_width, self.stroke_len = batch["half_width"].float(), batch["stroke_len"].float()
         self.first, self.count = batch["stroke_first"], batch["stroke_count"]
         self.b, self.m, _ = self.points.shape
-        self.s = self.half_width.shape[1]
+        self.s = self.stroke_len.shape[1]
         self.size, self.hw, self.device = size, size * size, self.points.device
         self.batch_index = torch.arange(self.b, device=self.device)[:, None]  # (B, 1)
         self.last = (self.first + self.count - 1).clamp(min=0)
@@ -323,6 +253,17 @@ class _Glyphs:
         n = d.norm(dim=-1, keepdim=True)
         unit = torch.tensor([1.0, 0.0], device=self.device)
         return torch.where(n > 1e-9, d / n.clamp(min=1e-9), unit)
+
+    def closed(self) -> torch.Tensor:
+        """(B, S) bool: strokes whose ends meet and that are long (loops: no ends), as the CPU renderer."""
+        start, end = self.stroke_point(self.first), self.stroke_point(self.last)
+        return ((end - start).norm(dim=-1) < CLOSED_GAP) & (self.stroke_len > 4 * CLOSED_GAP)
+
+    def per_sample(self, per_stroke: torch.Tensor) -> torch.Tensor:
+        """(B, S, ...) values of each sample's stroke -> (B, M, ...)."""
+        index = self.stroke.clamp(min=0)
+        index = index.view(*index.shape, *([1] * (per_stroke.dim() - 2))).expand(-1, -1, *per_stroke.shape[2:])
+        return per_stroke.gather(1, index)
 
     def stroke_of(self, sample: torch.Tensor) -> torch.Tensor:
         """Flat stroke index (b * S + stroke) of flat sample indices."""
@@ -352,3 +293,42 @@ class _Glyphs:
         c = torch.arange(self.size, device=self.device, dtype=torch.float32) + 0.5
         y, x = torch.meshgrid(c, c, indexing="ij")
         return torch.stack([x, y], -1).view(1, self.hw, 2).expand(self.b, -1, -1).reshape(-1, 2)
+
+
+def _foot(g: _Glyphs, j: torch.Tensor, s: torch.Tensor, centre: torch.Tensor):
+    """The nearest centerline point to each pixel centre, from sample ``j`` of stroke ``s`` (flat
+    indices): the CPU renderer's _foot_of_perpendicular (the walk along the stroke by the
+    tangential distance; where it did not settle, the nearest foot of the REFINE samples either
+    side, computed everywhere and kept only there: a mask, not a sync).
+
+    Returns:
+        (sample beside the foot, offset from the pixel centre to the foot (K, 2)).
+    """
+    first, last = g.first_flat[s], g.last_flat[s]
+    step = g.spacing[s].clamp(min=1e-9)
+    p, t = g.points.view(-1, 2), g.tangents.view(-1, 2)
+    half = g.spacing.view(g.b, -1).gather(1, g.stroke.clamp(min=0)).flatten() / 2  # per sample
+    arcs = g.arc.flatten()
+    lo, hi = -torch.minimum(half, arcs), torch.minimum(half, g.per_sample(g.stroke_len).flatten() - arcs)
+    x, y = centre[:, 0], centre[:, 1]
+
+    def along(j, x, y):
+        return (x - p[j, 0]) * t[j, 0] + (y - p[j, 1]) * t[j, 1]
+
+    def offset(j, a, x, y):  # from the query to sample j's foot
+        a = torch.minimum(torch.maximum(a, lo[j]), hi[j])
+        return p[j, 0] + a * t[j, 0] - x, p[j, 1] + a * t[j, 1] - y
+
+    for _ in range(2):
+        j = torch.minimum(torch.maximum(j + torch.round(along(j, x, y) / step).long(), first), last)
+    a = along(j, x, y)
+    dx, dy = offset(j, a, x, y)
+    unsettled = torch.minimum(torch.maximum(j + torch.round(a / step).long(), first), last) != j  # still moving
+    window = j[:, None] + torch.arange(-REFINE, REFINE + 1, device=j.device)
+    window = torch.minimum(torch.maximum(window, first[:, None]), last[:, None])
+    wx, wy = offset(window, along(window, x[:, None], y[:, None]), x[:, None], y[:, None])
+    pick = (wx * wx + wy * wy).argmin(1, keepdim=True)
+    j = torch.where(unsettled, window.gather(1, pick)[:, 0], j)
+    dx = torch.where(unsettled, wx.gather(1, pick)[:, 0], dx)
+    dy = torch.where(unsettled, wy.gather(1, pick)[:, 0], dy)
+    return j, torch.stack([dx, dy], -1)

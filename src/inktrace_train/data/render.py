@@ -20,71 +20,16 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
-from inktrace_train.data import brush
+from inktrace_train.data import brush, outline
 from inktrace_train.data.brush import Outlines
+from inktrace_train.data.centerline import closed_strokes, resample, sample_tangents
+from inktrace_train.data.pen import Pen
+from inktrace_train.data.sweep import hairline_ink, segments, sweep
 
 TARGET_CHANNELS = {"ink": 1, "skeleton": 1, "keypoints": 2, "tangent": 2, "width": 1, "offset": 2}
 
-SAMPLE_STEP = 0.35  # px between centerline samples: several per pixel, so the skeleton has no gaps
 JUNCTION_RADIUS = 2  # px; KanjiVG strokes stop 1-3 units short of the stroke they touch
-CLOSED_GAP = 0.75  # px; a stroke whose ends are closer than this (and is long) is closed
 INK_THRESHOLD = 0.5  # coverage at which a pixel counts as ink for width / offset
-
-
-def resample(strokes: List[np.ndarray], step: float = SAMPLE_STEP) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Evenly spaced points along every stroke, ends included.
-
-    All strokes go through one searchsorted: arc length runs on over the
-    concatenation, with a unit gap for each jump between strokes so that a
-    stroke's last sample lands on its own end and never on the next stroke.
-
-    Args:
-        strokes: S float (N_s, 2) polylines (N_s >= 1).
-        step: the largest spacing between samples.
-
-    Returns:
-        (samples (M, 2) float64, stroke id (M,) int64, arc length from the
-        stroke start (M,) float64). Each stroke's samples are contiguous.
-    """
-    pts = np.concatenate(strokes).astype(np.float64)
-    sizes = np.array([len(s) for s in strokes])
-    seg_len = np.linalg.norm(np.diff(pts, axis=0), axis=1)
-    jump = np.cumsum(sizes)[:-1] - 1  # segment index from a stroke's end to the next start
-    seg_len[jump] = 1.0
-    cum = np.concatenate([[0.0], np.cumsum(seg_len)])
-    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    last = first + sizes - 1
-    start_s, length = cum[first], cum[last] - cum[first]
-    counts = np.ceil(length / step).astype(np.int64) + 1  # samples per stroke
-    stroke_id = np.repeat(np.arange(len(strokes)), counts)
-    k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    denom = np.maximum(counts - 1, 1)[stroke_id]
-    arc = length[stroke_id] * k / denom
-    s = start_s[stroke_id] + arc
-    seg = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, max(len(pts) - 2, 0))
-    if len(pts) == 1:  # a lone point: nothing to interpolate
-        return np.repeat(pts, len(s), axis=0), stroke_id, arc
-    span = cum[seg + 1] - cum[seg]
-    t = np.divide(s - cum[seg], span, out=np.zeros_like(s), where=span > 0)[:, None]
-    samples = pts[seg] + t * (pts[seg + 1] - pts[seg])
-    return samples, stroke_id, arc
-
-
-def sample_tangents(samples: np.ndarray, stroke_id: np.ndarray) -> np.ndarray:
-    """Unit direction at each sample: central difference within its stroke.
-
-    Returns:
-        (M, 2) unit vectors; (1, 0) where a stroke has no length.
-    """
-    m = len(samples)
-    idx = np.arange(m)
-    nxt = np.minimum(idx + 1, m - 1)
-    prv = np.maximum(idx - 1, 0)
-    nxt = np.where(stroke_id[nxt] == stroke_id, nxt, idx)  # do not reach into the next stroke
-    prv = np.where(stroke_id[prv] == stroke_id, prv, idx)
-    d = samples[nxt] - samples[prv]
-    n = np.linalg.norm(d, axis=1, keepdims=True)
-    return np.where(n > 1e-9, d / np.maximum(n, 1e-9), np.array([1.0, 0.0]))
 
 
 SPOT_RADIUS = 3  # px; beyond it a sigma-1 spot is below SPOT_FLOOR (or nearly, at the corners)
@@ -127,13 +72,20 @@ def _gaussian_spots(points: np.ndarray, size: int) -> np.ndarray:
     return canvas.reshape(padded, padded)[r:-r, r:-r].astype(np.float32)
 
 
+REFINE = 12  # samples (4.2 px) either side: where the walk did not settle, the nearest foot among these
+
+
 def _foot_of_perpendicular(centre, start, samples, tangents, sid, arc, stroke_len, iterations=2):
     """Nearest centerline point to each of ``centre``, starting from sample ``start``.
 
     Each iteration moves to the sample of the same stroke that lies the
     tangential distance away (samples are evenly spaced along a stroke, so this
-    follows the curve, not its tangent); a last sub-spacing slide along the
-    tangent, never past the stroke's ends, lands on the foot of the perpendicular.
+    follows the curve, not its tangent); the foot is then the point of that sample's
+    piece of centerline (half a spacing either way, never past the stroke's ends)
+    nearest the query. Off the outer side of a sharp corner the walk jumps between the
+    corner's two legs: where it has not settled (one more jump would move it, the stroke's
+    ends not counting), and only there (about 4 % of queries at the default pens), the
+    nearest foot of the REFINE samples either side is taken. The device renderer does the same.
 
     Args:
         centre: (K, 2) query points.
@@ -142,25 +94,38 @@ def _foot_of_perpendicular(centre, start, samples, tangents, sid, arc, stroke_le
         stroke_len: (S,) arc length of each stroke.
 
     Returns:
-        (K, 2) points on the centerlines.
+        ((K, 2) points on the centerlines, (K,) the sample each lies beside).
     """
     counts = np.bincount(sid, minlength=len(stroke_len))
     last = np.cumsum(counts) - 1
     first = last - counts + 1
-    spacing = stroke_len / np.maximum(counts - 1, 1)
     j, s = start, sid[start]
-    step = np.maximum(spacing[s], 1e-9)
+    step = np.maximum((stroke_len / np.maximum(counts - 1, 1))[s], 1e-9)
+    lo, hi = segments(sid, arc, stroke_len)  # each sample's piece of centerline, along its tangent
     cx, cy = centre[:, 0], centre[:, 1]
     sx, sy, tx, ty = samples[:, 0], samples[:, 1], tangents[:, 0], tangents[:, 1]
-    # Components instead of (K, 2) sums: reductions over a length-2 axis are slow.
+
+    def along(j, x, y):  # components instead of (K, 2) sums: reductions over a length-2 axis are slow
+        return (x - sx[j]) * tx[j] + (y - sy[j]) * ty[j]
+
+    def foot(j, a):
+        a = np.clip(a, lo[j], hi[j])
+        return sx[j] + a * tx[j], sy[j] + a * ty[j]
+
     for _ in range(iterations):
-        along = (cx - sx[j]) * tx[j] + (cy - sy[j]) * ty[j]
-        j = np.clip(j + np.rint(along / step).astype(np.int64), first[s], last[s])
-    along = (cx - sx[j]) * tx[j] + (cy - sy[j]) * ty[j]
-    lo = np.maximum(-step / 2, -arc[j])
-    hi = np.minimum(step / 2, stroke_len[s] - arc[j])
-    along = np.clip(along, lo, hi)
-    return np.stack([sx[j] + along * tx[j], sy[j] + along * ty[j]], axis=1)
+        j = np.clip(j + np.rint(along(j, cx, cy) / step).astype(np.int64), first[s], last[s])
+    a = along(j, cx, cy)
+    fx, fy = foot(j, a)
+    k = np.flatnonzero(np.clip(j + np.rint(a / step).astype(np.int64), first[s], last[s]) != j)  # still moving
+    if len(k):
+        window = np.clip(j[k, None] + np.arange(-REFINE, REFINE + 1), first[s[k], None], last[s[k], None])
+        x, y = cx[k, None], cy[k, None]
+        wx, wy = foot(window, along(window, x, y))
+        pick = ((wx - x) ** 2 + (wy - y) ** 2).argmin(1)  # the first of equals, as torch's argmin
+        j = j.copy()
+        j[k] = window[np.arange(len(k)), pick]
+        fx[k], fy[k] = wx[np.arange(len(k)), pick], wy[np.arange(len(k)), pick]
+    return np.stack([fx, fy], axis=1), j
 
 
 class Renderer:
@@ -181,14 +146,16 @@ class Renderer:
         r = JUNCTION_RADIUS
         self._disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
 
-    def __call__(self, strokes: List[np.ndarray], pen: np.ndarray | Outlines) -> Dict[str, np.ndarray]:
+    def __call__(self, strokes: List[np.ndarray], pen: np.ndarray | Pen | Outlines) -> Dict[str, np.ndarray]:
         """Render one glyph.
 
         Args:
             strokes: S float (N, 2) polylines in pixel coordinates.
-            pen: (S,) half pen width of each stroke, pixels; or, for brush ink, each stroke's
-                outline (:class:`~.brush.Outlines`): the ink is then their filled union and the
-                width at each centerline point is measured in its stroke's outline.
+            pen: the glyph's :class:`~.pen.Pen` (or just its (S,) half pen width per stroke, pixels:
+                a round pen of constant width); or, for brush ink, each stroke's outline
+                (:class:`~.brush.Outlines`): the ink is then their filled union and the width at
+                each centerline point is measured in its stroke's outline. A pen's or outlines'
+                hairlines are added to the ink only.
 
         Returns:
             float32 (C, H, W) arrays keyed and sized as TARGET_CHANNELS.
@@ -200,14 +167,10 @@ class Renderer:
             return {k: np.zeros((c, size, size), np.float32) for k, c in TARGET_CHANNELS.items()}
         strokes = [strokes[i] for i in keep]
         samples, sid, arc = resample(strokes)
-        if isinstance(pen, Outlines):
-            polygons = [pen.polygons[i] for i in keep]
-            sample_hw, coverage = brush.half_widths(polygons, samples, sid), brush.fill(pen.polygons, size)
-        else:
-            sample_hw, coverage = np.asarray(pen, dtype=np.float64)[keep][sid], None
         stroke_len = np.zeros(len(strokes))
         np.maximum.at(stroke_len, sid, arc)
         tangents = sample_tangents(samples, sid)
+        sample_hw, coverage = self._pen_ink(pen, keep, strokes, samples, tangents, sid, arc, stroke_len)
         cells = np.floor(samples).astype(np.int64)
         inside = (cells[:, 0] >= 0) & (cells[:, 0] < size) & (cells[:, 1] >= 0) & (cells[:, 1] < size)
         rep, rep_pixel = self._skeleton_representatives(samples, cells, inside)
@@ -227,6 +190,8 @@ class Renderer:
             ]
         )
         ink, width, offset = self._dense(samples, tangents, sid, arc, stroke_len, rep, rep_pixel, sample_hw, coverage)
+        if isinstance(pen, (Pen, Outlines)) and pen.hairlines.lines:  # after width and offset: ink only
+            ink = np.maximum(ink, hairline_ink(pen.hairlines, size))
         return {
             "ink": ink[None],
             "skeleton": skeleton[None],
@@ -235,6 +200,24 @@ class Renderer:
             "width": width[None],
             "offset": offset,
         }
+
+    def _pen_ink(self, pen, keep, strokes, samples, tangents, sid, arc, stroke_len):
+        """The half width (M,) at each centerline sample and the ink coverage (H, W) of the pen; the
+        coverage is None where _dense's nearest-centerline coverage is the ink (a round pen of
+        constant width along each stroke: where strokes meet, their widths differ by little)."""
+        size = self.img_size
+        if isinstance(pen, Outlines):
+            polygons = [pen.polygons[i] for i in keep]
+            return brush.half_widths(polygons, samples, sid), brush.fill(pen.polygons, size)
+        pen = (pen if isinstance(pen, Pen) else Pen(np.asarray(pen, np.float32))).select(keep)
+        sample_hw = pen.sample_half_widths(sid, arc, stroke_len, tangents)
+        if pen.outline:
+            return sample_hw, outline.fill(strokes, pen, size)
+        if not pen.varies:
+            return sample_hw, None
+        ends = np.array([[s[0], s[-1]] for s in strokes])
+        cut = ~closed_strokes(ends[:, 0], ends[:, 1], stroke_len) if pen.flat_caps else None
+        return sample_hw, sweep(samples, tangents, sid, arc, stroke_len, sample_hw, size, cut)
 
     def _skeleton_representatives(
         self,
@@ -268,7 +251,7 @@ class Renderer:
         """Start and end of every open stroke (closed loops have no ends)."""
         starts = np.array([s[0] for s in strokes])
         ends = np.array([s[-1] for s in strokes])
-        closed = (np.linalg.norm(ends - starts, axis=1) < CLOSED_GAP) & (length > 4 * CLOSED_GAP)
+        closed = closed_strokes(starts, ends, length)
         return np.concatenate([starts[~closed], ends[~closed]])
 
     def _junctions(self, cells: np.ndarray, inside: np.ndarray, sid: np.ndarray, n_strokes: int) -> np.ndarray:
@@ -342,8 +325,9 @@ class Renderer:
         ys, xs = np.nonzero(reach if coverage is None else reach | (coverage >= INK_THRESHOLD))
         centre = np.stack([xs + 0.5, ys + 0.5], axis=1)
         nearest = self._nearest_seed(rep[labels - 1], ys, xs, centre, samples)  # labels number seeds 1..
-        delta = _foot_of_perpendicular(centre, nearest, samples, tangents, sid, arc, stroke_len) - centre
-        hw = sample_hw[nearest]
+        foot, beside = _foot_of_perpendicular(centre, nearest, samples, tangents, sid, arc, stroke_len)
+        delta = foot - centre
+        hw = sample_hw[beside]  # the pen's width where the foot is: a tapering stroke's target tapers
         if coverage is None:
             cover = np.clip(hw + 0.5 - np.hypot(delta[:, 0], delta[:, 1]), 0.0, 1.0)
             ink[ys, xs] = cover

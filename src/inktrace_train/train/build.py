@@ -19,7 +19,9 @@ from torch.utils.data import DataLoader
 from inktrace_train.checkpoint.store import Checkpoint, CheckpointManager
 from inktrace_train.config.schema import BRUSH_SOURCES, CONFIG_VERSION, Config, DataConfig
 from inktrace_train.data import Augmenter, EpochSampler, InkDataset, Renderer, worker_init_fn
-from inktrace_train.data.device_render import Centerlines, DeviceRenderer, collate_centerlines
+from inktrace_train.data.device_batch import Centerlines, collate_centerlines
+from inktrace_train.data.device_render import DeviceRenderer
+from inktrace_train.data.pen import PenStyle
 from inktrace_train.errors import ConfigError, first_line
 from inktrace_train.evaluation.metrics import ValidationMetrics, select_metric
 from inktrace_train.model.losses import StructureLoss
@@ -56,10 +58,21 @@ def on_cuda_unless_set(value: Optional[bool], device: torch.device) -> bool:
 
 def renders_on_device(data: DataConfig, device: torch.device) -> bool:
     """``data.renderer``: auto draws the targets on the training device when it is a GPU (data-
-    loader workers could not keep up with one) and the ink is pen ink, in the workers elsewhere."""
+    loader workers could not keep up with one) and the ink is swept pen ink (no brush source, no
+    outline ink), in the workers elsewhere."""
     if data.renderer == "auto":
-        return device.type == "cuda" and data.source not in BRUSH_SOURCES
+        return device.type == "cuda" and data.source not in BRUSH_SOURCES and data.outline_ink == 0
     return data.renderer == "device"
+
+
+def make_device_renderer(d: DataConfig) -> DeviceRenderer:
+    """The device renderer, its sample windows sized for the widest pen and hairline the data draws."""
+    swept = max(d.pen_pressure, d.pen_nib, d.pen_flat_caps) > 0
+    return DeviceRenderer(
+        d.img_size,
+        sweep_half_width=d.pen_width_max / 2 if swept else None,
+        hairline_half_width=d.hairline_width_max / 2 if d.hairlines > 0 else None,
+    )
 
 
 def make_augmenter(d: DataConfig) -> Augmenter:
@@ -72,8 +85,22 @@ def make_augmenter(d: DataConfig) -> Augmenter:
         shear=d.shear,
         shift=d.shift,
         wobble=d.wobble,
-        pen_width_min=d.pen_width_min,
-        pen_width_max=d.pen_width_max,
+        pen=PenStyle(
+            pen_width_min=d.pen_width_min,
+            pen_width_max=d.pen_width_max,
+            pen_width_sampling=d.pen_width_sampling,
+            pen_pressure=d.pen_pressure,
+            pen_taper=d.pen_taper,
+            pen_nib=d.pen_nib,
+            pen_flat_caps=d.pen_flat_caps,
+            outline_ink=d.outline_ink,
+            hairlines=d.hairlines,
+            hairline_gap=d.hairline_gap,
+            hairline_width_min=d.hairline_width_min,
+            hairline_width_max=d.hairline_width_max,
+            hairline_intensity_min=d.hairline_intensity_min,
+            hairline_intensity_max=d.hairline_intensity_max,
+        ),
     )
 
 
@@ -260,7 +287,7 @@ def build_trainer(
         mask_ratio=t.mask_ratio,
         amp_dtype=pick_amp_dtype(t.precision, device),
         compile=on_cuda_unless_set(t.compile, device),
-        render=DeviceRenderer(cfg.data.img_size) if renders_on_device(cfg.data, device) else None,
+        render=make_device_renderer(cfg.data) if renders_on_device(cfg.data, device) else None,
         channels_last=channels_last,
         stop=stop,
     )
