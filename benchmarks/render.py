@@ -1,7 +1,10 @@
 """Single-process data throughput: the Renderer alone and InkDataset.__getitem__.
 
 Usage:
-    PYTHONPATH=src python benchmarks/render.py --seconds 5 [--img-size 64] [--cache-dir DIR]
+    PYTHONPATH=src python benchmarks/render.py --seconds 5 [--img-size 64] [--cache-dir DIR] [--set KEY=VALUE ...]
+
+``--set`` changes a DataConfig field (``--set pen_pressure=1 --set pen_width_max=7``), e.g. to
+measure what a pen option costs.
 
 Prints samples/s for each source (KanjiVG train split, synthetic strokes):
 ``render`` times Renderer.__call__ on pre-augmented glyphs; ``dataset`` times the
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 import torch
@@ -39,18 +42,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="time per measurement")
     parser.add_argument("--img-size", type=int, default=64)
     parser.add_argument("--cache-dir", default=None, help="KanjiVG cache folder (default: user cache)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a DataConfig field")
     args = parser.parse_args()
     torch.set_flush_denormal(True)
     torch.set_num_threads(1)
 
-    cfg = DataConfig()
-    augment = make_augmenter(replace(cfg, img_size=args.img_size))
+    types = {f.name: type(getattr(DataConfig(), f.name)) for f in fields(DataConfig)}
+    changes = dict(item.split("=", 1) for item in args.set)
+    unknown = sorted(set(changes) - set(types))
+    if unknown:
+        parser.error(f"not DataConfig fields: {', '.join(unknown)}")
+    cfg = replace(DataConfig(), img_size=args.img_size, **{k: types[k](v) for k, v in changes.items()})
+    augment = make_augmenter(cfg)
     renderer = Renderer(args.img_size)
     sources = {
         "kanjivg": KanjiVGStrokes("train", cfg.val_fraction, cfg.test_fraction, args.cache_dir),
         "synthetic": SyntheticStrokes(cfg.max_strokes),
     }
-    print(f"img_size={args.img_size}, one process, {args.seconds:g} s per measurement")
+    changed = " ".join(args.set) or "defaults"
+    print(f"img_size={args.img_size}, one process, {args.seconds:g} s per measurement, {changed}")
     for name, source in sources.items():
         rng = np.random.default_rng(0)
         pool = [augment(source.glyph(int(rng.integers(len(source))), rng), rng) for _ in range(500)]

@@ -39,23 +39,25 @@ def fill(strokes: List[np.ndarray], pen: Pen, size: int) -> np.ndarray:
             corner of the polyline is a corner of the outline.
         pen: their pen (:meth:`~.pen.Pen.sample_half_widths` at each vertex; ``flat_caps``).
     """
-    big = np.zeros((size * SUPERSAMPLE, size * SUPERSAMPLE), np.uint8)
     points, sizes = _distinct(strokes)
     sid = np.repeat(np.arange(len(sizes)), sizes)
-    first = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    last = np.cumsum(sizes) - 1
+    first = last - sizes + 1
     step = np.r_[0.0, np.linalg.norm(np.diff(points, axis=0), axis=1)]
     cum = np.cumsum(step)
-    arc = cum - cum[first]  # the jump from a stroke's end to the next start drops out here
-    stroke_len = arc[np.cumsum(sizes) - 1]
-    half_width = pen.sample_half_widths(sid, arc, stroke_len, sample_tangents(points, sid))
+    arc = cum - cum[first][sid]  # the jump from a stroke's end to the next start drops out here
+    half_width = pen.sample_half_widths(sid, arc, arc[last], sample_tangents(points, sid))
     half_width = np.maximum(half_width - INCLUSIVE, 0.0)
-    bounds = np.cumsum(sizes)[:-1]
-    for line, widths in zip(np.split(points, bounds), np.split(half_width, bounds), strict=True):
-        if pen.flat_caps and len(line) > 1:  # a flat end is an edge too: INCLUSIVE in from it
-            line = line.copy()
-            line[[0, -1]] += INCLUSIVE * _unit(line[[1, -2]] - line[[0, -1]])
-        for piece in pieces(line, widths, pen.flat_caps):
-            cv2.fillConvexPoly(big, fixed_point(piece, ORIGIN), 255, lineType=cv2.LINE_8, shift=SHIFT)
+    if pen.flat_caps:  # a flat end is an edge too: INCLUSIVE in from it
+        long = sizes > 1
+        ends, inner = np.r_[first[long], last[long]], np.r_[first[long] + 1, last[long] - 1]
+        points[ends] += INCLUSIVE * _unit(points[inner] - points[ends])
+    quads, disks = pieces(points, half_width, sizes, pen.flat_caps)
+    big = np.zeros((size * SUPERSAMPLE, size * SUPERSAMPLE), np.uint8)
+    for group in (quads, disks):  # converted to fixed point all at once; filled one by one
+        fixed = fixed_point(group.reshape(-1, 2), ORIGIN).reshape(group.shape)
+        for polygon in fixed:
+            cv2.fillConvexPoly(big, polygon, 255, lineType=cv2.LINE_8, shift=SHIFT)
     return downsample(big, size)
 
 
@@ -71,27 +73,42 @@ def _distinct(strokes: List[np.ndarray]):
     return points[kept], np.bincount(sid[kept], minlength=len(sizes))
 
 
-def pieces(points: np.ndarray, half_width: np.ndarray, flat: bool) -> List[np.ndarray]:
-    """The convex polygons whose union is one stroke's outline (see the module); ``points`` has
-    no repeated consecutive point."""
-    caps = [] if flat and len(points) > 1 else [_disk(points[0], half_width[0]), _disk(points[-1], half_width[-1])]
-    if len(points) < 2:
-        return caps
-    d = np.diff(points, axis=0)
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    n = np.stack([-d[:, 1], d[:, 0]], 1)  # left normal of each segment
-    a, b = points[:-1], points[1:]
-    ha, hb = half_width[:-1, None], half_width[1:, None]
-    trapezoids = np.stack([a + ha * n, b + hb * n, b - hb * n, a - ha * n], 1)
-    return list(trapezoids) + _joins(points[1:-1], half_width[1:-1], d[:-1], d[1:], n[:-1], n[1:]) + caps
+def pieces(points: np.ndarray, half_width: np.ndarray, sizes: np.ndarray, flat: bool):
+    """The convex polygons whose union is the strokes' outline (see the module).
+
+    Args:
+        points: (M, 2) the strokes' vertices, concatenated, no repeated consecutive point.
+        half_width: (M,) the pen's half width at each.
+        sizes: (S,) vertices per stroke.
+        flat: flat ends (no disk there) instead of round ones.
+
+    Returns:
+        (quadrilaterals (P, 4, 2): a trapezoid per segment, a mitre or bevel per bend;
+        disks (D, CAP_POINTS, 2) at round ends).
+    """
+    last = np.cumsum(sizes) - 1
+    first = last - sizes + 1
+    capped = np.ones(len(sizes), bool) if not flat else sizes == 1
+    ends = np.r_[first[capped], last[capped]]
+    disks = points[ends, None] + half_width[ends, None, None] * _CIRCLE
+    d = _unit(np.diff(points, axis=0))  # segment i runs from vertex i to i + 1
+    n = np.stack([-d[:, 1], d[:, 0]], 1)  # its left normal
+    inside = np.ones(len(d), bool)
+    inside[last[:-1]] = False  # no segment from a stroke's end to the next stroke's start
+    i = np.flatnonzero(inside)
+    a, b, ha, hb = points[i], points[i + 1], half_width[i, None], half_width[i + 1, None]
+    trapezoids = np.stack([a + ha * n[i], b + hb * n[i], b - hb * n[i], a - ha * n[i]], 1)
+    interior = np.ones(len(points), bool)
+    interior[first] = interior[last] = False
+    v = np.flatnonzero(interior)
+    joins = _joins(points[v], half_width[v], d[v - 1], d[v], n[v - 1], n[v])
+    return np.concatenate([trapezoids, joins]), disks
 
 
-def _joins(p, hw, d0, d1, n0, n1) -> List[np.ndarray]:
-    """Mitre (or bevel) pieces on the outer side of each interior vertex."""
+def _joins(p, hw, d0, d1, n0, n1) -> np.ndarray:
+    """(J, 4, 2) mitre (or bevel) pieces on the outer side of interior vertices that bend."""
     cross = d0[:, 0] * d1[:, 1] - d0[:, 1] * d1[:, 0]
     bend = np.flatnonzero(hw * np.abs(cross) >= MIN_GAP)
-    if not len(bend):
-        return []
     p, hw, n0, n1 = p[bend], hw[bend, None], n0[bend], n1[bend]
     side = -np.sign(cross[bend])[:, None]  # the outer side, away from the turn
     a, b = p + side * hw * n0, p + side * hw * n1
@@ -100,16 +117,15 @@ def _joins(p, hw, d0, d1, n0, n1) -> List[np.ndarray]:
     mitre = p + side * hw * 2.0 * bisector / norm2  # reaches hw / cos(half the bend)
     bevel = 4.0 / norm2[:, 0] > MITER_LIMIT**2
     tip = np.where(bevel[:, None], (a + b) / 2, mitre)
-    return list(np.stack([p, a, tip, b], 1))
+    return np.stack([p, a, tip, b], 1).reshape(-1, 4, 2)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-9)
 
 
-def _disk(centre: np.ndarray, radius: float) -> np.ndarray:
-    angle = np.linspace(0, 2 * np.pi, CAP_POINTS, endpoint=False)
-    return centre + radius * np.stack([np.cos(angle), np.sin(angle)], 1)
+_ANGLES = np.linspace(0, 2 * np.pi, CAP_POINTS, endpoint=False)
+_CIRCLE = np.stack([np.cos(_ANGLES), np.sin(_ANGLES)], 1)  # the unit polygon of a round end
 
 
 __all__ = ["MITER_LIMIT", "fill", "pieces"]
