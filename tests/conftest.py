@@ -117,11 +117,15 @@ def write_old_checkpoints(directory: Path) -> dict:
 
 
 def latest_step(run_dir: Path, stage: str = "structural") -> tuple[int, int]:
-    """(global step, epoch) of the stage's checkpoint_latest.pth per its manifest; (-1, -1) before one."""
-    manifest = run_dir / f"checkpoints/{stage}/manifest.json"
+    """(global step, epoch) of the stage's checkpoint_latest.pth per its manifest; (-1, -1) before one.
+    The manifest records a file just before its rename (see CheckpointManager._write): until the
+    file itself is there, the stage has saved nothing a resume could read."""
+    directory = run_dir / f"checkpoints/{stage}"
     try:
-        entry = json.loads(manifest.read_text())["files"]["checkpoint_latest.pth"]
+        entry = json.loads((directory / "manifest.json").read_text())["files"]["checkpoint_latest.pth"]
     except (OSError, ValueError, KeyError):
+        return -1, -1
+    if not (directory / "checkpoint_latest.pth").is_file():
         return -1, -1
     return entry["global_step"], entry["epoch"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import tarfile
 
@@ -19,7 +20,7 @@ from test_predict import checkpoint  # noqa: F401  (the tiny full-heads checkpoi
 
 pytest.importorskip("fontTools", reason='the fonts set needs the eval extra (pip install -e ".[eval]")')
 
-from inktrace_train.data.fonts import FETCH, FONTS, find_fonts
+from inktrace_train.data.fonts import FETCH, FETCH_VAL, FONTS, VAL_FONTS, find_fonts
 from inktrace_train.evaluation.fontset import count_scores, font_glyphs
 
 SAMPLE = REPO / "tests" / "data" / "fonts"  # 3 test-split characters of each font (SOURCE.md)
@@ -158,6 +159,15 @@ def test_the_fonts_are_documented_with_their_fetch_command():
     assert len(FONTS) >= 6 and len({f.style for f in FONTS}) >= 5
     for font in FONTS:
         assert f"`{font.name}`" in readme, font.name
+
+
+def test_validation_fonts_are_other_fonts_of_the_same_styles():
+    """Settings are chosen on VAL_FONTS (evaluate --split val), never on the test fonts."""
+    assert not {f.name for f in FONTS} & {f.name for f in VAL_FONTS}
+    assert len({f.style for f in VAL_FONTS}) >= 5 and {f.language for f in VAL_FONTS} == {"ja", "zh"}
+    assert FETCH_VAL in (REPO / "docs" / "evaluation.md").read_text()
+    with pytest.raises(UserError, match=re.escape(f"none of the set's fonts there (get them: `{FETCH_VAL}`)")):
+        find_fonts(SAMPLE, "val")  # the bundled sample holds test fonts only
 
 
 def test_find_fonts_refuses_a_missing_folder():

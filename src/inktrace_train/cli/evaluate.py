@@ -247,6 +247,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=512, help="test glyphs per set, and per font (default 512)")
     p.add_argument("--hanzi-dir", help="hanzi-writer-data (.tgz or folder) for the brush set and the Chinese fonts")
     p.add_argument("--fonts-dir", help="the @fontsource packages of the fonts set (.tgz files or folders)")
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=("test", "val"),
+        help="test (default): the scores; val: validation characters, and the validation fonts"
+        " (data.fonts.VAL_FONTS), for choosing settings without looking at the test set",
+    )
     p.add_argument("--json", help="also write the table as JSON here")
     p.add_argument("--device", default="cpu")
     return p
@@ -256,7 +263,7 @@ def load_font_set(args, data: DataConfig, hanzi_dir: Optional[str], size: int) -
     """The fonts set's glyphs by font (before any scoring, so a bad ``--fonts-dir`` costs no
     minutes); with ``--set all`` and no ``--fonts-dir`` or no fontTools, None, saying so."""
     try:  # fontTools is an extra (eval): the other sets do without it
-        from inktrace_train.data.fonts import FETCH
+        from inktrace_train.data.fonts import FETCH, FETCH_VAL
         from inktrace_train.evaluation.fontset import font_set
     except ModuleNotFoundError as e:
         message = f'the fonts set needs {e.name}: pip install -e ".[eval]"'
@@ -265,24 +272,26 @@ def load_font_set(args, data: DataConfig, hanzi_dir: Optional[str], size: int) -
         print(f"(no fonts rows: {message})")
         return None
     if args.fonts_dir is None:
-        message = f"the fonts set needs --fonts-dir DIR (get the fonts: `{FETCH}`)"
+        fetch = FETCH if args.split == "test" else FETCH_VAL
+        message = f"the fonts set needs --fonts-dir DIR (get the fonts: `{fetch}`)"
         if args.subset == FONT_SET:
             raise UserError(message)
         print(f"(no fonts rows: {message})")
         return None
     fractions = (data.val_fraction, data.test_fraction)
-    fonts, notes = font_set(args.fonts_dir, args.n, size, fractions, data.cache_dir, hanzi_dir)
+    fonts, notes = font_set(args.fonts_dir, args.n, size, fractions, data.cache_dir, hanzi_dir, args.split)
     for note in notes:
         print(f"(fonts: {note})")
     if not fonts:
         raise UserError(f"--fonts-dir {args.fonts_dir}: no font of the set could be scored ({'; '.join(notes)})")
-    print("fonts: " + ", ".join(f"{name} {len(glyphs)}" for name, glyphs in fonts.items()) + " test-split glyphs")
+    found = ", ".join(f"{name} {len(glyphs)}" for name, glyphs in fonts.items())
+    print(f"fonts: {found} {args.split}-split glyphs")
     return fonts
 
 
 def font_scores(tracer: Tracer, fonts: dict, classical) -> Tuple[dict, str]:
     """The fonts set's rows (``<method>@fonts/<font>``, ``<method>@fonts``) and their table."""
-    from inktrace_train.data.fonts import FONTS
+    from inktrace_train.data.fonts import FONTS, VAL_FONTS
     from inktrace_train.evaluation import fontset
 
     def model(canvas: np.ndarray) -> List[np.ndarray]:
@@ -292,7 +301,7 @@ def font_scores(tracer: Tracer, fonts: dict, classical) -> Tuple[dict, str]:
     for name, method in classical.items():
         tracers[name] = lambda canvas, method=method: [s.points for s in trace(thin(method(canvas)))]
     rows = fontset.font_rows(tracers, fonts)
-    return rows, fontset.table(rows, {f.name: f.style for f in FONTS})
+    return rows, fontset.table(rows, {f.name: f.style for f in FONTS + VAL_FONTS})
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -317,8 +326,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             print('(no classical rows: scikit-image is not installed; pip install -e ".[eval]")')
         rows = {}
         for subset in subsets:
-            glyphs = test_glyphs(data, subset, args.n, hanzi_dir=hanzi_dir)
-            print(f"{subset}: {len(glyphs)} test-split glyphs")
+            glyphs = test_glyphs(data, subset, args.n, hanzi_dir=hanzi_dir, split=args.split)
+            print(f"{subset}: {len(glyphs)} {args.split}-split glyphs")
             rows[f"model@{subset}"] = model_scores(tracer, glyphs)
             for name, method in classical.items():
                 rows[f"{name}@{subset}"] = classical_scores(method, glyphs)

@@ -60,9 +60,27 @@ FONTS = (
     Font("yusei-magic", "5.3.0", "ja", "marker"),
     Font("zhi-mang-xing", "5.3.0", "zh", "semi-cursive"),
 )
-FETCH = "mkdir -p fonts && npm pack --pack-destination fonts " + " ".join(
-    f"@fontsource/{f.name}@{f.version}" for f in FONTS
+# Validation fonts: the same styles drawn by other fonts, for choosing settings (pens, thresholds)
+# with ``evaluate --split val``, on validation-split characters. A setting is never chosen on FONTS.
+VAL_FONTS = (
+    Font("zen-kaku-gothic-new", "5.3.0", "ja", "printed sans"),
+    Font("kaisei-decol", "5.3.0", "ja", "printed serif"),
+    Font("m-plus-rounded-1c", "5.3.0", "ja", "rounded"),
+    Font("yuji-syuku", "5.3.0", "ja", "brush"),
+    Font("zen-kurenaido", "5.3.0", "ja", "pen handwriting"),
+    Font("hachi-maru-pop", "5.3.0", "ja", "marker"),
+    Font("long-cang", "5.3.0", "zh", "semi-cursive"),
 )
+
+
+def fetch_command(fonts: Tuple[Font, ...], folder: str) -> str:
+    """The one command that gets ``fonts`` into ``folder`` (``.tgz`` files of ``npm pack``)."""
+    packages = " ".join(f"@fontsource/{f.name}@{f.version}" for f in fonts)
+    return f"mkdir -p {folder} && npm pack --pack-destination {folder} {packages}"
+
+
+FETCH = fetch_command(FONTS, "fonts")
+FETCH_VAL = fetch_command(VAL_FONTS, "valfonts")
 _FILE = re.compile(r"(?:^|/)files/([\w-]+-" + WEIGHT + r")\.(woff2?)$")
 
 
@@ -153,18 +171,20 @@ def _read_folder(path: Path) -> Tuple[dict, Dict[str, bytes], bytes]:
     return json.loads((root / "package.json").read_text()), _wanted(files), license
 
 
-def find_fonts(fonts_dir: str | Path) -> Tuple[List[FontPackage], List[str]]:
-    """The packages of :data:`FONTS` in a folder (``.tgz`` files of ``npm pack``, or folders they
-    unpack to), in FONTS order, and notes on what was passed over (other packages, missing fonts).
+def find_fonts(fonts_dir: str | Path, split: str = "test") -> Tuple[List[FontPackage], List[str]]:
+    """The packages of the split's fonts (:data:`FONTS` for ``test``, :data:`VAL_FONTS` for
+    ``val``) in a folder (``.tgz`` files of ``npm pack``, or folders they unpack to), in their
+    list's order, and notes on what was passed over (other packages, missing fonts).
 
     Raises:
         DataError: the folder does not exist or holds none of the fonts; the message names the
             folder and the fetch command.
     """
+    fonts, fetch = (FONTS, FETCH) if split == "test" else (VAL_FONTS, FETCH_VAL)
     folder = Path(fonts_dir).expanduser()
     if not folder.is_dir():
-        raise DataError(f"--fonts-dir {fonts_dir}: no such folder (get the fonts: `{FETCH}`)")
-    by_name = {f"@fontsource/{f.name}": f for f in FONTS}
+        raise DataError(f"--fonts-dir {fonts_dir}: no such folder (get the fonts: `{fetch}`)")
+    by_name = {f"@fontsource/{f.name}": f for f in fonts}
     found: Dict[str, FontPackage] = {}
     notes = []
     for entry in sorted(folder.iterdir()):
@@ -180,11 +200,11 @@ def find_fonts(fonts_dir: str | Path) -> Tuple[List[FontPackage], List[str]]:
         elif font.name not in found:
             found[font.name] = FontPackage(font, files, entry, license)
     if not found:
-        raise DataError(f"--fonts-dir {fonts_dir}: none of the set's fonts there (get them: `{FETCH}`)")
-    missing = [f.name for f in FONTS if f.name not in found]
+        raise DataError(f"--fonts-dir {fonts_dir}: none of the set's fonts there (get them: `{fetch}`)")
+    missing = [f.name for f in fonts if f.name not in found]
     if missing:
-        notes.append(f"not in {fonts_dir}: {', '.join(missing)} (get them: `{FETCH}`)")
-    return [found[f.name] for f in FONTS if f.name in found], notes
+        notes.append(f"not in {fonts_dir}: {', '.join(missing)} (get them: `{fetch}`)")
+    return [found[f.name] for f in fonts if f.name in found], notes
 
 
 def scored(char: str) -> bool:
