@@ -178,3 +178,33 @@ def test_slurm_local_preset_runs_two_jobs_side_by_side_through_submitit(tmp_path
     for job in ("0", "1"):
         assert "(process 1 of 1, 1 threads)" in (tmp_path / "sw" / job / "train.log").read_text()
         assert (tmp_path / "sw" / job / "checkpoints/structural/checkpoint_best.pth").is_file()
+
+
+@pytest.mark.slow
+def test_a_group_sigterm_under_torchrun_saves_on_every_rank_and_resumes_exactly(runs):
+    """Slurm signals the whole job step: the agent, both ranks and their data-loader workers at
+    once (and the agent forwards it to the ranks again). The workers ignore it, the ranks agree on
+    the stop at their next agreement point, save the last completed step once, and exit cleanly;
+    the resume on 2 processes equals the uninterrupted run bit for bit."""
+    cwd, _ = runs
+    args = [*ARGS, "training.save_every_n_steps=1", "data.num_workers=2", "hydra.run.dir=stopped"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "inktrace_train"]
+    job = subprocess.Popen(
+        [*cmd, *args], cwd=cwd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.time() + 240
+    while latest_step(cwd / "stopped")[0] < 1 and job.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    os.killpg(job.pid, signal.SIGTERM)
+    out, err = job.communicate(timeout=120)
+    assert "stopped by SIGTERM in stage structural" in out + err, err[-3000:]
+    assert "DataLoader worker" not in err and "inktrace_train/" not in err  # no worker death, no traceback of ours
+    step, _ = latest_step(cwd / "stopped")
+    assert 1 <= step < 4, step  # saved before the end: 4 optimizer steps in all
+    status = json.loads((cwd / "stopped/run.json").read_text())["stages"]["structural"]
+    assert status["status"] == "preempted"
+
+    proc = torchrun(["+resume=stopped"], cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = weights(cwd / "two"), weights(cwd / "stopped")
+    assert all(torch.equal(a[k], b[k]) for k in a)
