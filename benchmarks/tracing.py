@@ -28,7 +28,7 @@ from inktrace_train.cli.evaluate import test_glyphs
 from inktrace_train.config.schema import DataConfig
 from inktrace_train.evaluation.metrics import peaks
 from inktrace_train.evaluation.skeleton import clean, thin
-from inktrace_train.evaluation.strokemetrics import ink_counts, stroke_scores, summarize
+from inktrace_train.evaluation.strokemetrics import ink_counts, pooled_scores, stroke_scores
 from inktrace_train.evaluation.tracing import untraced
 
 
@@ -71,7 +71,7 @@ def main() -> None:
     print("| input | coverage @1px | ink recall | lossy glyphs | stroke F1 | count err | ms/glyph |")
     print("|---|---|---|---|---|---|---|")
     for name, row in rows.items():
-        s = summarize(row["glyphs"])
+        s = pooled_scores(row["glyphs"])
         covered, total = row["covered"]
         print(
             f"| {name} | {covered / total:.4f} | {s['ink_recall']:.4f} | {s['lossy_glyphs']:.3f} | "

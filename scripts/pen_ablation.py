@@ -107,7 +107,9 @@ def main(argv: List[str] | None = None) -> None:
     for name, scores in results.items():
         print(row(name, scores))
     for method in classical:
-        print(row(f"`{method}`", {f"model@{k.split('@')[1]}": v for k, v in first.items() if k.startswith(method + "@")}))
+        print(
+            row(f"`{method}`", {f"model@{k.split('@')[1]}": v for k, v in first.items() if k.startswith(method + "@")})
+        )
 
 
 if __name__ == "__main__":

@@ -11,11 +11,11 @@ import pytest
 
 from conftest import run_cli, tiny
 from inktrace_train.config.schema import DataConfig
-from inktrace_train.data import Renderer
+from inktrace_train.data import Renderer, npzcache
 from inktrace_train.data.brush import BrushGlyph, Outlines, fill
 from inktrace_train.data.device_batch import Centerlines
 from inktrace_train.data.glyphs import MixedStrokes
-from inktrace_train.data.hanzi import HanziStrokes, clear_memory_cache
+from inktrace_train.data.hanzi import HanziStrokes
 from inktrace_train.data.kanjivg import split_of
 from inktrace_train.train.build import make_augmenter
 
@@ -55,7 +55,7 @@ def test_a_packed_tgz_reads_like_its_folder_and_a_corrupt_cache_is_rebuilt(tmp_p
         )
     cache = next((tmp_path / "c1").glob("hanzi-*.npz"))
     cache.write_bytes(cache.read_bytes()[:200])
-    clear_memory_cache()
+    npzcache.forget()
     with caplog.at_level(logging.WARNING):
         again = HanziStrokes("val", 0.05, 0.05, str(SAMPLE), str(tmp_path / "c1"))
     assert "unusable" in caplog.text and len(again) == len(a)

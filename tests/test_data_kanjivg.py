@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from inktrace_train.data import DataError, KanjiVGStrokes, kanjivg
+from inktrace_train.data import DataError, KanjiVGStrokes, kanjivg, npzcache
 from inktrace_train.data.svgpath import flatten_cubics, parse_path, path_to_polylines, tokenize
 
 # A few real files: plain, ASCII, a variant, relative move "m" (034c1), "S" (04e82), "s" (04e17).
@@ -27,9 +27,9 @@ def small_source(tmp_path):
     src.mkdir()
     for path in sample_paths():
         shutil.copy(path, src)
-    kanjivg.clear_memory_cache()
+    npzcache.forget()
     yield src
-    kanjivg.clear_memory_cache()
+    npzcache.forget()
 
 
 # ---- path syntax ---------------------------------------------------------------------------
@@ -105,7 +105,7 @@ def test_real_files_match_their_svg_text():
 def test_cache_round_trip(tmp_path, small_source, monkeypatch):
     built = kanjivg.load_corpus(tmp_path / "cache", small_source)
     assert len(built.names) == len(sample_paths())
-    kanjivg.clear_memory_cache()
+    npzcache.forget()
     monkeypatch.setattr(kanjivg, "parse_folder", lambda folder: pytest.fail("cache was not used"))
     loaded = kanjivg.load_corpus(tmp_path / "cache", small_source)
     for key, value in built.arrays().items():
@@ -142,13 +142,13 @@ def test_bad_cache_is_rebuilt_with_warning(tmp_path, small_source, caplog, damag
         make_stale(path, built)
     else:  # the source folder changed: one more file
         shutil.copy(kanjivg.kanji_dir() / "04e01.svg", small_source)
-    kanjivg.clear_memory_cache()
+    npzcache.forget()
     with caplog.at_level(logging.WARNING, logger=kanjivg.__name__):
         rebuilt = kanjivg.load_corpus(cache, small_source)
     assert any("rebuilding" in r.getMessage() for r in caplog.records)
     expected = len(built.names) + (damage == "new_file")
     assert len(rebuilt.names) == expected
-    kanjivg.clear_memory_cache()
+    npzcache.forget()
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger=kanjivg.__name__):
         kanjivg.load_corpus(cache, small_source)  # the rewritten cache is good again
@@ -170,14 +170,14 @@ def full_cache():
     machine, 10-50 s, and shared with the subprocess tests rather than parsed twice); building
     and rebuilding a cache from scratch is tested on a small folder above."""
     cache = kanjivg.cache_path().parent
-    kanjivg.clear_memory_cache()
+    npzcache.forget()
     kanjivg.load_corpus(cache)
     yield cache
-    kanjivg.clear_memory_cache()
+    npzcache.forget()
 
 
 def test_full_corpus_and_fast_reload(full_cache):
-    kanjivg.clear_memory_cache()
+    npzcache.forget()
     t0 = time.perf_counter()
     corpus = kanjivg.load_corpus(full_cache)
     assert time.perf_counter() - t0 < 1.0
@@ -189,9 +189,13 @@ def test_full_corpus_and_fast_reload(full_cache):
     assert corpus.points.min() > 0 and corpus.points.max() < 109
 
 
+def codepoints(source: KanjiVGStrokes) -> set:
+    return {kanjivg.codepoint(source.name(i)) for i in range(len(source))}
+
+
 def test_split_is_disjoint_deterministic_and_sized(full_cache):
     splits = {s: KanjiVGStrokes(s, 0.1, 0.05, str(full_cache)) for s in ("train", "val", "test")}
-    cps = {s: d.codepoints() for s, d in splits.items()}
+    cps = {s: codepoints(d) for s, d in splits.items()}
     assert not (cps["train"] & cps["val"]) and not (cps["train"] & cps["test"]) and not (cps["val"] & cps["test"])
     total = sum(len(c) for c in cps.values())
     assert abs(len(cps["val"]) / total - 0.1) < 0.02 and abs(len(cps["test"]) / total - 0.05) < 0.015
@@ -203,7 +207,7 @@ def test_split_is_disjoint_deterministic_and_sized(full_cache):
     again = KanjiVGStrokes("val", 0.1, 0.05, str(full_cache))
     assert [again.name(i) for i in range(len(again))] == [splits["val"].name(i) for i in range(len(again))]
     # Changing the test share never moves glyphs into or out of val.
-    assert KanjiVGStrokes("val", 0.1, 0.2, str(full_cache)).codepoints() == cps["val"]
+    assert codepoints(KanjiVGStrokes("val", 0.1, 0.2, str(full_cache))) == cps["val"]
 
 
 def test_glyphs_are_unit_coordinate_views(full_cache):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from inktrace_train.data import kanjivg, strokes
+from inktrace_train.data import kanjivg, npzcache, strokes
 from inktrace_train.data.custom import CustomSource
 from inktrace_train.data.formats import inkml, svg, xml
 from inktrace_train.data.glyphs import DataError, split_of_key
@@ -26,9 +26,9 @@ def ink(tmp_path):
     """A copy of the fixture folder (tests may break files in it) and a private cache folder."""
     folder = tmp_path / "ink"
     shutil.copytree(FIXTURES, folder)
-    strokes.clear_memory_cache()
+    npzcache.forget()
     yield folder, tmp_path / "cache"
-    strokes.clear_memory_cache()
+    npzcache.forget()
 
 
 def glyphs_by_key(stroke_set):
@@ -139,7 +139,7 @@ def test_split_is_by_key_stable_and_disjoint(ink, tmp_path):
 def test_cache_is_reused_and_only_changed_files_are_parsed(ink, monkeypatch):
     folder, cache = ink
     first = strokes.load(folder, cache)
-    strokes.clear_memory_cache()
+    npzcache.forget()
     parsed = []
     real = strokes.parse_file
     monkeypatch.setattr(strokes, "parse_file", lambda p, *a: parsed.append(p.name) or real(p, *a))
@@ -147,7 +147,7 @@ def test_cache_is_reused_and_only_changed_files_are_parsed(ink, monkeypatch):
     assert parsed == [] and len(again.usable) == len(first.usable)
     with open(folder / "ndjson/doodles.ndjson", "a") as f:
         f.write('{"key": "new", "strokes": [[[0, 1], [0, 1]]]}\n')
-    strokes.clear_memory_cache()
+    npzcache.forget()
     grown = strokes.load(folder, cache)
     assert parsed == ["doodles.ndjson"] and len(grown.usable) == len(first.usable) + 1
 
@@ -157,14 +157,14 @@ def test_a_file_that_turns_bad_keeps_its_cached_glyphs(ink, caplog):
     before = glyphs_by_key(strokes.load(folder, cache))
     path = folder / "inkml/expression.inkml"
     path.write_bytes(path.read_bytes()[:300])  # truncated mid-write, say
-    strokes.clear_memory_cache()
+    npzcache.forget()
     after = strokes.load(folder, cache)
     assert set(glyphs_by_key(after)) == set(before)
     (skip,) = after.skips
     assert skip.where == "inkml/expression.inkml" and skip.reason == "unparseable file"
     assert "using its 3 glyphs cached before" in skip.detail
     path.unlink()  # a file removed on purpose is gone
-    strokes.clear_memory_cache()
+    npzcache.forget()
     assert not any(k.startswith("inkml/expression") for k in glyphs_by_key(strokes.load(folder, cache)))
 
 
@@ -173,7 +173,7 @@ def test_corrupt_cache_is_rebuilt_with_a_warning(ink, caplog):
     n = len(strokes.load(folder, cache).usable)
     (path,) = cache.glob("strokes-*.npz")
     path.write_bytes(path.read_bytes()[:1000])
-    strokes.clear_memory_cache()
+    npzcache.forget()
     assert len(strokes.load(folder, cache).usable) == n
     assert "unusable" in caplog.text and "rebuilding" in caplog.text
 
@@ -231,7 +231,7 @@ def test_bad_input_is_skipped_counted_and_never_stops_the_good(ink):
 
 def test_a_source_with_nothing_usable_is_refused_in_one_line(tmp_path):
     (tmp_path / "bad.ndjson").write_text("nope\n")
-    strokes.clear_memory_cache()
+    npzcache.forget()
     with pytest.raises(DataError, match=r"^data.path=\S+bad.ndjson: no usable glyph \(0 glyphs .*1 unparseable line"):
         strokes.load(tmp_path / "bad.ndjson", tmp_path / "cache")
     with pytest.raises(DataError, match="no such file or folder"):

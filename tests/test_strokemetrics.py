@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inktrace_train.evaluation.strokemetrics import ink_counts, stroke_scores, summarize
+from inktrace_train.evaluation.strokemetrics import ink_counts, pooled_scores, stroke_scores
 
 TRUTH = [
     np.array([[5.0, 10.0], [55.0, 10.0]]),
@@ -15,7 +15,7 @@ TRUTH = [
 
 
 def score(traced):
-    return summarize([stroke_scores(traced, TRUTH)])
+    return pooled_scores([stroke_scores(traced, TRUTH)])
 
 
 def test_a_perfect_tracing_scores_one():
@@ -64,8 +64,8 @@ def test_ink_recall_sees_a_missing_radical_that_stroke_scores_barely_see():
     rest = [np.array([[22.0, 8.0 + 4.5 * k], [58.0, 8.0 + 4.5 * k]]) for k in range(10)]
     truth = radical + rest
     image = Renderer(64)(truth, np.full(len(truth), 1.0))["ink"][0]
-    whole = summarize([{**stroke_scores(truth, truth), **ink_counts(image, truth)}])
+    whole = pooled_scores([{**stroke_scores(truth, truth), **ink_counts(image, truth)}])
     assert whole["ink_recall"] >= 0.99 and whole["lossy_glyphs"] == 0.0
-    missing = summarize([{**stroke_scores(rest, truth), **ink_counts(image, rest)}])
+    missing = pooled_scores([{**stroke_scores(rest, truth), **ink_counts(image, rest)}])
     assert missing["stroke_precision"] == 1.0 and missing["stroke_f1"] > 0.9  # what stroke F1 sees
     assert missing["ink_recall"] < 0.85 and missing["lossy_glyphs"] == 1.0  # what ink recall sees

@@ -209,7 +209,7 @@ def test_perfect_targets_of_real_glyphs_keep_their_ink():
     8 % of their skeleton untraced (21 % of glyphs lost more than a tenth of it)."""
     from inktrace_train.cli.evaluate import test_glyphs
     from inktrace_train.config.schema import DataConfig
-    from inktrace_train.evaluation.strokemetrics import ink_counts, stroke_scores, summarize
+    from inktrace_train.evaluation.strokemetrics import ink_counts, pooled_scores, stroke_scores
 
     scores = []
     for strokes, targets, image in test_glyphs(DataConfig(), "clean", 40, split="val"):
@@ -218,6 +218,6 @@ def test_perfect_targets_of_real_glyphs_keep_their_ink():
         traced = assert_lossless(targets["skeleton"][0] > 0.5, np.stack([xs + 0.5, ys + 0.5], 1), targets["tangent"])
         polylines = [s.points for s in traced]
         scores.append({**stroke_scores(polylines, strokes), **ink_counts(image, polylines)})
-    summary = summarize(scores)
+    summary = pooled_scores(scores)
     assert summary["ink_recall"] >= 0.99 and summary["lossy_glyphs"] == 0.0
     assert summary["stroke_f1"] >= 0.7

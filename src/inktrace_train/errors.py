@@ -5,8 +5,10 @@ Imports nothing of ours, so every layer can raise these.
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import NoReturn
+from contextlib import contextmanager
+from typing import Iterator, NoReturn
 
 
 class UserError(Exception):
@@ -40,3 +42,26 @@ def fail(message: str, code: int = 2, prog: str = "inktrace_train") -> NoReturn:
     """Print ``<prog>: error: <message>`` on stderr and exit with ``code``."""
     print(f"{prog}: error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def os_error_line(e: OSError) -> str:
+    """An OSError as one line that names its file."""
+    return f"{e.filename}: {e.strerror or e}" if e.filename else first_line(e)
+
+
+@contextmanager
+def reported(prog: str, code: int = 1) -> Iterator[None]:
+    """The body of a command-line tool: every error the user can act on ends it as one line
+    ``<prog>: error: ...`` and an exit status (a :class:`ToolError`'s own, else ``code``), with no
+    traceback. A reader that went away (``tool | head``) ends it quietly."""
+    try:
+        yield
+    except ToolError as e:
+        fail(str(e), e.code, prog=prog)
+    except UserError as e:
+        fail(str(e), code, prog=prog)
+    except BrokenPipeError:  # the reader has gone, not an error of ours; no second error on exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
+    except OSError as e:
+        fail(os_error_line(e), code, prog=prog)

@@ -19,8 +19,6 @@ import contextlib
 import json
 import logging
 import math
-import os
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -31,7 +29,7 @@ from inktrace_train.checkpoint.convert import FORMAT_VERSION
 from inktrace_train.checkpoint.store import Checkpoint, CheckpointManager, load_checkpoint, sealed_bytes
 from inktrace_train.cli.ckpt_export import add_export
 from inktrace_train.config.schema import flatten
-from inktrace_train.errors import ToolError, UserError, fail
+from inktrace_train.errors import ToolError, UserError, reported
 from inktrace_train.run.atomic import atomic_write
 from inktrace_train.run.rundir import MANIFEST, best_checkpoint_of
 from inktrace_train.train.transfer import module_of
@@ -75,7 +73,7 @@ def config_summary(config: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     return summary
 
 
-def summarize(ckpt: Checkpoint) -> Dict[str, Any]:
+def checkpoint_summary(ckpt: Checkpoint) -> Dict[str, Any]:
     """Everything ``inspect`` shows, as plain JSON-able values."""
     meta = ckpt.metadata
     counts = param_counts(weights(ckpt))
@@ -140,7 +138,7 @@ def format_summary(path: str, s: Dict[str, Any]) -> str:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     path = best_checkpoint_of(args.file)
-    summary = summarize(load_checkpoint(path))
+    summary = checkpoint_summary(load_checkpoint(path))
     print(json.dumps(summary, indent=2) if args.json else format_summary(str(path), summary))
     return 0
 
@@ -258,7 +256,7 @@ def by_module(names: List[str]) -> Dict[str, List[str]]:
 def comparison(a: Checkpoint, b: Checkpoint) -> Dict[str, Any]:
     wa, wb = weights(a), weights(b)
     shared = [n for n in wa if n in wb and wa[n].shape == wb[n].shape]
-    sa, sb = summarize(a), summarize(b)
+    sa, sb = checkpoint_summary(a), checkpoint_summary(b)
     return {
         "config_diff": config_diff(a.config, b.config),
         "metrics": {k: [sa[k], sb[k]] for k in METRICS},
@@ -388,17 +386,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parser().parse_args(argv)
     # The tool reports conversions itself; the loader's warnings would repeat them.
     logging.getLogger("inktrace_train.checkpoint.store").setLevel(logging.ERROR)
-    try:
+    with reported(PROG):  # CheckpointError among them: unreadable, corrupt, not a checkpoint
         code = args.run(args)
-    except ToolError as e:
-        fail(str(e), e.code, prog=PROG)
-    except UserError as e:  # CheckpointError: unreadable, corrupt, not a checkpoint
-        fail(str(e), 1, prog=PROG)
-    except BrokenPipeError:  # e.g. `inspect FILE | head`: the reader has gone, not an error of ours
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise SystemExit(1) from None
-    except OSError as e:
-        fail(f"{e.filename}: {e.strerror}" if e.filename else str(e), 1, prog=PROG)
     if code:
         raise SystemExit(code)
 

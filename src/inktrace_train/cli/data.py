@@ -17,7 +17,7 @@ import numpy as np
 
 from inktrace_train.config.schema import DataConfig
 from inktrace_train.data.glyphs import SPLITS, order_key, split_of_key
-from inktrace_train.errors import UserError, fail
+from inktrace_train.errors import fail, reported
 
 PROG = "inktrace-data"
 
@@ -101,12 +101,8 @@ def main(argv=None) -> None:
         fail("--val-fraction must be in (0, 1) and --test-fraction in [0, 1 - val-fraction)", prog=PROG)
     if args.samples < 1 or args.limit < 0:
         fail("--samples must be >= 1 and --limit >= 0", prog=PROG)
-    try:
+    with reported(PROG, code=2):
         raise SystemExit(check(args))
-    except UserError as e:
-        fail(str(e), prog=PROG)
-    except OSError as e:
-        fail(f"{e.filename or args.path}: {e.strerror or e}", prog=PROG)
 
 
 if __name__ == "__main__":

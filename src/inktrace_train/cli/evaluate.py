@@ -48,7 +48,7 @@ from inktrace_train.config.schema import HANZI_FETCH, DataConfig
 from inktrace_train.data import KanjiVGStrokes, Renderer
 from inktrace_train.data import degrade as scan
 from inktrace_train.data.hanzi import HanziStrokes
-from inktrace_train.errors import ToolError, UserError, fail
+from inktrace_train.errors import UserError, fail, reported
 from inktrace_train.evaluation.metrics import (
     KEYPOINT_TOLERANCE,
     TARGET_PEAK_THRESHOLD,
@@ -56,7 +56,7 @@ from inktrace_train.evaluation.metrics import (
     match_counts,
     peaks,
 )
-from inktrace_train.evaluation.strokemetrics import ink_counts, stroke_scores, summarize
+from inktrace_train.evaluation.strokemetrics import ink_counts, pooled_scores, stroke_scores
 from inktrace_train.evaluation.tracer import Tracer
 from inktrace_train.evaluation.tracing import KEYPOINT_PEAK, junctions_from_pixels, thin, trace
 from inktrace_train.train.build import make_augmenter
@@ -124,7 +124,7 @@ class Scores:
     def result(self) -> Dict[str, float]:
         out = {name: f1_from_counts(*c) for name, c in self.counts.items()}
         out.update({name: float(np.mean(v)) for name, v in self.errors.items()})
-        out.update(summarize(self.strokes))
+        out.update(pooled_scores(self.strokes))
         return out
 
 
@@ -309,7 +309,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     logging.getLogger("inktrace_train.checkpoint.store").setLevel(logging.ERROR)
     if args.n < 1:
         fail(f"--n={args.n}: must be at least 1", 2, prog=PROG)
-    try:
+    with reported(PROG):
         tracer = Tracer.from_checkpoint(args.checkpoint, args.device)
         data = data_config(tracer.config)
         hanzi_dir = args.hanzi_dir or data.hanzi_dir
@@ -339,10 +339,6 @@ def main(argv: Optional[List[str]] = None) -> None:
             print(fonts_table)
         if args.json:
             Path(args.json).write_text(json.dumps({**rows, **font_rows}, indent=2) + "\n")
-    except ToolError as e:
-        fail(str(e), e.code, prog=PROG)
-    except UserError as e:
-        fail(str(e), 1, prog=PROG)
 
 
 if __name__ == "__main__":

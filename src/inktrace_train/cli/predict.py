@@ -26,7 +26,7 @@ from typing import Dict, List, Optional
 import cv2
 import numpy as np
 
-from inktrace_train.errors import ToolError, UserError, fail
+from inktrace_train.errors import ToolError, os_error_line, reported
 from inktrace_train.evaluation.imaging import read_grey, read_ink
 from inktrace_train.evaluation.pagefiles import overlay, page_svg
 from inktrace_train.evaluation.tracer import Page, Tracer
@@ -132,7 +132,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parser().parse_args(argv)
     logging.getLogger("inktrace_train.checkpoint.store").setLevel(logging.ERROR)
     failed = traced = 0
-    try:
+    with reported(PROG):
         if args.onnx:
             images = inputs(args.paths)
             tracer = Tracer.from_onnx(args.onnx)
@@ -152,12 +152,6 @@ def main(argv: Optional[List[str]] = None) -> None:
                 continue
             traced += 1
             print(f"{path}: {len(page.glyphs)} glyphs, {len(page.strokes)} strokes -> {out / path.stem}.svg")
-    except ToolError as e:
-        fail(str(e), e.code, prog=PROG)
-    except UserError as e:
-        fail(str(e), 1, prog=PROG)
-    except OSError as e:
-        fail(one_line(e), 1, prog=PROG)
     print(f"traced {traced} of {traced + failed} images, {failed} failed")
     sys.stdout.flush()
     if failed:
@@ -165,9 +159,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 def one_line(e: Exception) -> str:
-    if isinstance(e, OSError):
-        return f"{e.filename}: {e.strerror}" if e.filename else str(e)
-    return str(e)
+    return os_error_line(e) if isinstance(e, OSError) else str(e)
 
 
 if __name__ == "__main__":

@@ -167,8 +167,3 @@ class HanziStrokes:
 
     def name(self, index: int) -> str:
         return str(self._a["names"][self._glyphs[index]])
-
-
-def clear_memory_cache() -> None:
-    """Forget data loaded in this process (tests use it to force a cache read)."""
-    npzcache.forget()

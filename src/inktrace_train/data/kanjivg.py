@@ -237,11 +237,3 @@ class KanjiVGStrokes:
 
     def stroke_types(self, index: int) -> List[str]:
         return [str(self._corpus.stroke_types[s]) for s in self._stroke_range(index)]
-
-    def codepoints(self) -> set:
-        return {codepoint(str(self._corpus.names[g])) for g in self._glyphs}
-
-
-def clear_memory_cache() -> None:
-    """Forget corpora loaded in this process (tests use it to force a cache read)."""
-    npzcache.forget()

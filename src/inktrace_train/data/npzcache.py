@@ -3,7 +3,10 @@
 A corpus is parsed once and reloaded in well under a second. The file records what it was
 made from (``key``: package and parser versions, the list of source files) and a sha256 of its
 arrays, so a corrupt, truncated or stale file is detected and rebuilt, never used. Writes are
-atomic (a temporary file in the same folder, then ``os.replace``).
+atomic (:mod:`inktrace_train.run.atomic`: a temporary file in the same folder, then a rename).
+
+What a process has loaded stays in one memo (:data:`MEMO`, shared by every source), which
+:func:`forget` empties.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
-from typing import Callable, Dict, Hashable, Sequence
+from typing import Any, Callable, Dict, Hashable, Sequence
 
 import numpy as np
+
+from inktrace_train.run.atomic import commit, write_temp
 
 
 def digest(arrays: Dict[str, np.ndarray], names: Sequence[str]) -> str:
@@ -50,17 +54,8 @@ def write(path: Path, arrays: Dict[str, np.ndarray], names: Sequence[str], key: 
     """Write the arrays with their key and checksum, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(key, sha256=digest(arrays, names))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), **{k: arrays[k] for k in names})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    tmp = write_temp(path, lambda f: np.savez(f, meta=np.array(json.dumps(meta)), **{k: arrays[k] for k in names}))
+    commit(tmp, path)
 
 
 def default_dir() -> Path:
@@ -69,7 +64,7 @@ def default_dir() -> Path:
     return Path(base) / "inktrace_train"
 
 
-_MEMO: Dict[Hashable, Dict[str, np.ndarray]] = {}
+MEMO: Dict[Hashable, Any] = {}  # what this process has loaded, by (cache file, key)
 
 
 def load_or_build(
@@ -93,8 +88,8 @@ def load_or_build(
         The arrays, read-only (every user shares them).
     """
     memo_key = (str(path.resolve()), json.dumps(key, sort_keys=True))
-    if memo_key in _MEMO:
-        return _MEMO[memo_key]
+    if memo_key in MEMO:
+        return MEMO[memo_key]
     arrays = None
     if path.exists():
         try:
@@ -106,10 +101,10 @@ def load_or_build(
         write(path, arrays, names, key)
     for a in arrays.values():
         a.flags.writeable = False
-    _MEMO[memo_key] = arrays
+    MEMO[memo_key] = arrays
     return arrays
 
 
 def forget() -> None:
-    """Forget arrays loaded in this process (tests use it to force a cache read)."""
-    _MEMO.clear()
+    """Forget what this process loaded, every source's (tests use it to force a cache read)."""
+    MEMO.clear()

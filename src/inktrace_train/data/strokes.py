@@ -172,9 +172,6 @@ def cache_file(root: Path, cache_dir: Optional[str | os.PathLike]) -> Path:
     return folder / f"strokes-{digest}-parser{strokecache.PARSER_VERSION}.npz"
 
 
-_MEMO: Dict[Tuple[str, str], StrokeSet] = {}
-
-
 def load(
     path: str | os.PathLike,
     cache_dir: Optional[str | os.PathLike] = None,
@@ -203,8 +200,9 @@ def load(
         raise DataError(f"{named}: no stroke files there (allowed: {', '.join(sorted(READERS))})")
     cache = cache_file(root, cache_dir)
     stamp = hashlib.sha256(repr([x[1:] for x in listing]).encode("utf-8", "surrogatepass")).hexdigest()
-    if (str(cache), stamp) in _MEMO:
-        return _MEMO[(str(cache), stamp)]
+    memo_key = ("strokes", str(cache), stamp)
+    if memo_key in npzcache.MEMO:
+        return npzcache.MEMO[memo_key]
     key = {"parser_version": strokecache.PARSER_VERSION, "root": str(root.resolve())}
     arrays = None
     if cache.exists():
@@ -228,7 +226,7 @@ def load(
     if option:  # check prints it itself
         level = logging.WARNING if result.skips else logging.INFO
         log.log(level, "%s: %s%s", named, result.summary(), f"; details: `{CHECK} {path}`" * bool(result.skips))
-    _MEMO[(str(cache), stamp)] = result
+    npzcache.MEMO[memo_key] = result
     return result
 
 
@@ -279,8 +277,3 @@ class StrokeFiles:
 
     def format(self, index: int) -> str:
         return str(self.set.formats[self._glyphs[index]])
-
-
-def clear_memory_cache() -> None:
-    """Forget stroke sets loaded in this process (tests use it to force a cache read)."""
-    _MEMO.clear()

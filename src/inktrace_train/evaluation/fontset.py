@@ -62,8 +62,9 @@ def font_set(
     split: str = "test",
 ) -> Tuple[Dict[str, List[FontGlyph]], List[str]]:
     """The glyphs of every font of the split found in ``fonts_dir`` (up to ``n`` each, the split's
-    characters in its fixed order; ``val``: the validation fonts and characters), by font name, and notes on what was passed over: Chinese fonts
-    without ``hanzi_dir`` (their truth is hanzi-writer-data), packages that are not the set's."""
+    characters in its fixed order; ``val``: the validation fonts and characters), by font name,
+    and notes on what was passed over: Chinese fonts without ``hanzi_dir`` (their truth is
+    hanzi-writer-data), packages that are not the set's."""
     packages, notes = find_fonts(fonts_dir, split)
     truth: Dict[str, List[Tuple[str, int]]] = {}
     fonts = {}

@@ -93,7 +93,7 @@ def ink_counts(image: np.ndarray, traced: List[np.ndarray]) -> Dict[str, float]:
     return {"ink_total": float(total), "ink_traced": float(total - untraced(skeleton, traced, INK_RECALL_PX).sum())}
 
 
-def summarize(per_glyph: List[Dict[str, float]]) -> Dict[str, float]:
+def pooled_scores(per_glyph: List[Dict[str, float]]) -> Dict[str, float]:
     """Stroke recovery precision, recall and F1 over all glyphs (counts pooled), the mean absolute
     stroke-count error per glyph, the mean Chamfer distance, and where the glyphs have
     :func:`ink_counts`, the pooled ink recall and the share of lossy glyphs."""

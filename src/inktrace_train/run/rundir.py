@@ -23,7 +23,7 @@ import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from omegaconf import OmegaConf
 
@@ -296,25 +296,33 @@ class RunDir:
         return True
 
 
+def best_checkpoint_in(path: Path, stages: Optional[Sequence[str]] = None) -> Optional[Path]:
+    """The best checkpoint a directory holds: in a run directory, that of the last of ``stages``
+    (default: every stage of its pipeline) that has one; a stage's checkpoint folder's own. None
+    when there is none. The one rule by which ``stage.init_from``, ``predict``, ``evaluate`` and
+    ``ckpt`` read a directory."""
+    run = RunDir(path)
+    if stages is None:
+        stages = (
+            run.status()["pipeline"]
+            if run.status_file.is_file()
+            else sorted(d.name for d in path.glob("checkpoints/*") if d.is_dir())
+        )
+    return next((c for c in [run.best_checkpoint(s) for s in reversed(stages)] + [path / BEST] if c.is_file()), None)
+
+
 def best_checkpoint_of(path: str) -> Path:
-    """A checkpoint file as given; a run directory (or a stage's checkpoint folder) as its best
-    checkpoint of the last stage that has one. A missing path is exit 2; a bad file is exit 1
-    when it is loaded."""
+    """A checkpoint file as given; a directory as :func:`best_checkpoint_in` reads it. A missing
+    path is exit 2; a bad file is exit 1 when it is loaded."""
     p = Path(path)
     if not p.exists():
         raise ToolError(f"no such file or directory: {p}", 2)
     if p.is_file():
         return p
-    run = RunDir(p)
-    stages = (
-        run.status()["pipeline"]
-        if run.status_file.is_file()
-        else sorted(d.name for d in p.glob("checkpoints/*") if d.is_dir())
-    )
-    for candidate in [run.best_checkpoint(s) for s in reversed(stages)] + [p / BEST]:
-        if candidate.is_file():
-            return candidate
-    raise ToolError(f"{p} holds no best checkpoint (looked for checkpoints/<stage>/{BEST})", 2)
+    best = best_checkpoint_in(p)
+    if best is None:
+        raise ToolError(f"{p} holds no best checkpoint (looked for checkpoints/<stage>/{BEST})", 2)
+    return best
 
 
 def hydra_quoted(value: str) -> str:

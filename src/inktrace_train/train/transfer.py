@@ -19,7 +19,7 @@ from torch import nn
 from inktrace_train.checkpoint.store import CheckpointError, load_checkpoint
 from inktrace_train.config.schema import PIPELINE, backbone_diffs
 from inktrace_train.errors import UserError
-from inktrace_train.run.rundir import BEST, RunDir
+from inktrace_train.run.rundir import RunDir, best_checkpoint_in
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +32,11 @@ def resolve_init_path(path: str, stage: str) -> Path:
     if not p.is_dir():
         raise CheckpointError(f"stage.init_from: no such file or directory: {p}")
     previous = PIPELINE[max(PIPELINE.index(stage) - 1, 0)]
-    best = RunDir(p).best_checkpoint(previous)
-    for candidate in (best, p / BEST):  # a run directory, or a stage's checkpoint folder itself
-        if candidate.is_file():
-            return candidate
-    raise CheckpointError(f"stage.init_from: {p} holds no {previous} checkpoint (looked for {best.relative_to(p)})")
+    best = best_checkpoint_in(p, [previous])
+    if best is None:
+        looked = RunDir(p).best_checkpoint(previous).relative_to(p)
+        raise CheckpointError(f"stage.init_from: {p} holds no {previous} checkpoint (looked for {looked})")
+    return best
 
 
 def module_of(name: str) -> str:
