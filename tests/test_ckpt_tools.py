@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_cli, tiny, write_old_checkpoints
+from helpers import run_cli, tiny, write_old_checkpoints
 from inktrace_train.checkpoint.store import load_checkpoint
 
 RUN_ARGS = tiny("stage=all")

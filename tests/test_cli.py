@@ -11,7 +11,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import REPO, TINY, run_cli
+from helpers import REPO, TINY, run_cli, saved
 
 CHECKPOINT_KEYS = {
     "version",
@@ -59,7 +59,7 @@ def test_quick_try_command_writes_the_run_directory(workdir):
     assert env["processes"]["per_rank_batch"] == env["processes"]["global_batch"]
     status = json.loads((run / "run.json").read_text())["stages"]["structural"]
     assert status["status"] == "done" and 0 <= status["best_metric"] <= 1
-    ckpt = torch.load(run / "checkpoints/structural/checkpoint_best.pth", weights_only=True)
+    ckpt = saved(run, name="checkpoint_best.pth")
     assert set(ckpt) >= CHECKPOINT_KEYS
     assert ckpt["metadata"]["stage"] == "structural" and ckpt["config"]["model"]["embed_dim"] == 32
     assert ckpt["metric"] == pytest.approx(status["best_metric"])
@@ -137,7 +137,7 @@ def test_dense_stage_from_scratch_warns_and_trains_all_heads(workdir):
     proc = run_cli([*TINY, "stage=dense", "training.log_every_n_steps=1", "hydra.run.dir=dense_run"], cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "starts from scratch: pass stage.init_from=PATH" in proc.stdout + proc.stderr
-    ckpt = torch.load(workdir / "dense_run/checkpoints/dense/checkpoint_best.pth", weights_only=True)
+    ckpt = saved(workdir / "dense_run", "dense", "checkpoint_best.pth")
     assert {"heads.keypoints.0.weight", "heads.width.0.weight", "heads.offset.0.weight"} <= set(
         k.rsplit(".", 1)[0] + ".weight" for k in ckpt["model_state_dict"] if k.startswith("heads.")
     )
@@ -196,7 +196,7 @@ def test_tiny_real_data_run(workdir):
         cwd=workdir,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ckpt = torch.load(workdir / "run/checkpoints/structural/checkpoint_best.pth", weights_only=True)
+    ckpt = saved(workdir / "run", name="checkpoint_best.pth")
     assert ckpt["config"]["data"]["source"] == "kanjivg" and 0 <= ckpt["metric"] <= 1
     events = EventAccumulator(str(workdir / "run/tb/structural"), size_guidance={"images": 0}).Reload()
     assert "structural/val/predictions" in events.Tags()["images"]
@@ -220,10 +220,10 @@ def test_a_compiled_run_writes_plain_checkpoints_that_an_eager_run_resumes(workd
     args = [*TINY, "training.compile=true", "training.channels_last=true", "hydra.run.dir=c"]
     proc = run_cli(args, cwd=workdir, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    state = torch.load(workdir / "c/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
+    state = saved(workdir / "c")
     assert not [k for k in state["model_state_dict"] if "_orig_mod" in k or k.startswith("module.")]
     resumed = run_cli(
         ["+resume=c", "training.epochs=2", "training.compile=false", "training.channels_last=false"], cwd=workdir
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert torch.load(workdir / "c/checkpoints/structural/checkpoint_latest.pth", weights_only=True)["epoch"] == 2
+    assert saved(workdir / "c")["epoch"] == 2

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from conftest import REPO, TINY, needs_optuna, run_cli
+from helpers import REPO, TINY, cli, needs_optuna, run_cli
 from inktrace_train.config.schema import Config, ConfigError, nearest_key, schema_keys, to_config
 from inktrace_train.launch.compose import config_dir, register
 
@@ -85,7 +85,7 @@ def test_defaults_are_written_once():
 
 
 def test_overrides_on_both_sides_of_an_option(workdir):
-    proc = run_cli(["training.lr=3e-4", "--cfg", "job", "model=tiny"], cwd=workdir, timeout=60)
+    proc = cli(["training.lr=3e-4", "--cfg", "job", "model=tiny"], cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     assert "lr: 0.0003" in proc.stdout and "embed_dim: 32" in proc.stdout
 
@@ -116,7 +116,7 @@ def test_nearest_key():
     ],
 )
 def test_validation_errors(workdir, args, expected):
-    proc = run_cli(args, cwd=workdir, timeout=60)
+    proc = cli(args, cwd=workdir)
     assert proc.returncode == 2, proc.stderr
     assert expected in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

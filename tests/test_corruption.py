@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_model
+from helpers import tiny_model
 from inktrace_train.checkpoint.store import SEAL, Checkpoint, CheckpointError, CheckpointManager, load_checkpoint
 from inktrace_train.run.rundir import LATEST, MANIFEST, periodic_name
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli, tiny
+from helpers import run_cli, tiny
 from inktrace_train.config.schema import DataConfig
 from inktrace_train.data import Renderer, npzcache
 from inktrace_train.data.brush import BrushGlyph, Outlines, fill

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from conftest import run_cli, tiny
+from helpers import run_cli, tiny
 from inktrace_train.config.schema import DataConfig
 from inktrace_train.data import InkDataset, Renderer, SyntheticStrokes
 from inktrace_train.data import degrade as scan

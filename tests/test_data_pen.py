@@ -11,7 +11,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from conftest import run_cli, tiny
+from helpers import run_cli, tiny
 from inktrace_train.config.schema import INK_THRESHOLD, ConfigError, DataConfig, to_config
 from inktrace_train.data import InkDataset, KanjiVGStrokes, Pen, Renderer, SyntheticStrokes
 from inktrace_train.data import render as render_module

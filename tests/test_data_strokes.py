@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 from inktrace_train.data import kanjivg, npzcache, strokes
 from inktrace_train.data.custom import CustomSource
 from inktrace_train.data.formats import inkml, svg, xml

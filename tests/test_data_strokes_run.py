@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, kill_at_step, run_cli, tiny
+from helpers import REPO, kill_at_step, run_cli, saved, tiny
 
 FIXTURES = REPO / "tests/data/strokes"
 SMALL = ["data.train_samples=32", "data.val_samples=8", "training.batch_size=16", "data.test_fraction=0"]
@@ -20,7 +20,7 @@ def assert_trained(cwd: Path, proc) -> dict:
     assert proc.returncode == 0, proc.stderr[-3000:]
     status = json.loads((cwd / "run/run.json").read_text())["stages"]["structural"]
     assert status["status"] == "done" and status["epochs"] == 1
-    best = torch.load(cwd / "run" / status["best_checkpoint"], weights_only=True)
+    best = saved(cwd / "run" / status["best_checkpoint"])
     assert best["metric"] == pytest.approx(status["best_metric"]) and best["config"]["data"]["source"] in (
         "strokes",
         "custom",
@@ -115,8 +115,8 @@ def test_a_killed_run_on_stroke_files_resumes_exactly(workdir):
     assert json.loads((workdir / "cut/run.json").read_text())["stages"]["structural"]["status"] == "running"
     resumed = run_cli(["+resume=cut"], cwd=workdir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    a = torch.load(workdir / "full/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
-    b = torch.load(workdir / "cut/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
+    a = saved(workdir / "full")
+    b = saved(workdir / "cut")
     assert a["global_step"] == b["global_step"] == 4
     for name, tensor in a["model_state_dict"].items():
         assert torch.equal(tensor, b["model_state_dict"][name]), name

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import kill_at_step, latest_step, run_cli
+from helpers import kill_at_step, latest_step, run_cli
 from inktrace_train.config.schema import DataConfig
 from inktrace_train.data import InkDataset, KanjiVGStrokes, Renderer, SyntheticStrokes
 from inktrace_train.data.centerline import resample

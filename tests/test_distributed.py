@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import latest_step, needs_submitit, rows, run_cli, tiny
+from helpers import latest_step, needs_submitit, rows, run_cli, saved, tiny
 
 # 2 epochs of 4 micro-batches, 2 per optimizer step: the ranks skip the gradient all-reduce (no_sync) on the first.
 ARGS = tiny("training.epochs=2", "data.train_samples=128", "training.save_interval=1", "training.grad_accum_steps=2")
@@ -48,7 +48,7 @@ def torchrun(args: list, cwd: Path, nproc: int = 2) -> subprocess.CompletedProce
 
 
 def weights(run: Path, name: str = "checkpoint_latest.pth") -> dict:
-    return torch.load(run / "checkpoints/structural" / name, weights_only=True)["model_state_dict"]
+    return saved(run, name=name)["model_state_dict"]
 
 
 def max_difference(a: dict, b: dict) -> float:

@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from conftest import run_cli
+from helpers import run_cli
 from test_predict import checkpoint  # noqa: F401  (the tiny full-heads checkpoint fixture)
 
 RANGES = {

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from helpers import run_cli
 from inktrace_train.cli.evaluate import test_glyphs as render_test_glyphs
 from inktrace_train.config.schema import DataConfig
 from inktrace_train.data.kanjivg import KanjiVGStrokes

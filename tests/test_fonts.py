@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO, run_cli
+from helpers import REPO, run_cli
 from inktrace_train.errors import UserError
 from inktrace_train.evaluation.imaging import place, read_ink
 from test_predict import checkpoint  # noqa: F401  (the tiny full-heads checkpoint fixture)

@@ -17,7 +17,7 @@ from typing import List, Optional
 
 import pytest
 
-from conftest import run_cli, tiny, write_old_checkpoints
+from helpers import run_cli, tiny, write_old_checkpoints
 
 CASES = 320
 ERROR_PREFIX = "inktrace_train: error: "

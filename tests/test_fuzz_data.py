@@ -12,7 +12,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 from inktrace_train.data import strokes
 from inktrace_train.data.formats import Skip
 

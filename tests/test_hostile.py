@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, tiny
+from helpers import run_cli, tiny
 
 
 class _Exploit:

@@ -9,15 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import kill_at_step, run_cli, tiny
+from helpers import kill_at_step, run_cli, saved, tiny
 from inktrace_train.errors import UserError
 from inktrace_train.train.transfer import fingerprint, transfer_weights
 
 PIPE = tiny("stage=all", "training.epochs=2")
-
-
-def load(path: Path) -> dict:
-    return torch.load(path, weights_only=True)
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +32,17 @@ def test_stage_all_trains_every_stage_in_one_run_directory(pipeline_run):
         s = status["stages"][stage]
         assert s["status"] == "done" and s["epochs"] == 2 and s["started"] <= s["ended"]
         assert s["best_checkpoint"] == f"checkpoints/{stage}/checkpoint_best.pth"
-        assert load(run / s["best_checkpoint"])["metric"] == pytest.approx(s["best_metric"])
+        assert saved(run / s["best_checkpoint"])["metric"] == pytest.approx(s["best_metric"])
         assert (run / f"tb/{stage}").is_dir()
-    assert load(run / "checkpoints/dense/checkpoint_best.pth")["metadata"]["stage"] == "dense"
+    assert saved(run / "checkpoints/dense/checkpoint_best.pth")["metadata"]["stage"] == "dense"
 
 
 def test_each_stage_keeps_its_own_config_and_overrides(pipeline_run):
     run, _ = pipeline_run
     from omegaconf import OmegaConf
 
-    structural = OmegaConf.load(run / "checkpoints/structural/config.yaml")
-    dense = OmegaConf.load(run / "checkpoints/dense/config.yaml")
+    structural = OmegaConf.saved(run / "checkpoints/structural/config.yaml")
+    dense = OmegaConf.saved(run / "checkpoints/dense/config.yaml")
     assert (structural.training.lr, structural.training.mask_ratio, structural.model.full_heads) == (1e-3, 0.6, False)
     assert (dense.training.lr, dense.training.mask_ratio, dense.model.full_heads) == (2e-4, 0.0, True)
     assert structural.training.epochs == dense.training.epochs == 2  # the command line reaches every stage
@@ -60,7 +56,7 @@ def test_dense_starts_from_structural_best(pipeline_run):
         assert re.search(rf"new +{re.escape(head)} ", report), head
     assert re.search(r"transferred +encoder ", report) and "dropped" not in report
     # The backbone dense trained from, before its first step, is structural's best, tensor for tensor.
-    best = load(run / "checkpoints/structural/checkpoint_best.pth")["model_state_dict"]
+    best = saved(run / "checkpoints/structural/checkpoint_best.pth")["model_state_dict"]
     assert f"fingerprint of the transferred weights: {fingerprint(best, list(best))}" in report
     assert "fingerprint of the transferred weights" in proc.stdout + proc.stderr
 
@@ -116,8 +112,8 @@ def test_pipeline_killed_in_dense_resumes_to_identical_weights(tmp_path):
     resumed = run_cli(["+resume=cut"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming cut at stage dense" in resumed.stdout
-    a = load(tmp_path / "full/checkpoints/dense/checkpoint_latest.pth")["model_state_dict"]
-    b = load(tmp_path / "cut/checkpoints/dense/checkpoint_latest.pth")["model_state_dict"]
+    a = saved(tmp_path / "full/checkpoints/dense/checkpoint_latest.pth")["model_state_dict"]
+    b = saved(tmp_path / "cut/checkpoints/dense/checkpoint_latest.pth")["model_state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert json.loads((tmp_path / "cut/run.json").read_text())["stages"]["dense"]["status"] == "done"
 
@@ -132,8 +128,8 @@ def test_a_pipeline_killed_between_stages_starts_dense_from_structural_best(pipe
     shutil.copytree(run, cut)
     for name in ("tb/dense", "init_report_dense.txt", "checkpoints/dense/manifest.json"):
         shutil.rmtree(cut / name) if (cut / name).is_dir() else (cut / name).unlink()
-    for saved in (cut / "checkpoints/dense").glob("*.pth"):
-        saved.unlink()
+    for stale in (cut / "checkpoints/dense").glob("*.pth"):
+        stale.unlink()
     status = json.loads((cut / "run.json").read_text())
     status["stages"]["dense"] = {"status": "running"}
     (cut / "run.json").write_text(json.dumps(status))
@@ -142,6 +138,6 @@ def test_a_pipeline_killed_between_stages_starts_dense_from_structural_best(pipe
     assert "stage dense never saved a checkpoint, so it starts over" in resumed.stdout
     assert "starts from scratch" not in resumed.stdout + resumed.stderr
     for name in ("checkpoint_latest.pth", "checkpoint_best.pth"):
-        a = load(run / f"checkpoints/dense/{name}")["model_state_dict"]
-        b = load(cut / f"checkpoints/dense/{name}")["model_state_dict"]
+        a = saved(run / f"checkpoints/dense/{name}")["model_state_dict"]
+        b = saved(cut / f"checkpoints/dense/{name}")["model_state_dict"]
         assert all(torch.equal(a[k], b[k]) for k in a), name

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli
+from helpers import run_cli
 from inktrace_train.checkpoint.store import Checkpoint, CheckpointManager
 from inktrace_train.config.schema import ModelConfig
 from inktrace_train.evaluation.imaging import to_canvas

@@ -10,7 +10,7 @@ from typing import Dict, List
 
 import pytest
 
-from conftest import REPO, run_cli
+from helpers import REPO, cli
 
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
@@ -53,12 +53,12 @@ def test_documented_command_composes(workdir, command):
     """Sweeps (-m) cannot print a config (Hydra), so they run for real in test_sweeps.py."""
     args = shlex.split(command)[3:]
     if "-m" in args:
-        proc = run_cli(args + ["--cfg", "job"], cwd=workdir, timeout=120)
+        proc = cli(args + ["--cfg", "job"], cwd=workdir)
         assert proc.returncode == 2 and "drop -m/--multirun" in proc.stderr
         return
     if "--cfg" not in args:
         args += ["--cfg", "job"]
-    proc = run_cli(args, cwd=workdir, timeout=120)
+    proc = cli(args, cwd=workdir)
     assert proc.returncode == 0, proc.stderr
     assert "training:" in proc.stdout
     assert not (workdir / "outputs").exists()

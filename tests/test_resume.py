@@ -14,7 +14,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import kill_at_step, kill_when, latest_step, run_cli, tiny, write_old_checkpoints
+from helpers import kill_at_step, kill_when, latest_step, run_cli, saved, tiny, write_old_checkpoints
 
 # 3 epochs of 4 steps; every step logged so the loss sequence is compared step by step.
 RUN = tiny(
@@ -43,8 +43,8 @@ def assert_same_run(full: Path, cut: Path) -> None:
     """Losses of every step and the final weights and optimizer moments, bit for bit."""
     assert sorted(losses(cut)) == sorted(losses(full)) == list(range(1, 13))  # replayed steps purged, none missing
     assert losses(cut) == losses(full)  # exact float equality, step by step
-    a = torch.load(full / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)
-    b = torch.load(cut / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)
+    a = saved(full)
+    b = saved(cut)
     for name, tensor in a["model_state_dict"].items():
         assert torch.equal(tensor, b["model_state_dict"][name]), name
     moments = [c["optimizer_state_dict"]["state"][0]["exp_avg_sq"] for c in (a, b)]
@@ -101,10 +101,10 @@ def signal_after_epoch_1(workdir: Path, signum: int) -> tuple[int, str]:
 def test_ctrl_c_saves_the_step_and_the_run_resumes_exactly(uninterrupted, workdir):
     code, err = signal_after_epoch_1(workdir, signal.SIGINT)
     assert code == 130, err[-3000:]
-    saved = torch.load(workdir / "cut/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
+    ckpt = saved(workdir / "cut")
     assert err.strip() == (
-        f"inktrace_train: interrupted (Ctrl-C) in stage structural, epoch {saved['epoch'] + 1}, optimizer step "
-        f"{saved['global_step']}; a checkpoint of that step is saved. "
+        f"inktrace_train: interrupted (Ctrl-C) in stage structural, epoch {ckpt['epoch'] + 1}, optimizer step "
+        f"{ckpt['global_step']}; a checkpoint of that step is saved. "
         f"Continue with: python -m inktrace_train +resume={workdir / 'cut'}"
     )
     assert json.loads((workdir / "cut/run.json").read_text())["stages"]["structural"]["status"] == "interrupted"
@@ -119,9 +119,9 @@ def test_sigterm_saves_the_step_and_exits_75_then_resume_matches(uninterrupted, 
     step (log interval 1 here), says how to continue and exits 75; the resumed run is exact."""
     code, err = signal_after_epoch_1(workdir, signal.SIGTERM)
     assert code == 75, err[-3000:]
-    saved = torch.load(workdir / "cut/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
-    assert 0 < saved["step_in_epoch"] <= 4 and saved["global_step"] < 12  # a step-level checkpoint
-    assert f"stopped by SIGTERM in stage structural, epoch {saved['epoch'] + 1}, optimizer step " in err
+    ckpt = saved(workdir / "cut")
+    assert 0 < ckpt["step_in_epoch"] <= 4 and ckpt["global_step"] < 12  # a step-level checkpoint
+    assert f"stopped by SIGTERM in stage structural, epoch {ckpt['epoch'] + 1}, optimizer step " in err
     assert f"+resume={workdir / 'cut'}" in err and "Traceback" not in err
     assert json.loads((workdir / "cut/run.json").read_text())["stages"]["structural"]["status"] == "preempted"
 
@@ -179,8 +179,7 @@ def test_resume_errors_are_one_clear_line_and_write_nothing(finished_run, args, 
 
 def assert_same_weights(a: Path, b: Path) -> None:
     """The two runs' latest structural checkpoints hold equal weights."""
-    name = "checkpoints/structural/checkpoint_latest.pth"
-    wa, wb = (torch.load(run / name, weights_only=True)["model_state_dict"] for run in (a, b))
+    wa, wb = (saved(run)["model_state_dict"] for run in (a, b))
     assert all(torch.equal(v, wb[k]) for k, v in wa.items())
 
 
@@ -227,7 +226,7 @@ def test_resume_path_with_spaces_commas_and_equals(finished_run, tmp_path):
     shutil.copytree(finished_run / "run", odd)
     proc = run_cli([f'+resume="{odd}"', "training.epochs=2"], cwd=tmp_path)  # docs/resume.md: '+resume="..."'
     assert proc.returncode == 0, proc.stderr
-    assert torch.load(odd / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)["epoch"] == 2
+    assert saved(odd)["epoch"] == 2
 
 
 @pytest.mark.parametrize(
@@ -252,7 +251,7 @@ def test_older_layouts_load_and_resume(tmp_path, layout, missing):
     out = proc.stdout + proc.stderr
     assert f"older checkpoint ({layout} layout)" in out and "at stage structural" in out
     run = next((tmp_path / "outputs").glob("*/*"))
-    resumed = torch.load(run / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)
+    resumed = saved(run)
     assert resumed["epoch"] == 1 and resumed["config"]["training"]["lr"] == (2e-3 if layout == "flat" else 1e-3)
 
 
@@ -268,7 +267,7 @@ def test_auto_resume_continues_the_run_its_directory_holds(finished_run, tmp_pat
     proc = run_cli([*args, "training.epochs=2"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "holds this run already; resuming it" in proc.stdout + proc.stderr
-    assert torch.load(run / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)["epoch"] == 2
+    assert saved(run)["epoch"] == 2
     assert (run / ".hydra/overrides.yaml").read_text() == launch and list(run.glob(".hydra/resume-*/overrides.yaml"))
 
     changed = run_cli([*args, "training.lr=0.5"], cwd=tmp_path)  # not this run's config: refused as by +resume=
@@ -351,4 +350,4 @@ def test_a_run_in_use_is_refused_and_a_stale_lock_is_taken_over(finished_run, tm
     (stale / "run.lock").write_text("pid 999999 on host elsewhere since yesterday\n")
     proc = run_cli([f"+resume={stale}", "training.epochs=2"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert torch.load(stale / "checkpoints/structural/checkpoint_latest.pth", weights_only=True)["epoch"] == 2
+    assert saved(stale)["epoch"] == 2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, tiny
+from helpers import run_cli, tiny
 
 SMALL = tiny("data.train_samples=32", "data.val_samples=16", "training.batch_size=16")
 

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Callable, List, Tuple
 
 import pytest
-import torch
 
-from conftest import latest_step, run_cli
+from helpers import latest_step, run_cli, saved
 from test_resume import RUN, assert_same_run, uninterrupted  # noqa: F401  (the module-scoped fixture)
 
 WORKERS = RUN + ["data.num_workers=2"]
@@ -77,8 +76,8 @@ def run_until(workdir: Path, act: Callable[[subprocess.Popen], None] = print, pt
 
 
 def assert_saved_and_resumes(workdir: Path, uninterrupted_run: Path, status: str) -> None:
-    saved = torch.load(workdir / "cut/checkpoints/structural/checkpoint_latest.pth", weights_only=True)
-    assert saved["global_step"] >= 4 and saved["global_step"] < 12
+    ckpt = saved(workdir / "cut")
+    assert ckpt["global_step"] >= 4 and ckpt["global_step"] < 12
     assert json.loads((workdir / "cut/run.json").read_text())["stages"]["structural"]["status"] == status
     resumed = run_cli(["+resume=cut"], cwd=workdir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conftest import kill_when, needs_optuna, rows, run_cli, tiny
+from helpers import kill_when, needs_optuna, rows, run_cli, tiny
 from inktrace_train.config.schema import to_config
 from inktrace_train.launch.compose import config_dir, register
 
