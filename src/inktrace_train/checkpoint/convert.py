@@ -8,6 +8,7 @@ Whatever a file lacks is listed, so the caller can say what will start fresh.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Dict, List, Tuple
 
 import torch
@@ -126,3 +127,31 @@ def regroup_optimizer_state(
             if old_id in old["state"]:
                 state[new_id] = old["state"][old_id]
     return {"state": state, "param_groups": new["param_groups"]}
+
+
+def completed_for_resume(
+    ckpt: Any, optimizer_steps_per_epoch: int, optimizer: Any, scheduler: Any, parameters: List[torch.nn.Parameter]
+) -> Any:
+    """A checkpoint (older layouts, converted by :func:`upgrade`) made whole for a resume, as a
+    copy: its optimizer state mapped onto today's parameter groups, its optimizer step counted
+    from its epochs when it kept none, and a schedule it did not keep fast-forwarded to that step.
+    A complete file comes back as it is. What it lacks altogether (AdamW moments, random
+    generators) stays None: those start fresh. ``parameters``: the model's, in its own order
+    (the old files' optimizer state follows it).
+
+    Raises:
+        ValueError: its optimizer state cannot be mapped onto ``optimizer``.
+    """
+    step = ckpt.global_step
+    if step is None:
+        step = (ckpt.epoch or 0) * optimizer_steps_per_epoch
+    optimizer_state = ckpt.optimizer_state_dict
+    if optimizer_state is not None:
+        optimizer_state = regroup_optimizer_state(optimizer_state, optimizer, parameters)
+    schedule = ckpt.scheduler_state_dict
+    if schedule is None and step:
+        scheduler.fast_forward(step)
+        schedule = scheduler.state_dict()
+    if (step, optimizer_state, schedule) == (ckpt.global_step, ckpt.optimizer_state_dict, ckpt.scheduler_state_dict):
+        return ckpt
+    return replace(ckpt, global_step=step, optimizer_state_dict=optimizer_state, scheduler_state_dict=schedule)

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from contextlib import closing, nullcontext
-from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from inktrace_train.checkpoint.convert import regroup_optimizer_state
+from inktrace_train.checkpoint.convert import completed_for_resume
 from inktrace_train.checkpoint.store import BackgroundSaver, Checkpoint, CheckpointError, CheckpointManager
 from inktrace_train.errors import RunFailed, first_line
 from inktrace_train.run.rundir import now_iso
@@ -29,22 +26,9 @@ from inktrace_train.run.signals import Preempted, StopRequest
 from inktrace_train.train.distributed import Distributed
 from inktrace_train.train.logger import RunLogger
 from inktrace_train.train.optim import WarmupCosine
+from inktrace_train.train.state import Generators, Stateful, TrainState
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainState:
-    """The loop's own state: counters and the best metric (persisted in every checkpoint)."""
-
-    epoch: int = 0  # completed epochs
-    step_in_epoch: int = 0  # micro-batches done in the current epoch
-    global_step: int = 0  # optimizer steps done
-    best_metric: Optional[float] = None  # the one source of "is this epoch the best"
-
-    def improves(self, metric: float) -> bool:
-        """Higher is better; NaN never is."""
-        return not math.isnan(metric) and (self.best_metric is None or metric > self.best_metric)
 
 
 class NonFiniteLoss(RunFailed):
@@ -147,26 +131,6 @@ class StepLog:
         packed = reduce(torch.cat([stacked.sum(0), stacked.new_full((1,), len(self.rows))])).tolist()
         self.rows, self.checked = [], 0
         return {name: total / packed[-1] for name, total in zip(self.names, packed, strict=False)}
-
-
-def rng_state() -> Dict[str, Any]:
-    """Python, numpy, torch and CUDA generator states, as types weights_only can load."""
-    np_state = np.random.get_state()
-    return {
-        "python": list(random.getstate()[1]),
-        "numpy": torch.from_numpy(np_state[1].astype(np.int64)),
-        "numpy_pos": int(np_state[2]),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-
-
-def set_rng_state(state: Dict[str, Any]) -> None:
-    random.setstate((3, tuple(state["python"]), None))
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class Trainer:
@@ -486,57 +450,49 @@ class Trainer:
         self.save(metric, is_best)
 
     # --- checkpoint state -----------------------------------------------------------
+    def components(self) -> Dict[str, Stateful]:
+        """What a checkpoint gathers besides the weights and the loop's counters, by the name of
+        its entry (format version 1). The scaler only where it scales (fp16)."""
+        parts: Dict[str, Stateful] = {
+            "optimizer_state_dict": self.optimizer,
+            "scheduler_state_dict": self.scheduler,
+            "rng_state": Generators(),
+        }
+        if self.scaler.is_enabled():
+            parts["scaler_state_dict"] = self.scaler
+        return parts
+
     def checkpoint(self, metric: Optional[float]) -> Checkpoint:
-        """The complete checkpoint (format version 1)."""
+        """The complete checkpoint (format version 1): every component's state."""
         return Checkpoint(
-            epoch=self.state.epoch,
-            step_in_epoch=self.state.step_in_epoch,
-            global_step=self.state.global_step,
             model_state_dict=self.module.state_dict(),  # unwrapped: no "module." prefixes
-            optimizer_state_dict=self.optimizer.state_dict(),
-            scheduler_state_dict=self.scheduler.state_dict(),
-            scaler_state_dict=self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            **self.state.state_dict(),
+            **{name: part.state_dict() for name, part in self.components().items()},
             metric=metric,
-            best_metric=self.state.best_metric,
             config=self.config,
             metadata=self.metadata,
             timestamp=now_iso(),
-            rng_state=rng_state(),
         )
 
     def restore(self, ckpt: Checkpoint) -> None:
-        """Restore everything needed to continue exactly where ``ckpt`` was written.
-
-        A converted older checkpoint may lack optimizer or schedule state: those start
-        fresh (the schedule fast-forwarded to the checkpoint's step), with a warning. A
-        changed ``training.epochs`` re-plans the rest of the schedule (:class:`WarmupCosine`).
-        """
+        """Hand each component its state from ``ckpt``, to continue exactly where it was written.
+        An older, converted file is first completed by :func:`convert.completed_for_resume`; what
+        it lacks altogether (optimizer moments, random generators) starts fresh, with a warning."""
         self.module.load_state_dict(ckpt.model_state_dict)
-        epoch = ckpt.epoch or 0
-        global_step = ckpt.global_step
-        if global_step is None:
-            global_step = epoch * math.ceil(self.steps_per_epoch / self.grad_accum_steps)
-        if ckpt.optimizer_state_dict is not None:
-            try:
-                self.optimizer.load_state_dict(
-                    regroup_optimizer_state(ckpt.optimizer_state_dict, self.optimizer, list(self.module.parameters()))
-                )
-            except ValueError as e:
-                raise CheckpointError(f"the checkpoint's optimizer state does not fit this model: {e}") from None
-        else:
-            log.warning("checkpoint has no optimizer state: AdamW moments start fresh")
-        if ckpt.scheduler_state_dict is not None:
-            self.scheduler.load_state_dict(ckpt.scheduler_state_dict)
-        elif global_step:
-            self.scheduler.fast_forward(global_step)
-        if ckpt.scaler_state_dict is not None:
-            self.scaler.load_state_dict(ckpt.scaler_state_dict)
-        self.state = TrainState(
-            epoch=epoch, step_in_epoch=ckpt.step_in_epoch, global_step=global_step, best_metric=ckpt.best_metric
-        )
+        steps = math.ceil(self.steps_per_epoch / self.grad_accum_steps)  # optimizer steps per epoch
+        try:
+            ckpt = completed_for_resume(ckpt, steps, self.optimizer, self.scheduler, list(self.module.parameters()))
+            self.state.load_state_dict({**ckpt.to_dict(), "epoch": ckpt.epoch or 0})
+            for name, part in self.components().items():
+                state = getattr(ckpt, name)
+                if state is not None:
+                    part.load_state_dict(state)
+                elif name == "optimizer_state_dict":
+                    log.warning("checkpoint has no optimizer state: AdamW moments start fresh")
+        except ValueError as e:  # the optimizer's groups or shapes differ
+            raise CheckpointError(f"the checkpoint's optimizer state does not fit this model: {e}") from None
         self.last_metric = ckpt.metric
-        if ckpt.rng_state:
-            set_rng_state(ckpt.rng_state)
+        epoch, global_step = self.state.epoch, self.state.global_step
         best = "none yet" if self.state.best_metric is None else f"{self.state.best_metric:.4f}"
         log.info(
             "resumed in epoch %d (%d micro-batches done), optimizer step %d, best metric %s",
