@@ -41,8 +41,8 @@ def test_each_stage_keeps_its_own_config_and_overrides(pipeline_run):
     run, _ = pipeline_run
     from omegaconf import OmegaConf
 
-    structural = OmegaConf.saved(run / "checkpoints/structural/config.yaml")
-    dense = OmegaConf.saved(run / "checkpoints/dense/config.yaml")
+    structural = OmegaConf.load(run / "checkpoints/structural/config.yaml")
+    dense = OmegaConf.load(run / "checkpoints/dense/config.yaml")
     assert (structural.training.lr, structural.training.mask_ratio, structural.model.full_heads) == (1e-3, 0.6, False)
     assert (dense.training.lr, dense.training.mask_ratio, dense.model.full_heads) == (2e-4, 0.0, True)
     assert structural.training.epochs == dense.training.epochs == 2  # the command line reaches every stage

@@ -1,6 +1,6 @@
 """The Trainer and the pipeline in-process, on a tiny model with a 3-batch loader: accumulation,
 the partial-accumulation step at epoch end, the is-best decision across a resume, fp16 loss
-scaling, and resume_point/run_pipeline on a temporary run directory."""
+scaling, and the resume plan and run_pipeline on a temporary run directory."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from inktrace_train.run.ranks import Ranks
 from inktrace_train.run.rundir import RunDir
 from inktrace_train.train.build import build_trainer
 from inktrace_train.train.distributed import Distributed
-from inktrace_train.train.pipeline import resume_point, run_pipeline, run_stage
+from inktrace_train.train.pipeline import run_pipeline, run_stage
 
 CPU = Distributed(Ranks(), torch.device("cpu"))  # this process alone
 # spy_on_steps replaces optimizer.step after the scheduler wrapped it; torch warns about that, harmlessly.
@@ -133,33 +133,45 @@ def pipeline(tmp_path: Path, dense_epochs: int = 1) -> tuple[RunDir, list]:
     return run, stages
 
 
-def test_resume_point_before_any_checkpoint_starts_over_and_refuses_only_bad_files(tmp_path):
-    run, stages = pipeline(tmp_path)
-    assert resume_point(run, stages) == ("structural", None)  # killed before its first save
+def plan(run: RunDir, *overrides: str):
+    """What ``+resume=RUN OVERRIDES`` would do (the plan, decided without torch)."""
+    from inktrace_train.launch import resume
+    from inktrace_train.launch.compose import compose_plain, register
+
+    register()  # the config schema, as the entry point registers it
+    return resume.plan(str(run.path), list(overrides), compose=compose_plain, read_checkpoint=None)
+
+
+def test_the_plan_before_any_checkpoint_starts_over_and_refuses_only_bad_files(tmp_path):
+    run, _ = pipeline(tmp_path)
+    first = plan(run)
+    assert (first.start, first.checkpoint) == ("structural", None)  # killed before its first save
     (run.checkpoint_dir("structural") / "checkpoint_latest.pth").write_bytes(b"torn")
     with pytest.raises(CheckpointError, match=r"no valid checkpoint in .*structural"):
-        resume_point(run, stages)
+        plan(run)
 
 
 def test_run_pipeline_skips_done_stages_and_starts_dense_from_structural_best(tmp_path):
     run, stages = pipeline(tmp_path)
-    run_stage(stages[0], run)
-    assert resume_point(run, stages) == ("dense", None)  # killed before dense's first save
+    run_stage(stages[0], run, CPU)
+    after_structural = plan(run)
+    assert (after_structural.start, after_structural.checkpoint) == ("dense", None)  # killed before dense's first save
 
     structural_best = load_checkpoint(run.best_checkpoint("structural")).model_state_dict
-    run_pipeline(run, stages)
+    run_pipeline(run, stages, CPU)
     status = run.status()["stages"]
     assert status["structural"]["status"] == status["dense"]["status"] == "done"
     assert str(run.best_checkpoint("structural")) in run.init_report("dense").read_text()
-    assert resume_point(run, stages) == (None, None)
+    assert plan(run).start is None  # finished
 
     dense = load_checkpoint(run.checkpoint_dir("dense") / "checkpoint_latest.pth")
     assert dense.stage == "dense" and not torch.equal(
         dense.model_state_dict["stem.0.0.weight"], structural_best["stem.0.0.weight"]
     )
-    longer = [stages[0], replace(stages[1], training=replace(stages[1].training, epochs=2))]
-    stage, ckpt = resume_point(run, longer)  # a resume extended dense: it is unfinished again
-    assert stage == "dense" and ckpt.epoch == 1
+    longer = plan(run, "training.epochs=2")  # a resume extended both stages: both are unfinished again
+    assert longer.start == "structural" and longer.changes == {"training.epochs": 2}
+    latest = {stage: run.checkpoint_dir(stage) / "checkpoint_latest.pth" for stage in ("structural", "dense")}
+    assert longer.checkpoints == latest  # dense continues from its own newest file, not from structural's best
 
 
 def test_hparams_of_a_stage_that_never_improved(tmp_path):

@@ -33,7 +33,7 @@ from inktrace_train.errors import RunFailed, UserError, fail
 from inktrace_train.launch import resume
 from inktrace_train.launch.compose import check_overrides, compose_plain, compose_stages, config_dir, register
 from inktrace_train.run.ranks import Ranks
-from inktrace_train.run.rundir import RunDir, RunDirTaken, now_iso, shell_command
+from inktrace_train.run.rundir import RunDir, RunDirTaken, now_iso, shell_command, shown_metric
 from inktrace_train.run.signals import INTERRUPTED_EXIT, Preempted
 
 register()
@@ -144,15 +144,21 @@ def _train(cfg: DictConfig, run_dir: Path) -> Optional[float]:
     return train(config, stages, run_dir)
 
 
-def _read_checkpoint_config(path: Path) -> Optional[Dict[str, Any]]:
-    """A loose checkpoint file holds its own config (reading it imports torch)."""
+def _read_checkpoint(path: Path) -> Tuple[Optional[Dict[str, Any]], Optional[int]]:
+    """A loose checkpoint file's own config and completed epochs (reading it imports torch)."""
     from inktrace_train.checkpoint.store import load_checkpoint
 
-    return load_checkpoint(path).config
+    ckpt = load_checkpoint(path)
+    return ckpt.config, ckpt.epoch
 
 
 def _resume(path: str, overrides: List[str]) -> Optional[float]:
-    plan = resume.plan(path, overrides, compose=compose_plain, read_config=_read_checkpoint_config)
+    plan = resume.plan(path, overrides, compose=compose_plain, read_checkpoint=_read_checkpoint)
+    if plan.start is None:
+        where = plan.run.path if plan.run else path
+        shown = shown_metric(plan.best_metric)
+        print(f"{where} is already finished (every stage done, best metric {shown}): nothing to resume")
+        return plan.best_metric
     from inktrace_train.train.pipeline import resume_run
 
     return resume_run(plan)

@@ -16,35 +16,27 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import logging
 import os
 import re
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import torch
 
 from inktrace_train.checkpoint.convert import FORMAT_VERSION, upgrade
-from inktrace_train.errors import UserError, first_line
-from inktrace_train.run.atomic import commit, sha256_file, write_json, write_temp
-from inktrace_train.run.rundir import BEST, LATEST, MANIFEST, PERIODIC, now_iso, periodic_name
+from inktrace_train.errors import first_line
+from inktrace_train.run.atomic import commit, write_json, write_temp
+from inktrace_train.run.rundir import BEST, LATEST, MANIFEST, now_iso, periodic_name
+from inktrace_train.run.stagefiles import SEAL, CheckpointError, candidates, read_manifest, unseal, verify
 
 log = logging.getLogger(__name__)
 
 # Test-only: a file to which every checkpoint write appends "begin|end|rotate STAGE/NAME STEP", so
 # the kill campaign (scripts/kill_campaign.py) can aim kills inside saves and check what a resume loads.
 SAVE_HOOK_ENV = "INKTRACE_SAVE_HOOK"
-
-
-class CheckpointError(UserError):
-    """A checkpoint that is missing, unreadable, corrupt or of an unknown format."""
-
-
-SEAL = b"\nINKTRACE-SHA256:"
-_SEAL_SIZE = len(SEAL) + 64
 
 
 def sealed_bytes(state: Dict[str, Any]) -> bytes:
@@ -54,19 +46,6 @@ def sealed_bytes(state: Dict[str, Any]) -> bytes:
     torch.save({**state, "metadata": {**(state.get("metadata") or {}), "sealed": "sha256"}}, buffer)
     data = buffer.getvalue()
     return data + SEAL + hashlib.sha256(data).hexdigest().encode()
-
-
-def _unseal(path: Path, data: bytes) -> Tuple[bytes, bool]:
-    """The ``torch.save`` bytes of a file and whether it carried a seal; a seal that does not
-    match its bytes raises. A file written before seals existed has none (the load then
-    checks that it did not claim one: a cut seal is a truncation)."""
-    seal = data[-_SEAL_SIZE:]
-    if not seal.startswith(SEAL):
-        return data, False
-    payload = data[:-_SEAL_SIZE]
-    if hashlib.sha256(payload).hexdigest().encode() != seal[len(SEAL) :]:
-        raise CheckpointError(f"{path} is corrupt: its SHA-256 does not match the digest sealed in it")
-    return payload, True
 
 
 @dataclass
@@ -116,7 +95,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
-        payload, sealed = _unseal(path, path.read_bytes())
+        payload, sealed = unseal(path, path.read_bytes())
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
     try:
@@ -172,22 +151,6 @@ def _announce(event: str, path: Path, step: Optional[int]) -> None:
             f.write(f"{event} {path.parent.name}/{path.name} {step}\n")
 
 
-def _entry_ok(entry: Any) -> bool:
-    return isinstance(entry, dict) and isinstance(entry.get("size"), int) and isinstance(entry.get("sha256"), str)
-
-
-def _well_formed(manifest: Any) -> bool:
-    return (
-        isinstance(manifest, dict)
-        and isinstance(manifest.get("files"), dict)
-        and all(
-            _entry_ok(e) and _entry_ok(e.get("previous", {"size": 0, "sha256": ""})) for e in manifest["files"].values()
-        )
-        and isinstance(manifest.get("periodic"), list)
-        and all(isinstance(n, str) and PERIODIC.match(n) for n in manifest["periodic"])
-    )
-
-
 class CheckpointManager:
     """Writes, rotates and verifies the checkpoints of one stage.
 
@@ -201,23 +164,9 @@ class CheckpointManager:
         self.directory = Path(directory)
         self.keep_last_n = keep_last_n
         self.save_interval = save_interval
-        self.manifest = self._read_manifest()
+        self.manifest = read_manifest(self.directory)
 
     # --- manifest -----------------------------------------------------------------
-    def _read_manifest(self) -> Dict[str, Any]:
-        path = self.directory / MANIFEST
-        if path.is_file():
-            try:
-                manifest = json.loads(path.read_text())
-                if _well_formed(manifest):
-                    return manifest
-            except (OSError, ValueError):
-                pass
-            log.warning("%s is unreadable; the checkpoints are verified by their own SHA-256 seals", path)
-        # No manifest (a new stage, a lost manifest, files from an older tool): every file present counts.
-        periodic = sorted(p.name for p in self.directory.glob("checkpoint_epoch_*.pth") if PERIODIC.match(p.name))
-        return {"format": FORMAT_VERSION, "best_metric": None, "best_epoch": None, "periodic": periodic, "files": {}}
-
     def _write_manifest(self) -> None:
         write_json(self.directory / MANIFEST, self.manifest)
 
@@ -286,20 +235,7 @@ class CheckpointManager:
     # --- reading ------------------------------------------------------------------
     def verify(self, name: str) -> Optional[str]:
         """None when ``name`` matches the manifest (size and SHA-256), else what is wrong."""
-        path = self.directory / name
-        if not path.is_file():
-            return f"{path} is missing"
-        entry = self.manifest["files"].get(name)
-        if entry is None:
-            return None  # not written by a manager (e.g. copied in): load() still checks it
-        accepted = [entry] + ([entry["previous"]] if "previous" in entry else [])
-        size = path.stat().st_size
-        if not any(size == e["size"] for e in accepted):
-            return f"{path} is truncated or corrupt (size {size}, manifest says {entry['size']})"
-        digest = sha256_file(path)
-        if not any(digest == e["sha256"] for e in accepted):
-            return f"{path} is corrupt (SHA-256 differs from the manifest)"
-        return None
+        return verify(self.directory, self.manifest, name)
 
     def load(self, name: str) -> Checkpoint:
         problem = self.verify(name)
@@ -308,8 +244,7 @@ class CheckpointManager:
         return load_checkpoint(self.directory / name)
 
     def candidates(self) -> List[str]:
-        """Names to resume from, newest first: latest, then periodic files."""
-        return [LATEST] + list(reversed(self.manifest["periodic"]))
+        return candidates(self.manifest)
 
     def has_files(self) -> bool:
         return any((self.directory / name).is_file() for name in self.candidates())

@@ -69,6 +69,7 @@ VAL_FONTS = (
     Font("yuji-syuku", "5.3.0", "ja", "brush"),
     Font("zen-kurenaido", "5.3.0", "ja", "pen handwriting"),
     Font("hachi-maru-pop", "5.3.0", "ja", "marker"),
+    Font("mochiy-pop-one", "5.3.0", "ja", "heavy marker"),
     Font("long-cang", "5.3.0", "zh", "semi-cursive"),
 )
 

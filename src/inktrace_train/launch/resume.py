@@ -1,12 +1,15 @@
-"""``+resume=PATH`` planning: which run, which checkpoint, which config, which changes.
+"""``+resume=PATH`` planning, the one place that decides what a resume does: which run, its
+stages and the config changes, the stage it continues in (or that it is finished), and the
+checkpoint file each stage continues from.
 
 The config comes from the run directory's ``config.yaml`` (or from the checkpoint
 when PATH is a loose file). Overrides given with resume are compared with the
 stored values: equal ones are accepted silently (so re-running the original
 command line with ``+resume=`` works), a short allow-list may change, anything
-else is refused. No torch and no Hydra import here: the entry point hands in how to
-compose a command line and how to read a loose checkpoint's config, so a refused
-resume costs no startup time.
+else is refused. Files are chosen by their manifest and seals (:mod:`run.stagefiles`).
+No torch and no Hydra import here: the entry point hands in how to compose a command
+line and how to read a loose checkpoint, so a refused resume costs no startup time and
+the trainer only carries out the plan.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from omegaconf import OmegaConf
 from inktrace_train.config.schema import Config, apply_changes, flatten
 from inktrace_train.errors import ConfigError
 from inktrace_train.run.rundir import RunDir, config_to_dict
+from inktrace_train.run.stagefiles import newest_valid, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +46,36 @@ ALLOWED_CHANGES = (
 )
 
 Compose = Callable[[List[str]], Dict[str, Any]]  # overrides -> the composed config, plain containers
-ReadConfig = Callable[[Path], Optional[Dict[str, Any]]]  # a loose checkpoint file -> its stored config
+# A loose checkpoint file -> (its stored config, its completed epochs); reading it needs torch.
+ReadCheckpoint = Callable[[Path], Tuple[Optional[Dict[str, Any]], Optional[int]]]
 
 
 @dataclass
 class ResumePlan:
     run: Optional[RunDir]  # where training continues; None: a loose checkpoint file, run in a new directory
     config: Config  # the stored config with the allowed changes applied
-    checkpoint: Optional[Path]  # an explicit checkpoint file, or None for the newest valid one
+    stages: List[Config]  # every stage of the run, with the changes applied
+    start: Optional[str]  # the stage training continues in; None: every stage is done
+    checkpoints: Dict[str, Path] = field(default_factory=dict)  # stage -> the file it continues from
     changes: Dict[str, Any] = field(default_factory=dict)  # key -> new value
     overrides: List[str] = field(default_factory=list)  # the command line, for the record
+
+    @property
+    def checkpoint(self) -> Optional[Path]:
+        """The file the first stage that runs continues from; None: it starts over."""
+        return self.checkpoints.get(self.start) if self.start else None
+
+    @property
+    def best_metric(self) -> Optional[float]:
+        """The last stage's best metric, as run.json has it (a finished run's result)."""
+        if self.run is None:
+            return None
+        return self.run.status()["stages"].get(self.stages[-1].stage.name, {}).get("best_metric")
+
+
+def is_finished(status: Dict[str, Any], cfg: Config) -> bool:
+    """Done, and not reopened by a resume that extended ``training.epochs``."""
+    return status.get("status") == "done" and status.get("epochs", 0) >= cfg.training.epochs
 
 
 def requested_changes(overrides: List[str], compose: Compose) -> Dict[str, Any]:
@@ -143,18 +167,24 @@ def _check_changes(changes: Dict[str, Any], stored: Dict[str, Any], path_text: s
         )
 
 
-def plan(path_text: str, overrides: List[str], compose: Compose, read_config: ReadConfig) -> ResumePlan:
-    """Check a resume request and build its config.
+def plan(path_text: str, overrides: List[str], compose: Compose, read_checkpoint: ReadCheckpoint) -> ResumePlan:
+    """Check a resume request and decide everything it does.
 
     Args:
         compose: composes a command line into the full config (Hydra, in the entry point).
-        read_config: the config stored in a loose checkpoint file (loads it: needs torch).
+        read_checkpoint: a loose checkpoint file's config and epochs (loads it: needs torch).
 
     Raises:
         ConfigError: missing path, not a run, or an override outside the allow-list.
+        CheckpointError: a stage has checkpoint files, but none of them is valid.
     """
-    run, checkpoint = locate(Path(path_text).expanduser())
-    stored = run_config(run) if run else (read_config(checkpoint) or {})
+    run, explicit = locate(Path(path_text).expanduser())
+    loose_epochs = None
+    if run:
+        stored = run_config(run)
+    else:
+        config_read, loose_epochs = read_checkpoint(explicit)
+        stored = config_read or {}
     if set(flatten(stored)) != set(flatten(compose([]))):
         # An older checkpoint without a (complete) config: the command line fills the rest.
         base = compose(overrides)
@@ -169,4 +199,30 @@ def plan(path_text: str, overrides: List[str], compose: Compose, read_config: Re
     changes = {k: v for k, v in requested_changes(overrides, compose).items() if flat.get(k) != v}
     _check_changes(changes, flat, path_text)
     config = apply_changes(stored, {**changes, "resume": None})
-    return ResumePlan(run=run, config=config, checkpoint=checkpoint, changes=changes, overrides=overrides)
+    found = dict(run=run, config=config, changes=changes, overrides=overrides)
+    if run is None:  # a loose file: its own stage, continued in a new run directory
+        done = (loose_epochs or 0) >= config.training.epochs
+        start = None if done else config.stage.name
+        return ResumePlan(**found, stages=[config], start=start, checkpoints={config.stage.name: explicit})
+    stages = [apply_changes(c, changes) for c in run.stage_configs()]
+    statuses = run.status()["stages"]
+    if explicit is not None:
+        start = RunDir.containing(explicit)[1]
+        checkpoints = {start: explicit}
+    else:
+        start = next((c.stage.name for c in stages if not is_finished(statuses.get(c.stage.name, {}), c)), None)
+        names = [c.stage.name for c in stages]
+        later = names[names.index(start) :] if start else []
+        checkpoints = {name: file for name in later if (file := newest_valid(run.checkpoint_dir(name)))}
+    last = stages[-1]
+    if start == last.stage.name and _epochs_of(checkpoints.get(start)) >= last.training.epochs:
+        start = None  # its final checkpoint is written; only run.json missed the end
+    return ResumePlan(**found, stages=stages, start=start, checkpoints=checkpoints)
+
+
+def _epochs_of(path: Optional[Path]) -> int:
+    """A checkpoint file's completed epochs, per its stage's manifest (0 when it is not there)."""
+    if path is None:
+        return 0
+    entry = read_manifest(path.parent)["files"].get(path.name) or {}
+    return entry.get("epoch") or 0

@@ -325,6 +325,11 @@ def best_checkpoint_of(path: str) -> Path:
     return best
 
 
+def shown_metric(metric: Optional[float]) -> str:
+    """A metric as every message shows it: four decimals, or why there is none."""
+    return "none (no finite validation metric)" if metric is None else f"{metric:.4f}"
+
+
 def hydra_quoted(value: str) -> str:
     """``value`` as Hydra's override grammar reads it back: single-quoted (backslash and quote
     escaped) when it holds anything but letters, digits and ``_ . / ~ + -``."""
