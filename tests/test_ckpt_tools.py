@@ -5,26 +5,20 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from helpers import run_cli, tiny, write_old_checkpoints
+from helpers import cli, run_cli, tiny, write_old_checkpoints
 from inktrace_train.checkpoint.store import load_checkpoint
 
 RUN_ARGS = tiny("stage=all")
 
 
 def ckpt_tool(*args, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "inktrace_train.ckpt", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    """``python -m inktrace_train.ckpt ARGS``, in this process (see helpers.cli)."""
+    return cli([str(a) for a in args], cwd, module="inktrace_train.ckpt")
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,7 @@ def only_run_dir(workdir: Path) -> Path:
     return runs[0]
 
 
+@pytest.mark.slow
 def test_quick_try_command_writes_the_run_directory(workdir):
     # README: the quick try, exactly as documented.
     proc = run_cli(["model=tiny", "data=synthetic", "training.epochs=1"], cwd=workdir)
@@ -79,6 +80,7 @@ def test_quick_try_command_writes_the_run_directory(workdir):
     assert "structural/val/predictions" in tags["images"]
 
 
+@pytest.mark.slow
 def test_a_short_run_logs_progress_curves_and_a_summary_and_keeps_its_directory(workdir):
     """2 steps with log_every_n_steps=20: the epoch's end still logs; stdout is a pipe, so progress
     comes as log lines; the run ends with its best checkpoint and the commands that continue it.
@@ -108,6 +110,7 @@ def test_a_short_run_logs_progress_curves_and_a_summary_and_keeps_its_directory(
     assert json.loads((workdir / "run/run.json").read_text())["stages"]["structural"]["status"] == "done"
 
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_with_one_line_and_keeps_its_directory(workdir):
     proc = run_cli([*TINY, "training.lr=1e6", "training.batch_size=16", "hydra.run.dir=run"], cwd=workdir)
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
@@ -133,6 +136,7 @@ def test_two_runs_in_the_same_second_get_their_own_directories(workdir):
     assert len(list((workdir / "outputs").glob("*/*"))) == 2
 
 
+@pytest.mark.slow
 def test_dense_stage_from_scratch_warns_and_trains_all_heads(workdir):
     proc = run_cli([*TINY, "stage=dense", "training.log_every_n_steps=1", "hydra.run.dir=dense_run"], cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -145,6 +149,7 @@ def test_dense_stage_from_scratch_warns_and_trains_all_heads(workdir):
     assert {"dense/val/endpoint_f1", "dense/val/junction_f1", "dense/train/keypoints"} <= set(events.Tags()["scalars"])
 
 
+@pytest.mark.slow
 def test_dense_from_a_structural_run_directory(workdir):
     assert run_cli([*TINY, "hydra.run.dir=s"], cwd=workdir).returncode == 0
     proc = run_cli([*TINY, "stage=dense", "stage.init_from=s", "hydra.run.dir=d"], cwd=workdir)
@@ -157,6 +162,7 @@ def test_dense_from_a_structural_run_directory(workdir):
     assert not (workdir / "d2").exists()
 
 
+@pytest.mark.slow
 def test_non_editable_wheel_finds_its_configs_from_another_directory(tmp_path):
     """`pip install .` (not -e): conf/ must ship inside the wheel."""
     wheels, site = tmp_path / "wheels", tmp_path / "site"
@@ -189,6 +195,7 @@ def test_non_editable_wheel_finds_its_configs_from_another_directory(tmp_path):
     assert (only_run_dir(elsewhere) / "checkpoints/structural/checkpoint_best.pth").is_file()
 
 
+@pytest.mark.slow
 def test_tiny_real_data_run(workdir):
     """KanjiVG end to end, tiny: the documented smoke test of the real-data path."""
     proc = run_cli(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import REPO, kill_at_step, run_cli, saved, tiny
+from helpers import REPO, cli, kill_at_step, run_cli, saved, tiny
 
 FIXTURES = REPO / "tests/data/strokes"
 SMALL = ["data.train_samples=32", "data.val_samples=8", "training.batch_size=16", "data.test_fraction=0"]
@@ -92,12 +92,13 @@ def test_tiny_run_on_the_documented_custom_source_mixed_with_stroke_files(workdi
     ],
 )
 def test_bad_data_options_are_one_line_and_leave_nothing(workdir, args, expected):
-    proc = run_cli(tiny(*args) + ["hydra.run.dir=run"], cwd=workdir, timeout=120)
+    proc = cli(tiny(*args) + ["hydra.run.dir=run"], cwd=workdir)
     assert proc.returncode == 2, proc.stderr
     assert expected in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (workdir / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_killed_run_on_stroke_files_resumes_exactly(workdir):
     run = (
         tiny(

@@ -65,6 +65,7 @@ def rendered(request):
     return render_both(source, n)
 
 
+@pytest.mark.slow
 def test_skeleton_keypoints_tangent_and_mask_match(rendered):
     cpu, device = rendered
     assert set(cpu) == set(device)
@@ -159,6 +160,7 @@ def test_collate_pads_glyphs_of_different_sizes():
     assert batch["half_width"][0, len(a["points"]) :].eq(0).all()
 
 
+@pytest.mark.slow
 def test_a_run_with_the_device_renderer_resumes_exactly(workdir):
     """Samples stay keyed by (seed, epoch, index): kill, resume, and the losses and weights equal
     the uninterrupted run's bit for bit."""

@@ -67,6 +67,7 @@ def runs(tmp_path_factory):
     return cwd, two
 
 
+@pytest.mark.slow
 def test_two_processes_make_one_run_directory_and_train_the_same_model(runs):
     cwd, proc = runs
     assert sorted(p.name for p in cwd.iterdir()) == ["one", "two"]  # no directory per rank, no outputs/

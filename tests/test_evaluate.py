@@ -7,7 +7,9 @@ import json
 import math
 from pathlib import Path
 
-from helpers import run_cli
+import pytest
+
+from helpers import cli, run_cli
 from test_predict import checkpoint  # noqa: F401  (the tiny full-heads checkpoint fixture)
 
 RANGES = {
@@ -25,6 +27,7 @@ RANGES = {
 HANZI_SAMPLE = Path(__file__).parent / "data" / "hanzi"
 
 
+@pytest.mark.slow
 def test_evaluate_scores_the_model_and_the_classical_baselines_on_every_set(checkpoint, tmp_path):  # noqa: F811
     args = [str(checkpoint), "--n", "12", "--json", "scores.json", "--hanzi-dir", str(HANZI_SAMPLE)]
     proc = run_cli(args, cwd=tmp_path, module="inktrace_train.evaluate")
@@ -46,6 +49,7 @@ def test_evaluate_scores_the_model_and_the_classical_baselines_on_every_set(chec
         assert rows["thin@scan"]["skeleton_f1_0px"] < rows["thin@clean"]["skeleton_f1_0px"] - 0.05
 
 
+@pytest.mark.slow
 def test_one_set_and_the_brush_set_without_data(checkpoint, tmp_path):  # noqa: F811
     proc = run_cli(
         [str(checkpoint), "--n", "4", "--set", "scan", "--json", "s.json"],
@@ -59,7 +63,7 @@ def test_one_set_and_the_brush_set_without_data(checkpoint, tmp_path):  # noqa: 
 
 
 def test_a_missing_checkpoint_is_one_line(tmp_path):
-    proc = run_cli(["nope.pth"], cwd=tmp_path, module="inktrace_train.evaluate")
+    proc = cli(["nope.pth"], cwd=tmp_path, module="inktrace_train.evaluate")
     assert (
         proc.returncode == 2
         and proc.stderr.strip() == "inktrace_train.evaluate: error: no such file or directory: nope.pth"

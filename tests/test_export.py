@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import run_cli
+from helpers import cli, run_cli
 from inktrace_train.cli.evaluate import test_glyphs as render_test_glyphs
 from inktrace_train.config.schema import DataConfig
 from inktrace_train.data.kanjivg import KanjiVGStrokes
@@ -80,12 +80,12 @@ def test_predict_with_onnx_needs_no_torch(checkpoint, exported, tmp_path):  # no
 
 
 def test_export_errors_are_one_line(checkpoint, tmp_path):  # noqa: F811
-    proc = run_cli(["export", "missing.pth", "--out", "m.onnx"], cwd=tmp_path, module="inktrace_train.ckpt")
+    proc = cli(["export", "missing.pth", "--out", "m.onnx"], cwd=tmp_path, module="inktrace_train.ckpt")
     assert proc.returncode == 2 and proc.stderr.strip().endswith("no such file or directory: missing.pth")
     args = ["export", str(checkpoint), "--out", "nodir/m.onnx"]
-    proc = run_cli(args, cwd=tmp_path, module="inktrace_train.ckpt")
+    proc = cli(args, cwd=tmp_path, module="inktrace_train.ckpt")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "no such directory" in proc.stderr
     (tmp_path / "bad.onnx").write_text("not a model")
     cv2.imwrite(str(tmp_path / "x.png"), np.zeros((8, 8), np.uint8))
-    proc = run_cli(["--onnx", "bad.onnx", "x.png", "--out", "o"], cwd=tmp_path, module="inktrace_train.predict")
+    proc = cli(["--onnx", "bad.onnx", "x.png", "--out", "o"], cwd=tmp_path, module="inktrace_train.predict")
     assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1 and "bad.onnx" in proc.stderr

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import REPO, run_cli
+from helpers import REPO, cli, run_cli
 from inktrace_train.errors import UserError
 from inktrace_train.evaluation.imaging import place, read_ink
 from test_predict import checkpoint  # noqa: F401  (the tiny full-heads checkpoint fixture)
@@ -68,7 +68,7 @@ def test_all_sets_include_the_fonts_when_a_fonts_dir_is_given(checkpoint, tmp_pa
 
 def test_chinese_fonts_need_the_hanzi_data_and_say_so(checkpoint, tmp_path):  # noqa: F811
     args = [str(checkpoint), "--set", "fonts", "--fonts-dir", str(SAMPLE), "--n", "1", "--json", "f.json"]
-    proc = run_cli(args, cwd=tmp_path, module="inktrace_train.evaluate")
+    proc = cli(args, cwd=tmp_path, module="inktrace_train.evaluate")
     assert proc.returncode == 0, proc.stderr
     assert "ma-shan-zheng (Chinese) is scored on hanzi-writer-data: it needs --hanzi-dir" in proc.stdout
     fonts = {k.split("/", 1)[1] for k in json.loads((tmp_path / "f.json").read_text()) if "/" in k}
@@ -87,7 +87,7 @@ def test_bad_fonts_dirs_are_one_line_with_the_fetch_command(checkpoint, tmp_path
     if make:
         (tmp_path / make).mkdir()
         (tmp_path / make / "notes.txt").write_text("no fonts here")
-    proc = run_cli([str(checkpoint), "--set", "fonts", *args], cwd=tmp_path, module="inktrace_train.evaluate")
+    proc = cli([str(checkpoint), "--set", "fonts", *args], cwd=tmp_path, module="inktrace_train.evaluate")
     assert proc.returncode == 1 and proc.stderr.strip() == f"inktrace_train.evaluate: error: {expected}"
 
 

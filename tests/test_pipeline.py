@@ -24,6 +24,7 @@ def pipeline_run(tmp_path_factory):
     return cwd / "run", proc
 
 
+@pytest.mark.slow
 def test_stage_all_trains_every_stage_in_one_run_directory(pipeline_run):
     run, _ = pipeline_run
     status = json.loads((run / "run.json").read_text())
@@ -37,6 +38,7 @@ def test_stage_all_trains_every_stage_in_one_run_directory(pipeline_run):
     assert saved(run / "checkpoints/dense/checkpoint_best.pth")["metadata"]["stage"] == "dense"
 
 
+@pytest.mark.slow
 def test_each_stage_keeps_its_own_config_and_overrides(pipeline_run):
     run, _ = pipeline_run
     from omegaconf import OmegaConf
@@ -48,6 +50,7 @@ def test_each_stage_keeps_its_own_config_and_overrides(pipeline_run):
     assert structural.training.epochs == dense.training.epochs == 2  # the command line reaches every stage
 
 
+@pytest.mark.slow
 def test_dense_starts_from_structural_best(pipeline_run):
     run, proc = pipeline_run
     report = (run / "init_report_dense.txt").read_text()
@@ -61,6 +64,7 @@ def test_dense_starts_from_structural_best(pipeline_run):
     assert "fingerprint of the transferred weights" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_backbone_mismatch_names_each_field(pipeline_run, tmp_path):
     run, _ = pipeline_run
     proc = run_cli(
@@ -91,6 +95,7 @@ def test_shape_mismatch_is_an_error_unless_allowed():
     assert report["mismatched"] == {"1": ["1.weight"]} and "1.bias" in report["transferred"]["1"]
 
 
+@pytest.mark.slow
 def test_resume_meant_as_init_is_caught(pipeline_run, tmp_path):
     _run, _ = pipeline_run
     structural_only = tmp_path / "s"
@@ -118,6 +123,7 @@ def test_pipeline_killed_in_dense_resumes_to_identical_weights(tmp_path):
     assert json.loads((tmp_path / "cut/run.json").read_text())["stages"]["dense"]["status"] == "done"
 
 
+@pytest.mark.slow
 def test_a_pipeline_killed_between_stages_starts_dense_from_structural_best(pipeline_run, tmp_path):
     """Killed after structural finished, before dense saved anything: the resume starts dense from
     structural's best exactly as the uninterrupted pipeline did (it once started it from scratch)."""

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import run_cli
+from helpers import cli, run_cli
 from inktrace_train.checkpoint.store import Checkpoint, CheckpointManager
 from inktrace_train.config.schema import ModelConfig
 from inktrace_train.evaluation.imaging import to_canvas
@@ -96,7 +96,7 @@ def test_bad_input_is_one_line(checkpoint, tmp_path, args, expected):
     (tmp_path / "notimage.png").write_text("hello")
     draw(tmp_path / "x.png")
     args = [str(checkpoint) if a == "CKPT" else a for a in args]
-    proc = run_cli(args + ["--out", "out"], cwd=tmp_path, module="inktrace_train.predict")
+    proc = cli(args + ["--out", "out"], cwd=tmp_path, module="inktrace_train.predict")
     assert proc.returncode != 0 and expected in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from helpers import kill_at_step, kill_when, latest_step, run_cli, saved, tiny, write_old_checkpoints
+from helpers import cli, kill_at_step, kill_when, latest_step, run_cli, saved, tiny, write_old_checkpoints
 
 # 3 epochs of 4 steps; every step logged so the loss sequence is compared step by step.
 RUN = tiny(
@@ -60,6 +60,7 @@ def assert_same_run(full: Path, cut: Path) -> None:
         pytest.param(2, True, marks=pytest.mark.slow),
     ],
 )
+@pytest.mark.slow
 def test_killed_and_resumed_run_matches_the_uninterrupted_run(uninterrupted, workdir, workers, mid_epoch):
     args = RUN + [f"data.num_workers={workers}"]
     if mid_epoch:
@@ -142,6 +143,7 @@ def finished_run(tmp_path_factory):
     return cwd
 
 
+@pytest.mark.slow
 def test_resume_of_a_finished_stage_says_so_and_exits_0(finished_run):
     before = sorted(p.name for p in (finished_run / "run/checkpoints/structural").iterdir())
     proc = run_cli(["+resume=run"], cwd=finished_run)
@@ -171,7 +173,7 @@ def test_resume_errors_are_one_clear_line_and_write_nothing(finished_run, args, 
     (finished_run / "empty").mkdir(exist_ok=True)
     (finished_run / "garbage.pth").write_bytes(b"not a checkpoint")
     before = sorted(str(p) for p in finished_run.rglob("*"))
-    proc = run_cli(args, cwd=finished_run)
+    proc = cli(args, cwd=finished_run)
     assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert sorted(str(p) for p in finished_run.rglob("*")) == before
@@ -183,6 +185,7 @@ def assert_same_weights(a: Path, b: Path) -> None:
     assert all(torch.equal(v, wb[k]) for k, v in wa.items())
 
 
+@pytest.mark.slow
 def test_a_run_killed_before_its_first_checkpoint_starts_over_on_resume(finished_run, tmp_path):
     """Nothing was saved but the config: +resume= starts the stage over in the same directory and
     ends with the weights of a run that was never stopped."""
@@ -201,6 +204,7 @@ def test_a_run_killed_before_its_first_checkpoint_starts_over_on_resume(finished
     assert json.loads((cut / "run.json").read_text())["stages"]["structural"]["status"] == "done"
 
 
+@pytest.mark.slow
 def test_a_run_killed_before_it_was_recorded_starts_again_on_resume(finished_run, tmp_path):
     """Killed after Hydra wrote .hydra/ but before config.yaml: +resume= runs the launch's own
     command line again in that directory (a new run there is not refused: nothing started)."""
@@ -219,6 +223,7 @@ def test_a_run_killed_before_it_was_recorded_starts_again_on_resume(finished_run
     assert not list(cut.rglob(".*.tmp*")), "a killed process's temp file survived the run"
 
 
+@pytest.mark.slow
 def test_resume_path_with_spaces_commas_and_equals(finished_run, tmp_path):
     import shutil
 
@@ -237,6 +242,7 @@ def test_resume_path_with_spaces_commas_and_equals(finished_run, tmp_path):
         ("flat", "optimizer_state_dict, scheduler_state_dict, global_step"),
     ],
 )
+@pytest.mark.slow
 def test_older_layouts_load_and_resume(tmp_path, layout, missing):
     from inktrace_train.checkpoint.store import load_checkpoint
 
@@ -255,6 +261,7 @@ def test_older_layouts_load_and_resume(tmp_path, layout, missing):
     assert resumed["epoch"] == 1 and resumed["config"]["training"]["lr"] == (2e-3 if layout == "flat" else 1e-3)
 
 
+@pytest.mark.slow
 def test_auto_resume_continues_the_run_its_directory_holds(finished_run, tmp_path):
     """A requeued job runs its command again: with training.auto_resume=true the run its
     hydra.run.dir holds is resumed, not refused; the original .hydra record stays."""

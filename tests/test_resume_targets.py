@@ -65,6 +65,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_resume_of_every_directory_kind(place, case):
     path, extra, status, says = CASES[case]

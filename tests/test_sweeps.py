@@ -55,6 +55,7 @@ def test_users_own_experiment_folder_builds_on_a_shipped_one(workdir):
     assert (cfg.training.lr, cfg.model.embed_dim) == (0.0042, 256)
 
 
+@pytest.mark.slow
 def test_multirun_three_jobs_summary_and_job_resume(workdir):
     proc = run_cli(["-m", "training.lr=1e-3,5e-4,1e-4", *SMALL, "hydra.sweep.dir=sweep"], cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -77,6 +78,7 @@ def test_multirun_three_jobs_summary_and_job_resume(workdir):
     assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.slow
 def test_a_failing_job_is_recorded_and_the_others_finish(workdir):
     proc = run_cli(["-m", "training.lr=1e-3,-1,5e-4", *SMALL, "hydra.sweep.dir=sweep"], cwd=workdir)
     assert proc.returncode == 1 and "1 of 3 sweep jobs failed" in proc.stderr
@@ -86,6 +88,7 @@ def test_a_failing_job_is_recorded_and_the_others_finish(workdir):
     assert "failed" in (workdir / "sweep/summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_sweep_preset_killed_and_resumed_skips_finished_jobs(workdir):
     args = ["sweep=lr", *SMALL, "training.epochs=2", "hydra.sweep.dir=sw"]
     kill_when(args, workdir, (workdir / "sw/1/checkpoints/structural/checkpoint_latest.pth").exists)
