@@ -70,8 +70,9 @@ def train(cfg: Config, stages: List[Config], run_dir: Path) -> Optional[float]:
             RunDir(run_dir).create(cfg, stages)
             held.enter_context(RunDir(run_dir).lock())
         run = RunDir(dist.broadcast(run_dir))  # after create: the other ranks read what it wrote
+        layout = dist.layout(cfg.training.batch_size)  # a collective: every rank takes part
         if dist.is_main:
-            run.record_processes(dist.layout(cfg.training.batch_size))
+            run.record_processes(layout)
         return run, None
 
     return session(cfg, stages, create)
@@ -92,9 +93,9 @@ def resume_run(plan: ResumePlan) -> Optional[float]:
             held.enter_context(run.lock())  # one process per run
         checkpoint = load_checkpoint(plan.checkpoint) if plan.checkpoint else None
         epoch, step = (checkpoint.epoch, checkpoint.global_step) if checkpoint else (None, None)
+        layout = dist.layout(plan.config.training.batch_size)  # a resume may run on another world size
         if dist.is_main:  # nothing is written before the checkpoint has loaded: a failed resume leaves no trace
             setup_logging(run.log_file)
-            layout = dist.layout(plan.config.training.batch_size)  # a resume may run on another world size
             run.record_resume(
                 overrides=plan.overrides,
                 changes=plan.changes,
