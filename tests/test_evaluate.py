@@ -68,3 +68,28 @@ def test_a_missing_checkpoint_is_one_line(tmp_path):
         proc.returncode == 2
         and proc.stderr.strip() == "inktrace_train.evaluate: error: no such file or directory: nope.pth"
     )
+
+
+def test_the_test_sets_are_the_same_images_whatever_ink_a_checkpoint_trained_on():
+    """A run trained on wide, outlined, hairlined ink is scored on the very images a default
+    run is: the test sets' pens are pinned (TEST_PEN), not taken from the checkpoint."""
+    import numpy as np
+
+    from inktrace_train.cli.evaluate import data_config, test_glyphs
+
+    wide = {
+        "data": {
+            "pen_width_min": 0.8,
+            "pen_width_max": 7.0,
+            "pen_pressure": 0.4,
+            "outline_ink": 0.2,
+            "hairlines": 0.3,
+            "pen_nib": 0.2,
+            "pen_flat_caps": 0.3,
+            "pen_width_sampling": "log_uniform",
+        }
+    }
+    plain, trained_wide = data_config({}), data_config(wide)
+    assert plain == trained_wide
+    a, b = (test_glyphs(d, "clean", 3) for d in (plain, trained_wide))
+    assert all(np.array_equal(x[2], y[2]) for x, y in zip(a, b, strict=True))

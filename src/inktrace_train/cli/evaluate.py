@@ -3,7 +3,8 @@ on held-out test-split glyphs, as a table (a second one for the fonts set; and `
 
 Three test sets (``--set clean|scan|brush|all``), each of glyphs never trained or validated on
 (the test split, by codepoint), augmented and rendered once from a fixed seed with the
-checkpoint's augmentation settings, so every checkpoint is scored on the same images:
+checkpoint's geometry settings and the pinned pens of :data:`TEST_PEN`, so every checkpoint is
+scored on the same images whatever ink it trained on:
 
 - ``clean``: the first ``--n`` KanjiVG test glyphs, as training renders them;
 - ``scan``: the same glyphs made scan-like (:mod:`inktrace_train.data.degrade`: blur, noise,
@@ -233,10 +234,26 @@ def classical_methods() -> Dict[str, Callable[[np.ndarray], np.ndarray]]:
     }
 
 
+# The pens of the clean, scan and brush test sets, pinned: whatever ink a checkpoint trained on
+# (data.pen_*, outline_ink, hairlines: issue 21), every checkpoint is scored on the same images,
+# those of the README's results (the plain round pen, 1.2-3.0 px).
+TEST_PEN = {
+    "pen_width_min": 1.2,
+    "pen_width_max": 3.0,
+    "pen_width_sampling": "uniform",
+    "pen_pressure": 0.0,
+    "pen_nib": 0.0,
+    "pen_flat_caps": 0.0,
+    "outline_ink": 0.0,
+    "hairlines": 0.0,
+}
+
+
 def data_config(config: Optional[dict]) -> DataConfig:
+    """The checkpoint's data options (its split, canvas and geometry), with the test sets' pens."""
     stored = (config or {}).get("data") or {}
     names = {f.name for f in fields(DataConfig)}
-    return DataConfig(**{k: v for k, v in stored.items() if k in names})
+    return DataConfig(**{**{k: v for k, v in stored.items() if k in names}, **TEST_PEN})
 
 
 def parser() -> argparse.ArgumentParser:
