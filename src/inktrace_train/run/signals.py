@@ -29,6 +29,17 @@ def ignore_stop_signals() -> None:
         signal.signal(signum, signal.SIG_IGN)
 
 
+def worker_deaths_at_next_batch() -> None:
+    """PyTorch reports a data-loader worker's death from a SIGCHLD handler it installs once per
+    process, so the error is raised at whatever line the main thread runs: inside the model's
+    forward, an optimizer update half applied, or a file write (where it read as a full disk).
+    With the default SIGCHLD action restored, the loader still finds the dead worker itself and
+    says so from its next batch (within its 5 s status check), where the trainer expects it.
+    Call it after the first multi-worker iterator exists (main thread only)."""
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGCHLD"):
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
 class StopRequest:
     """Set by SIGTERM, SIGUSR1 or a first SIGINT once :meth:`install` has run (main thread only)."""
 

@@ -22,7 +22,7 @@ from inktrace_train.checkpoint.convert import completed_for_resume
 from inktrace_train.checkpoint.store import BackgroundSaver, Checkpoint, CheckpointError, CheckpointManager
 from inktrace_train.errors import RunFailed, first_line
 from inktrace_train.run.rundir import now_iso
-from inktrace_train.run.signals import Preempted, StopRequest
+from inktrace_train.run.signals import Preempted, StopRequest, worker_deaths_at_next_batch
 from inktrace_train.train.distributed import Distributed
 from inktrace_train.train.logger import RunLogger
 from inktrace_train.train.optim import WarmupCosine
@@ -46,6 +46,8 @@ def batches(loader: DataLoader) -> Iterator[Dict[str, torch.Tensor]]:
         it = iter(loader)
     except RuntimeError as e:
         raise WorkerLost(first_line(e)) from None
+    if getattr(loader, "num_workers", 0):  # a death is reported here, by next(), never mid-step
+        worker_deaths_at_next_batch()
     while True:
         try:
             batch = next(it)
