@@ -278,3 +278,20 @@ def test_step_log_means_and_the_first_non_finite_row_in_one_read():
     log.add({"a": torch.tensor(1.0), "total": torch.tensor(math.nan)})
     assert log.nonfinite(lambda t: t) == (1, ["total"])
     assert log.read(check=True)[1] is None  # rows already checked are not reported twice
+
+
+def test_a_worker_death_is_reported_by_the_next_batch_not_mid_step():
+    """PyTorch's SIGCHLD handler would raise a worker's death at any line of the main thread
+    (inside the forward, inside a file write); once a multi-worker stream starts, the default
+    action is back and the loader reports the death from next()."""
+    import signal
+
+    from torch.utils.data import DataLoader
+
+    from inktrace_train.train.trainer import batches
+
+    loader = DataLoader(list(range(4)), batch_size=2, num_workers=1)
+    stream = batches(loader)
+    assert next(stream).tolist() == [0, 1]
+    assert signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL
+    stream.close()
