@@ -4,7 +4,8 @@ on the validation split and the validation fonts (``evaluate --split val``), nev
 Each variant fine-tunes the same trained run (its last stage's best) for ``--epochs`` dense
 epochs with one more pen option than the variant before it (``control`` adds none: it measures
 what the fine-tuning itself buys), then is scored by ``evaluate --split val``. A variant whose
-scores exist is not run again, so the script continues where a stop left it.
+scores exist is not run again, and one stopped mid-training is resumed, so the script continues
+where a stop left it.
 
 Run: ``python scripts/pen_ablation.py RUN --hanzi-dir HANZI --fonts-dir VALFONTS --out DIR``
 (``--only NAME ...`` runs some variants). Prints one markdown table: per variant, stroke F1 and
@@ -64,8 +65,11 @@ def variant(args, name: str) -> Dict[str, dict]:
             "data=mixed", f"data.hanzi_dir={args.hanzi_dir}", f"training.epochs={args.epochs}",
             f"training.lr={args.lr}", f"hydra.run.dir={out / 'run'}", *overrides(name),
         ]  # fmt: skip
-        if not (out / "run" / "run.json").is_file():
+        status = out / "run" / "run.json"
+        if not status.is_file():
             run(train, out / "log.txt")
+        elif json.loads(status.read_text())["stages"].get("dense", {}).get("status") != "done":
+            run([sys.executable, "-m", "inktrace_train", f"+resume={out / 'run'}"], out / "log.txt")  # stopped
         evaluate = [
             sys.executable, "-m", "inktrace_train.evaluate", str(out / "run"), "--split", "val", "--n", str(args.n),
             "--hanzi-dir", args.hanzi_dir, "--fonts-dir", args.fonts_dir, "--json", str(scores),
