@@ -2,8 +2,10 @@
 on the validation split and the validation fonts (``evaluate --split val``), never on the test set.
 
 Each variant fine-tunes the same trained run (its last stage's best) for ``--epochs`` dense
-epochs with one more pen option than the variant before it (``control`` adds none: it measures
-what the fine-tuning itself buys), then is scored by ``evaluate --split val``. A variant whose
+epochs with its own pen options on top of those of the variant it names as its parent
+(``control`` adds none: it measures what the fine-tuning itself buys), then is scored by
+``evaluate --split val``. Wide pens bought the most, so every later option is measured on top
+of them alone, not on top of options that bought nothing. A variant whose
 scores exist is not run again, and one stopped mid-training is resumed, so the script continues
 where a stop left it.
 
@@ -22,26 +24,31 @@ import sys
 from pathlib import Path
 from typing import Dict, List
 
-# Cumulative: each variant is the one above it plus its own options.
+
+def wide_pens(widest: float) -> List[str]:
+    return ["data.pen_width_min=0.8", f"data.pen_width_max={widest}", "data.pen_width_sampling=log_uniform"]
+
+
+# (name, parent, own options): a variant trains with its own options and all of its parent's.
 VARIANTS = (
-    ("control", []),
-    ("+ wide pens", ["data.pen_width_min=0.8", "data.pen_width_max=7.0", "data.pen_width_sampling=log_uniform"]),
-    ("+ pressure", ["data.pen_pressure=0.4"]),
-    ("+ nib, flat ends", ["data.pen_nib=0.2", "data.pen_flat_caps=0.3"]),
-    ("+ outlines", ["data.outline_ink=0.2"]),
-    ("+ hairlines", ["data.hairlines=0.3"]),
+    ("control", None, []),
+    ("+ wide pens", "control", wide_pens(7.0)),
+    ("wide pens to 10 px", "control", wide_pens(10.0)),
+    ("+ pressure", "+ wide pens", ["data.pen_pressure=0.4"]),
+    ("+ nib, flat ends", "+ pressure", ["data.pen_nib=0.2", "data.pen_flat_caps=0.3"]),
+    ("wide pens + outlines", "+ wide pens", ["data.outline_ink=0.2"]),
+    ("wide pens + hairlines", "+ wide pens", ["data.hairlines=0.3"]),
 )
 SETS = ("clean", "scan", "brush")
 
 
 def overrides(name: str) -> List[str]:
-    """The pen options of a variant: its own and those of every variant above it."""
-    options: List[str] = []
-    for variant, own in VARIANTS:
-        options += own
-        if variant == name:
-            return options
-    raise SystemExit(f"no variant {name!r}; the variants: {', '.join(v for v, _ in VARIANTS)}")
+    """The pen options of a variant: its own and those of its parents."""
+    table = {variant: (parent, own) for variant, parent, own in VARIANTS}
+    if name not in table:
+        raise SystemExit(f"no variant {name!r}; the variants: {', '.join(table)}")
+    parent, own = table[name]
+    return (overrides(parent) if parent else []) + own
 
 
 def slug(name: str) -> str:
@@ -100,7 +107,7 @@ def main(argv: List[str] | None = None) -> None:
     p.add_argument("--n", type=int, default=128, help="validation glyphs per set and per font")
     p.add_argument("--only", nargs="+", help="run these variants only")
     args = p.parse_args(argv)
-    names = args.only or [name for name, _ in VARIANTS]
+    names = args.only or [name for name, _, _ in VARIANTS]
     results = {name: variant(args, name) for name in names}
     head = [f"{s} {c}" for s in SETS for c in ("stroke F1", "ink recall")]
     head += ["fonts count err", "fonts exact", "fonts traced/true", "fonts ink recall"]

@@ -4,6 +4,11 @@ Run: ``python scripts/results_table.py NAME=SCORES.json [NAME=SCORES.json ...]``
 of each file are named NAME; the classical rows are taken from the first file (every file scores
 them on the same images). Per set, the best classical value of each column is marked, and a last
 line per set gives the model's margin over it.
+
+``python scripts/results_table.py --fonts SCORES.json`` prints the fonts set's summary instead:
+per font and overall, the model's counts and ink recall beside the best classical row's count
+error and exact-count share (each the best of any classical method), and whether the model beats
+both.
 """
 
 from __future__ import annotations
@@ -31,7 +36,44 @@ def cell(values: dict, key: str) -> str:
     return f"{values[key]:.3f}" if key in values else "–"
 
 
+FONT_COLUMNS = (
+    ("count_error", "count err"),
+    ("count_exact", "exact"),
+    ("count_within_1", "within 1"),
+    ("traced_true_ratio", "traced/true"),
+    ("ink_recall", "ink recall"),
+)
+
+
+def fonts_table(scores: dict) -> None:
+    """Per font (``model@fonts/<font>``) and overall (``model@fonts``): the model against the best
+    classical count error and exact share."""
+    places = [k.split("@", 1)[1] for k in scores if k.startswith("model@fonts/")] + ["fonts"]
+    print(
+        "| font | "
+        + " | ".join(f"model {label}" for _, label in FONT_COLUMNS)
+        + " | best classical count err | best classical exact | model better on both |"
+    )
+    print("|---|" + "---|" * (len(FONT_COLUMNS) + 3))
+    for where in places:
+        model = scores[f"model@{where}"]
+        classical = [v for k, v in scores.items() if k.endswith(f"@{where}") and not k.startswith("model@")]
+        error = min(v["count_error"] for v in classical)
+        exact = max(v["count_exact"] for v in classical)
+        better = model["count_error"] < error and model["count_exact"] > exact
+        font = where.split("/", 1)[1] if "/" in where else "**all fonts**"
+        cells = [cell(model, k) for k, _ in FONT_COLUMNS] + [
+            f"{error:.3f}",
+            f"{exact:.3f}",
+            "yes" if better else "**no**",
+        ]
+        print(f"| {font} | " + " | ".join(cells) + " |")
+
+
 def main(argv: list) -> None:
+    if argv[:1] == ["--fonts"]:
+        fonts_table(json.loads(Path(argv[1]).read_text()))
+        return
     files = [arg.split("=", 1) for arg in argv]
     scores = {name: json.loads(Path(path).read_text()) for name, path in files}
     first = scores[files[0][0]]

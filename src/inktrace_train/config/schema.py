@@ -109,9 +109,9 @@ class DataConfig:
     shear: float = 0.15  # augmentation: uniform shear factor in [-shear, shear]
     shift: float = 0.05  # augmentation: shift, as a fraction of the canvas, beyond centring
     wobble: float = 0.4  # augmentation: amplitude, pixels, of the low-frequency per-stroke wobble
-    pen_width_min: float = 1.2  # augmentation: narrowest full pen width, pixels
-    pen_width_max: float = 3.0  # augmentation: widest full pen width, pixels (at most img_size / 4)
-    pen_width_sampling: str = "uniform"  # a glyph's pen width in that range: uniform, or log_uniform (thin pens common)
+    pen_width_min: float = 0.8  # augmentation: narrowest full pen width, pixels
+    pen_width_max: float = 10.0  # augmentation: widest full pen width, pixels (at most img_size / 4)
+    pen_width_sampling: str = "log_uniform"  # a glyph's pen width in that range: uniform, or log_uniform
     pen_pressure: float = (
         0.0  # share of pen glyphs whose width varies along each stroke (swelling, tapering); data/pen.py
     )
@@ -119,7 +119,7 @@ class DataConfig:
     pen_nib: float = 0.0  # share of pen glyphs drawn with a broad nib: width depends on the stroke's direction
     pen_flat_caps: float = 0.0  # share of pen glyphs whose strokes end flat (butt) instead of round
     outline_ink: float = 0.0  # share of pen glyphs drawn as filled outlines with mitred corners; cpu renderer only
-    hairlines: float = 0.0  # share of glyphs with faint hairlines joining consecutive strokes (ink only, no targets)
+    hairlines: float = 0.3  # share of glyphs with faint hairlines joining consecutive strokes (ink only, no targets)
     hairline_gap: float = 0.5  # in such a glyph, the chance of a hairline at each gap between consecutive strokes
     hairline_width_min: float = 0.3  # narrowest full width of a hairline, pixels
     hairline_width_max: float = 0.8  # widest full width of a hairline, pixels (at most 2)
