@@ -24,12 +24,14 @@ COLUMNS = (
     ("endpoint_f1", "end F1"),
     ("junction_f1", "junc F1"),
     ("stroke_f1", "stroke F1"),
+    ("ink_recall", "ink recall"),
+    ("lossy_glyphs", "lossy glyphs"),
     ("stroke_count_error", "count err"),
     ("chamfer_px", "Chamfer px"),
     ("tangent_error_deg", "tangent °"),
     ("width_mae_px", "width MAE px"),
 )
-HIGHER_IS_BETTER = {"skeleton_f1_0px", "skeleton_f1_1px", "endpoint_f1", "junction_f1", "stroke_f1"}
+HIGHER_IS_BETTER = {"skeleton_f1_0px", "skeleton_f1_1px", "endpoint_f1", "junction_f1", "stroke_f1", "ink_recall"}
 
 
 def cell(values: dict, key: str) -> str:

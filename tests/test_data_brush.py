@@ -78,7 +78,8 @@ def test_a_bar_of_brush_ink_has_its_width_and_its_skeleton():
 
 
 def test_augmented_outlines_move_with_their_medians(test_split):
-    augment, render = make_augmenter(DataConfig()), Renderer(SIZE)
+    # hairlines off: their ink lies outside the outlines (test_data_pen covers them on brush glyphs)
+    augment, render = make_augmenter(DataConfig(hairlines=0.0)), Renderer(SIZE)
     for i in range(len(test_split)):
         glyph = test_split.glyph(i)
         assert isinstance(glyph, BrushGlyph) and len(glyph.medians) == len(glyph.outlines)

@@ -180,7 +180,7 @@ def test_full_corpus_and_fast_reload(full_cache):
     npzcache.forget()
     t0 = time.perf_counter()
     corpus = kanjivg.load_corpus(full_cache)
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 5.0  # read from the cache: parsing the SVG files takes 10-50 s
     n_files = len(list(kanjivg.kanji_dir().glob("*.svg")))
     assert len(corpus.names) == n_files
     n_paths = len(corpus.stroke_types)

@@ -25,7 +25,7 @@ from inktrace_train.data import InkDataset, KanjiVGStrokes, Renderer, SyntheticS
 from inktrace_train.data.centerline import resample
 from inktrace_train.data.device_batch import Centerlines, collate_centerlines
 from inktrace_train.data.device_render import DeviceRenderer
-from inktrace_train.train.build import make_augmenter
+from inktrace_train.train.build import make_augmenter, make_device_renderer
 from test_resume import RUN, assert_same_run, losses
 
 SIZE = 64
@@ -35,7 +35,7 @@ DEVICE = torch.device(os.environ.get("INKTRACE_TEST_DEVICE", "cpu"))
 
 def render_on_device(items):
     batch = {k: v.to(DEVICE) for k, v in collate_centerlines(items).items()}
-    return {k: v.cpu() for k, v in DeviceRenderer(SIZE)(batch).items()}
+    return {k: v.cpu() for k, v in make_device_renderer(DataConfig(img_size=SIZE))(batch).items()}
 
 
 def datasets(source):

@@ -207,12 +207,11 @@ def test_property_random_skeletons_are_fully_traced(seed):
 def test_perfect_targets_of_real_glyphs_keep_their_ink():
     """The renderer's own maps of 40 validation glyphs (a perfect model): the old tracer left
     8 % of their skeleton untraced (21 % of glyphs lost more than a tenth of it)."""
-    from inktrace_train.cli.evaluate import test_glyphs
-    from inktrace_train.config.schema import DataConfig
+    from inktrace_train.cli.evaluate import data_config, test_glyphs
     from inktrace_train.evaluation.strokemetrics import ink_counts, pooled_scores, stroke_scores
 
     scores = []
-    for strokes, targets, image in test_glyphs(DataConfig(), "clean", 40, split="val"):
+    for strokes, targets, image in test_glyphs(data_config(None), "clean", 40, split="val"):  # the clean set's pens
         junction = peaks(torch.from_numpy(targets["keypoints"][1:2]), 0.5)[0].numpy()
         ys, xs = np.nonzero(junction)
         traced = assert_lossless(targets["skeleton"][0] > 0.5, np.stack([xs + 0.5, ys + 0.5], 1), targets["tangent"])
