@@ -15,12 +15,12 @@ class OnnxMaps:
     """``(B, 1, S, S)`` float32 ink -> the exported maps by name, each ``(B, C, S, S)``."""
 
     def __init__(self, path: str) -> None:
+        if not Path(path).is_file():  # the more basic mistake first, with or without the extra
+            raise ToolError(f"no such file: {path}", 2)
         try:
             import onnxruntime
         except ImportError:
             raise ToolError('--onnx needs onnxruntime: pip install -e ".[onnx]"') from None
-        if not Path(path).is_file():
-            raise ToolError(f"no such file: {path}", 2)
         try:
             self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own classes, not exported under one base
