@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from inktrace_train.evaluation import fontset
+
 SETS = ("clean", "scan", "brush")
 COLUMNS = (
     ("skeleton_f1_0px", "skel F1 @0"),
@@ -38,13 +40,7 @@ def cell(values: dict, key: str) -> str:
     return f"{values[key]:.3f}" if key in values else "–"
 
 
-FONT_COLUMNS = (
-    ("count_error", "count err"),
-    ("count_exact", "exact"),
-    ("count_within_1", "within 1"),
-    ("traced_true_ratio", "traced/true"),
-    ("ink_recall", "ink recall"),
-)
+FONT_COLUMNS = tuple(c for c in fontset.COLUMNS if c[0] != "glyphs")  # the fonts table's scores
 
 
 def fonts_table(scores: dict) -> None:

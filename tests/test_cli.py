@@ -216,7 +216,9 @@ def test_default_model_learns_real_structure(workdir, data, threshold):
     """Two epochs of the default model reach a useful skeleton F1 (measured: 0.87 on KanjiVG), on
     the pens the thresholds were measured with (1.2-3 px, no hairlines): the default pens since
     issue 21 (0.8-10 px) make a harder validation set, 0.66 and 0.63 after two epochs."""
-    pens = ["data.pen_width_min=1.2", "data.pen_width_max=3", "data.pen_width_sampling=uniform", "data.hairlines=0"]
+    from inktrace_train.cli.evaluate import TEST_PEN  # the pens of the test sets: 1.2-3 px, every option off
+
+    pens = [f"data.{key}={value}" for key, value in TEST_PEN.items()]
     proc = run_cli([f"data={data}", "training.epochs=2", *pens, "hydra.run.dir=run"], cwd=workdir, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     best = json.loads((workdir / "run/run.json").read_text())["stages"]["structural"]["best_metric"]
