@@ -262,22 +262,28 @@ def test_a_background_write_holds_the_state_of_its_step(tmp_path):
     assert all(torch.equal(saved[k], v) for k, v in expected.items())
 
 
-def test_step_log_means_and_the_first_non_finite_row_in_one_read():
-    from inktrace_train.train.trainer import StepLog
+@pytest.mark.parametrize("on_device", [False, True], ids=["floats", "device-rows"])
+def test_step_log_means_and_the_first_non_finite_row_in_one_read(on_device):
+    from inktrace_train.train.steplog import StepLog
 
-    log = StepLog()
+    log = StepLog(on_device=on_device)
     for i in range(5):
         values = {"a": torch.tensor(float(i)), "total": torch.tensor(1.0)}
         log.add(values)
     means, bad = log.read(check=True)
     assert means == {"a": 2.0, "total": 1.0} and bad is None and not log
+    doubled = StepLog(on_device=on_device, reduce=lambda t: t * 2)  # a sum over 2 ranks holding the same rows
     for a in (1.0, math.inf, math.nan):
-        log.add({"a": torch.tensor(a), "total": torch.tensor(1.0)})
-    doubled = log.read(lambda t: t * 2, world=2, check=True)  # a sum over 2 ranks holding the same rows
-    assert doubled[1] == (2, ["a"]) and doubled[0]["total"] == 1.0
+        doubled.add({"a": torch.tensor(a), "total": torch.tensor(1.0)})
+    means, bad = doubled.read(world=2, check=True)
+    assert bad == (2, ["a"]) and means["total"] == 1.0
     log.add({"a": torch.tensor(1.0), "total": torch.tensor(math.nan)})
-    assert log.nonfinite(lambda t: t) == (1, ["total"])
+    assert log.nonfinite() == (1, ["total"])
     assert log.read(check=True)[1] is None  # rows already checked are not reported twice
+    norms = StepLog(["grad_norm"], on_device=on_device, reduce=lambda t: t * 2)
+    for n in (1.0, 2.0, 6.0):
+        norms.add(torch.tensor(n))
+    assert norms.read_uneven() == {"grad_norm": 3.0}  # sums and counts both doubled
 
 
 def test_a_worker_death_is_reported_by_the_next_batch_not_mid_step():

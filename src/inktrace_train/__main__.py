@@ -139,9 +139,19 @@ def _train(cfg: DictConfig, run_dir: Path) -> Optional[float]:
     for message in unused_keys(config, HydraConfig.get().overrides.task):
         log.warning(message)
     stages = compose_stages(config, list(HydraConfig.get().overrides.task))  # all validated before training
+    _start_event_writer()
     from inktrace_train.train.pipeline import train  # torch is imported only past validation
 
     return train(config, stages, run_dir)
+
+
+def _start_event_writer() -> None:
+    """On the rank that logs, the TensorBoard writer process starts now, so that its start-up
+    (it imports torch) overlaps this process's own."""
+    if Ranks.from_env().is_main:
+        from inktrace_train.train.eventwriter import prestart
+
+        prestart()
 
 
 def _read_checkpoint(path: Path) -> Tuple[Optional[Dict[str, Any]], Optional[int]]:
@@ -159,6 +169,7 @@ def _resume(path: str, overrides: List[str]) -> Optional[float]:
         shown = shown_metric(plan.best_metric)
         print(f"{where} is already finished (every stage done, best metric {shown}): nothing to resume")
         return plan.best_metric
+    _start_event_writer()
     from inktrace_train.train.pipeline import resume_run
 
     return resume_run(plan)

@@ -1,8 +1,8 @@
 """One plain-PyTorch trainer for every stage.
 
 A stage differs only by the objects handed in (heads, loss, masking, metric);
-the loop is the same. The training step never synchronises with the device:
-losses accumulate on the device and are read every ``log_every_n_steps``.
+the loop is the same. The training step never waits for the device: its losses are
+recorded where they can be read at no cost (:mod:`.steplog`) and read every ``log_every_n_steps``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from inktrace_train.train.distributed import Distributed
 from inktrace_train.train.logger import RunLogger
 from inktrace_train.train.optim import WarmupCosine
 from inktrace_train.train.state import Generators, Stateful, TrainState
+from inktrace_train.train.steplog import StepLog
 
 log = logging.getLogger(__name__)
 
@@ -56,83 +57,6 @@ def batches(loader: DataLoader) -> Iterator[Dict[str, torch.Tensor]]:
         except RuntimeError as e:  # "DataLoader worker (pid ...) is killed by signal: ..."
             raise WorkerLost(first_line(e)) from None
         yield batch
-
-
-class StepLog:
-    """Values recorded every micro-batch (loss terms) or optimizer step (gradient norm), kept on
-    the device as they come: a dict of terms is stacked into one row (one tensor op outside
-    autograd, no host sync). Reading stacks the rows and copies them to the host in one go (one
-    op, one sync); sums and NaN checks are then plain Python over a few hundred floats, cheaper
-    than reductions on the device.
-
-    Args:
-        names: the recorded values' names, when rows are bare tensors (else the dict's keys).
-    """
-
-    def __init__(self, names: Sequence[str] = ()) -> None:
-        self.names: List[str] = list(names)
-        self.rows: List[torch.Tensor] = []  # since the last read
-        self.checked = 0  # rows already looked at by nonfinite()
-
-    def add(self, values: torch.Tensor | Dict[str, torch.Tensor]) -> None:
-        if isinstance(values, torch.Tensor):
-            self.rows.append(values)
-            return
-        if not self.names:
-            self.names = list(values)
-        with torch.no_grad():  # a row of plain values: stacking records nothing for autograd
-            self.rows.append(torch.stack(list(values.values())))
-
-    def __bool__(self) -> bool:
-        return bool(self.rows)
-
-    def _host(self, rows: List[torch.Tensor], reduce: Optional[Callable[[torch.Tensor], torch.Tensor]]) -> List[list]:
-        """The rows as lists of floats, summed over data-parallel ranks by ``reduce`` (they all
-        hold equally many rows; a NaN on any rank makes the sum NaN on all). The one sync."""
-        stacked = torch.stack(rows).reshape(len(rows), len(self.names))
-        return (reduce(stacked) if reduce else stacked).tolist()
-
-    def _first_bad(self, values: List[list]) -> Optional[Tuple[int, List[str]]]:
-        """(1-based row, names of its non-finite values) of the first row with any; None if none."""
-        for i, row in enumerate(values):
-            if not all(map(math.isfinite, row)):
-                return i + 1, [name for name, v in zip(self.names, row, strict=True) if not math.isfinite(v)]
-        return None
-
-    def nonfinite(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> Optional[Tuple[int, List[str]]]:
-        """(rows since the last check up to the first non-finite one, its non-finite values), or
-        None, so that every rank stops together."""
-        new = self.rows[self.checked :]
-        if not new:
-            return None
-        self.checked = len(self.rows)
-        return self._first_bad(self._host(new, reduce))
-
-    def read(
-        self, reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None, world: int = 1, check: bool = False
-    ) -> Tuple[Dict[str, float], Optional[Tuple[int, List[str]]]]:
-        """The mean of each value since the last read over the ``world`` ranks that ``reduce``
-        sums over, and with ``check`` what :meth:`nonfinite` would say of the rows it has not
-        seen; then starts over."""
-        if not self.rows:
-            return {}, None
-        values = self._host(self.rows, reduce)
-        sums = [sum(column) for column in zip(*values, strict=True)]
-        bad = None
-        if check and not all(map(math.isfinite, sums)):  # rare: find the row (or a sum overflowed)
-            bad = self._first_bad(values[self.checked :])
-        n = len(values) * world
-        self.rows, self.checked = [], 0
-        return {name: total / n for name, total in zip(self.names, sums, strict=True)}, bad
-
-    def read_uneven(self, reduce: Callable[[torch.Tensor], torch.Tensor]) -> Dict[str, float]:
-        """The means over ranks that may hold different numbers of rows (validation shares)."""
-        if not self.rows:
-            return {}
-        stacked = torch.stack(self.rows).reshape(len(self.rows), len(self.names)).float()
-        packed = reduce(torch.cat([stacked.sum(0), stacked.new_full((1,), len(self.rows))])).tolist()
-        self.rows, self.checked = [], 0
-        return {name: total / packed[-1] for name, total in zip(self.names, packed, strict=False)}
 
 
 class Trainer:
@@ -209,12 +133,17 @@ class Trainer:
         self.state = TrainState()
         self.last_metric: Optional[float] = None  # the latest validation metric, for mid-epoch saves
         self.last_metrics: Dict[str, float] = {}  # every metric of the latest validation
-        self.losses = StepLog()  # every micro-batch's loss terms
-        self.norms = StepLog(["grad_norm"])  # every optimizer step's gradient norm
+        self.losses = self.step_log()  # every micro-batch's loss terms
+        self.norms = self.step_log(["grad_norm"])  # every optimizer step's gradient norm
         self.checked_step = 0  # the optimizer step of the last non-finite check
         self.stepped_at = 0  # micro-batches of this epoch up to the last optimizer step
         self.logged_at = (time.perf_counter(), 0)  # (time, micro-batches of the epoch) of the last train log
         self.steps_per_epoch = len(train_loader)
+
+    def step_log(self, names: Sequence[str] = ()) -> StepLog:
+        """A log of values kept where the device can read them at no cost, summed over the ranks."""
+        reduce = self.dist.all_reduce_sum if self.dist.active else None
+        return StepLog(names, on_device=self.device.type != "cpu", reduce=reduce)
 
     # --- the step -------------------------------------------------------------------
     def _autocast(self) -> ContextManager:
@@ -358,7 +287,7 @@ class Trainer:
     def check_finite(self) -> None:
         """Raise :class:`NonFiniteLoss` if a loss went NaN/inf since the last check. Called before
         every save, so no checkpoint ever holds weights trained on such a loss."""
-        self._stop_if_nonfinite(self.losses.nonfinite(self.dist.all_reduce_sum))
+        self._stop_if_nonfinite(self.losses.nonfinite())
 
     def _stop_if_nonfinite(self, found: Optional[Tuple[int, List[str]]]) -> None:
         """``found``: (micro-batches since the last check up to the first non-finite loss, its
@@ -404,10 +333,10 @@ class Trainer:
         (since, done_then), now = self.logged_at, time.perf_counter()
         samples_per_s = self.samples_per_s(self.state.step_in_epoch - done_then, now - since)
         self.logged_at = (now, self.state.step_in_epoch)
-        reduce, world = self.dist.all_reduce_sum, self.dist.world_size
-        values, nonfinite = self.losses.read(reduce, world, check=True)  # a sync, once per log interval
+        world = self.dist.world_size
+        values, nonfinite = self.losses.read(world, check=True)  # a sync, once per log interval
         self._stop_if_nonfinite(nonfinite)
-        values.update(self.norms.read(reduce, world)[0])
+        values.update(self.norms.read(world)[0])
         values["lr"] = self.optimizer.param_groups[0]["lr"]
         values["samples_per_s"] = samples_per_s
         self.logger.scalars("train", values, self.state.global_step)
@@ -422,7 +351,7 @@ class Trainer:
         rank scores its share with the unwrapped model (no collective per batch: shares may
         differ by one batch); the match counts are then summed over ranks."""
         self.module.eval()
-        metrics, losses, shown = self.new_metrics(), StepLog(), None
+        metrics, losses, shown = self.new_metrics(), self.step_log(), None
         with closing(batches(self.val_loader)) as stream:
             for batch in stream:
                 batch = self.to_device(batch)
@@ -436,7 +365,7 @@ class Trainer:
                 if shown is None:
                     shown = (batch, outputs)
         result = metrics.compute(reduce=self.dist.all_reduce_sum)
-        result.update({f"loss_{k}": v for k, v in losses.read_uneven(self.dist.all_reduce_sum).items()})
+        result.update({f"loss_{k}": v for k, v in losses.read_uneven().items()})
         if shown:  # a rank whose share of the validation set is empty has nothing to show
             self.logger.images("val", *shown, self.state.global_step)
         return result
