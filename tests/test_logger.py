@@ -8,13 +8,13 @@ import errno
 import os
 import pickle
 import re
-import signal
 import threading
 
 import pytest
 from tensorboard.summary.writer.record_writer import RecordWriter
 
 from inktrace_train.run.atomic import WriteError
+from inktrace_train.run.signals import STOP_SIGNALS
 from inktrace_train.train import eventwriter
 from inktrace_train.train.eventwriter import serve
 from inktrace_train.train.logger import RunLogger
@@ -85,7 +85,7 @@ def test_the_event_writer_outlives_a_signal_to_the_process_group(tmp_path):
     training process, which saves first, closes it."""
     logger = RunLogger(tmp_path / "tb", "structural", progress=False)
     logger.hand_over(wait=True)  # the child is up and has its handlers
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in STOP_SIGNALS:
         os.kill(logger.events.process.process.pid, sig)
     logger.scalars("train", {"total": 1.0}, step=1)
     logger.close()

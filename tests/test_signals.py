@@ -24,14 +24,15 @@ WORKERS = RUN + ["data.num_workers=2"]
 
 
 def children(pid: int) -> List[int]:
-    """The data-loader workers: the run's child processes."""
+    """The data-loader workers: the run's child processes but its TensorBoard writer."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[1]) == pid:
+        if int(fields[1]) == pid and b"eventwriter" not in command:
             found.append(int(stat.parent.name))
     return found
 

@@ -11,9 +11,10 @@ of a sweep run in one process), and it can be started before torch is imported
 plain ``python -m`` of this module (not a multiprocessing child, which would run the user's
 script again under ``spawn``); messages are pickles over its stdin, replies over its stdout.
 
-It ignores SIGINT and SIGTERM: a signal to the whole process group (Ctrl-C, a cluster's
-preemption) reaches it too, and the training process still logs until its last save. It stops
-when the training process exits, or is gone (its stdin closes).
+It ignores the stop signals (SIGINT, SIGTERM, SIGUSR1): a signal to the whole process group
+(Ctrl-C, a cluster's preemption or time limit) reaches it too, and the training process still
+logs until its last save. It stops when the training process exits, or is gone (its stdin
+closes).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import itertools
 import os
 import pickle
 import select
-import signal
 import subprocess
 import sys
 import threading
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO, Any, Dict, Optional
 
 from inktrace_train.run.atomic import cause
+from inktrace_train.run.signals import ignore_stop_signals
 
 # Messages: (kind, channel, *arguments). Kinds: open (log_dir, purge_step), scalars (list of
 # (tag, value, step, wall time)), image (tag, CHW array, step), hparams (params, metrics),
@@ -102,8 +103,7 @@ def _quiet_writer_threads(args: threading.ExceptHookArgs, previous=threading.exc
 
 def main() -> None:
     """The child: ``python -m inktrace_train.train.eventwriter``."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ignore_stop_signals()
     threading.excepthook = _quiet_writer_threads
     outbox = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print cannot corrupt the replies
