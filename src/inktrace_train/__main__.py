@@ -149,9 +149,9 @@ def _start_event_writer() -> None:
     """On the rank that logs, the TensorBoard writer process starts now, so that its start-up
     (it imports torch) overlaps this process's own."""
     if Ranks.from_env().is_main:
-        from inktrace_train.train.eventwriter import prestart
+        from inktrace_train.train.eventwriter import shared_process
 
-        prestart()
+        shared_process()
 
 
 def _read_checkpoint(path: Path) -> Tuple[Optional[Dict[str, Any]], Optional[int]]:

@@ -7,7 +7,7 @@ only for pickling a batch of floats now and then.
 
 One child serves every TensorBoard directory of a training process (each stage's, each job's
 of a sweep run in one process), and it can be started before torch is imported
-(:func:`prestart`), so that its own start-up, which imports torch, overlaps the trainer's. It is a
+(:func:`shared_process`), so that its own start-up, which imports torch, overlaps the trainer's. It is a
 plain ``python -m`` of this module (not a multiprocessing child, which would run the user's
 script again under ``spawn``); messages are pickles over its stdin, replies over its stdout.
 
@@ -170,17 +170,12 @@ _shared: Optional[EventProcess] = None
 
 
 def shared_process() -> EventProcess:
-    """This process's event writer process, started (again, if it died) on first use."""
+    """This process's event writer process, started (again, if it died) on first use. Called
+    before torch is imported, its start-up overlaps the caller's."""
     global _shared
     if _shared is None or not _shared.alive():
         _shared = EventProcess()
     return _shared
-
-
-def prestart() -> None:
-    """Start the event writer process now: its start-up then overlaps the caller's own (call it
-    before importing torch, on the process that will log)."""
-    shared_process()
 
 
 class EventWriter:

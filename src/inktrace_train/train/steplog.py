@@ -44,6 +44,9 @@ class StepLog:
         if not self.on_device:
             self.rows.append([v.item() for v in values])
             return
+        if len(values) == 1:  # a bare value (the gradient norm) is its own row
+            self.rows.append(values[0])
+            return
         with torch.no_grad():  # a row of plain values: stacking records nothing for autograd
             self.rows.append(torch.stack(values))
 
