@@ -1,7 +1,7 @@
 """What the training loop itself costs: ``Trainer.train_epoch`` against a hand-written loop that
 does the same work, interleaved A/B in one process.
 
-Run: ``python benchmarks/loop.py [--model null|default|both] [--steps 200] [--rounds 9] [--device cpu]``
+Run: ``python benchmarks/loop.py [--model null|default|both] [--steps 200] [--rounds 9] [--device cpu] [--threads N]``
 
 The hand loop does forward, loss, backward, gradient clipping, AdamW, the schedule step, and reads
 the loss every 20 steps. The Trainer runs with every normal feature on: a drawn progress bar
@@ -12,6 +12,11 @@ and the overhead in microseconds per step (the median of the per-round differenc
 <= 30 us on the null model) and their ratio. Many short rounds (100 steps, 101 pairs) give a
 stable median on a noisy machine: 21 rounds of 200 steps varied by +-20 us between runs, while an
 A/A test (hand loop against itself) of the default gives 0 +- 3 us.
+
+On the CPU the null model runs with one intra-op thread (``--threads`` to change it): its ops are
+too small to be split, so a second thread only spins, on the core where the TensorBoard writer
+process handles the null model's absurd 50 logs a second. With two threads that work landed on the
+timed loop (about +20 us/step on 2 cores) and the per-round differences spread twice as wide.
 """
 
 from __future__ import annotations
@@ -178,11 +183,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=0, help="steps per timed epoch (default: 100 null, 8 default)")
     parser.add_argument("--rounds", type=int, default=0, help="A/B pairs (default: 101 null, 21 default)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=0, help="intra-op threads (default: 1 null, all default)")
     args = parser.parse_args()
     torch.set_flush_denormal(True)
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads")
+    cores = torch.get_num_threads()
     for kind in ("null", "default") if args.model == "both" else (args.model,):
+        torch.set_num_threads(args.threads or (1 if kind == "null" else cores))
+        print(f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads")
         steps = args.steps or (100 if kind == "null" else 8)
         m = measure(kind, steps, args.rounds or (101 if kind == "null" else 21), device)
         print(

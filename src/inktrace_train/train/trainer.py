@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from contextlib import closing, nullcontext
-from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -129,6 +129,8 @@ class Trainer:
         self.max_grad_norm = grad_clip if grad_clip > 0 else math.inf
         self.mask_ratio, self.amp_dtype = mask_ratio, amp_dtype
         self.stop = stop or StopRequest()
+        # made once, entered at every step and validation (never nested)
+        self.autocast = torch.autocast(self.device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp_dtype == torch.float16)
         self.state = TrainState()
         self.last_metric: Optional[float] = None  # the latest validation metric, for mid-epoch saves
@@ -146,11 +148,6 @@ class Trainer:
         return StepLog(names, on_device=self.device.type != "cpu", reduce=reduce)
 
     # --- the step -------------------------------------------------------------------
-    def _autocast(self) -> ContextManager:
-        if self.amp_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
-
     def to_device(self, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         """The batch as the model takes it: on the device, drawn there (``data.renderer=device``),
         in the model's memory format."""
@@ -186,7 +183,7 @@ class Trainer:
         """The micro-batch's loss to backpropagate (divided for accumulation); its terms are
         recorded. The outputs and the loss dict are freed on return, before the backward pass
         and the optimizer step."""
-        with self._autocast():
+        with self.autocast:
             losses = self.loss_fn(self.model(batch["image"]), batch)
         self.losses.add(losses)
         total = losses["total"]
@@ -355,7 +352,7 @@ class Trainer:
         with closing(batches(self.val_loader)) as stream:
             for batch in stream:
                 batch = self.to_device(batch)
-                with self._autocast():
+                with self.autocast:
                     outputs = self.module(batch["image"])
                     losses.add(self.loss_fn(outputs, batch))
                     if self.mask_ratio > 0:
