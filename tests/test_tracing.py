@@ -220,3 +220,54 @@ def test_perfect_targets_of_real_glyphs_keep_their_ink():
     summary = pooled_scores(scores)
     assert summary["ink_recall"] >= 0.99 and summary["lossy_glyphs"] == 0.0
     assert summary["stroke_f1"] >= 0.7
+
+
+# --- Wide ink: bridges across a faded meeting, spurs inside a stroke's footprint. ---
+
+
+def wide_cross_with_gap(gap_end_marked: bool = False, ink_gap: bool = False):
+    """A vertical stroke and a horizontal one whose skeleton stops 4 px short of it (as the model's
+    map fades where wide strokes meet), in 8 px wide ink; endpoint peaks at the true stroke ends."""
+    sk = canvas(lambda img: (cv2.line(img, (32, 8), (32, 56), 1, 1), cv2.line(img, (6, 32), (27, 32), 1, 1)))
+    ink = np.zeros((SIZE, SIZE), np.float32)
+    cv2.line(ink, (32, 8), (32, 56), 1.0, 8)
+    cv2.line(ink, (6, 32), (32, 32), 1.0, 8)
+    if ink_gap:
+        ink[:, 28:29] = 0.0
+    ends = [[32.5, 8.5], [32.5, 56.5], [6.5, 32.5]] + ([[27.5, 32.5]] if gap_end_marked else [])
+    return sk, np.array(ends), np.full((SIZE, SIZE), 4.0, np.float32), ink
+
+
+def test_an_unmarked_end_is_bridged_to_the_stroke_it_points_at():
+    sk, ends, half_width, ink = wide_cross_with_gap()
+    strokes = trace(sk, np.zeros((0, 2)), None, half_width, ends, ink)
+    horizontal = min(strokes, key=lambda s: np.ptp(s.points[:, 1]))
+    assert horizontal.points[:, 0].max() >= 31.0  # it reaches the vertical stroke
+    assert sum(np.ptp(s.points[:, 1]) >= 40 for s in strokes) == 1  # the vertical is still one stroke
+
+
+@pytest.mark.parametrize("why", ["the model marks the end", "the ink stops", "no endpoint map"])
+def test_no_bridge_where_a_stroke_ends(why):
+    sk, ends, half_width, ink = wide_cross_with_gap(
+        gap_end_marked=why == "the model marks the end", ink_gap=why == "the ink stops"
+    )
+    strokes = trace(sk, np.zeros((0, 2)), None, half_width, None if why == "no endpoint map" else ends, ink)
+    horizontal = min(strokes, key=lambda s: np.ptp(s.points[:, 1]))
+    assert horizontal.points[:, 0].max() <= 28.5
+
+
+def test_a_spur_inside_a_wide_strokes_footprint_is_not_a_stroke():
+    """Wide ink: a 4 px spur off an 8 px wide stroke lies within its half width, so it is part of
+    that stroke's ink; without widths it is traced (lossless), and a short stroke outside any
+    footprint is always kept."""
+    sk = canvas(
+        lambda img: (
+            cv2.line(img, (6, 30), (58, 30), 1, 1),
+            cv2.line(img, (20, 31), (20, 34), 1, 1),
+            cv2.line(img, (40, 50), (43, 50), 1, 1),
+        )
+    )
+    half_width = np.full((SIZE, SIZE), 4.0, np.float32)
+    assert len(assert_lossless(sk, np.zeros((0, 2)))) == 3  # the bar, the spur, the dash
+    strokes = trace(sk, np.zeros((0, 2)), None, half_width)
+    assert sorted(round(s.length) for s in strokes) == [3, 52]  # the bar and the dash

@@ -21,7 +21,7 @@ import numpy as np
 
 from inktrace_train.evaluation.imaging import MAX_PIXELS, ImageSource, Placement, place, read_ink
 from inktrace_train.evaluation.pages import find_glyphs, glyph_ink
-from inktrace_train.evaluation.tracing import JUNCTION_PEAK, SKELETON_THRESHOLD, Stroke, trace
+from inktrace_train.evaluation.tracing import JUNCTION_PEAK, KEYPOINT_PEAK, SKELETON_THRESHOLD, Stroke, trace
 
 BATCH_SIZE = 64  # glyphs per model call: bounds memory on a page of thousands of glyphs
 Maps = Dict[str, np.ndarray]
@@ -76,6 +76,12 @@ def keypoint_peaks(heat: np.ndarray, threshold: float) -> np.ndarray:
     return (heat == cv2.dilate(heat, np.ones((3, 3), np.uint8))) & (heat > threshold)
 
 
+def _points(mask: np.ndarray) -> np.ndarray:
+    """(K, 2) x, y pixel centres of a bool mask's pixels."""
+    ys, xs = np.nonzero(mask)
+    return np.stack([xs + 0.5, ys + 0.5], 1)
+
+
 class Tracer:
     """Raster ink in, strokes out.
 
@@ -127,12 +133,12 @@ class Tracer:
 
     def strokes(self, maps: Maps) -> List[Stroke]:
         """The strokes of one glyph's maps, in canvas pixels."""
-        junctions = None
+        junctions = endpoints = None
         if "keypoints" in maps:
-            ys, xs = np.nonzero(keypoint_peaks(maps["keypoints"][1], JUNCTION_PEAK))
-            junctions = np.stack([xs + 0.5, ys + 0.5], 1)
+            junctions = _points(keypoint_peaks(maps["keypoints"][1], JUNCTION_PEAK))
+            endpoints = _points(keypoint_peaks(maps["keypoints"][0], KEYPOINT_PEAK))
         skeleton = maps["skeleton"] >= SKELETON_THRESHOLD
-        return trace(skeleton, junctions, maps["tangent"], maps.get("half_width"))
+        return trace(skeleton, junctions, maps["tangent"], maps.get("half_width"), endpoints, maps.get("ink"))
 
     def trace(self, image: ImageSource, single: bool = False) -> List[Stroke]:
         """Every stroke of an image (a path, or a grey/colour array), in its pixel coordinates;

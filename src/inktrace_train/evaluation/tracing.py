@@ -1,11 +1,13 @@
 """A skeleton map -> strokes: polylines with pen widths that run straight through crossings,
 and that never drop ink.
 
-The rule, in four steps:
+The rule, in five steps:
 
 1. The skeleton is thinned to one pixel and cleaned (:func:`skeleton.clean`: specks and spurs of
-   at most 2 px go). Every pixel left is covered by the strokes: it is a vertex of one, or lies
-   within 1 px of one.
+   at most 2 px go). With the model's endpoint, ink and width maps, each skeleton end that the
+   model does not call a stroke end is bridged straight across the ink to the skeleton it points
+   at (in wide ink the map fades where strokes meet). Every pixel left is covered by the
+   strokes: it is a vertex of one, or lies within 1 px of one.
 2. The skeleton is cut around every junction -- the given junction points (the model's), each
    pixel within JOIN_RADIUS of one, and every branching pixel of the pixel graph that no point
    marks. The cut pixels form *zones*; what is left splits into *segments*, each a simple line or
@@ -18,6 +20,8 @@ The rule, in four steps:
 4. Any skeleton pixel still farther than 1 px from every stroke (a zone that no segment touches,
    a side of a thick junction) is walked into paths that join the stroke they touch or become
    strokes of their own.
+5. With the width map, a stroke lying wholly within one half width of a longer stroke (a spur
+   of wide ink, a second line inside it) is part of that stroke's ink and is not emitted.
 
 Whole-image steps are numpy/OpenCV; the Python loops run over segments, zones and pixels (a 64x64
 glyph has a few hundred skeleton pixels).
@@ -29,6 +33,7 @@ import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Set, Tuple
 
+import cv2
 import numpy as np
 
 from inktrace_train.evaluation.skeleton import (
@@ -65,6 +70,15 @@ JOIN_RADIUS = 1.5  # px: skeleton pixels this close to a junction point are cut 
 MAX_TURN_DEG = 50.0  # a continuation through a junction bends by at most this much
 DIRECTION_PIXELS = 4  # pixels at a segment's end that give its direction
 COVER_PX = 1.0  # every skeleton pixel ends within this distance of a traced stroke
+# Wide ink, chosen on the validation split and fonts (docs/evaluation.md; fonts' count error 1.150
+# with neither, 1.107 bridging, 1.094 both). In wide ink the skeleton map often stops short of
+# where strokes meet: a skeleton end that no endpoint peak marks (none within END_NEAR px) is
+# extended straight on, across the ink, by up to BRIDGE half pen widths (at least 2 px), to the
+# skeleton it points at. A stroke lying wholly within FOOTPRINT half pen widths of a longer one is
+# part of that stroke's ink (a spur, a second line inside it) and is not emitted. 0: off.
+BRIDGE = 2.5
+END_NEAR = 2.0
+FOOTPRINT = 1.0
 # Decoding the predicted keypoint maps (predict, evaluate, the TensorBoard grid), chosen on 150
 # validation glyphs of each test set (clean, scan, brush) with the stage=all model of the README's
 # results (focal keypoint loss): a peak (3x3 maximum) above KEYPOINT_PEAK is an endpoint or
@@ -233,6 +247,8 @@ def trace(
     junctions: Optional[np.ndarray] = None,
     tangent: Optional[np.ndarray] = None,
     half_width: Optional[np.ndarray] = None,
+    endpoints: Optional[np.ndarray] = None,
+    ink: Optional[np.ndarray] = None,
 ) -> List[Stroke]:
     """Trace strokes.
 
@@ -245,14 +261,21 @@ def trace(
             directions from the pixels.
         half_width: (H, W) half pen width, px; each stroke's width is twice its median on the
             stroke's pixels.
+        endpoints: (E, 2) x, y stroke ends (the model's endpoint peaks), and ``ink`` (H, W) ink
+            probability: with ``half_width``, skeleton ends that no endpoint marks are bridged
+            across the ink to the skeleton they point at (BRIDGE).
 
     Returns:
-        The strokes, longest first. Every pixel of the cleaned skeleton lies within COVER_PX of
-        one (:func:`untraced` checks it).
+        The strokes, longest first. Every pixel of the cleaned (and bridged) skeleton lies within
+        COVER_PX of one (:func:`untraced` checks it), or with ``half_width`` within the footprint
+        of one.
     """
     thinned = thin(np.asarray(skeleton, bool))
     sk = clean(thinned)
     cells = pixels(sk)
+    if BRIDGE > 0 and endpoints is not None and half_width is not None and ink is not None:
+        sk = clean(thin(_bridged(sk, cells, np.asarray(endpoints, float).reshape(-1, 2), tangent, half_width, ink)))
+        cells = pixels(sk)
     if junctions is None:  # before cleaning: a spur that thinning leaves at a corner marks where strokes meet
         junctions = junctions_from_pixels(thinned)
     junctions = np.asarray(junctions, float).reshape(-1, 2)
@@ -310,8 +333,88 @@ def trace(
             parts.append(first[:1] if head[1] else first[-1:])
         polylines.append(np.concatenate(parts))
     polylines = _cover_rest(sk, cells, polylines)
-    strokes = [Stroke(p, _width(p, half_width)) for p in polylines]
-    return sorted(strokes, key=lambda st: -st.length)
+    strokes = sorted((Stroke(p, _width(p, half_width)) for p in polylines), key=lambda st: -st.length)
+    return _outside_footprints(strokes) if FOOTPRINT > 0 and half_width is not None else strokes
+
+
+def _outside_footprints(strokes: List[Stroke]) -> List[Stroke]:
+    """The strokes (longest first) without those lying wholly inside a longer kept stroke's
+    footprint (FOOTPRINT of its half widths, at least COVER_PX)."""
+    kept: List[Tuple[Stroke, float, np.ndarray, np.ndarray]] = []  # each with its reach and box
+    for st in strokes:
+        lo, hi = st.points.min(0), st.points.max(0)
+        inside = any(
+            (lo >= k_lo - reach).all()  # the box first: most pairs are far apart
+            and (hi <= k_hi + reach).all()
+            and _distances(st.points, k.points).max() <= reach
+            for k, reach, k_lo, k_hi in kept
+        )
+        if not inside:
+            reach = max(FOOTPRINT * st.width / 2, COVER_PX)
+            kept.append((st, reach, st.points.min(0), st.points.max(0)))
+    return [k for k, *_ in kept]
+
+
+def _distances(points: np.ndarray, polyline: np.ndarray) -> np.ndarray:
+    """Each point's distance to the polyline."""
+    a = polyline[:-1] if len(polyline) > 1 else polyline
+    b = polyline[1:] if len(polyline) > 1 else polyline
+    c, ab = points[:, None, :], (b - a)[None]
+    t = np.clip(((c - a[None]) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0, 1)
+    return np.linalg.norm(c - (a[None] + t[..., None] * ab), axis=-1).min(1)
+
+
+def _inward(end: Pixel, cells: Set[Pixel], steps: int) -> List[Pixel]:
+    """The skeleton path from an end pixel inwards, up to ``steps`` pixels or a branch."""
+    path, prev = [end], None
+    while len(path) <= steps:
+        nxt = [q for q in neighbours(path[-1], cells) if q != prev and q not in path]
+        if len(nxt) != 1:
+            break
+        prev = path[-1]
+        path.append(nxt[0])
+    return path
+
+
+def _bridged(
+    sk: np.ndarray,
+    cells: Set[Pixel],
+    endpoints: np.ndarray,
+    tangent: Optional[np.ndarray],
+    half_width: np.ndarray,
+    ink: np.ndarray,
+) -> np.ndarray:
+    """The skeleton with a straight bridge from each unmarked end to the skeleton it points at."""
+    h, w = sk.shape
+    out = sk.copy()
+    for end in [p for p in cells if len(neighbours(p, cells)) == 1]:
+        centre = np.array([end[1] + 0.5, end[0] + 0.5])
+        if len(endpoints) and np.min(np.linalg.norm(endpoints - centre, axis=1)) <= END_NEAR:
+            continue  # the model says a stroke ends here
+        reach = max(2.0, BRIDGE * float(half_width[end]))
+        back = _inward(end, cells, DIRECTION_PIXELS)
+        if len(back) < 2:
+            continue
+        own = set(_inward(end, cells, int(reach) + DIRECTION_PIXELS + 2))
+        direction = _end_direction(_xy(back), True, tangent)
+        for t in np.arange(1.0, reach + 0.25, 0.5):
+            x, y = centre + t * direction
+            px, py = math.floor(x), math.floor(y)
+            if not (0 <= px < w and 0 <= py < h) or ink[py, px] < 0.5:
+                break
+            hits = [
+                (py + dy, px + dx)
+                for dy in (-1, 0, 1)
+                for dx in (-1, 0, 1)
+                if (py + dy, px + dx) in cells and (py + dy, px + dx) not in own
+            ]
+            if hits:
+                target = min(hits, key=lambda q: _d2(q, end))
+                line = np.zeros((h, w), np.uint8)
+                cv2.line(line, (end[1], end[0]), (target[1], target[0]), 1, 1)
+                out |= line.astype(bool)
+                break
+    return out
 
 
 def _d2(a: Pixel, b: Pixel) -> int:
