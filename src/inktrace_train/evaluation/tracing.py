@@ -64,20 +64,21 @@ __all__ = [
 # JOIN_RADIUS was tuned on perfect targets (the renderer's) of 150 validation glyphs: stroke
 # recovery F1 0.73 at 1.5 px, 0.67 at 1.0 or 2.0 px, 0.66 at 2.5 px (short strokes vanish in wider
 # cuts). MAX_TURN_DEG on the model's maps of the validation split and fonts
-# (scripts/tracer_sweep.py, docs/evaluation.md): the widest turn that keeps each set's stroke F1
-# within 0.01 of 40 deg's; the fonts' count error 1.224 at 40 deg, 1.150 at 50, 1.128 at 55.
+# (scripts/tracer_sweep.py, docs/evaluation.md): the lowest fonts' count error that keeps each
+# set's stroke F1 within 0.01 of the value before; 50 deg (1.150) over 40 (1.224), then with the
+# wide-ink steps below 55 deg (1.073) over 50 (1.091; 60 cost brush F1 0.015).
 JOIN_RADIUS = 1.5  # px: skeleton pixels this close to a junction point are cut away and re-joined
-MAX_TURN_DEG = 50.0  # a continuation through a junction bends by at most this much
+MAX_TURN_DEG = 55.0  # a continuation through a junction bends by at most this much
 DIRECTION_PIXELS = 4  # pixels at a segment's end that give its direction
 COVER_PX = 1.0  # every skeleton pixel ends within this distance of a traced stroke
-# Wide ink, chosen on the validation split and fonts (docs/evaluation.md; fonts' count error 1.150
-# with neither, 1.107 bridging, 1.094 both). In wide ink the skeleton map often stops short of
+# Wide ink, chosen the same way (fonts' count error 1.150 with neither, 1.107 bridging, 1.094
+# both, 1.091 with END_NEAR 4.5 px rather than 2). In wide ink the skeleton map often stops short of
 # where strokes meet: a skeleton end that no endpoint peak marks (none within END_NEAR px) is
 # extended straight on, across the ink, by up to BRIDGE half pen widths (at least 2 px), to the
 # skeleton it points at. A stroke lying wholly within FOOTPRINT half pen widths of a longer one is
 # part of that stroke's ink (a spur, a second line inside it) and is not emitted. 0: off.
 BRIDGE = 2.5
-END_NEAR = 2.0
+END_NEAR = 4.5
 FOOTPRINT = 1.0
 # Decoding the predicted keypoint maps (predict, evaluate, the TensorBoard grid), chosen on 150
 # validation glyphs of each test set (clean, scan, brush) with the stage=all model of the README's
