@@ -430,16 +430,10 @@ def untraced(sk: np.ndarray, polylines: List[np.ndarray], within: float = COVER_
     for p in polylines:
         if not len(p):
             continue
-        a = p[:-1] if len(p) > 1 else p
-        b = p[1:] if len(p) > 1 else p
         todo = np.nonzero(far)[0]
         if not len(todo):
             break
-        c = centres[todo][:, None, :]
-        ab = (b - a)[None]
-        t = np.clip(((c - a[None]) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0, 1)
-        d = np.linalg.norm(c - (a[None] + t[..., None] * ab), axis=-1).min(1)
-        far[todo[d <= within + 1e-9]] = False
+        far[todo[_distances(centres[todo], p) <= within + 1e-9]] = False
     out = np.zeros(sk.shape, bool)
     out[ys[far], xs[far]] = True
     return out
