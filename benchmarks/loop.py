@@ -15,8 +15,9 @@ A/A test (hand loop against itself) of the default gives 0 +- 3 us.
 
 On the CPU the null model runs with one intra-op thread (``--threads`` to change it): its ops are
 too small to be split, so a second thread only spins, on the core where the TensorBoard writer
-process handles the null model's absurd 50 logs a second. With two threads that work landed on the
-timed loop (about +20 us/step on 2 cores) and the per-round differences spread twice as wide.
+process handles the null model's absurd 50 logs a second. With two threads that work lands on the
+timed loop, and on 2 cores the per-round differences spread twice as wide (figures in
+docs/performance.md).
 """
 
 from __future__ import annotations

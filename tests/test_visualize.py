@@ -17,10 +17,12 @@ def test_rows_are_labelled_and_the_last_shows_traced_strokes():
     batch["visible"] = torch.ones(2, 1, 64, 64)
     batch["image"] = torch.cat([batch["ink"], batch["visible"]], 1)
     logit = lambda p: torch.logit(p.clamp(1e-4, 1 - 1e-4))  # noqa: E731  (a perfect prediction)
-    outputs = {
+    outputs = {  # every head of a model with the dense heads, as the tracer reads them
         "skeleton": logit(batch["skeleton"]),
+        "ink": logit(batch["ink"]),
         "keypoints": logit(batch["keypoints"]),
         "tangent": batch["tangent"],
+        "width": batch["width"],
     }
     grid = prediction_grid(batch, outputs)
     tile = 64 * SCALE + 2

@@ -76,6 +76,24 @@ def keypoint_peaks(heat: np.ndarray, threshold: float) -> np.ndarray:
     return (heat == cv2.dilate(heat, np.ones((3, 3), np.uint8))) & (heat > threshold)
 
 
+def glyph_maps(batch: Maps) -> Iterator[Maps]:
+    """A batch's maps, each (B, C, S, S), as each glyph's: one-channel maps (S, S), the others (C, S, S)."""
+    for i in range(len(next(iter(batch.values())))):
+        yield {k: v[i, 0] if v.shape[1] == 1 else v[i] for k, v in batch.items()}
+
+
+def trace_maps(maps: Maps) -> List[Stroke]:
+    """One glyph's maps -> its strokes in canvas pixels: the skeleton map thresholded, the
+    keypoint maps' peaks as junctions and stroke ends, with the tangent, width and ink maps
+    (predict, evaluate and the TensorBoard grid all trace this way)."""
+    junctions = endpoints = None
+    if "keypoints" in maps:
+        junctions = _points(keypoint_peaks(maps["keypoints"][1], JUNCTION_PEAK))
+        endpoints = _points(keypoint_peaks(maps["keypoints"][0], KEYPOINT_PEAK))
+    skeleton = maps["skeleton"] >= SKELETON_THRESHOLD
+    return trace(skeleton, junctions, maps["tangent"], maps.get("half_width"), endpoints, maps.get("ink"))
+
+
 def _points(mask: np.ndarray) -> np.ndarray:
     """(K, 2) x, y pixel centres of a bool mask's pixels."""
     ys, xs = np.nonzero(mask)
@@ -127,18 +145,11 @@ class Tracer:
         return next(self._batched_maps(canvas[None]))
 
     def _batched_maps(self, canvases: np.ndarray) -> Iterator[Maps]:
-        out = self._maps(canvases[:, None].astype(np.float32))
-        for i in range(len(canvases)):
-            yield {k: v[i, 0] if v.shape[1] == 1 else v[i] for k, v in out.items()}
+        return glyph_maps(self._maps(canvases[:, None].astype(np.float32)))
 
     def strokes(self, maps: Maps) -> List[Stroke]:
-        """The strokes of one glyph's maps, in canvas pixels."""
-        junctions = endpoints = None
-        if "keypoints" in maps:
-            junctions = _points(keypoint_peaks(maps["keypoints"][1], JUNCTION_PEAK))
-            endpoints = _points(keypoint_peaks(maps["keypoints"][0], KEYPOINT_PEAK))
-        skeleton = maps["skeleton"] >= SKELETON_THRESHOLD
-        return trace(skeleton, junctions, maps["tangent"], maps.get("half_width"), endpoints, maps.get("ink"))
+        """The strokes of one glyph's maps, in canvas pixels (:func:`trace_maps`)."""
+        return trace_maps(maps)
 
     def trace(self, image: ImageSource, single: bool = False) -> List[Stroke]:
         """Every stroke of an image (a path, or a grey/colour array), in its pixel coordinates;

@@ -352,7 +352,7 @@ def _outside_footprints(strokes: List[Stroke]) -> List[Stroke]:
         )
         if not inside:
             reach = max(FOOTPRINT * st.width / 2, COVER_PX)
-            kept.append((st, reach, st.points.min(0), st.points.max(0)))
+            kept.append((st, reach, lo, hi))
     return [k for k, *_ in kept]
 
 
@@ -387,17 +387,16 @@ def _bridged(
 ) -> np.ndarray:
     """The skeleton with a straight bridge from each unmarked end to the skeleton it points at."""
     h, w = sk.shape
-    out = sk.copy()
+    out = sk.astype(np.uint8)  # OpenCV draws the bridges on it
     for end in [p for p in cells if len(neighbours(p, cells)) == 1]:
         centre = np.array([end[1] + 0.5, end[0] + 0.5])
         if len(endpoints) and np.min(np.linalg.norm(endpoints - centre, axis=1)) <= END_NEAR:
             continue  # the model says a stroke ends here
         reach = max(2.0, BRIDGE * float(half_width[end]))
-        back = _inward(end, cells, DIRECTION_PIXELS)
-        if len(back) < 2:
+        inward = _inward(end, cells, int(reach) + DIRECTION_PIXELS + 2)  # its own pixels: never a target
+        if len(inward) < 2:
             continue
-        own = set(_inward(end, cells, int(reach) + DIRECTION_PIXELS + 2))
-        direction = _end_direction(_xy(back), True, tangent)
+        own, direction = set(inward), _end_direction(_xy(inward[: DIRECTION_PIXELS + 1]), True, tangent)
         for t in np.arange(1.0, reach + 0.25, 0.5):
             x, y = centre + t * direction
             px, py = math.floor(x), math.floor(y)
@@ -411,11 +410,9 @@ def _bridged(
             ]
             if hits:
                 target = min(hits, key=lambda q: _d2(q, end))
-                line = np.zeros((h, w), np.uint8)
-                cv2.line(line, (end[1], end[0]), (target[1], target[0]), 1, 1)
-                out |= line.astype(bool)
+                cv2.line(out, (end[1], end[0]), (target[1], target[0]), 1, 1)
                 break
-    return out
+    return out.astype(bool)
 
 
 def _d2(a: Pixel, b: Pixel) -> int:

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import torch
 
-from inktrace_train.evaluation.metrics import SKELETON_THRESHOLD, peaks
-from inktrace_train.evaluation.tracing import JUNCTION_PEAK, trace
+from inktrace_train.evaluation.tracer import glyph_maps, trace_maps
+from inktrace_train.model.export import output_maps
 
 Tensor = torch.Tensor
 LABEL_WIDTH = 190  # pixels of the label column
@@ -30,18 +30,14 @@ def _overlay(ink: Tensor, points: Tensor) -> Tensor:
 
 
 def _traced(ink: Tensor, outputs: Dict[str, Tensor]) -> Tensor:
-    """The predicted maps traced into strokes (:mod:`tracing`), each in its own colour over the ink."""
+    """The predicted maps traced into strokes as ``predict`` traces them, each in its own colour
+    over the ink."""
     tiles = []
-    for i in range(len(ink)):
+    maps = glyph_maps({k: v.float().numpy() for k, v in output_maps(outputs).items()})
+    for i, glyph in enumerate(maps):
         base = np.repeat((ink[i, 0].clamp(0, 1).numpy()[..., None] * 90).astype(np.uint8), 3, axis=2)
         big = cv2.resize(base, None, fx=SCALE, fy=SCALE, interpolation=cv2.INTER_NEAREST)  # uint8: OpenCV draws on that
-        junctions = None
-        if "keypoints" in outputs:
-            found = peaks(torch.sigmoid(outputs["keypoints"][i : i + 1, 1]), JUNCTION_PEAK)[0].numpy()
-            ys, xs = np.nonzero(found)
-            junctions = np.stack([xs + 0.5, ys + 0.5], 1)
-        skeleton = torch.sigmoid(outputs["skeleton"][i, 0]).numpy() >= SKELETON_THRESHOLD
-        for k, stroke in enumerate(trace(skeleton, junctions, outputs["tangent"][i].numpy())):
+        for k, stroke in enumerate(trace_maps(glyph)):
             hue = np.uint8([[[(k * 47) % 180, 220, 255]]])
             colour = tuple(int(c) for c in cv2.cvtColor(hue, cv2.COLOR_HSV2RGB)[0, 0])
             pts = np.round(stroke.points * SCALE).astype(np.int32).reshape(-1, 1, 2)

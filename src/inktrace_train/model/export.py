@@ -8,7 +8,7 @@ probabilities, and the training-only outputs (``offset``) are left out.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple
+from typing import Dict, Tuple
 
 import torch
 from torch import nn
@@ -30,16 +30,18 @@ class InferenceGraph(nn.Module):
         self.output_names = STRUCTURAL_OUTPUTS + (DENSE_OUTPUTS if model.full_heads else ())
 
     def forward(self, ink: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        out = self.model(torch.cat([ink, torch.ones_like(ink)], 1))
-        maps = {
-            "skeleton": torch.sigmoid(out["skeleton"]),
-            "ink": torch.sigmoid(out["ink"]),
-            "tangent": out["tangent"],
-        }
-        if self.model.full_heads:
-            maps["keypoints"] = torch.sigmoid(out["keypoints"])
-            maps["half_width"] = out["width"]
+        maps = output_maps(self.model(torch.cat([ink, torch.ones_like(ink)], 1)))
         return tuple(maps[name].float() for name in self.output_names)
+
+
+def output_maps(out: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """The model's raw outputs -> the maps the tracer reads (probabilities where it reads them);
+    ``keypoints`` and ``half_width`` where the model has the dense heads."""
+    maps = {"skeleton": torch.sigmoid(out["skeleton"]), "ink": torch.sigmoid(out["ink"]), "tangent": out["tangent"]}
+    if "keypoints" in out:
+        maps["keypoints"] = torch.sigmoid(out["keypoints"])
+        maps["half_width"] = out["width"]
+    return maps
 
 
 def export_onnx(graph: InferenceGraph, size: int, path: Path) -> None:
