@@ -117,9 +117,12 @@ def hand_loop(model: nn.Module, loss_fn: nn.Module, batches: List[dict]) -> Call
     return epoch
 
 
-def framework_loop(model: nn.Module, loss_fn: nn.Module, batches: List[dict], tb: Path) -> Callable[[], None]:
+def framework_loop(
+    model: nn.Module, loss_fn: nn.Module, batches: List[dict], tb: Path, cleanup: contextlib.ExitStack
+) -> Callable[[], None]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     logger = RunLogger(tb, "bench", progress=True)
+    cleanup.callback(logger.close)  # its writer process is done with ``tb`` before ``tb`` goes
     trainer = Trainer(
         model,
         loss_fn,
@@ -157,10 +160,10 @@ def sync(device: torch.device) -> None:
 
 def measure(kind: str, steps: int, rounds: int, device: torch.device) -> Dict[str, float]:
     """Median ms/step of each loop over ``rounds`` interleaved epochs of ``steps`` steps."""
-    with tempfile.TemporaryDirectory() as tb:
+    with tempfile.TemporaryDirectory() as tb, contextlib.ExitStack() as cleanup:
         loops = {
             "hand": hand_loop(*setup(kind, steps, device)),
-            "framework": framework_loop(*setup(kind, steps, device), Path(tb)),
+            "framework": framework_loop(*setup(kind, steps, device), Path(tb), cleanup),
         }
         times: Dict[str, List[float]] = {name: [] for name in loops}
         with contextlib.redirect_stderr(io.StringIO()):  # the progress bar draws, into a buffer

@@ -262,17 +262,16 @@ def test_a_background_write_holds_the_state_of_its_step(tmp_path):
     assert all(torch.equal(saved[k], v) for k, v in expected.items())
 
 
-@pytest.mark.parametrize("on_device", [False, True], ids=["floats", "device-rows"])
-def test_step_log_means_and_the_first_non_finite_row_in_one_read(on_device):
+def test_step_log_means_and_the_first_non_finite_row_in_one_read():
     from inktrace_train.train.steplog import StepLog
 
-    log = StepLog(on_device=on_device)
+    log = StepLog()
     for i in range(5):
         values = {"a": torch.tensor(float(i)), "total": torch.tensor(1.0)}
         log.add(values)
     means, bad = log.read(check=True)
     assert means == {"a": 2.0, "total": 1.0} and bad is None and not log
-    doubled = StepLog(on_device=on_device, reduce=lambda t: t * 2)  # a sum over 2 ranks holding the same rows
+    doubled = StepLog(reduce=lambda t: t * 2)  # a sum over 2 ranks holding the same rows
     for a in (1.0, math.inf, math.nan):
         doubled.add({"a": torch.tensor(a), "total": torch.tensor(1.0)})
     means, bad = doubled.read(world=2, check=True)
@@ -280,10 +279,15 @@ def test_step_log_means_and_the_first_non_finite_row_in_one_read(on_device):
     log.add({"a": torch.tensor(1.0), "total": torch.tensor(math.nan)})
     assert log.nonfinite() == (1, ["total"])
     assert log.read(check=True)[1] is None  # rows already checked are not reported twice
-    norms = StepLog(["grad_norm"], on_device=on_device, reduce=lambda t: t * 2)
+    norms = StepLog(["grad_norm"], reduce=lambda t: t * 2)
     for n in (1.0, 2.0, 6.0):
         norms.add(torch.tensor(n))
     assert norms.read_uneven() == {"grad_norm": 3.0}  # sums and counts both doubled
+    mixed = StepLog()  # terms as a loss under autocast hands them: some in autograd, some bf16
+    weight = torch.tensor(2.0, requires_grad=True)
+    mixed.add({"a": weight * 3, "b": torch.tensor(0.5, dtype=torch.bfloat16), "total": weight * 3 + 0.5})
+    mixed.add({"a": weight * 1, "b": torch.tensor(1.5, dtype=torch.bfloat16), "total": weight * 1 + 1.5})
+    assert mixed.read(check=True) == ({"a": 4.0, "b": 1.0, "total": 5.0}, None)
 
 
 def test_a_worker_death_is_reported_by_the_next_batch_not_mid_step():

@@ -1,11 +1,11 @@
 """The values the training step records (its loss terms every micro-batch, the gradient norm
 every optimizer step), read once per log interval.
 
-Where the values live decides how they are kept. On the CPU a value is read at no cost (there is
-no device to wait for), so each row becomes plain floats at once. On an accelerator a read would
-wait for the device at every step, so each row stays there, stacked into one tensor outside
-autograd, and the rows are copied to the host in one go when read (one op, one sync). Either way
-the means and the NaN checks are then plain Python over a few hundred floats.
+A step only keeps the tensors it is handed (a list append: no op, no device sync, no copy). A read
+stacks every row's values into one tensor, outside autograd, and copies it to the host in one go
+(one op, one sync on an accelerator); the means and the NaN checks are then plain Python over a
+few hundred floats. Keeping a loss term alive until the read keeps only itself and the autograd
+nodes that made it: the backward pass has already freed what they saved.
 """
 
 from __future__ import annotations
@@ -23,45 +23,35 @@ class StepLog:
 
     Args:
         names: the values' names when rows are bare tensors (else the first dict's keys).
-        on_device: keep rows on the device (an accelerator) instead of reading them at once.
         reduce: sums over data-parallel ranks (None: one process). Every rank holds equally many
             rows, so a NaN on any rank makes the sum NaN on all, and they stop together.
     """
 
-    def __init__(self, names: Sequence[str] = (), on_device: bool = False, reduce: Optional[Reduce] = None) -> None:
+    def __init__(self, names: Sequence[str] = (), reduce: Optional[Reduce] = None) -> None:
         self.names: List[str] = list(names)
-        self.on_device, self.reduce = on_device, reduce
-        self.rows: List[torch.Tensor | List[float]] = []  # since the last read
+        self.reduce = reduce
+        self.rows: List[List[torch.Tensor]] = []  # since the last read: 0-d tensors, as handed in
         self.checked = 0  # rows already looked at by nonfinite()
 
     def add(self, values: torch.Tensor | Dict[str, torch.Tensor]) -> None:
-        if isinstance(values, dict):
-            if not self.names:
-                self.names = list(values)
-            values = list(values.values())
-        else:
-            values = [values]
-        if not self.on_device:
-            self.rows.append([v.item() for v in values])
+        if isinstance(values, torch.Tensor):  # a bare value (the gradient norm) is its own row
+            self.rows.append([values])
             return
-        if len(values) == 1:  # a bare value (the gradient norm) is its own row
-            self.rows.append(values[0])
-            return
-        with torch.no_grad():  # a row of plain values: stacking records nothing for autograd
-            self.rows.append(torch.stack(values))
+        if not self.names:
+            self.names = list(values)
+        self.rows.append(list(values.values()))
 
     def __bool__(self) -> bool:
         return bool(self.rows)
 
-    def _stacked(self, rows: List[torch.Tensor | List[float]]) -> torch.Tensor:
-        """The rows as one (rows, values) tensor, where the rows are."""
-        stacked = torch.stack(rows).float() if self.on_device else torch.tensor(rows, dtype=torch.float64)
-        return stacked.reshape(len(rows), len(self.names))
+    def _stacked(self, rows: List[List[torch.Tensor]]) -> torch.Tensor:
+        """The rows as one float (rows, values) tensor, on the device they were made on."""
+        with torch.no_grad():  # plain values: stacking records nothing for autograd
+            flat = torch.stack([v for row in rows for v in row])  # promotes mixed dtypes (autocast)
+        return flat.float().reshape(len(rows), len(self.names))
 
-    def _host(self, rows: List[torch.Tensor | List[float]]) -> List[List[float]]:
+    def _host(self, rows: List[List[torch.Tensor]]) -> List[List[float]]:
         """The rows as lists of floats, summed over the ranks."""
-        if not self.on_device and self.reduce is None:
-            return rows
         stacked = self._stacked(rows)
         return (self.reduce(stacked) if self.reduce else stacked).tolist()
 

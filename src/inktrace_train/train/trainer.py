@@ -143,9 +143,8 @@ class Trainer:
         self.steps_per_epoch = len(train_loader)
 
     def step_log(self, names: Sequence[str] = ()) -> StepLog:
-        """A log of values kept where the device can read them at no cost, summed over the ranks."""
-        reduce = self.dist.all_reduce_sum if self.dist.active else None
-        return StepLog(names, on_device=self.device.type != "cpu", reduce=reduce)
+        """A log of values read once per interval, summed over the ranks."""
+        return StepLog(names, reduce=self.dist.all_reduce_sum if self.dist.active else None)
 
     # --- the step -------------------------------------------------------------------
     def to_device(self, batch: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
