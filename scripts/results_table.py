@@ -27,13 +27,14 @@ COLUMNS = (
     ("junction_f1", "junc F1"),
     ("stroke_f1", "stroke F1"),
     ("ink_recall", "ink recall"),
+    ("ink_recall_2px", "ink recall 2 px"),
     ("lossy_glyphs", "lossy glyphs"),
     ("stroke_count_error", "count err"),
     ("chamfer_px", "Chamfer px"),
     ("tangent_error_deg", "tangent °"),
     ("width_mae_px", "width MAE px"),
 )
-HIGHER_IS_BETTER = {"skeleton_f1_0px", "skeleton_f1_1px", "endpoint_f1", "junction_f1", "stroke_f1", "ink_recall"}
+HIGHER_IS_BETTER = {"skeleton_f1_0px", "skeleton_f1_1px", "endpoint_f1", "junction_f1", "stroke_f1", "ink_recall", "ink_recall_2px"}
 
 
 def cell(values: dict, key: str) -> str:

@@ -142,6 +142,8 @@ def test_the_count_scores_on_hand_made_numbers():
         (10, 8, 0, 0),
     ]
     keys = ("n_traced", "n_true", "ink_traced", "ink_total")
+    glyphs = [(*g, g[2] // 2) for g in glyphs]  # ink_traced_2px: half of what the pen covers
+    keys += ("ink_traced_2px",)
     per_glyph = [dict(zip(keys, map(float, g), strict=True)) for g in glyphs]
     scores = count_scores(per_glyph)
     assert scores["glyphs"] == 4
@@ -150,6 +152,7 @@ def test_the_count_scores_on_hand_made_numbers():
     assert scores["count_within_1"] == pytest.approx(2 / 4)
     assert scores["traced_true_ratio"] == pytest.approx(24 / 23)
     assert scores["ink_recall"] == pytest.approx(90 / 100)  # pooled: a glyph without ink adds nothing
+    assert scores["ink_recall_2px"] == pytest.approx(45 / 100)
     assert np.isnan(count_scores([])["count_error"])
 
 

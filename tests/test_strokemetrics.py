@@ -69,3 +69,22 @@ def test_ink_recall_sees_a_missing_radical_that_stroke_scores_barely_see():
     missing = pooled_scores([{**stroke_scores(rest, truth), **ink_counts(image, rest)}])
     assert missing["stroke_precision"] == 1.0 and missing["stroke_f1"] > 0.9  # what stroke F1 sees
     assert missing["ink_recall"] < 0.85 and missing["lossy_glyphs"] == 1.0  # what ink recall sees
+
+
+def test_ink_recall_reads_wide_ink_under_its_own_pen():
+    """A 7 px pen: two pairs of bars 6 px apart merge into bands and two strokes meet at an acute
+    angle, so the classical skeleton runs between the true centerlines. The truth itself leaves a
+    third of it farther than 2 px, but covers it all when drawn with the ink's own width; a lost
+    radical is still lost."""
+    from inktrace_train.data import Renderer
+
+    radical = [np.array([[10.0, 8.0], [10.0, 56.0]])]
+    rest = [np.array([[24.0, y], [56.0, y]]) for y in (12.0, 18.0, 46.0, 52.0)]
+    rest += [np.array([[40.0, 24.0], [28.0, 40.0]]), np.array([[40.0, 24.0], [52.0, 40.0]])]
+    truth = radical + rest
+    image = Renderer(64)(truth, np.full(len(truth), 3.5))["ink"][0]
+    whole = pooled_scores([{**stroke_scores(truth, truth), **ink_counts(image, truth)}])
+    assert whole["ink_recall"] >= 0.99 and whole["lossy_glyphs"] == 0.0
+    assert whole["ink_recall_2px"] < 0.8  # the fixed rule calls the exact truth lossy
+    missing = pooled_scores([{**stroke_scores(rest, truth), **ink_counts(image, rest)}])
+    assert missing["ink_recall"] < 0.8 and missing["lossy_glyphs"] == 1.0

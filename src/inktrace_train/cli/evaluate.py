@@ -27,8 +27,9 @@ model's junctions and tangents.
 
 Columns: skeleton F1 at 0 and 1 px, endpoint and junction F1 (one-to-one within 2 px), tangent
 angular error on true skeleton pixels and half-width MAE on ink pixels (model only), stroke
-recovery precision / recall / F1, ink recall and the share of lossy glyphs (more than 10 % of the
-input's skeleton untraced), stroke-count error and Chamfer distance (:mod:`strokemetrics`).
+recovery precision / recall / F1, ink recall (the input's skeleton under the traced strokes drawn
+with its own pen) and its fixed 2 px form, the share of lossy glyphs (more than 10 % of the input's
+skeleton untraced), stroke-count error and Chamfer distance (:mod:`strokemetrics`).
 """
 
 from __future__ import annotations
@@ -190,6 +191,7 @@ COLUMNS = (
     ("width_mae_px", "width MAE"),
     ("stroke_f1", "stroke F1"),
     ("ink_recall", "ink recall"),
+    ("ink_recall_2px", "ink rec 2px"),
     ("lossy_glyphs", "lossy glyphs"),
     ("stroke_precision", "stroke P"),
     ("stroke_recall", "stroke R"),

@@ -10,8 +10,9 @@ of every font pooled):
 - ``count_exact`` / ``count_within_1``: the share of glyphs whose count is right / off by at most 1;
 - ``traced_true_ratio``: sum of traced over sum of true strokes (above 1: strokes cut in pieces or
   spurs; below 1: strokes merged, or ink dropped);
-- ``ink_recall``: the share of the input's reference skeleton that lies near a traced stroke
-  (:func:`strokemetrics.ink_counts`, pooled): a count can be right while a radical is lost.
+- ``ink_recall``: the share of the input's reference skeleton that lies under a traced stroke
+  drawn with the input's pen (:func:`strokemetrics.ink_counts`, pooled): a count can be right
+  while a radical is lost; ``ink_recall_2px``, within 2 px of one whatever the ink's width.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def count_scores(per_glyph: Sequence[Dict[str, float]]) -> Dict[str, float]:
         "count_within_1": float((error <= 1).mean()) if len(error) else float("nan"),
         "traced_true_ratio": float(traced.sum() / true.sum()) if true.sum() else float("nan"),
         "ink_recall": sum(g["ink_traced"] for g in per_glyph) / ink_total if ink_total else float("nan"),
+        "ink_recall_2px": sum(g["ink_traced_2px"] for g in per_glyph) / ink_total if ink_total else float("nan"),
     }
 
 
@@ -124,6 +126,7 @@ COLUMNS = (
     ("count_within_1", "within 1"),
     ("traced_true_ratio", "traced/true"),
     ("ink_recall", "ink recall"),
+    ("ink_recall_2px", "ink recall 2 px"),
 )
 
 
