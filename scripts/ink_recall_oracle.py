@@ -43,7 +43,9 @@ def main() -> None:
     args = parser.parse_args()
     render, chosen = Renderer(64), glyphs(args.n, 64)
     print(f"{len(chosen)} glyphs")
-    print("| pen (full width) | truth: ink recall | truth: ink recall 2 px | a third of the strokes dropped: ink recall |")
+    head = ["pen (full width)", "truth: ink recall", "truth: ink recall 2 px"]
+    head += ["a third of the strokes dropped: ink recall"]
+    print("| " + " | ".join(head) + " |")
     print("|---|---|---|---|")
     for width in args.widths:
         sums = np.zeros(4)  # total, truth traced (pen), truth traced (2 px), lossy traced (pen)

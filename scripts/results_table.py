@@ -34,7 +34,15 @@ COLUMNS = (
     ("tangent_error_deg", "tangent °"),
     ("width_mae_px", "width MAE px"),
 )
-HIGHER_IS_BETTER = {"skeleton_f1_0px", "skeleton_f1_1px", "endpoint_f1", "junction_f1", "stroke_f1", "ink_recall", "ink_recall_2px"}
+HIGHER_IS_BETTER = {
+    "skeleton_f1_0px",
+    "skeleton_f1_1px",
+    "endpoint_f1",
+    "junction_f1",
+    "stroke_f1",
+    "ink_recall",
+    "ink_recall_2px",
+}
 
 
 def cell(values: dict, key: str) -> str:
