@@ -98,13 +98,14 @@ def under_pen(skeleton: np.ndarray, ink: np.ndarray, traced: List[np.ndarray]) -
     h, w = ink.shape
     centres = np.stack([xs + 0.5, ys + 0.5], 1)
     for p in traced:
+        todo = np.nonzero(~covered)[0]
         points = resample(p)
-        if not len(points) or covered.all():
+        if not len(todo) or not len(points):
             continue
         col = np.clip(np.floor(points[:, 0]).astype(int), 0, w - 1)
         row = np.clip(np.floor(points[:, 1]).astype(int), 0, h - 1)
         radius = np.maximum(INK_RECALL_PX, reach[row, col])
-        covered |= (_distances(centres, points) <= radius[None, :] + 1e-9).any(axis=1)
+        covered[todo] = (_distances(centres[todo], points) <= radius[None, :] + 1e-9).any(axis=1)
     out = np.zeros(skeleton.shape, bool)
     out[ys[covered], xs[covered]] = True
     return out
