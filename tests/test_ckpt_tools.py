@@ -1,7 +1,8 @@
-"""``python -m inktrace_train.ckpt``: inspect, verify, compare, convert, on files of a real run."""
+"""``python -m inktrace_train.ckpt``: inspect, verify, compare, convert, publish, on files of a real run."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -175,6 +176,33 @@ def test_convert_refuses_to_overwrite(tmp_path):
     assert forced.returncode == 0 and torch.load(tmp_path / "taken.pth", weights_only=True)["version"] == 1
 
 
+def test_publish_keeps_what_a_model_is_shared_as(run_dir, tmp_path):
+    """A run directory published: the dense best's weights, config and metric, none of the
+    resume-only states; it loads, it is smaller, and a dense stage fine-tunes from it."""
+    proc = ckpt_tool("publish", run_dir, "model.pth", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    source, out = best(run_dir, "dense"), tmp_path / "model.pth"
+    raw, new = torch.load(source, weights_only=True), torch.load(out, weights_only=True)
+    assert all(torch.equal(new["model_state_dict"][k], v) for k, v in raw["model_state_dict"].items())
+    for key in ("config", "metric", "epoch", "global_step", "version"):
+        assert new[key] == raw[key], key
+    for key in ("optimizer_state_dict", "scheduler_state_dict", "scaler_state_dict", "rng_state"):
+        assert new[key] is None, key
+    assert new["metadata"]["stage"] == "dense" and new["metadata"]["published"]["source"] == str(source)
+    assert out.stat().st_size < 0.6 * source.stat().st_size
+    assert hashlib.sha256(out.read_bytes()).hexdigest() in proc.stdout
+    assert load_checkpoint(out).stage == "dense"
+
+    again = ckpt_tool("publish", run_dir, "model.pth", cwd=tmp_path)
+    assert again.returncode == 2 and "--force" in again.stderr and len(again.stderr.splitlines()) == 1
+
+    tune = run_cli(
+        [*tiny("stage=dense", "training.epochs=1"), f"stage.init_from={out}", "hydra.run.dir=t"], cwd=tmp_path
+    )
+    assert tune.returncode == 0, tune.stderr[-2000:]
+    assert "transferred  encoder" in (tmp_path / "t/init_report_dense.txt").read_text()
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -182,6 +210,7 @@ def test_convert_refuses_to_overwrite(tmp_path):
         ("verify", "nope"),
         ("compare", "nope.pth", "nope.pth"),
         ("convert", "nope.pth", "out.pth"),
+        ("publish", "nope.pth", "out.pth"),
     ],
 )
 def test_missing_path_is_one_line(tmp_path, args):

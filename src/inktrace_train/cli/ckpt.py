@@ -1,9 +1,10 @@
-"""The ``inktrace-ckpt`` command-line tool: inspect, verify, compare, convert and export checkpoints.
+"""The ``inktrace-ckpt`` command-line tool: inspect, verify, compare, convert, publish and export checkpoints.
 
     python -m inktrace_train.ckpt inspect FILE|RUN [--json]
     python -m inktrace_train.ckpt verify FILE|DIR
     python -m inktrace_train.ckpt compare A B [--json]      (A, B: checkpoint files or run directories)
     python -m inktrace_train.ckpt convert OLD NEW [--force]
+    python -m inktrace_train.ckpt publish CHECKPOINT|RUN OUT [--force]
     python -m inktrace_train.ckpt export CHECKPOINT [--format onnx] --out FILE
 
 A run directory stands for the best checkpoint of its last stage that has one.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -307,11 +309,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 # --- convert -------------------------------------------------------------------------
-def check_destination(old: Path, new: Path, force: bool) -> None:
+def check_destination(old: Path, new: Path, force: bool, verb: str = "convert") -> None:
     if not old.exists():
         raise ToolError(f"no such file: {old}", 2)
     if new.resolve() == old.resolve() or (new.exists() and new.samefile(old)):
-        raise ToolError(f"refusing to convert {old} onto itself: give a different NEW path", 2)
+        raise ToolError(f"refusing to {verb} {old} onto itself: give a different NEW path", 2)
     if new.is_dir():
         raise ToolError(f"{new} is a directory: give a file path", 2)
     if new.exists() and not force:
@@ -336,10 +338,38 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- publish -------------------------------------------------------------------------
+def cmd_publish(args: argparse.Namespace) -> int:
+    """What a model is shared as: the weights, config, metric, epoch, stage and provenance of a
+    checkpoint, without what only a resume needs (optimizer, scheduler, scaler and RNG states:
+    two thirds of the file). Such a file is read by predict, evaluate, export, inspect and
+    ``stage.init_from``."""
+    source = best_checkpoint_of(args.checkpoint)
+    out = Path(args.out)
+    check_destination(source, out, args.force, verb="publish")
+    ckpt = load_checkpoint(source)
+    for name in ("optimizer_state_dict", "scheduler_state_dict", "scaler_state_dict", "rng_state"):
+        setattr(ckpt, name, None)
+    ckpt.metadata["published"] = {"source": str(source), "source_sha256": file_sha256(source)}
+    atomic_write(out, lambda f: f.write(sealed_bytes(ckpt.to_dict())))
+    load_checkpoint(out)  # it must load as a plain format v1 file, with weights_only=True
+    size, before = out.stat().st_size, source.stat().st_size
+    print(
+        f"published {source} -> {out}: {size / 2**20:.1f} MiB (was {before / 2**20:.1f} MiB), sha256 {file_sha256(out)}"
+    )
+    print("holds the weights, config and metric: fine-tune from it with stage.init_from=OUT")
+    return 0
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 # --- command line --------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=PROG, description="Inspect, verify, compare, convert and export inktrace_train checkpoints (.pth)."
+        prog=PROG,
+        description="Inspect, verify, compare, convert, publish and export inktrace_train checkpoints (.pth).",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -378,6 +408,17 @@ def parser() -> argparse.ArgumentParser:
         "new",
         flag="--force",
     )
+    publish = sub.add_parser(
+        "publish",
+        help="write a checkpoint to share: weights, config, metric; no optimizer, scheduler or RNG state",
+        description=cmd_publish.__doc__,
+    )
+    publish.add_argument(
+        "checkpoint", metavar="CHECKPOINT|RUN", help="a checkpoint file, or a run directory (its best)"
+    )
+    publish.add_argument("out", metavar="OUT", help="the file to write")
+    publish.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    publish.set_defaults(run=cmd_publish)
     add_export(sub)
     return p
 
