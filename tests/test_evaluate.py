@@ -25,6 +25,7 @@ RANGES = {
 
 
 HANZI_SAMPLE = Path(__file__).parent / "data" / "hanzi"
+MODULE = "inktrace_train.evaluate"
 
 
 @pytest.mark.slow
@@ -60,6 +61,25 @@ def test_one_set_and_the_brush_set_without_data(checkpoint, tmp_path):  # noqa: 
     assert {k.split("@")[1] for k in json.loads((tmp_path / "s.json").read_text())} == {"scan"}
     proc = run_cli([str(checkpoint), "--n", "4", "--set", "brush"], cwd=tmp_path, module="inktrace_train.evaluate")
     assert proc.returncode == 1 and "--hanzi-dir" in proc.stderr and "npm pack hanzi-writer-data@2.0.1" in proc.stderr
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_scores_of_one_process(checkpoint, tmp_path):  # noqa: F811
+    """The classical rows computed in two worker processes beside the model's, or all here: the
+    same JSON, in the same order, on every set and the fonts set."""
+    pytest.importorskip("skimage")
+    pytest.importorskip("fontTools")
+    fonts = Path(__file__).parent / "data" / "fonts"
+    args = [str(checkpoint), "--n", "3", "--hanzi-dir", str(HANZI_SAMPLE), "--fonts-dir", str(fonts)]
+    for workers in ("0", "2"):
+        proc = run_cli([*args, "--workers", workers, "--json", f"w{workers}.json"], cwd=tmp_path, module=MODULE)
+        assert proc.returncode == 0, proc.stderr
+    one, two = ((tmp_path / f"w{w}.json").read_text() for w in ("0", "2"))
+    assert one == two
+    rows = json.loads(one)
+    assert "thin, median + Otsu@brush" in rows and "thin@fonts" in rows and "model@fonts/klee-one" in rows
+    bad = cli([str(checkpoint), "--workers", "-1"], cwd=tmp_path, module=MODULE)
+    assert bad.returncode == 2 and "--workers=-1" in bad.stderr
 
 
 def test_a_missing_checkpoint_is_one_line(tmp_path):

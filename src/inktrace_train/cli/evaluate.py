@@ -35,12 +35,15 @@ skeleton untraced), stroke-count error and Chamfer distance (:mod:`strokemetrics
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import fields
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 import cv2
 import numpy as np
@@ -61,6 +64,7 @@ from inktrace_train.evaluation.metrics import (
 from inktrace_train.evaluation.strokemetrics import ink_counts, pooled_scores, stroke_scores
 from inktrace_train.evaluation.tracer import Tracer
 from inktrace_train.evaluation.tracing import KEYPOINT_PEAK, junctions_from_pixels, thin, trace
+from inktrace_train.run.cores import available_cores
 from inktrace_train.train.build import make_augmenter
 
 PROG = "inktrace_train.evaluate"
@@ -274,6 +278,13 @@ def parser() -> argparse.ArgumentParser:
         " (data.fonts.VAL_FONTS), for choosing settings without looking at the test set",
     )
     p.add_argument("--json", help="also write the table as JSON here")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=available_cores(),
+        help="processes for the classical rows, beside the model's (default: the cores here, %(default)s;"
+        " 0: in this process)",
+    )
     p.add_argument("--device", default="cpu")
     return p
 
@@ -308,19 +319,71 @@ def load_font_set(args, data: DataConfig, hanzi_dir: Optional[str], size: int) -
     return fonts
 
 
-def font_scores(tracer: Tracer, fonts: dict, classical) -> Tuple[dict, str]:
-    """The fonts set's rows (``<method>@fonts/<font>``, ``<method>@fonts``) and their table."""
-    from inktrace_train.data.fonts import FONTS, VAL_FONTS
+def model_tracer(tracer: Tracer) -> Callable[[np.ndarray], List[np.ndarray]]:
+    return lambda canvas: [s.points for s in tracer.strokes(tracer.maps(canvas))]
+
+
+def classical_tracer(method: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], List[np.ndarray]]:
+    return lambda canvas: [s.points for s in trace(thin(method(canvas)))]
+
+
+def fonts_table(rows: dict) -> str:
+    from inktrace_train.data.fonts import FONTS, VAL_FONTS  # fontTools: an extra, loaded with the fonts
     from inktrace_train.evaluation import fontset
 
-    def model(canvas: np.ndarray) -> List[np.ndarray]:
-        return [s.points for s in tracer.strokes(tracer.maps(canvas))]
+    return fontset.table(rows, {f.name: f.style for f in FONTS + VAL_FONTS})
 
-    tracers = {"model": model}
-    for name, method in classical.items():
-        tracers[name] = lambda canvas, method=method: [s.points for s in trace(thin(method(canvas)))]
-    rows = fontset.font_rows(tracers, fonts)
-    return rows, fontset.table(rows, {f.name: f.style for f in FONTS + VAL_FONTS})
+
+def font_rows_of(tracers: dict, fonts: Optional[dict]) -> dict:
+    """The fonts set's rows of ``tracers`` (none without fonts)."""
+    if not fonts:
+        return {}
+    from inktrace_train.evaluation import fontset
+
+    return fontset.font_rows(tracers, fonts)
+
+
+# --- the classical rows, in worker processes -------------------------------------------------
+_SHARED: Dict[str, Any] = {}  # a process's test glyphs and fonts, for the jobs it runs
+
+
+def _share(glyphs: Dict[str, list], fonts: Optional[dict], threads: Optional[int]) -> None:
+    """A worker's start (and the in-process path's): the glyphs, once, instead of with every job."""
+    if threads:
+        torch.set_num_threads(threads)  # its small torch ops need no second thread, which would only spin
+    _SHARED.update(glyphs=glyphs, fonts=fonts)
+
+
+def _classical_job(name: str, subset: str) -> Dict[str, Dict[str, float]]:
+    """One classical method's rows on one set (``fonts``: its per-font and overall rows)."""
+    method = classical_methods()[name]
+    if subset == FONT_SET:
+        return font_rows_of({name: classical_tracer(method)}, _SHARED["fonts"])
+    return {f"{name}@{subset}": classical_scores(method, _SHARED["glyphs"][subset])}
+
+
+@contextlib.contextmanager
+def classical_rows(names: List[str], glyphs: Dict[str, list], fonts: Optional[dict], workers: int):
+    """Scores every classical method on every set, in ``workers`` processes while the caller
+    scores the model (0: here, when the caller collects). Yields a function that returns the
+    rows by method and set, waiting for them."""
+    jobs = [(name, subset) for name in names for subset in [*glyphs, *([FONT_SET] if fonts else [])]]
+    # what the classical rows read of the targets: the rest (dense maps) stays here
+    shared = {
+        k: [(st, {t: tg[t] for t in ("skeleton", "keypoints")}, im) for st, tg, im in v] for k, v in glyphs.items()
+    }
+    if workers == 0 or not jobs:
+        _share(shared, fonts, None)
+        yield lambda: {job: _classical_job(*job) for job in jobs}
+        return
+    pool = ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_share, initargs=(shared, fonts, 1)
+    )
+    try:
+        pending = {job: pool.submit(_classical_job, *job) for job in jobs}
+        yield lambda: {job: future.result() for job, future in pending.items()}
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -328,6 +391,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     logging.getLogger("inktrace_train.checkpoint.store").setLevel(logging.ERROR)
     if args.n < 1:
         fail(f"--n={args.n}: must be at least 1", 2, prog=PROG)
+    if args.workers < 0:
+        fail(f"--workers={args.workers}: must be 0 (in this process) or more", 2, prog=PROG)
     with reported(PROG):
         tracer = Tracer.from_checkpoint(args.checkpoint, args.device)
         data = data_config(tracer.config)
@@ -340,22 +405,33 @@ def main(argv: Optional[List[str]] = None) -> None:
             print(f"(no brush rows: {message})")
             subsets = tuple(s for s in subsets if s != "brush")
         fonts = load_font_set(args, data, hanzi_dir, tracer.size) if args.subset in (FONT_SET, "all") else None
-        classical = classical_methods()
+        classical = list(classical_methods())
         if not classical:
             print('(no classical rows: scikit-image is not installed; pip install -e ".[eval]")')
-        rows = {}
+        glyphs = {}
         for subset in subsets:
-            glyphs = test_glyphs(data, subset, args.n, hanzi_dir=hanzi_dir, split=args.split)
-            print(f"{subset}: {len(glyphs)} {args.split}-split glyphs")
-            rows[f"model@{subset}"] = model_scores(tracer, glyphs)
-            for name, method in classical.items():
-                rows[f"{name}@{subset}"] = classical_scores(method, glyphs)
-        font_rows, fonts_table = font_scores(tracer, fonts, classical) if fonts else ({}, "")
+            glyphs[subset] = test_glyphs(data, subset, args.n, hanzi_dir=hanzi_dir, split=args.split)
+            print(f"{subset}: {len(glyphs[subset])} {args.split}-split glyphs")
+        # One glyph at a time is too little work to split: one thread for the model here, the other
+        # cores for the classical rows' workers (and the same scores with --workers 0)
+        torch.set_num_threads(1)
+        with classical_rows(classical, glyphs, fonts, args.workers) as collect:
+            model_rows = {subset: model_scores(tracer, glyphs[subset]) for subset in subsets}
+            font_rows = font_rows_of({"model": model_tracer(tracer)}, fonts)
+            by_job = collect()
+        rows = {}
+        for subset in subsets:  # each set's rows together, the model's first
+            rows[f"model@{subset}"] = model_rows[subset]
+            for name in classical:
+                rows.update(by_job[name, subset])
+        if fonts:
+            for name in classical:
+                font_rows.update(by_job[name, FONT_SET])
         print(f"checkpoint {args.checkpoint}")
         if rows:
             print(table(rows))
-        if fonts_table:
-            print(fonts_table)
+        if font_rows:
+            print(fonts_table(font_rows))
         if args.json:
             Path(args.json).write_text(json.dumps({**rows, **font_rows}, indent=2) + "\n")
 
