@@ -68,7 +68,7 @@ def test_all_sets_include_the_fonts_when_a_fonts_dir_is_given(checkpoint, tmp_pa
 
 def test_chinese_fonts_need_the_hanzi_data_and_say_so(checkpoint, tmp_path):  # noqa: F811
     args = [str(checkpoint), "--set", "fonts", "--fonts-dir", str(SAMPLE), "--n", "1", "--json", "f.json"]
-    proc = cli(args, cwd=tmp_path, module="inktrace_train.evaluate")
+    proc = cli([*args, "--workers", "0"], cwd=tmp_path, module="inktrace_train.evaluate")  # in this process
     assert proc.returncode == 0, proc.stderr
     assert "ma-shan-zheng (Chinese) is scored on hanzi-writer-data: it needs --hanzi-dir" in proc.stdout
     fonts = {k.split("/", 1)[1] for k in json.loads((tmp_path / "f.json").read_text()) if "/" in k}

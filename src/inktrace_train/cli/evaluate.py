@@ -343,6 +343,18 @@ def font_rows_of(tracers: dict, fonts: Optional[dict]) -> dict:
     return fontset.font_rows(tracers, fonts)
 
 
+@contextlib.contextmanager
+def one_thread():
+    """The model's rows on one thread: one glyph at a time is too little work to split, the other
+    cores go to the classical rows' workers, and --workers 0 gives the same scores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 # --- the classical rows, in worker processes -------------------------------------------------
 _SHARED: Dict[str, Any] = {}  # a process's test glyphs and fonts, for the jobs it runs
 
@@ -412,10 +424,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         for subset in subsets:
             glyphs[subset] = test_glyphs(data, subset, args.n, hanzi_dir=hanzi_dir, split=args.split)
             print(f"{subset}: {len(glyphs[subset])} {args.split}-split glyphs")
-        # One glyph at a time is too little work to split: one thread for the model here, the other
-        # cores for the classical rows' workers (and the same scores with --workers 0)
-        torch.set_num_threads(1)
-        with classical_rows(classical, glyphs, fonts, args.workers) as collect:
+        with one_thread(), classical_rows(classical, glyphs, fonts, args.workers) as collect:
             model_rows = {subset: model_scores(tracer, glyphs[subset]) for subset in subsets}
             font_rows = font_rows_of({"model": model_tracer(tracer)}, fonts)
             by_job = collect()
