@@ -15,12 +15,12 @@ Stroke scores do not see ink that no stroke traces when the rest is right (a mis
 costs one or two strokes of twelve). **Ink recall** does: the share of the classical skeleton of
 the input (thresholded at 0.5, thinned, cleaned of specks and spurs of <= 2 px) that lies under
 the traced strokes drawn with the input's own pen, pooled over the glyphs; and the share of
-glyphs that leave more than LOSSY_SHARE of theirs untraced. A traced point q covers the skeleton
-pixels within max(INK_RECALL_PX, r(q)) of it, r being the input ink's distance transform (the
-distance from q to the nearest background pixel: about the half width of the ink q lies in).
-On thin ink that is INK_RECALL_PX; on wide ink it reaches as far as the ink does, because there
-the classical skeleton runs on from the centerline into round ends and through the blobs where
-strokes merge: the true centerlines of KanjiVG glyphs drawn with a 7 px pen leave 12 % of it
+glyphs that leave more than LOSSY_SHARE of theirs untraced. Under the pen: within INK_RECALL_PX
+of a traced polyline, or within r(q) of a traced point q where r(q), the input ink's distance
+transform (the distance from q to the nearest background pixel: about the half width of the ink
+q lies in), is more. So on thin ink it is the 2 px rule; on wide ink it reaches as far as the
+ink does, because there the classical skeleton runs on from the centerline into round ends and
+through the blobs where strokes merge: the true centerlines of KanjiVG glyphs drawn with a 7 px pen leave 12 % of it
 farther than 2 px (``ink_recall_2px``, still reported), while a lost radical lies outside every
 traced stroke's ink whatever the width.
 """
@@ -88,40 +88,45 @@ def stroke_scores(traced: List[np.ndarray], truth: List[np.ndarray]) -> Dict[str
     return {**{k: float(v) for k, v in counts.items()}, "chamfer": chamfer}
 
 
-def under_pen(skeleton: np.ndarray, ink: np.ndarray, traced: List[np.ndarray]) -> np.ndarray:
-    """The pixels of ``skeleton`` (bool (H, W)) that the traced polylines cover when drawn with
-    the pen of ``ink`` (bool (H, W)): within max(INK_RECALL_PX, r) of a traced point whose
-    distance to the nearest background pixel is r."""
-    ys, xs = np.nonzero(skeleton)
-    covered = np.zeros(len(ys), bool)
+def under_wide_pen(pixels: np.ndarray, ink: np.ndarray, traced: List[np.ndarray]) -> np.ndarray:
+    """The pixels of ``pixels`` (bool (H, W)) within r of a traced point whose distance to the
+    nearest background pixel of ``ink`` (bool (H, W)), r, is more than INK_RECALL_PX: what the
+    traced polylines cover beyond 2 px when drawn with the pen of wide ink."""
+    ys, xs = np.nonzero(pixels)
+    far = np.ones(len(ys), bool)
     reach = cv2.distanceTransform(ink.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     h, w = ink.shape
     centres = np.stack([xs + 0.5, ys + 0.5], 1)
     for p in traced:
-        todo = np.nonzero(~covered)[0]
+        todo = np.nonzero(far)[0]
+        if not len(todo):
+            break
         points = resample(p)
-        if not len(todo) or not len(points):
-            continue
         col = np.clip(np.floor(points[:, 0]).astype(int), 0, w - 1)
         row = np.clip(np.floor(points[:, 1]).astype(int), 0, h - 1)
-        radius = np.maximum(INK_RECALL_PX, reach[row, col])
-        covered[todo] = (_distances(centres[todo], points) <= radius[None, :] + 1e-9).any(axis=1)
-    out = np.zeros(skeleton.shape, bool)
-    out[ys[covered], xs[covered]] = True
+        radius = reach[row, col]
+        wide = radius > INK_RECALL_PX
+        if wide.any():
+            near = (_distances(centres[todo], points[wide]) <= radius[wide][None, :] + 1e-9).any(axis=1)
+            far[todo[near]] = False
+    out = np.zeros(pixels.shape, bool)
+    out[ys[~far], xs[~far]] = True
     return out
 
 
 def ink_counts(image: np.ndarray, traced: List[np.ndarray]) -> Dict[str, float]:
-    """``ink_total`` pixels of the input's reference skeleton; ``ink_traced``, those under the
-    traced polylines drawn with the input's pen (:func:`under_pen`); ``ink_traced_2px``, those
-    within INK_RECALL_PX of a traced polyline whatever the ink's width."""
+    """``ink_total`` pixels of the input's reference skeleton; ``ink_traced_2px``, those within
+    INK_RECALL_PX of a traced polyline; ``ink_traced``, those under the traced polylines drawn
+    with the input's pen: the same, and on wide ink those within its half width
+    (:func:`under_wide_pen`)."""
     ink = np.asarray(image) >= 0.5
     skeleton = clean(thin(ink))
-    total = int(skeleton.sum())
+    near = skeleton & ~untraced(skeleton, traced, INK_RECALL_PX)
+    traced_px = near | under_wide_pen(skeleton & ~near, ink, traced)
     return {
-        "ink_total": float(total),
-        "ink_traced": float(under_pen(skeleton, ink, traced).sum()),
-        "ink_traced_2px": float(total - untraced(skeleton, traced, INK_RECALL_PX).sum()),
+        "ink_total": float(skeleton.sum()),
+        "ink_traced": float(traced_px.sum()),
+        "ink_traced_2px": float(near.sum()),
     }
 
 
