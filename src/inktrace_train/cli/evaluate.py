@@ -386,7 +386,10 @@ def classical_rows(names: List[str], glyphs: Dict[str, list], fonts: Optional[di
     }
     if workers == 0 or not jobs:
         _share(shared, fonts, None)
-        yield lambda: {job: _classical_job(*job) for job in jobs}
+        try:
+            yield lambda: {job: _classical_job(*job) for job in jobs}
+        finally:
+            _SHARED.clear()  # the glyphs go with the call (evaluate runs in process under the tests' runner)
         return
     pool = ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context("spawn"), initializer=_share, initargs=(shared, fonts, 1)
