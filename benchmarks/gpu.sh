@@ -2,7 +2,9 @@
 # The GPU checks in one script, sized for a short loan of a GPU machine (about 8 minutes):
 # the benchmark suite on CUDA, the device renderer's equivalence tests on CUDA, then a compiled
 # bf16 training run with a resume from it.
-# On the machine, from the project root, with .whl/ built by ../shared/device/wheelhouse.sh:
+# On the machine, from the project root, with .whl/ built by ../shared/device/wheelhouse.sh and
+# defusedxml added to it (the GPU image lacks it; pure Python):
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl defusedxml
 #   bash benchmarks/gpu.sh          (results in $OUT, or ./gpu-results without it)
 set -uo pipefail
 out=${OUT:-gpu-results}
@@ -12,6 +14,12 @@ if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site:$PWD/src
 fi
+python3 - <<'EOF' || exit 1
+import importlib.util, sys
+missing = [m for m in ("hydra", "omegaconf", "antlr4", "defusedxml", "kanji") if importlib.util.find_spec(m) is None]
+if missing:
+    sys.exit(f"gpu.sh: this machine lacks {', '.join(missing)}: add their wheels to .whl/ (see the header)")
+EOF
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 # The suite: loop overhead, start-up, both renderers (workers and the device half), model-only
 # (eager, channels_last, compiled), the full pipeline with each renderer, checkpoints.
