@@ -1,0 +1,49 @@
+"""The model shipped in ``models/results.pth`` (the README's results run, published with
+``ckpt publish``): it loads with today's code and traces as the README says. A change to the
+network, the checkpoint format or the tracer that breaks it, or quietly makes it trace worse,
+fails here."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from helpers import REPO, cli
+from inktrace_train.checkpoint.store import load_checkpoint
+
+MODEL = REPO / "models" / "results.pth"
+FONTS_SAMPLE = REPO / "tests" / "data" / "fonts"
+HANZI_SAMPLE = REPO / "tests" / "data" / "hanzi"
+
+
+def test_the_shipped_model_is_a_published_dense_model():
+    ckpt = load_checkpoint(MODEL)
+    assert ckpt.metadata["stage"] == "dense" and ckpt.config["model"]["full_heads"]
+    assert ckpt.optimizer_state_dict is None  # published: weights and config, no resume state
+    assert ckpt.metadata["published"]["source_sha256"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("skimage") is None, reason="the classical rows need scikit-image")
+def test_the_shipped_model_traces_unseen_glyphs_better_than_thinning(tmp_path):
+    args = [str(MODEL), "--set", "clean", "--n", "32", "--workers", "0", "--json", "s.json"]
+    proc = cli(args, cwd=tmp_path, module="inktrace_train.evaluate")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "s.json").read_text())
+    model, thin = rows["model@clean"], rows["thin@clean"]
+    # README (512 glyphs): stroke F1 0.77-0.79 against thinning's 0.56; count error 0.76-0.89 against 1.38
+    assert model["stroke_f1"] > 0.68 and model["stroke_f1"] > thin["stroke_f1"] + 0.1
+    assert model["stroke_count_error"] < thin["stroke_count_error"]
+    assert model["ink_recall"] > 0.99 and model["lossy_glyphs"] <= 1 / 32
+
+
+def test_the_shipped_model_covers_the_ink_of_every_bundled_font(tmp_path):
+    args = [str(MODEL), "--set", "fonts", "--fonts-dir", str(FONTS_SAMPLE), "--hanzi-dir", str(HANZI_SAMPLE)]
+    args += ["--n", "3", "--workers", "0", "--json", "f.json"]
+    proc = cli(args, cwd=tmp_path, module="inktrace_train.evaluate")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "f.json").read_text())
+    recall = {name: v["ink_recall"] for name, v in rows.items() if name.startswith("model@fonts/")}
+    assert len(recall) == 8 and min(recall.values()) > 0.95, recall  # README: 0.986-1.000 on every font
+    assert rows["model@fonts"]["count_error"] < 2.0
