@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from inktrace_train.data import Renderer
+from inktrace_train.evaluation import tracing
 from inktrace_train.evaluation.metrics import peaks
 from inktrace_train.evaluation.skeleton import clean, junctions_from_pixels, thin
 from inktrace_train.evaluation.tracing import to_svg, trace, untraced
@@ -89,10 +90,10 @@ def canvas(draw) -> np.ndarray:
     return img.astype(bool)
 
 
-def assert_lossless(skeleton, junctions=None, tangent=None):
+def assert_lossless(skeleton, junctions=None, tangent=None, half_width=None, endpoints=None):
     """Full coverage of the tracer's own cleaned skeleton, and no stroke emitted twice (each
     stroke has a vertex pixel that no other stroke has)."""
-    strokes = trace(skeleton, junctions, tangent)
+    strokes = trace(skeleton, junctions, tangent, half_width, endpoints)
     own = clean(thin(np.asarray(skeleton, bool)))
     missed = untraced(own, [s.points for s in strokes])
     assert not missed.any(), f"{missed.sum()} of {own.sum()} skeleton pixels untraced at {np.argwhere(missed)[:5]}"
@@ -202,6 +203,10 @@ def test_property_random_skeletons_are_fully_traced(seed):
     ):
         tangent = None if rng.random() < 0.3 else rng.uniform(-1, 1, (2, SIZE, SIZE))
         assert_lossless(sk, junctions, tangent)
+        # the model's endpoint and width maps too: corners joined (endpoints anywhere or none),
+        # strokes inside a longer one's footprint (1 px half width: within 1 px of it) dropped
+        ends = rng.uniform(0, SIZE, (int(rng.integers(0, 10)), 2))
+        assert_lossless(sk, junctions, tangent, np.ones((SIZE, SIZE), np.float32), ends)
 
 
 def test_perfect_targets_of_real_glyphs_keep_their_ink():
@@ -271,3 +276,34 @@ def test_a_spur_inside_a_wide_strokes_footprint_is_not_a_stroke():
     assert len(assert_lossless(sk, np.zeros((0, 2)))) == 3  # the bar, the spur, the dash
     strokes = trace(sk, np.zeros((0, 2)), None, half_width)
     assert sorted(round(s.length) for s in strokes) == [3, 52]  # the bar and the dash
+
+
+def wide_corner(spur: bool = True) -> np.ndarray:
+    """The skeleton of one 9 px wide stroke that turns 90 degrees (the second stroke of 口): a
+    bar, then down, and the spur that thinning grows into the outer corner of wide ink (it would
+    continue the bar straighter than the downstroke does)."""
+    return canvas(
+        lambda img: (
+            cv2.line(img, (6, 12), (40, 12), 1, 1),
+            cv2.line(img, (40, 12), (40, 56), 1, 1),
+            cv2.line(img, (41, 11), (43, 9), 1, 1) if spur else None,
+        )
+    )
+
+
+@pytest.mark.parametrize("spur", [True, False])
+def test_a_sharp_corner_no_endpoint_marks_is_one_stroke(spur, monkeypatch):
+    ends, half_width = np.array([[6.5, 12.5], [40.5, 56.5]]), np.full((SIZE, SIZE), 4.5, np.float32)
+    sk, junction = wide_corner(spur), np.array([[40.5, 12.5]])  # the corner cut as a junction
+    strokes = trace(sk, junction, None, half_width, ends)
+    assert len(strokes) == 1 and strokes[0].length >= 75  # the bar and the downstroke, through the corner
+    assert not untraced(clean(thin(sk)), [s.points for s in strokes], within=4.5).any()  # the spur: in its ink
+    monkeypatch.setattr(tracing, "CORNER_TURN_DEG", 0.0)  # off: the turn limit splits it, as before
+    assert len(trace(sk, junction, None, half_width, ends)) == 2
+
+
+def test_two_strokes_meeting_at_a_corner_stay_two():
+    """口's first corner: the model puts an endpoint peak where each stroke ends."""
+    ends = np.array([[6.5, 12.5], [40.5, 56.5], [39.5, 12.5], [40.5, 13.5]])
+    strokes = trace(wide_corner(), np.array([[40.5, 12.5]]), None, np.full((SIZE, SIZE), 4.0, np.float32), ends)
+    assert len(strokes) == 2

@@ -16,7 +16,8 @@ The rule, in five steps:
    be -- the direction of an end comes from the predicted tangent field when there is one, from
    the pixels otherwise -- so two strokes that cross stay two strokes, not four pieces. A pair is
    joined straight across the zone; an unpaired end (the stem of a T) runs on through the zone's
-   pixels to its nearest junction point.
+   pixels to its nearest junction point. With the model's endpoint map, the last two unpaired
+   ends at a zone no endpoint marks are one stroke's corner, joined through it (CORNER_TURN_DEG).
 4. Any skeleton pixel still farther than 1 px from every stroke (a zone that no segment touches,
    a side of a thick junction) is walked into paths that join the stroke they touch or become
    strokes of their own.
@@ -80,6 +81,14 @@ COVER_PX = 1.0  # every skeleton pixel ends within this distance of a traced str
 BRIDGE = 2.5
 END_NEAR = 4.5
 FOOTPRINT = 1.0
+# A stroke that turns sharply (the corner of 口's second stroke, a hook) meets its own other half
+# at a zone the straight pairing leaves alone: in wide ink thinning grows a spur into the outer
+# corner, and its branching pixel cuts the stroke in two. With the model's endpoint map, a zone
+# where exactly two ends of real segments (spurs shorter than the half width aside) are left
+# unpaired, turning by at most CORNER_TURN_DEG, with no endpoint peak within END_NEAR, is such a
+# corner: the two are joined through it. Two strokes that meet end to end there (口's first
+# corner) are told apart by the endpoint peaks. 0: off.
+CORNER_TURN_DEG = 180.0
 # Decoding the predicted keypoint maps (predict, evaluate, the TensorBoard grid), chosen on 150
 # validation glyphs of each test set (clean, scan, brush) with the stage=all model of the README's
 # results (focal keypoint loss): a peak (3x3 maximum) above KEYPOINT_PEAK is an endpoint or
@@ -198,16 +207,9 @@ def _pair(tips: List[_Tip]) -> List[Tuple[int, int]]:
     candidates = []
     for i in range(len(tips)):
         for j in range(i + 1, len(tips)):
-            a, b = tips[i], tips[j]
-            if a.end == b.end:
+            if tips[i].end == tips[j].end:
                 continue
-            # Leaving a along its outward direction should arrive at b against b's.
-            cos_turn = float(-(a.outward @ b.outward))
-            gap = b.point - a.point
-            dist = np.linalg.norm(gap)
-            if dist > 0:  # the jump itself should also go the way both ends point
-                cos_turn = min(cos_turn, float(a.outward @ gap / dist), float(-(b.outward @ gap) / dist))
-            turn = math.degrees(math.acos(max(-1.0, min(1.0, cos_turn))))
+            turn = _turn(tips[i], tips[j])
             if turn <= MAX_TURN_DEG:
                 candidates.append((turn, i, j))
     used, pairs = set(), []
@@ -216,6 +218,43 @@ def _pair(tips: List[_Tip]) -> List[Tuple[int, int]]:
             used.update((i, j))
             pairs.append((i, j))
     return pairs
+
+
+def _turn(a: _Tip, b: _Tip) -> float:
+    """Degrees by which leaving ``a`` along its outward direction and arriving at ``b`` against
+    its own turns (the jump between them counted too: it should go the way both ends point)."""
+    cos_turn = float(-(a.outward @ b.outward))
+    gap = b.point - a.point
+    dist = np.linalg.norm(gap)
+    if dist > 0:
+        cos_turn = min(cos_turn, float(a.outward @ gap / dist), float(-(b.outward @ gap) / dist))
+    return math.degrees(math.acos(max(-1.0, min(1.0, cos_turn))))
+
+
+def _spurs(paths: List[List[Pixel]], entries: Dict[End, Tuple[int, Pixel]], half_width: np.ndarray) -> Set[End]:
+    """The zone ends of spurs: pieces no longer than the half width there (at least 2 px) whose
+    other end is free, as thinning grows them into the corners and ends of wide ink."""
+    out = set()
+    for end in entries:
+        s, at_start = end
+        path = paths[s]
+        if (s, not at_start) not in entries and len(path) <= max(2.0, float(half_width[path[0 if at_start else -1]])):
+            out.add(end)
+    return out
+
+
+def _corner(
+    tips: List[_Tip], links: Dict[End, End], spurs: Set[End], zone: _Zone, endpoints: np.ndarray
+) -> Optional[Tuple[End, End, np.ndarray]]:
+    """The two ends to join through a zone that is one stroke's corner, and its hub; None if it
+    is not one (see CORNER_TURN_DEG). An end the straight pairing gave a spur is still alone."""
+    lone = [t for t in tips if t.end not in spurs and (t.end not in links or links[t.end] in spurs)]
+    if len(lone) != 2 or lone[0].end[0] == lone[1].end[0] or _turn(lone[0], lone[1]) > CORNER_TURN_DEG:
+        return None
+    hub = np.mean(list(zone.hubs.values()), axis=0)
+    if len(endpoints) and np.min(np.linalg.norm(endpoints - hub, axis=1)) <= END_NEAR:
+        return None  # the model says a stroke ends here: strokes meet, none turns
+    return lone[0].end, lone[1].end, hub
 
 
 def _chains(n: int, links: Dict[End, End], loops: List[bool]) -> List[List[Tuple[int, bool]]]:
@@ -308,6 +347,18 @@ def trace(
     for tips in tips_at.values():
         for i, j in _pair(tips):
             links[tips[i].end], links[tips[j].end] = tips[j].end, tips[i].end
+    via: Dict[End, np.ndarray] = {}  # a corner's pair passes through the zone's hub
+    if CORNER_TURN_DEG > 0 and endpoints is not None and half_width is not None:
+        spurs, ends = _spurs(paths, entries, half_width), np.asarray(endpoints, float).reshape(-1, 2)
+        for z, tips in tips_at.items():
+            corner = _corner(tips, links, spurs, zones[z], ends)
+            if corner is not None:
+                a, b, hub = corner
+                for end in (a, b):  # a spur it had continued goes on alone
+                    if end in links:
+                        del links[links.pop(end)]
+                links[a], links[b] = b, a
+                via[a] = via[b] = hub
     # An unpaired end runs through the zone to its nearest junction (the point itself when it lies
     # within a pixel of the skeleton there); a pair jumps straight from one end to the other.
     routes: Dict[End, np.ndarray] = {}
@@ -329,6 +380,8 @@ def trace(
             far = (s, not from_start)
             if far in routes:
                 parts.append(routes[far])
+            elif far in via:
+                parts.append(via[far][None])
         if loops[head[0]] or head in links:  # a closed stroke ends where it starts
             first = segments[head[0]]
             parts.append(first[:1] if head[1] else first[-1:])
