@@ -25,19 +25,22 @@ def test_the_shipped_model_is_a_published_dense_model():
     assert ckpt.metadata["published"]["source_sha256"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("skimage") is None, reason="the classical rows need scikit-image")
 def test_the_shipped_model_traces_unseen_glyphs_better_than_thinning(tmp_path):
     args = [str(MODEL), "--set", "clean", "--n", "32", "--workers", "0", "--json", "s.json"]
     proc = cli(args, cwd=tmp_path, module="inktrace_train.evaluate")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads((tmp_path / "s.json").read_text())
-    model, thin = rows["model@clean"], rows["thin@clean"]
-    # README (512 glyphs): stroke F1 0.77-0.79 against thinning's 0.56; count error 0.76-0.89 against 1.38
-    assert model["stroke_f1"] > 0.68 and model["stroke_f1"] > thin["stroke_f1"] + 0.1
-    assert model["stroke_count_error"] < thin["stroke_count_error"]
+    model = rows["model@clean"]
+    # README (512 glyphs): stroke F1 0.77-0.79 against thinning's 0.56; count error 0.76-0.83 against 1.38
+    assert model["stroke_f1"] > 0.68 and model["stroke_count_error"] < 1.2
     assert model["ink_recall"] > 0.99 and model["lossy_glyphs"] <= 1 / 32
+    if "thin@clean" in rows:  # the classical rows: with scikit-image (the eval extra)
+        thin = rows["thin@clean"]
+        assert model["stroke_f1"] > thin["stroke_f1"] + 0.1
+        assert model["stroke_count_error"] < thin["stroke_count_error"]
 
 
+@pytest.mark.skipif(importlib.util.find_spec("fontTools") is None, reason="the fonts set needs the eval extra")
 def test_the_shipped_model_covers_the_ink_of_every_bundled_font(tmp_path):
     args = [str(MODEL), "--set", "fonts", "--fonts-dir", str(FONTS_SAMPLE), "--hanzi-dir", str(HANZI_SAMPLE)]
     args += ["--n", "3", "--workers", "0", "--json", "f.json"]
