@@ -243,6 +243,24 @@ def _spurs(paths: List[List[Pixel]], entries: Dict[End, Tuple[int, Pixel]], half
     return out
 
 
+def _join_corners(
+    tips_at: Dict[int, List[_Tip]], links: Dict[End, End], zones: List[_Zone], spurs: Set[End], endpoints: np.ndarray
+) -> Dict[End, np.ndarray]:
+    """Links (in ``links``) the two ends at each zone that is one stroke's corner; returns the
+    hub each such pair passes through, by end."""
+    ends, via = np.asarray(endpoints, float).reshape(-1, 2), {}
+    for z, tips in tips_at.items():
+        corner = _corner(tips, links, spurs, zones[z], ends)
+        if corner is not None:
+            a, b, hub = corner
+            for end in (a, b):  # a spur it had continued goes on alone
+                if end in links:
+                    del links[links.pop(end)]
+            links[a], links[b] = b, a
+            via[a] = via[b] = hub
+    return via
+
+
 def _corner(
     tips: List[_Tip], links: Dict[End, End], spurs: Set[End], zone: _Zone, endpoints: np.ndarray
 ) -> Optional[Tuple[End, End, np.ndarray]]:
@@ -349,16 +367,7 @@ def trace(
             links[tips[i].end], links[tips[j].end] = tips[j].end, tips[i].end
     via: Dict[End, np.ndarray] = {}  # a corner's pair passes through the zone's hub
     if CORNER_TURN_DEG > 0 and endpoints is not None and half_width is not None:
-        spurs, ends = _spurs(paths, entries, half_width), np.asarray(endpoints, float).reshape(-1, 2)
-        for z, tips in tips_at.items():
-            corner = _corner(tips, links, spurs, zones[z], ends)
-            if corner is not None:
-                a, b, hub = corner
-                for end in (a, b):  # a spur it had continued goes on alone
-                    if end in links:
-                        del links[links.pop(end)]
-                links[a], links[b] = b, a
-                via[a] = via[b] = hub
+        via = _join_corners(tips_at, links, zones, _spurs(paths, entries, half_width), endpoints)
     # An unpaired end runs through the zone to its nearest junction (the point itself when it lies
     # within a pixel of the skeleton there); a pair jumps straight from one end to the other.
     routes: Dict[End, np.ndarray] = {}
