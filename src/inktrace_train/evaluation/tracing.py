@@ -85,10 +85,12 @@ FOOTPRINT = 1.0
 # at a zone the straight pairing leaves alone: in wide ink thinning grows a spur into the outer
 # corner, and its branching pixel cuts the stroke in two. With the model's endpoint map, a zone
 # where exactly two ends of real segments (spurs shorter than the half width aside) are left
-# unpaired, turning by at most CORNER_TURN_DEG, with no endpoint peak within END_NEAR, is such a
-# corner: the two are joined through it. Two strokes that meet end to end there (口's first
-# corner) are told apart by the endpoint peaks. 0: off.
+# unpaired, turning by at most CORNER_TURN_DEG, with no endpoint peak within CORNER_END_NEAR px of
+# its hub, is such a corner: the two are joined through it. Two strokes that meet end to end there
+# (口's first corner) are told apart by the endpoint peaks. 0: off. Chosen on the validation fonts
+# (docs/evaluation.md): 180 over 120 and 0; then 3 px over 1.5, 4.5 and 6.
 CORNER_TURN_DEG = 180.0
+CORNER_END_NEAR = 3.0
 # Decoding the predicted keypoint maps (predict, evaluate, the TensorBoard grid), chosen on 150
 # validation glyphs of each test set (clean, scan, brush) with the stage=all model of the README's
 # results (focal keypoint loss): a peak (3x3 maximum) above KEYPOINT_PEAK is an endpoint or
@@ -270,7 +272,7 @@ def _corner(
     if len(lone) != 2 or lone[0].end[0] == lone[1].end[0] or _turn(lone[0], lone[1]) > CORNER_TURN_DEG:
         return None
     hub = np.mean(list(zone.hubs.values()), axis=0)
-    if len(endpoints) and np.min(np.linalg.norm(endpoints - hub, axis=1)) <= END_NEAR:
+    if len(endpoints) and np.min(np.linalg.norm(endpoints - hub, axis=1)) <= CORNER_END_NEAR:
         return None  # the model says a stroke ends here: strokes meet, none turns
     return lone[0].end, lone[1].end, hub
 
