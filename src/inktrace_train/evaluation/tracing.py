@@ -250,9 +250,9 @@ def _join_corners(
 ) -> Dict[End, np.ndarray]:
     """Links (in ``links``) the two ends at each zone that is one stroke's corner; returns the
     hub each such pair passes through, by end."""
-    ends, via = np.asarray(endpoints, float).reshape(-1, 2), {}
+    via = {}
     for z, tips in tips_at.items():
-        corner = _corner(tips, links, spurs, zones[z], ends)
+        corner = _corner(tips, links, spurs, zones[z], endpoints)
         if corner is not None:
             a, b, hub = corner
             for end in (a, b):  # a spur it had continued goes on alone
@@ -272,7 +272,7 @@ def _corner(
     if len(lone) != 2 or lone[0].end[0] == lone[1].end[0] or _turn(lone[0], lone[1]) > CORNER_TURN_DEG:
         return None
     hub = np.mean(list(zone.hubs.values()), axis=0)
-    if len(endpoints) and np.min(np.linalg.norm(endpoints - hub, axis=1)) <= CORNER_END_NEAR:
+    if _marked(hub, endpoints, CORNER_END_NEAR):
         return None  # the model says a stroke ends here: strokes meet, none turns
     return lone[0].end, lone[1].end, hub
 
@@ -333,8 +333,10 @@ def trace(
     thinned = thin(np.asarray(skeleton, bool))
     sk = clean(thinned)
     cells = pixels(sk)
+    if endpoints is not None:
+        endpoints = np.asarray(endpoints, float).reshape(-1, 2)
     if BRIDGE > 0 and endpoints is not None and half_width is not None and ink is not None:
-        sk = clean(thin(_bridged(sk, cells, np.asarray(endpoints, float).reshape(-1, 2), tangent, half_width, ink)))
+        sk = clean(thin(_bridged(sk, cells, endpoints, tangent, half_width, ink)))
         cells = pixels(sk)
     if junctions is None:  # before cleaning: a spur that thinning leaves at a corner marks where strokes meet
         junctions = junctions_from_pixels(thinned)
@@ -454,7 +456,7 @@ def _bridged(
     out = sk.astype(np.uint8)  # OpenCV draws the bridges on it
     for end in [p for p in cells if len(neighbours(p, cells)) == 1]:
         centre = np.array([end[1] + 0.5, end[0] + 0.5])
-        if len(endpoints) and np.min(np.linalg.norm(endpoints - centre, axis=1)) <= END_NEAR:
+        if _marked(centre, endpoints, END_NEAR):
             continue  # the model says a stroke ends here
         reach = max(2.0, BRIDGE * float(half_width[end]))
         inward = _inward(end, cells, int(reach) + DIRECTION_PIXELS + 2)  # its own pixels: never a target
@@ -477,6 +479,12 @@ def _bridged(
                 cv2.line(out, (end[1], end[0]), (target[1], target[0]), 1, 1)
                 break
     return out.astype(bool)
+
+
+def _marked(point: np.ndarray, endpoints: np.ndarray, within: float) -> bool:
+    """Whether an endpoint peak lies within ``within`` px of ``point``: the model says a stroke
+    ends there."""
+    return bool(len(endpoints)) and float(np.min(np.linalg.norm(endpoints - point, axis=1))) <= within
 
 
 def _d2(a: Pixel, b: Pixel) -> int:
