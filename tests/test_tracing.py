@@ -307,3 +307,27 @@ def test_two_strokes_meeting_at_a_corner_stay_two():
     ends = np.array([[6.5, 12.5], [40.5, 56.5], [39.5, 12.5], [40.5, 13.5]])
     strokes = trace(wide_corner(), np.array([[40.5, 12.5]]), None, np.full((SIZE, SIZE), 4.0, np.float32), ends)
     assert len(strokes) == 2
+
+
+def test_a_bar_and_a_stem_meeting_at_an_unmarked_branching_pixel_are_not_walked_as_one(monkeypatch):
+    """Where a diagonal comes in, a bar goes right and a stem goes down from one branching pixel
+    (thinning draws this where wide strokes cross) and the model marks no junction there: cut
+    alone, the pixel leaves the bar's first pixel and the stem's diagonal to each other, and the
+    two were walked as one bent stroke."""
+    sk = canvas(
+        lambda img: (
+            cv2.line(img, (10, 9), (20, 19), 1, 1),  # the diagonal, into the branching pixel
+            cv2.line(img, (20, 19), (44, 19), 1, 1),  # the bar
+            cv2.line(img, (20, 19), (20, 44), 1, 1),  # the stem
+        )
+    )
+    half_width, none = np.full((SIZE, SIZE), 2.0, np.float32), np.zeros((0, 2))
+
+    def bent() -> bool:
+        strokes = assert_lossless(sk, none, None, half_width, none)
+        ends = [{tuple(s.points[0]), tuple(s.points[-1])} for s in strokes]
+        return any({(44.5, 19.5), (20.5, 44.5)} <= e for e in ends)
+
+    assert not bent()
+    monkeypatch.setattr(tracing, "BRANCH_CUT", 0)
+    assert bent()

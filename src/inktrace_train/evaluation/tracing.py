@@ -9,9 +9,9 @@ The rule, in five steps:
    at (in wide ink the map fades where strokes meet). Every pixel left is covered by the
    strokes: it is a vertex of one, or lies within 1 px of one.
 2. The skeleton is cut around every junction -- the given junction points (the model's), each
-   pixel within JOIN_RADIUS of one, and every branching pixel of the pixel graph that no point
-   marks. The cut pixels form *zones*; what is left splits into *segments*, each a simple line or
-   loop (no branching pixel is left in one).
+   pixel within JOIN_RADIUS of one, and every branching pixel of the pixel graph with its
+   neighbours (BRANCH_CUT). The cut pixels form *zones*; what is left splits into *segments*,
+   each a simple line or loop (no branching pixel is left in one).
 3. At each zone the segment ends that touch it are paired by how straight the continuation would
    be -- the direction of an end comes from the predicted tangent field when there is one, from
    the pixels otherwise -- so two strokes that cross stay two strokes, not four pieces. A pair is
@@ -91,6 +91,12 @@ FOOTPRINT = 1.0
 # (docs/evaluation.md): 180 over 120 and 0; then 3 px over 1.5, 4.5 and 6.
 CORNER_TURN_DEG = 180.0
 CORNER_END_NEAR = 3.0
+# A branching pixel of the pixel graph is cut with the skeleton pixels within BRANCH_CUT px of it
+# (a square; the model's junction points already cut a JOIN_RADIUS disc). Cut alone (0), two of
+# its neighbours that are diagonal to each other stay joined, and the bar and the stem that meet
+# there are walked as one bent segment. Chosen on the validation fonts (docs/evaluation.md): 1
+# over 0 and 2.
+BRANCH_CUT = 1
 # Decoding the predicted keypoint maps (predict, evaluate, the TensorBoard grid), chosen on 150
 # validation glyphs of each test set (clean, scan, brush) with the stage=all model of the README's
 # results (focal keypoint loss): a peak (3x3 maximum) above KEYPOINT_PEAK is an endpoint or
@@ -144,8 +150,10 @@ def _zones(sk: np.ndarray, cells: Set[Pixel], junctions: np.ndarray) -> Tuple[Li
         for jx, jy in junctions:
             cut |= (xs + 0.5 - jx) ** 2 + (ys + 0.5 - jy) ** 2 <= JOIN_RADIUS**2
         cut &= sk
+    r = int(BRANCH_CUT)
     for y, x in branch_pixels(cells):
-        cut[y, x] = True
+        around = np.s_[max(0, y - r) : y + r + 1, max(0, x - r) : x + r + 1]
+        cut[around] |= sk[around]
     zones, labels = [], np.full(sk.shape, -1, int)
     for comp in components(cut):
         pts = _xy(comp)
