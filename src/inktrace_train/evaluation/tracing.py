@@ -67,9 +67,10 @@ __all__ = [
 # cuts). MAX_TURN_DEG on the model's maps of the validation split and fonts
 # (scripts/tracer_sweep.py, docs/evaluation.md): the lowest fonts' count error that keeps each
 # set's stroke F1 within 0.01 of the value before; 50 deg (1.150) over 40 (1.224), then with the
-# wide-ink steps below 55 deg (1.073) over 50 (1.091; 60 cost brush F1 0.015).
+# wide-ink steps below 55 deg (1.073) over 50 (1.091; 60 cost brush F1 0.015), then with corners
+# and BRANCH_CUT 60 deg (0.969) over 55 (0.973), 50 (0.982) and 65 (0.986).
 JOIN_RADIUS = 1.5  # px: skeleton pixels this close to a junction point are cut away and re-joined
-MAX_TURN_DEG = 55.0  # a continuation through a junction bends by at most this much
+MAX_TURN_DEG = 60.0  # a continuation through a junction bends by at most this much
 DIRECTION_PIXELS = 4  # pixels at a segment's end that give its direction
 COVER_PX = 1.0  # every skeleton pixel ends within this distance of a traced stroke
 # Wide ink, chosen the same way (fonts' count error 1.150 with neither, 1.107 bridging, 1.094
