@@ -151,7 +151,7 @@ def _zones(sk: np.ndarray, cells: Set[Pixel], junctions: np.ndarray) -> Tuple[Li
         for jx, jy in junctions:
             cut |= (xs + 0.5 - jx) ** 2 + (ys + 0.5 - jy) ** 2 <= JOIN_RADIUS**2
         cut &= sk
-    r = int(BRANCH_CUT)
+    r = BRANCH_CUT
     for y, x in branch_pixels(cells):
         around = np.s_[max(0, y - r) : y + r + 1, max(0, x - r) : x + r + 1]
         cut[around] |= sk[around]
