@@ -34,10 +34,12 @@ VARIANTS = (
     ("control", None, []),
     ("+ wide pens", "control", wide_pens(7.0)),
     ("wide pens to 10 px", "control", wide_pens(10.0)),
+    ("wide pens to 14 px", "control", wide_pens(14.0)),
     ("+ pressure", "+ wide pens", ["data.pen_pressure=0.4"]),
     ("+ nib, flat ends", "+ pressure", ["data.pen_nib=0.2", "data.pen_flat_caps=0.3"]),
     ("wide pens + outlines", "+ wide pens", ["data.outline_ink=0.2"]),
     ("wide pens + hairlines", "+ wide pens", ["data.hairlines=0.3"]),
+    ("ink joins", "control", ["data.hairline_intensity_max=1.0", "data.hairline_width_max=2.0"]),
 )
 SETS = ("clean", "scan", "brush")
 

@@ -124,7 +124,7 @@ class DataConfig:
     hairline_width_min: float = 0.3  # narrowest full width of a hairline, pixels
     hairline_width_max: float = 0.8  # widest full width of a hairline, pixels (at most 2)
     hairline_intensity_min: float = 0.15  # faintest hairline darkness (ink coverage at its centre, for a wide one)
-    hairline_intensity_max: float = 0.45  # darkest hairline; below 0.5, so no hairline pixel counts as stroke ink
+    hairline_intensity_max: float = 0.45  # darkest hairline (at most 1: a full-ink join, as a cursive hand's)
     degrade: float = 0.5  # share of inputs made scan-like (blur, noise, specks, faint/broken ink); data/degrade.py
     max_strokes: int = 6  # synthetic source: 1..max_strokes Bezier strokes per image
 
@@ -379,10 +379,10 @@ def _validate_pen(e: List[str], d: DataConfig) -> None:
     )
     _check(
         e,
-        0 < d.hairline_intensity_min <= d.hairline_intensity_max < INK_THRESHOLD,
+        0 < d.hairline_intensity_min <= d.hairline_intensity_max <= 1,
         "data.hairline_intensity_min",
         (d.hairline_intensity_min, d.hairline_intensity_max),
-        f"need 0 < hairline_intensity_min <= hairline_intensity_max < {INK_THRESHOLD} (faint: never stroke ink)",
+        "need 0 < hairline_intensity_min <= hairline_intensity_max <= 1 (ink coverage at a hairline's centre)",
     )
 
 
