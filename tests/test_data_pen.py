@@ -12,13 +12,13 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from helpers import run_cli, tiny
-from inktrace_train.config.schema import INK_THRESHOLD, ConfigError, DataConfig, to_config
+from inktrace_train.config.schema import ConfigError, DataConfig, to_config
 from inktrace_train.data import InkDataset, KanjiVGStrokes, Pen, Renderer, SyntheticStrokes
-from inktrace_train.data import render as render_module
 from inktrace_train.data.brush import BrushGlyph
 from inktrace_train.data.centerline import resample
 from inktrace_train.data.device_batch import Centerlines, collate_centerlines
 from inktrace_train.data.pen import Hairlines
+from inktrace_train.data.render import INK_THRESHOLD
 from inktrace_train.launch.compose import config_dir, register
 from inktrace_train.train.build import make_augmenter, make_device_renderer, renders_on_device
 
@@ -343,10 +343,6 @@ def test_bad_pen_options_are_named(overrides, expected):
     with pytest.raises(ConfigError) as error:
         to_config(compose_config(overrides))
     assert expected in str(error.value) and "\n" not in str(error.value)
-
-
-def test_the_ink_threshold_is_the_renderers():
-    assert INK_THRESHOLD == render_module.INK_THRESHOLD
 
 
 def test_a_wide_ink_run_trains(workdir):

@@ -25,7 +25,6 @@ BRUSH_SOURCES = ("hanzi", "mixed")  # sources with brush outlines: the device re
 HANZI_FETCH = "npm pack hanzi-writer-data@2.0.1"
 RENDERERS = ("auto", "cpu", "device")
 PEN_WIDTH_SAMPLING = ("uniform", "log_uniform")
-INK_THRESHOLD = 0.5  # the renderers' coverage at which a pixel is stroke ink (data/render.py keeps the same)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
