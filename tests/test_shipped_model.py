@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
+import subprocess
+import sys
 
 import pytest
 
@@ -51,3 +54,38 @@ def test_the_shipped_model_covers_the_ink_of_every_bundled_font(tmp_path):
     recall = {name: v["ink_recall"] for name, v in rows.items() if name.startswith("model@fonts/")}
     assert len(recall) == 8 and min(recall.values()) > 0.95, recall  # README: 0.986-1.000 on every font
     assert rows["model@fonts"]["count_error"] < 2.0
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("fontTools") is None or importlib.util.find_spec("skimage") is None,
+    reason="the fonts set and the classical rows need the eval extra",
+)
+def test_font_margins_give_the_fonts_tables_margins_with_an_interval(tmp_path):
+    """scripts/font_margins.py: per font, model minus the best classical row, as evaluate's table
+    has it, with a paired bootstrap interval around it."""
+    fonts = ["klee-one", "zhi-mang-xing"]
+    common = ["--fonts-dir", str(FONTS_SAMPLE), "--hanzi-dir", str(HANZI_SAMPLE), "--n", "3"]
+    proc = cli(
+        [str(MODEL), "--set", "fonts", *common, "--workers", "0", "--json", "f.json"],
+        tmp_path,
+        "inktrace_train.evaluate",
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "f.json").read_text())
+    script = [sys.executable, str(REPO / "scripts" / "font_margins.py"), str(MODEL), *common, "--font", *fonts]
+    out = subprocess.run(script, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    number = r"([+-]\d\.\d{3})"
+    margin = re.compile(rf"{number} \[{number}, {number}\] \(([^)]+)\)")
+    for font in fonts:
+        line = next(line for line in out.stdout.splitlines() if line.startswith(f"| {font} |"))
+        (error, *error_span, by_error), (exact, *exact_span, by_exact) = margin.findall(line)
+        classical = {k.split("@")[0]: v for k, v in rows.items() if k.endswith(f"@fonts/{font}") and "model" not in k}
+        best_error = min(v["count_error"] for v in classical.values())
+        best_exact = max(v["count_exact"] for v in classical.values())
+        model = rows[f"model@fonts/{font}"]
+        assert float(error) == pytest.approx(model["count_error"] - best_error, abs=1e-3), line
+        assert float(exact) == pytest.approx(model["count_exact"] - best_exact, abs=1e-3), line
+        assert classical[by_error]["count_error"] == best_error and classical[by_exact]["count_exact"] == best_exact
+        for value, (low, high) in ((error, error_span), (exact, exact_span)):
+            assert float(low) <= float(value) <= float(high), line

@@ -1,0 +1,81 @@
+"""How sure the fonts table's verdicts are: per font, the model's margin over the best classical
+row (count error, exact-count share) with a paired bootstrap interval over the font's glyphs.
+
+The fonts table (``scripts/results_table.py --fonts``) compares the model with the best classical
+method of each column, font by font, on about 300 glyphs a font. This script traces the same
+glyphs again, keeps each glyph's counts, and resamples the glyphs (the same resample for the model
+and the classical method, so the differences are paired) to give a 95 % interval for each margin.
+An interval that spans 0 is a verdict the font's glyphs cannot settle.
+
+Run: ``python scripts/font_margins.py CHECKPOINT --fonts-dir fonts --hanzi-dir
+hanzi-writer-data-2.0.1.tgz [--font yusei-magic ...] [--split val]`` (6 min 21 s for the eight
+test fonts here, 2026-12-05, in a slow spell of the VM).
+Needs the ``eval`` extra (scikit-image) for the classical rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Dict
+
+import numpy as np
+
+from inktrace_train.cli import evaluate
+from inktrace_train.evaluation import fontset
+from inktrace_train.evaluation.tracer import Tracer
+
+RESAMPLES = 10_000
+
+
+def interval(model: np.ndarray, other: np.ndarray, rng: np.random.Generator) -> str:
+    """``model - other`` over the glyphs (per-glyph values), with its 95 % paired bootstrap interval."""
+    picks = rng.integers(0, len(model), (RESAMPLES, len(model)))
+    diffs = model[picks].mean(1) - other[picks].mean(1)
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return f"{model.mean() - other.mean():+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint")
+    p.add_argument("--fonts-dir", required=True)
+    p.add_argument("--hanzi-dir", help="hanzi-writer-data, for the Chinese fonts' truth")
+    p.add_argument("--font", nargs="+", help="these fonts only (default: every font found)")
+    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--n", type=int, default=512, help="glyphs per font at most (evaluate's default)")
+    args = p.parse_args()
+    methods = evaluate.classical_methods()
+    if not methods:
+        raise SystemExit("the classical rows need scikit-image: pip install -e '.[eval]'")
+    tracer = Tracer.from_checkpoint(args.checkpoint)
+    data = evaluate.data_config(tracer.config)
+    fractions = (data.val_fraction, data.test_fraction)
+    fonts, _ = fontset.font_set(
+        args.fonts_dir, args.n, tracer.size, fractions, data.cache_dir, args.hanzi_dir, args.split
+    )
+    rng = np.random.default_rng(0)
+    print("| font | glyphs | count err: model − best classical [95 %] | exact: model − best classical [95 %] |")
+    print("|---|---|---|---|")
+    for font, glyphs in fonts.items():
+        if args.font and font not in args.font:
+            continue
+        true = np.array([g.true_count for g in glyphs])
+        model = np.array([len(tracer.strokes(tracer.maps(g.canvas))) for g in glyphs])
+        counts: Dict[str, np.ndarray] = {
+            name: np.array([len(evaluate.classical_tracer(method)(g.canvas)) for g in glyphs])
+            for name, method in methods.items()
+        }
+        errors = {name: np.abs(c - true) for name, c in counts.items()}
+        exact = {name: (c == true).astype(float) for name, c in counts.items()}
+        by_error = min(errors, key=lambda name: errors[name].mean())
+        by_exact = max(exact, key=lambda name: exact[name].mean())
+        print(
+            f"| {font} | {len(glyphs)} "
+            f"| {interval(np.abs(model - true).astype(float), errors[by_error].astype(float), rng)} ({by_error}) "
+            f"| {interval((model == true).astype(float), exact[by_exact], rng)} ({by_exact}) |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
