@@ -9,7 +9,7 @@ An interval that spans 0 is a verdict the font's glyphs cannot settle.
 
 Run: ``python scripts/font_margins.py CHECKPOINT --fonts-dir fonts --hanzi-dir
 hanzi-writer-data-2.0.1.tgz [--font yusei-magic ...] [--split val]`` (6 min 21 s for the eight
-test fonts here, 2026-12-05, in a slow spell of the VM).
+test fonts here, 2026-12-05, in a slow spell of the VM with a short test run beside it).
 Needs the ``eval`` extra (scikit-image) for the classical rows.
 """
 
