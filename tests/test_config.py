@@ -105,6 +105,7 @@ def test_nearest_key():
         (["training.lr=0"], "training.lr=0.0 is out of range: must be > 0"),
         (["training.mask_ratio=1.0"], "training.mask_ratio=1.0 is out of range: must be in [0, 1)"),
         (["training.keep_last_n=0"], "training.keep_last_n=0 is out of range: must be >= 1"),
+        (["training.ema_decay=1"], "training.ema_decay=1.0 is out of range: must be in [0, 1) (0 turns it off)"),
         (["data.img_size=60"], "data.img_size=60 is out of range: a positive multiple of 8"),
         (["training.batch_size=0"], "training.batch_size=0 is out of range: must be >= 1"),
         (["model.num_heads=3"], "model.num_heads=3 is out of range: must be >= 1 and divide model.embed_dim=128"),

@@ -70,6 +70,7 @@ class Checkpoint:
     metadata: Dict[str, Any] = field(default_factory=dict)  # stage, run_id, versions, git commit
     timestamp: Optional[str] = None  # ISO 8601
     rng_state: Optional[Dict[str, Any]] = None  # python, numpy, torch, cuda generators
+    ema_state_dict: Optional[Dict[str, Any]] = None  # training.ema_decay: weights, decay, updates
     version: int = FORMAT_VERSION
 
     def to_dict(self) -> Dict[str, Any]:
@@ -79,6 +80,11 @@ class Checkpoint:
     def from_dict(cls, state: Dict[str, Any]) -> Checkpoint:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in state.items() if k in names})
+
+    def inference_weights(self) -> Dict[str, Any]:
+        """The weights to validate, trace and fine-tune from: the weight average where the run
+        kept one (``training.ema_decay``), else the trained weights."""
+        return self.ema_state_dict["weights"] if self.ema_state_dict else self.model_state_dict
 
     @property
     def stage(self) -> Optional[str]:

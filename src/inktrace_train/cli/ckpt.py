@@ -99,6 +99,7 @@ def checkpoint_summary(ckpt: Checkpoint) -> Dict[str, Any]:
         "optimizer_state": ckpt.optimizer_state_dict is not None,
         "scheduler_state": ckpt.scheduler_state_dict is not None,
         "scaler_state": ckpt.scaler_state_dict is not None,
+        "weight_average": {k: ckpt.ema_state_dict[k] for k in ("decay", "updates")} if ckpt.ema_state_dict else None,
         "config": config_summary(ckpt.config),
     }
 
@@ -132,10 +133,17 @@ def format_summary(path: str, s: Dict[str, Any]) -> str:
         f"optimizer:     {present[s['optimizer_state']]}",
         f"scheduler:     {present[s['scheduler_state']]}",
         f"grad scaler:   {present[s['scaler_state']]}",
+        f"weight avg:    {ema_line(s['weight_average'])}",
         "config:",
     ]
     lines += [f"  {key:<26}{value!r}" for key, value in s["config"].items()] or ["  (none)"]
     return "\n".join(lines)
+
+
+def ema_line(average: Optional[Dict[str, Any]]) -> str:
+    if not average:
+        return "absent"
+    return f"decay {average['decay']:g}, {average['updates']} updates (predict, evaluate and publish use it)"
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -342,13 +350,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     """What a model is shared as: the weights, config, metric, epoch, stage and provenance of a
     checkpoint, without what only a resume needs (optimizer, scheduler, scaler and RNG states:
-    two thirds of the file). Such a file is read by predict, evaluate, export, inspect and
-    ``stage.init_from``."""
+    two thirds of the file). Where the run kept a weight average, it is the published weights.
+    Such a file is read by predict, evaluate, export, inspect and ``stage.init_from``."""
     source = best_checkpoint_of(args.checkpoint)
     out = Path(args.out)
     check_destination(source, out, args.force, verb="publish")
     ckpt = load_checkpoint(source)
-    for name in ("optimizer_state_dict", "scheduler_state_dict", "scaler_state_dict", "rng_state"):
+    ckpt.model_state_dict = ckpt.inference_weights()  # the weight average, where the run kept one
+    for name in ("optimizer_state_dict", "scheduler_state_dict", "scaler_state_dict", "rng_state", "ema_state_dict"):
         setattr(ckpt, name, None)
     ckpt.metadata["published"] = {"source": str(source), "source_sha256": file_sha256(source)}
     atomic_write(out, lambda f: f.write(sealed_bytes(ckpt.to_dict())))

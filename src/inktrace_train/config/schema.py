@@ -79,6 +79,7 @@ class TrainingConfig:
     final_lr_ratio: float = 0.01  # cosine decays to lr * final_lr_ratio at the last step
     grad_clip: float = 1.0  # clip the global gradient norm to this; 0 disables clipping
     grad_accum_steps: int = 1  # micro-batches accumulated per optimizer step
+    ema_decay: float = 0.0  # moving average of the weights (~1/(1-decay) steps), validated and traced; 0: off
     precision: str = "auto"  # auto: bf16 (or fp16) autocast on CUDA, fp32 elsewhere
     compile: Optional[bool] = None  # torch.compile the training forward/backward; null: on for CUDA only
     channels_last: Optional[bool] = None  # NHWC memory format for the convolutions; null: on for CUDA only
@@ -224,6 +225,7 @@ def validate(cfg: Config) -> None:
     _check(e, 0 <= t.final_lr_ratio <= 1, "training.final_lr_ratio", t.final_lr_ratio, "must be in [0, 1]")
     _check(e, t.grad_clip >= 0, "training.grad_clip", t.grad_clip, "must be >= 0 (0 disables)")
     _check(e, t.grad_accum_steps >= 1, "training.grad_accum_steps", t.grad_accum_steps, "must be >= 1")
+    _check(e, 0 <= t.ema_decay < 1, "training.ema_decay", t.ema_decay, "must be in [0, 1) (0 turns it off)")
     _check(e, t.device in DEVICES, "training.device", t.device, f"one of {', '.join(DEVICES)}")
     _check(e, t.precision in PRECISIONS, "training.precision", t.precision, f"one of {', '.join(PRECISIONS)}")
     for name in schema_keys(type(t.loss_weights)):

@@ -31,7 +31,7 @@ class TorchMaps:
         self.size = int((config.get("data") or {}).get("img_size", 64))
         try:
             model = InkTraceModel(**config["model"])
-            model.load_state_dict(ckpt.model_state_dict)
+            model.load_state_dict(ckpt.inference_weights())
         except (TypeError, ValueError, RuntimeError) as e:
             raise ToolError(
                 f"{checkpoint}: its weights do not fit the model its config describes: {first_line(e)}"

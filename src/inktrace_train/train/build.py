@@ -290,6 +290,7 @@ def build_trainer(
         render=make_device_renderer(cfg.data) if renders_on_device(cfg.data, device) else None,
         channels_last=channels_last,
         stop=stop,
+        ema_decay=t.ema_decay,
     )
     if checkpoint is not None:
         trainer.restore(checkpoint)

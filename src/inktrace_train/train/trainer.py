@@ -24,6 +24,7 @@ from inktrace_train.errors import RunFailed, first_line
 from inktrace_train.run.rundir import now_iso
 from inktrace_train.run.signals import Preempted, StopRequest, worker_deaths_at_next_batch
 from inktrace_train.train.distributed import Distributed
+from inktrace_train.train.ema import WeightAverage
 from inktrace_train.train.logger import RunLogger
 from inktrace_train.train.optim import WarmupCosine
 from inktrace_train.train.state import Generators, Stateful, TrainState
@@ -80,6 +81,8 @@ class Trainer:
         channels_last: the model is NHWC; its input batches are made so too.
         render: draws each batch's image and targets on the device from the centerlines the
             loaders hand over (``data.renderer=device``); None when the loaders draw them.
+        ema_decay: keep a moving average of the weights (:mod:`.ema`), validated and saved
+            beside them; 0: none.
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class Trainer:
         compile: bool = False,
         channels_last: bool = False,
         render: Optional[Callable[[Dict[str, torch.Tensor]], Dict[str, torch.Tensor]]] = None,
+        ema_decay: float = 0.0,
     ):
         # Save and validate the first (plain keys, eager), train the second (DDP, compiled).
         self.module, self.model = model, dist.wrap(model)
@@ -133,6 +137,7 @@ class Trainer:
         self.autocast = torch.autocast(self.device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=amp_dtype == torch.float16)
         self.state = TrainState()
+        self.ema = WeightAverage(model, ema_decay) if ema_decay else None
         self.last_metric: Optional[float] = None  # the latest validation metric, for mid-epoch saves
         self.last_metrics: Dict[str, float] = {}  # every metric of the latest validation
         self.losses = self.step_log()  # every micro-batch's loss terms
@@ -173,6 +178,8 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
+        if self.ema:
+            self.ema.update()
         self.state.global_step += 1
         self.stepped_at = done
         self.norms.add(grad_norm)
@@ -344,19 +351,20 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> Dict[str, float]:
         """Validation: losses on the masked input, metrics on the full ink (the real task). Each
-        rank scores its share with the unwrapped model (no collective per batch: shares may
-        differ by one batch); the match counts are then summed over ranks."""
-        self.module.eval()
+        rank scores its share with the unwrapped model, or its weight average (no collective per
+        batch: shares may differ by one batch); the match counts are then summed over ranks."""
+        model = self.ema.module if self.ema else self.module
+        model.eval()
         metrics, losses, shown = self.new_metrics(), self.step_log(), None
         with closing(batches(self.val_loader)) as stream:
             for batch in stream:
                 batch = self.to_device(batch)
                 with self.autocast:
-                    outputs = self.module(batch["image"])
+                    outputs = model(batch["image"])
                     losses.add(self.loss_fn(outputs, batch))
                     if self.mask_ratio > 0:
                         full = torch.cat([batch["ink"], torch.ones_like(batch["ink"])], dim=1)
-                        outputs = self.module(full)
+                        outputs = model(full)
                 metrics.update(outputs, batch)
                 if shown is None:
                     shown = (batch, outputs)
@@ -379,7 +387,8 @@ class Trainer:
     # --- checkpoint state -----------------------------------------------------------
     def components(self) -> Dict[str, Stateful]:
         """What a checkpoint gathers besides the weights and the loop's counters, by the name of
-        its entry (format version 1). The scaler only where it scales (fp16)."""
+        its entry (format version 1). The scaler only where it scales (fp16), the weight average
+        only where one is kept."""
         parts: Dict[str, Stateful] = {
             "optimizer_state_dict": self.optimizer,
             "scheduler_state_dict": self.scheduler,
@@ -387,6 +396,8 @@ class Trainer:
         }
         if self.scaler.is_enabled():
             parts["scaler_state_dict"] = self.scaler
+        if self.ema:
+            parts["ema_state_dict"] = self.ema
         return parts
 
     def checkpoint(self, metric: Optional[float]) -> Checkpoint:
@@ -416,6 +427,9 @@ class Trainer:
                     part.load_state_dict(state)
                 elif name == "optimizer_state_dict":
                     log.warning("checkpoint has no optimizer state: AdamW moments start fresh")
+                elif name == "ema_state_dict":
+                    log.warning("checkpoint has no weight average: training.ema_decay starts one from its weights")
+                    part.load_state_dict({"weights": ckpt.model_state_dict, "updates": 0})
         except ValueError as e:  # the optimizer's groups or shapes differ
             raise CheckpointError(f"the checkpoint's optimizer state does not fit this model: {e}") from None
         self.last_metric = ckpt.metric

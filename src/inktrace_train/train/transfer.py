@@ -113,7 +113,7 @@ def init_from(
             f"backbone mismatch with stage.init_from checkpoint {ckpt_path} (checkpoint vs config): "
             f"{'; '.join(diffs)}. Use the same architecture, or train from scratch without stage.init_from"
         )
-    report = transfer_weights(model, ckpt.model_state_dict, allow_shape_mismatch)
+    report = transfer_weights(model, ckpt.inference_weights(), allow_shape_mismatch)
     text = format_report(ckpt_path, report, model)
     log.info("%s", text)
     return text
