@@ -80,6 +80,12 @@ def test_turned_on_at_a_resume_the_average_starts_from_the_saved_weights(tmp_pat
     for name, value in resumed.ema.module.state_dict().items():
         assert torch.equal(value, saved.model_state_dict[name]), name
 
+    resumed.fit()
+    averaged = load_checkpoint(run.checkpoint_dir("structural") / "checkpoint_latest.pth")
+    caplog.clear()
+    build_trainer(tiny_config(epochs=3), run, CPU, averaged)  # turned off again: said, not silent
+    assert "with training.ema_decay=0 it is dropped" in caplog.text
+
 
 @pytest.fixture(scope="module")
 def averaged(tmp_path_factory):

@@ -430,6 +430,8 @@ class Trainer:
                 elif name == "ema_state_dict":
                     log.warning("checkpoint has no weight average: training.ema_decay starts one from its weights")
                     part.load_state_dict({"weights": ckpt.model_state_dict, "updates": 0})
+            if ckpt.ema_state_dict and not self.ema:
+                log.warning("checkpoint has a weight average: with training.ema_decay=0 it is dropped")
         except ValueError as e:  # the optimizer's groups or shapes differ
             raise CheckpointError(f"the checkpoint's optimizer state does not fit this model: {e}") from None
         self.last_metric = ckpt.metric
