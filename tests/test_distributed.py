@@ -21,8 +21,15 @@ import torch
 
 from helpers import latest_step, needs_submitit, rows, run_cli, saved, tiny
 
-# 2 epochs of 4 micro-batches, 2 per optimizer step: the ranks skip the gradient all-reduce (no_sync) on the first.
-ARGS = tiny("training.epochs=2", "data.train_samples=128", "training.save_interval=1", "training.grad_accum_steps=2")
+# 2 epochs of 4 micro-batches, 2 per optimizer step: the ranks skip the gradient all-reduce (no_sync) on the first;
+# with a weight average, which every rank keeps and validates alike.
+ARGS = tiny(
+    "training.epochs=2",
+    "data.train_samples=128",
+    "training.save_interval=1",
+    "training.grad_accum_steps=2",
+    "training.ema_decay=0.9",
+)
 TOLERANCE = 1e-4
 
 
@@ -89,6 +96,9 @@ def test_two_processes_make_one_run_directory_and_train_the_same_model(runs):
     two = weights(cwd / "two")
     assert not any(k.startswith("module.") for k in two)
     assert max_difference(two, weights(cwd / "one")) < TOLERANCE
+    averages = [saved(cwd / run)["ema_state_dict"] for run in ("two", "one")]
+    assert averages[0]["updates"] == averages[1]["updates"] == 4
+    assert max_difference(averages[0]["weights"], averages[1]["weights"]) < TOLERANCE
     status = json.loads((cwd / "two/run.json").read_text())["stages"]["structural"]
     assert status["status"] == "done" and status["epochs"] == 2
 
