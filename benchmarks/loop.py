@@ -144,6 +144,7 @@ def framework_loop(
         save_every_n_steps=None,
         mask_ratio=0.0,
         amp_dtype=None,
+        ema_decay=0.0,
     )
 
     def epoch() -> None:

@@ -53,22 +53,22 @@ def main() -> None:
     fonts, _ = fontset.font_set(
         args.fonts_dir, args.n, tracer.size, fractions, data.cache_dir, args.hanzi_dir, args.split
     )
-    classical = {name: evaluate.classical_tracer(method) for name, method in methods.items()}
+    tracers = {"model": evaluate.model_tracer(tracer)}
+    tracers.update({name: evaluate.classical_tracer(method) for name, method in methods.items()})
     print("| font | glyphs | count err: model − best classical [95 %] | exact: model − best classical [95 %] |")
     print("|---|---|---|---|")
     for font, glyphs in fonts.items():
         if args.font and font not in args.font:
             continue
         true = np.array([g.true_count for g in glyphs])
-        model = np.array([len(tracer.strokes(tracer.maps(g.canvas))) for g in glyphs])
         counts: Dict[str, np.ndarray] = {
-            name: np.array([len(trace(g.canvas)) for g in glyphs]) for name, trace in classical.items()
+            name: np.array([len(trace(g.canvas)) for g in glyphs]) for name, trace in tracers.items()
         }
         errors = {name: np.abs(c - true).astype(float) for name, c in counts.items()}
         exact = {name: (c == true).astype(float) for name, c in counts.items()}
+        model_error, model_exact = errors.pop("model"), exact.pop("model")
         by_error = min(errors, key=lambda name: errors[name].mean())
         by_exact = max(exact, key=lambda name: exact[name].mean())
-        model_error, model_exact = np.abs(model - true).astype(float), (model == true).astype(float)
         rng = np.random.default_rng(0)  # per font: a font's interval does not depend on --font
         print(
             f"| {font} | {len(glyphs)} | {interval(model_error, errors[by_error], rng)} ({by_error}) "

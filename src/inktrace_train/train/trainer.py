@@ -112,7 +112,7 @@ class Trainer:
         compile: bool = False,
         channels_last: bool = False,
         render: Optional[Callable[[Dict[str, torch.Tensor]], Dict[str, torch.Tensor]]] = None,
-        ema_decay: float = 0.0,
+        ema_decay: float,
     ):
         # Save and validate the first (plain keys, eager), train the second (DDP, compiled).
         self.module, self.model = model, dist.wrap(model)
