@@ -147,9 +147,26 @@ def test_every_skeleton_pixel_is_traced(shape, points):
     assert_lossless(sk, junctions, rng.uniform(-1, 1, (2, SIZE, SIZE)))  # a tangent field pointing anywhere
 
 
-def test_a_closed_loop_is_one_closed_stroke():
-    (stroke,) = assert_lossless(canvas(SHAPES["O"]))
-    assert np.abs(stroke.points[0] - stroke.points[-1]).max() <= 1.0 and stroke.length > 80
+@pytest.mark.parametrize("shape", ["O", "口"])
+def test_a_ring_is_cut_into_the_three_strokes_of_a_box(shape):
+    """Regular script writes no closed stroke: a ring (a rounded font's 口, a box in one line) is
+    traced as 口 is written -- down the left, across the top and down the right, along the bottom."""
+    strokes = [s.points for s in assert_lossless(canvas(SHAPES[shape]), np.zeros((0, 2)))]
+    assert len(strokes) == 3 and len({tuple(p) for s in strokes for p in (s[0], s[-1])}) == 3  # 3 corners
+    corner = {"top-left": (20, 20), "bottom-left": (20, 44), "bottom-right": (44, 44)}
+
+    def runs(start: str, end: str) -> np.ndarray:  # the stroke that starts at one corner and ends at the other
+        (stroke,) = [s for s in strokes if abs(s[0] - corner[start]).max() < 12 and abs(s[-1] - corner[end]).max() < 12]
+        return stroke
+
+    assert runs("top-left", "bottom-left")[:, 0].max() < 30  # 丨 down the left side
+    assert runs("top-left", "bottom-right")[:, 0].max() > 44  # 𠃍 across the top and down the right
+    assert runs("bottom-left", "bottom-right")[:, 1].min() > 34  # 一 along the bottom
+
+
+def test_a_tiny_ring_stays_one_stroke():
+    (stroke,) = assert_lossless(canvas(lambda img: cv2.circle(img, (32, 32), 2, 1, 1)), np.zeros((0, 2)))
+    assert np.abs(stroke.points[0] - stroke.points[-1]).max() <= 1.0
 
 
 def test_a_branch_no_junction_point_marks_is_kept():

@@ -1,7 +1,7 @@
 """A skeleton map -> strokes: polylines with pen widths that run straight through crossings,
 and that never drop ink.
 
-The rule, in five steps:
+The rule, in six steps:
 
 1. The skeleton is thinned to one pixel and cleaned (:func:`skeleton.clean`: specks and spurs of
    at most 2 px go). With the model's endpoint, ink and width maps, each skeleton end that the
@@ -23,6 +23,8 @@ The rule, in five steps:
    strokes of their own.
 5. With the width map, a stroke lying wholly within one half width of a longer stroke (a spur
    of wide ink, a second line inside it) is part of that stroke's ink and is not emitted.
+6. A stroke that closes on itself (a ring: a box drawn in one line) is cut into the three strokes
+   that regular script writes 口 with (RING_MIN_PX).
 
 Whole-image steps are numpy/OpenCV; the Python loops run over segments, zones and pixels (a 64x64
 glyph has a few hundred skeleton pixels).
@@ -98,6 +100,13 @@ CORNER_END_NEAR = 3.0
 # there are walked as one bent segment. Chosen on the validation fonts (docs/evaluation.md): 1
 # over 0 and 2.
 BRANCH_CUT = 1
+# Regular script writes no stroke that closes on itself (口 is three strokes: 丨 down the left,
+# 𠃍 across the top and down the right, 一 along the bottom), but rounded, marker and cursive
+# hands draw a box as one ring. A traced stroke that comes back to where it started, at least
+# RING_MIN_PX long, is cut at its points nearest its box's top-left, bottom-left and bottom-right
+# corners into those three strokes. math.inf: off. Chosen on the validation fonts
+# (docs/evaluation.md).
+RING_MIN_PX = 16.0
 # Decoding the predicted keypoint maps (predict, evaluate, the TensorBoard grid), chosen on 150
 # validation glyphs of each test set (clean, scan, brush) with the stage=all model of the README's
 # results (focal keypoint loss): a peak (3x3 maximum) above KEYPOINT_PEAK is an endpoint or
@@ -409,8 +418,60 @@ def trace(
             parts.append(first[:1] if head[1] else first[-1:])
         polylines.append(np.concatenate(parts))
     polylines = _cover_rest(sk, cells, polylines)
-    strokes = sorted((Stroke(p, _width(p, half_width)) for p in polylines), key=lambda st: -st.length)
-    return _outside_footprints(strokes) if FOOTPRINT > 0 and half_width is not None else strokes
+    if FOOTPRINT > 0 and half_width is not None:
+        strokes = _outside_footprints(_longest_first(polylines, half_width))
+        polylines = [st.points for st in strokes]
+    return _longest_first(_cut_rings(polylines), half_width)
+
+
+def _longest_first(polylines: List[np.ndarray], half_width: Optional[np.ndarray]) -> List[Stroke]:
+    return sorted((Stroke(p, _width(p, half_width)) for p in polylines), key=lambda st: -st.length)
+
+
+def _cut_rings(polylines: List[np.ndarray]) -> List[np.ndarray]:
+    """The polylines, each closed one (last point its first) cut into 口's three strokes
+    (:func:`_box_strokes`) where each of the three keeps a vertex pixel no other polyline has."""
+    out = []
+    for i, ring in enumerate(polylines):
+        closed = len(ring) > 3 and np.array_equal(ring[0], ring[-1])
+        pieces = _box_strokes(ring) if closed else [ring]
+        if len(pieces) > 1:
+            cells = [_vertex_pixels(p) for p in pieces]
+            others = set().union(*(_vertex_pixels(p) for j, p in enumerate(polylines) if j != i))
+            if not all(own - others - set().union(*cells[:k], *cells[k + 1 :]) for k, own in enumerate(cells)):
+                pieces = [ring]
+        out.extend(pieces)
+    return out
+
+
+def _vertex_pixels(points: np.ndarray) -> Set[Tuple[int, int]]:
+    return set(map(tuple, np.floor(points).astype(int).tolist()))
+
+
+def _box_strokes(ring: np.ndarray) -> List[np.ndarray]:
+    """A closed polyline (its last point its first) -> 口's three strokes along it, each from its
+    start corner: top-left to bottom-left, top-left round the top-right to bottom-right,
+    bottom-left to bottom-right. Itself where it is shorter than RING_MIN_PX or two of the
+    corners are one point."""
+    cycle = ring[:-1]
+    n = len(cycle)
+    if n < 3 or float(np.linalg.norm(np.diff(ring, axis=0), axis=1).sum()) < RING_MIN_PX:
+        return [ring]
+    x, y = cycle[:, 0], cycle[:, 1]
+    tl, bl, br = int(np.argmin(x + y)), int(np.argmax(y - x)), int(np.argmax(x + y))
+    if len({tl, bl, br}) < 3:
+        return [ring]
+
+    def piece(a: int, b: int, other: int) -> np.ndarray:
+        """The arc from corner a to corner b that does not pass the third corner."""
+        if 0 < (other - a) % n < (b - a) % n:  # the forward arc a -> b passes it: go backwards
+            a, b, backwards = b, a, True
+        else:
+            backwards = False
+        arc = cycle[a : b + 1] if a <= b else np.concatenate([cycle[a:], cycle[: b + 1]])
+        return arc[::-1] if backwards else arc
+
+    return [piece(tl, bl, br), piece(tl, br, bl), piece(bl, br, tl)]
 
 
 def _outside_footprints(strokes: List[Stroke]) -> List[Stroke]:
