@@ -295,6 +295,31 @@ def test_a_spur_inside_a_wide_strokes_footprint_is_not_a_stroke():
     assert sorted(round(s.length) for s in strokes) == [3, 52]  # the bar and the dash
 
 
+@pytest.mark.parametrize("between", ["ink", "paper"])
+def test_a_skeleton_along_both_edges_of_heavy_ink_is_one_stroke(between):
+    """Heavy ink: the skeleton map runs along both edges of one 10 px wide bar, 5 px apart (more
+    than the half width the model gives it, within 1.5 of it). With ink all the way across the two
+    lines are one stroke; with paper between them (two bars side by side) they are two. A short
+    stroke meeting the bar at a right angle, as near, is kept either way."""
+    sk = canvas(
+        lambda img: (
+            cv2.line(img, (8, 28), (56, 28), 1, 1),  # the upper edge, the longer
+            cv2.line(img, (12, 33), (50, 33), 1, 1),  # the lower edge
+            cv2.line(img, (30, 36), (30, 40), 1, 1),  # a short stroke below, across
+        )
+    )
+    ink = np.zeros((SIZE, SIZE), np.float32)
+    cv2.rectangle(ink, (6, 26), (58, 35), 1.0, -1)
+    cv2.line(ink, (30, 35), (30, 41), 1.0, 3)
+    if between == "paper":
+        ink[30:32] = 0.0
+    half_width = np.full((SIZE, SIZE), 3.5, np.float32)
+    strokes = trace(sk, np.zeros((0, 2)), None, half_width, np.zeros((0, 2)), ink)
+    bars = [s for s in strokes if np.ptp(s.points[:, 0]) > 20]
+    assert len(bars) == (1 if between == "ink" else 2)
+    assert any(np.ptp(s.points[:, 1]) >= 3 and np.ptp(s.points[:, 0]) <= 1 for s in strokes)  # the short stroke
+
+
 def wide_corner(spur: bool = True) -> np.ndarray:
     """The skeleton of one 9 px wide stroke that turns 90 degrees (the second stroke of 口): a
     bar, then down, and the spur that thinning grows into the outer corner of wide ink (it would

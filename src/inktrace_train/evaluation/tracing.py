@@ -22,7 +22,9 @@ The rule, in six steps:
    a side of a thick junction) is walked into paths that join the stroke they touch or become
    strokes of their own.
 5. With the width map, a stroke lying wholly within one half width of a longer stroke (a spur
-   of wide ink, a second line inside it) is part of that stroke's ink and is not emitted.
+   of wide ink, a second line inside it) is part of that stroke's ink and is not emitted; so is,
+   with the ink map, one within 1.5 half widths that runs along a longer stroke with ink all the
+   way across to it (the skeleton drawn along both edges of heavy ink).
 6. A stroke that closes on itself (a ring: a box drawn in one line) is cut into the three strokes
    that regular script writes 口 with (RING_MIN_PX).
 
@@ -84,6 +86,15 @@ COVER_PX = 1.0  # every skeleton pixel ends within this distance of a traced str
 BRIDGE = 2.5
 END_NEAR = 4.5
 FOOTPRINT = 1.0
+# In heavy ink the skeleton map can run along both edges of one wide stroke. A stroke lying
+# within PARALLEL_FOOTPRINT half widths of a longer one, running along it (within PARALLEL_DEG),
+# with ink (at least PARALLEL_INK) all the way across to it, is that stroke's other edge and is
+# not emitted; two strokes side by side have paper between them, and a stroke that meets another
+# at an angle does not run along it. 0: off. Chosen on the validation fonts and on candidate fonts
+# that over-count (docs/evaluation.md): 1.5 over 0 and 2.
+PARALLEL_FOOTPRINT = 1.5
+PARALLEL_DEG = 30.0
+PARALLEL_INK = 0.5
 # A stroke that turns sharply (the corner of 口's second stroke, a hook) meets its own other half
 # at a zone the straight pairing leaves alone: in wide ink thinning grows a spur into the outer
 # corner, and its branching pixel cuts the stroke in two. With the model's endpoint map, a zone
@@ -419,7 +430,7 @@ def trace(
         polylines.append(np.concatenate(parts))
     polylines = _cover_rest(sk, cells, polylines)
     if FOOTPRINT > 0 and half_width is not None:
-        strokes = _outside_footprints(_longest_first(polylines, half_width))
+        strokes = _outside_footprints(_longest_first(polylines, half_width), ink)
         polylines = [st.points for st in strokes]
     return _longest_first(_cut_rings(polylines), half_width)
 
@@ -474,9 +485,10 @@ def _box_strokes(ring: np.ndarray) -> List[np.ndarray]:
     return [piece(tl, bl, br), piece(tl, br, bl), piece(bl, br, tl)]
 
 
-def _outside_footprints(strokes: List[Stroke]) -> List[Stroke]:
+def _outside_footprints(strokes: List[Stroke], ink: Optional[np.ndarray] = None) -> List[Stroke]:
     """The strokes (longest first) without those lying wholly inside a longer kept stroke's
-    footprint (FOOTPRINT of its half widths, at least COVER_PX)."""
+    footprint (FOOTPRINT of its half widths, at least COVER_PX) and, with ``ink``, those that are
+    a longer kept stroke's other edge (:func:`_runs_along`)."""
     kept: List[Tuple[Stroke, float, np.ndarray, np.ndarray]] = []  # each with its reach and box
     for st in strokes:
         lo, hi = st.points.min(0), st.points.max(0)
@@ -486,19 +498,51 @@ def _outside_footprints(strokes: List[Stroke]) -> List[Stroke]:
             and _distances(st.points, k.points).max() <= reach
             for k, reach, k_lo, k_hi in kept
         )
+        if not inside and PARALLEL_FOOTPRINT > FOOTPRINT and ink is not None:
+            inside = any(_runs_along(st, k, lo, hi, k_lo, k_hi, ink) for k, _, k_lo, k_hi in kept)
         if not inside:
             reach = max(FOOTPRINT * st.width / 2, COVER_PX)
             kept.append((st, reach, lo, hi))
     return [k for k, *_ in kept]
 
 
-def _distances(points: np.ndarray, polyline: np.ndarray) -> np.ndarray:
-    """Each point's distance to the polyline."""
+def _runs_along(
+    st: Stroke, k: Stroke, lo: np.ndarray, hi: np.ndarray, k_lo: np.ndarray, k_hi: np.ndarray, ink: np.ndarray
+) -> bool:
+    """Whether ``st`` is the other edge of the longer ``k``'s ink (PARALLEL_FOOTPRINT): near it,
+    along it, and with ink all the way across to it from nearly every point."""
+    reach = max(PARALLEL_FOOTPRINT * k.width / 2, COVER_PX)
+    if not ((lo >= k_lo - reach).all() and (hi <= k_hi + reach).all()):
+        return False
+    nearest = _nearest_points(st.points, k.points)
+    if np.linalg.norm(st.points - nearest, axis=1).max() > reach:
+        return False
+    chord = st.points[-1] - st.points[0]
+    span = nearest[-1] - nearest[0]  # the part of k that st runs beside
+    n1, n2 = np.linalg.norm(chord), np.linalg.norm(span)
+    if n1 < 2 * COVER_PX or n2 < n1 / 2 or abs(float(chord @ span)) < n1 * n2 * math.cos(math.radians(PARALLEL_DEG)):
+        return False
+    t = np.linspace(0, 1, 7)[None, :, None]  # 7 samples across, from each point to k
+    across = np.floor(st.points[:, None, :] * (1 - t) + nearest[:, None, :] * t).astype(int)
+    h, w = ink.shape
+    inked = ink[np.clip(across[..., 1], 0, h - 1), np.clip(across[..., 0], 0, w - 1)].min(1) >= PARALLEL_INK
+    return bool(inked.mean() >= 0.9)
+
+
+def _nearest_points(points: np.ndarray, polyline: np.ndarray) -> np.ndarray:
+    """Each point's nearest point on the polyline."""
     a = polyline[:-1] if len(polyline) > 1 else polyline
     b = polyline[1:] if len(polyline) > 1 else polyline
     c, ab = points[:, None, :], (b - a)[None]
     t = np.clip(((c - a[None]) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0, 1)
-    return np.linalg.norm(c - (a[None] + t[..., None] * ab), axis=-1).min(1)
+    projected = a[None] + t[..., None] * ab
+    best = np.linalg.norm(c - projected, axis=-1).argmin(1)
+    return projected[np.arange(len(points)), best]
+
+
+def _distances(points: np.ndarray, polyline: np.ndarray) -> np.ndarray:
+    """Each point's distance to the polyline."""
+    return np.linalg.norm(points - _nearest_points(points, polyline), axis=1)
 
 
 def _inward(end: Pixel, cells: Set[Pixel], steps: int) -> List[Pixel]:
