@@ -429,29 +429,30 @@ def trace(
             parts.append(first[:1] if head[1] else first[-1:])
         polylines.append(np.concatenate(parts))
     polylines = _cover_rest(sk, cells, polylines)
+    strokes = _longest_first([Stroke(p, _width(p, half_width)) for p in polylines])
     if FOOTPRINT > 0 and half_width is not None:
-        strokes = _outside_footprints(_longest_first(polylines, half_width), ink)
-        polylines = [st.points for st in strokes]
-    return _longest_first(_cut_rings(polylines), half_width)
+        strokes = _outside_footprints(strokes, ink)
+    return _longest_first(_cut_rings(strokes, half_width))
 
 
-def _longest_first(polylines: List[np.ndarray], half_width: Optional[np.ndarray]) -> List[Stroke]:
-    return sorted((Stroke(p, _width(p, half_width)) for p in polylines), key=lambda st: -st.length)
+def _longest_first(strokes: List[Stroke]) -> List[Stroke]:
+    return sorted(strokes, key=lambda st: -st.length)
 
 
-def _cut_rings(polylines: List[np.ndarray]) -> List[np.ndarray]:
-    """The polylines, each closed one (last point its first) cut into 口's three strokes
-    (:func:`_box_strokes`) where each of the three keeps a vertex pixel no other polyline has."""
+def _cut_rings(strokes: List[Stroke], half_width: Optional[np.ndarray]) -> List[Stroke]:
+    """The strokes, each closed one (last point its first) cut into 口's three strokes
+    (:func:`_box_strokes`) where each of the three keeps a vertex pixel no other stroke has."""
     out = []
-    for i, ring in enumerate(polylines):
-        closed = len(ring) > 3 and np.array_equal(ring[0], ring[-1])
-        pieces = _box_strokes(ring) if closed else [ring]
+    for i, st in enumerate(strokes):
+        ring = st.points
+        pieces = _box_strokes(ring) if len(ring) > 3 and np.array_equal(ring[0], ring[-1]) else [ring]
         if len(pieces) > 1:
             cells = [_vertex_pixels(p) for p in pieces]
-            others = set().union(*(_vertex_pixels(p) for j, p in enumerate(polylines) if j != i))
-            if not all(own - others - set().union(*cells[:k], *cells[k + 1 :]) for k, own in enumerate(cells)):
-                pieces = [ring]
-        out.extend(pieces)
+            others = set().union(*(_vertex_pixels(o.points) for j, o in enumerate(strokes) if j != i))
+            if all(own - others - set().union(*cells[:k], *cells[k + 1 :]) for k, own in enumerate(cells)):
+                out.extend(Stroke(p, _width(p, half_width)) for p in pieces)
+                continue
+        out.append(st)
     return out
 
 
@@ -466,7 +467,7 @@ def _box_strokes(ring: np.ndarray) -> List[np.ndarray]:
     corners are one point."""
     cycle = ring[:-1]
     n = len(cycle)
-    if n < 3 or float(np.linalg.norm(np.diff(ring, axis=0), axis=1).sum()) < RING_MIN_PX:
+    if float(np.linalg.norm(np.diff(ring, axis=0), axis=1).sum()) < RING_MIN_PX:
         return [ring]
     x, y = cycle[:, 0], cycle[:, 1]
     tl, bl, br = int(np.argmin(x + y)), int(np.argmax(y - x)), int(np.argmax(x + y))
@@ -492,12 +493,7 @@ def _outside_footprints(strokes: List[Stroke], ink: Optional[np.ndarray] = None)
     kept: List[Tuple[Stroke, float, np.ndarray, np.ndarray]] = []  # each with its reach and box
     for st in strokes:
         lo, hi = st.points.min(0), st.points.max(0)
-        inside = any(
-            (lo >= k_lo - reach).all()  # the box first: most pairs are far apart
-            and (hi <= k_hi + reach).all()
-            and _distances(st.points, k.points).max() <= reach
-            for k, reach, k_lo, k_hi in kept
-        )
+        inside = any(_near(st, lo, hi, k, k_lo, k_hi, reach) is not None for k, reach, k_lo, k_hi in kept)
         if not inside and PARALLEL_FOOTPRINT > FOOTPRINT and ink is not None:
             inside = any(_runs_along(st, k, lo, hi, k_lo, k_hi, ink) for k, _, k_lo, k_hi in kept)
         if not inside:
@@ -511,11 +507,8 @@ def _runs_along(
 ) -> bool:
     """Whether ``st`` is the other edge of the longer ``k``'s ink (PARALLEL_FOOTPRINT): near it,
     along it, and with ink all the way across to it from nearly every point."""
-    reach = max(PARALLEL_FOOTPRINT * k.width / 2, COVER_PX)
-    if not ((lo >= k_lo - reach).all() and (hi <= k_hi + reach).all()):
-        return False
-    nearest = _nearest_points(st.points, k.points)
-    if np.linalg.norm(st.points - nearest, axis=1).max() > reach:
+    nearest = _near(st, lo, hi, k, k_lo, k_hi, max(PARALLEL_FOOTPRINT * k.width / 2, COVER_PX))
+    if nearest is None:
         return False
     chord = st.points[-1] - st.points[0]
     span = nearest[-1] - nearest[0]  # the part of k that st runs beside
@@ -527,6 +520,17 @@ def _runs_along(
     h, w = ink.shape
     inked = ink[np.clip(across[..., 1], 0, h - 1), np.clip(across[..., 0], 0, w - 1)].min(1) >= PARALLEL_INK
     return bool(inked.mean() >= 0.9)
+
+
+def _near(
+    st: Stroke, lo: np.ndarray, hi: np.ndarray, k: Stroke, k_lo: np.ndarray, k_hi: np.ndarray, reach: float
+) -> Optional[np.ndarray]:
+    """Each point of ``st``'s nearest point on ``k`` where all of ``st`` (bounding box ``lo``,
+    ``hi``) lies within ``reach`` of ``k`` (box ``k_lo``, ``k_hi``); None where it does not."""
+    if not ((lo >= k_lo - reach).all() and (hi <= k_hi + reach).all()):  # the box first: most pairs are far apart
+        return None
+    nearest = _nearest_points(st.points, k.points)
+    return nearest if np.linalg.norm(st.points - nearest, axis=1).max() <= reach else None
 
 
 def _nearest_points(points: np.ndarray, polyline: np.ndarray) -> np.ndarray:
