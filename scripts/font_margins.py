@@ -43,6 +43,7 @@ def main() -> None:
     p.add_argument("--font", nargs="+", help="these fonts only (default: every font found)")
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--n", type=int, default=512, help="glyphs per font at most (evaluate's default)")
+    p.add_argument("--any-fonts", action="store_true", help="every Japanese or Chinese font in --fonts-dir")
     args = p.parse_args()
     methods = evaluate.classical_methods()
     if not methods:
@@ -50,8 +51,8 @@ def main() -> None:
     tracer = Tracer.from_checkpoint(args.checkpoint)
     data = evaluate.data_config(tracer.config)
     fractions = (data.val_fraction, data.test_fraction)
-    fonts, _ = fontset.font_set(
-        args.fonts_dir, args.n, tracer.size, fractions, data.cache_dir, args.hanzi_dir, args.split
+    fonts, _, _ = fontset.font_set(
+        args.fonts_dir, args.n, tracer.size, fractions, data.cache_dir, args.hanzi_dir, args.split, args.any_fonts
     )
     tracers = {"model": evaluate.model_tracer(tracer)}
     tracers.update({name: evaluate.classical_tracer(method) for name, method in methods.items()})

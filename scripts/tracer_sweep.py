@@ -6,7 +6,8 @@ Run: ``python scripts/tracer_sweep.py RUN --hanzi-dir HANZI --fonts-dir VALFONTS
 --values 0 1 1.5 2`` (``--n`` glyphs per set and per font, default 96). Prints one markdown row
 per value: stroke F1 and ink recall of the clean, scan and brush validation sets, and the
 fonts' count error, exact-count share, traced/true ratio and ink recall over all validation
-fonts, and each font's count error.
+fonts, and each font's count error. ``--any-fonts`` sweeps on every Japanese or Chinese font in
+``--fonts-dir`` instead (candidate validation fonts, on validation characters).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def main() -> None:
     p.add_argument("--name", required=True, help="a constant of evaluation.tracing, e.g. WIDE_JOIN")
     p.add_argument("--values", type=float, nargs="+", required=True)
     p.add_argument("--n", type=int, default=96)
+    p.add_argument("--any-fonts", action="store_true", help="every Japanese or Chinese font in --fonts-dir")
     args = p.parse_args()
     if not hasattr(tracing, args.name):
         raise SystemExit(f"evaluation.tracing has no constant {args.name}")
@@ -53,7 +55,7 @@ def main() -> None:
     cached_maps(tracer)
     data = evaluate.data_config(tracer.config)
     glyphs = {s: evaluate.test_glyphs(data, s, args.n, hanzi_dir=args.hanzi_dir, split="val") for s in SETS}
-    fonts, _ = fontset.font_set(
+    fonts, _, _ = fontset.font_set(
         args.fonts_dir,
         args.n,
         tracer.size,
@@ -61,6 +63,7 @@ def main() -> None:
         data.cache_dir,
         args.hanzi_dir,
         "val",
+        args.any_fonts,
     )
 
     def model(canvas: np.ndarray) -> List[np.ndarray]:

@@ -186,3 +186,54 @@ def test_a_damaged_font_file_is_named(tmp_path, damage):
     klee = find_fonts(tmp_path)[0][0]
     with pytest.raises(UserError, match=f"{victim.stem} is not a readable font"):
         klee.render("泗")
+
+
+def _own_package(folder, sample: str, name: str, metadata: dict | None):
+    """A copy of a bundled sample font published as another @fontsource package."""
+    shutil.copytree(SAMPLE / sample, folder / name)
+    (folder / name / "package.json").write_text(json.dumps({"name": f"@fontsource/{name}", "version": "1.0.0"}))
+    if metadata is not None:
+        (folder / name / "metadata.json").write_text(json.dumps(metadata))
+
+
+def test_any_fonts_scores_every_japanese_or_chinese_package_with_its_truth(checkpoint, tmp_path):  # noqa: F811
+    """Your own fonts: the language its metadata lists chooses the truth (KanjiVG, hanzi-writer-data)."""
+    fonts = tmp_path / "mine"
+    fonts.mkdir()
+    _own_package(fonts, "klee-one", "my-hand", {"subsets": ["japanese", "latin"], "category": "handwriting"})
+    _own_package(fonts, "ma-shan-zheng", "my-brush", {"subsets": ["chinese-simplified"], "category": "display"})
+    _own_package(fonts, "yusei-magic", "my-korean", {"subsets": ["korean", "latin"], "category": "display"})
+    _own_package(fonts, "zen-maru-gothic", "no-metadata", None)
+    shutil.copytree(SAMPLE / "shippori-mincho", fonts / "shippori-mincho")  # one of the set's: its own style
+    args = [str(checkpoint), "--set", "fonts", "--fonts-dir", str(fonts), "--hanzi-dir", str(HANZI_SAMPLE)]
+    proc = cli([*args, "--n", "1", "--workers", "0", "--json", "f.json"], tmp_path, "inktrace_train.evaluate")
+    assert proc.returncode == 0, proc.stderr  # without --any-fonts: the set's font only
+    assert {k for k in json.loads((tmp_path / "f.json").read_text()) if k.startswith("model@")} == {
+        "model@fonts/shippori-mincho",
+        "model@fonts",
+    }
+    every = [*args, "--any-fonts", "--n", "2", "--workers", "0", "--json", "f.json"]
+    proc = cli(every, tmp_path, "inktrace_train.evaluate")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "f.json").read_text())
+    scored = ["shippori-mincho", "my-brush", "my-hand"]  # the set's first, then the others by name
+    assert [k.split("/", 1)[1] for k in rows if k.startswith("model@fonts/")] == scored
+    assert all(rows[f"model@fonts/{f}"]["glyphs"] == 2 for f in scored)
+    assert "| my-hand | handwriting | model |" in proc.stdout
+    assert "| shippori-mincho | printed serif | model |" in proc.stdout
+    for passed_over in ("my-korean", "no-metadata"):
+        assert f"(fonts: {passed_over}: no japanese or chinese subset in its metadata.json" in proc.stdout
+    # the truth follows the language: the same glyphs as the sample fonts they copy
+    klee, brush = (find_fonts(SAMPLE)[0][i] for i in (5, 4))
+    assert [klee.font.name, brush.font.name] == ["klee-one", "ma-shan-zheng"]
+    mine = {p.font.name: p for p in find_fonts(fonts, any_fonts=True)[0]}
+    assert (mine["my-hand"].font.language, mine["my-brush"].font.language) == ("ja", "zh")
+    assert np.array_equal(mine["my-hand"].render("泗"), klee.render("泗"))
+
+
+def test_any_fonts_with_no_cjk_package_names_the_folder(checkpoint, tmp_path):  # noqa: F811
+    _own_package(tmp_path, "yusei-magic", "latin-only", {"subsets": ["latin"], "category": "serif"})
+    args = [str(checkpoint), "--set", "fonts", "--fonts-dir", str(tmp_path), "--any-fonts"]
+    proc = cli(args, tmp_path, "inktrace_train.evaluate")
+    assert proc.returncode == 1
+    assert f"--fonts-dir {tmp_path}: no package of a Japanese or Chinese font there" in proc.stderr

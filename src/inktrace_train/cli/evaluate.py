@@ -16,7 +16,9 @@ scored on the same images whatever ink it trained on:
 And ``fonts``, out of distribution: test-split characters rendered from real CJK fonts
 (``--fonts-dir``, :mod:`inktrace_train.evaluation.fontset`), the first ``--n`` each font has, read
 through ``predict``'s image rule and scored on their stroke counts and ink recall, in a second
-table (``all`` skips the set, saying so, without ``--fonts-dir``).
+table (``all`` skips the set, saying so, without ``--fonts-dir``). ``--any-fonts`` scores every
+Japanese or Chinese @fontsource package in the folder, not only the set's: your own fonts, or
+candidate validation fonts with ``--split val``.
 
 Rows: the model (its predicted maps traced by
 :mod:`tracing`), and -- with scikit-image installed (``pip install -e ".[eval]"``) -- the
@@ -43,7 +45,7 @@ import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -277,6 +279,13 @@ def parser() -> argparse.ArgumentParser:
         help="test (default): the scores; val: validation characters, and the validation fonts"
         " (data.fonts.VAL_FONTS), for choosing settings without looking at the test set",
     )
+    p.add_argument(
+        "--any-fonts",
+        action="store_true",
+        help="score every @fontsource package of a Japanese or Chinese font in --fonts-dir, not only the"
+        " set's (truth by the language its metadata.json lists: KanjiVG, else hanzi-writer-data); with"
+        " --split val, candidate validation fonts",
+    )
     p.add_argument("--json", help="also write the table as JSON here")
     p.add_argument(
         "--workers",
@@ -289,9 +298,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_font_set(args, data: DataConfig, hanzi_dir: Optional[str], size: int) -> Optional[dict]:
+def load_font_set(args, data: DataConfig, hanzi_dir: Optional[str], size: int) -> Tuple[Optional[dict], Dict[str, str]]:
     """The fonts set's glyphs by font (before any scoring, so a bad ``--fonts-dir`` costs no
-    minutes); with ``--set all`` and no ``--fonts-dir`` or no fontTools, None, saying so."""
+    minutes) and their styles; with ``--set all`` and no ``--fonts-dir`` or no fontTools, no
+    glyphs (None), saying so."""
     try:  # fontTools is an extra (eval): the other sets do without it
         from inktrace_train.data.fonts import FETCH, FETCH_VAL
         from inktrace_train.evaluation.fontset import font_set
@@ -300,23 +310,25 @@ def load_font_set(args, data: DataConfig, hanzi_dir: Optional[str], size: int) -
         if args.subset == FONT_SET:
             raise UserError(message) from None
         print(f"(no fonts rows: {message})")
-        return None
+        return None, {}
     if args.fonts_dir is None:
         fetch = FETCH if args.split == "test" else FETCH_VAL
         message = f"the fonts set needs --fonts-dir DIR (get the fonts: `{fetch}`)"
         if args.subset == FONT_SET:
             raise UserError(message)
         print(f"(no fonts rows: {message})")
-        return None
+        return None, {}
     fractions = (data.val_fraction, data.test_fraction)
-    fonts, notes = font_set(args.fonts_dir, args.n, size, fractions, data.cache_dir, hanzi_dir, args.split)
+    fonts, notes, styles = font_set(
+        args.fonts_dir, args.n, size, fractions, data.cache_dir, hanzi_dir, args.split, args.any_fonts
+    )
     for note in notes:
         print(f"(fonts: {note})")
     if not fonts:
         raise UserError(f"--fonts-dir {args.fonts_dir}: no font of the set could be scored ({'; '.join(notes)})")
     found = ", ".join(f"{name} {len(glyphs)}" for name, glyphs in fonts.items())
     print(f"fonts: {found} {args.split}-split glyphs")
-    return fonts
+    return fonts, styles
 
 
 def model_tracer(tracer: Tracer) -> Callable[[np.ndarray], List[np.ndarray]]:
@@ -327,11 +339,10 @@ def classical_tracer(method: Callable[[np.ndarray], np.ndarray]) -> Callable[[np
     return lambda canvas: [s.points for s in trace(thin(method(canvas)))]
 
 
-def fonts_table(rows: dict) -> str:
-    from inktrace_train.data.fonts import FONTS, VAL_FONTS  # fontTools: an extra, loaded with the fonts
-    from inktrace_train.evaluation import fontset
+def fonts_table(rows: dict, styles: Dict[str, str]) -> str:
+    from inktrace_train.evaluation import fontset  # fontTools: an extra, loaded with the fonts
 
-    return fontset.table(rows, {f.name: f.style for f in FONTS + VAL_FONTS})
+    return fontset.table(rows, styles)
 
 
 def font_rows_of(tracers: dict, fonts: Optional[dict]) -> dict:
@@ -419,7 +430,9 @@ def main(argv: Optional[List[str]] = None) -> None:
                 raise UserError(message)
             print(f"(no brush rows: {message})")
             subsets = tuple(s for s in subsets if s != "brush")
-        fonts = load_font_set(args, data, hanzi_dir, tracer.size) if args.subset in (FONT_SET, "all") else None
+        fonts, styles = (
+            load_font_set(args, data, hanzi_dir, tracer.size) if args.subset in (FONT_SET, "all") else (None, {})
+        )
         classical = list(classical_methods())
         if not classical:
             print('(no classical rows: scikit-image is not installed; pip install -e ".[eval]")')
@@ -443,7 +456,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         if rows:
             print(table(rows))
         if font_rows:
-            print(fonts_table(font_rows))
+            print(fonts_table(font_rows, styles))
         if args.json:
             Path(args.json).write_text(json.dumps({**rows, **font_rows}, indent=2) + "\n")
 

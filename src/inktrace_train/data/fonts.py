@@ -145,37 +145,56 @@ def _wanted(files: Dict[Tuple[str, str], bytes]) -> Dict[str, bytes]:
     return {name: data for (name, k), data in files.items() if k == kind}
 
 
-def _read_tgz(path: Path) -> Tuple[dict, Dict[str, bytes], bytes]:
-    meta, files, license = {}, {}, b""
+def _read_tgz(path: Path) -> Tuple[dict, dict, Dict[str, bytes], bytes]:
+    meta, metadata, files, license = {}, {}, {}, b""
     with tarfile.open(path) as tar:  # one pass: a gzip stream has no random access
         for member in tar:
             if not member.isfile():
                 continue
             if member.name.endswith("package/package.json"):
                 meta = json.loads(tar.extractfile(member).read())
+            elif member.name.endswith("package/metadata.json"):
+                metadata = json.loads(tar.extractfile(member).read())
             elif member.name.endswith("package/LICENSE"):
                 license = tar.extractfile(member).read()
             elif match := _FILE.search(member.name):
                 files[match.groups()] = tar.extractfile(member).read()
-    return meta, _wanted(files), license
+    return meta, metadata, _wanted(files), license
 
 
-def _read_folder(path: Path) -> Tuple[dict, Dict[str, bytes], bytes]:
+def _read_folder(path: Path) -> Tuple[dict, dict, Dict[str, bytes], bytes]:
     root = path / "package" if (path / "package" / "package.json").is_file() else path
     if not (root / "package.json").is_file():
-        return {}, {}, b""
+        return {}, {}, {}, b""
     files = {}
     for file in sorted((root / "files").glob(f"*-{WEIGHT}.woff*")):
         if match := _FILE.search(file.relative_to(root).as_posix()):
             files[match.groups()] = file.read_bytes()
     license = (root / "LICENSE").read_bytes() if (root / "LICENSE").is_file() else b""
-    return json.loads((root / "package.json").read_text()), _wanted(files), license
+    metadata = json.loads((root / "metadata.json").read_text()) if (root / "metadata.json").is_file() else {}
+    return json.loads((root / "package.json").read_text()), metadata, _wanted(files), license
 
 
-def find_fonts(fonts_dir: str | Path, split: str = "test") -> Tuple[List[FontPackage], List[str]]:
+def package_font(meta: dict, metadata: dict) -> Optional[Font]:
+    """Any @fontsource package as a font of the set (``--any-fonts``): its language from the
+    subsets its ``metadata.json`` lists (``japanese``: KanjiVG's truth, else ``chinese-*``:
+    hanzi-writer-data's), its style the package's category; None without either subset."""
+    subsets = metadata.get("subsets") or []
+    language = "ja" if "japanese" in subsets else "zh" if any(s.startswith("chinese") for s in subsets) else None
+    name = str(meta.get("name", "")).removeprefix("@fontsource/")
+    if language is None or not name:
+        return None
+    return Font(name, str(meta.get("version", "")), language, str(metadata.get("category", "")))
+
+
+def find_fonts(
+    fonts_dir: str | Path, split: str = "test", any_fonts: bool = False
+) -> Tuple[List[FontPackage], List[str]]:
     """The packages of the split's fonts (:data:`FONTS` for ``test``, :data:`VAL_FONTS` for
     ``val``) in a folder (``.tgz`` files of ``npm pack``, or folders they unpack to), in their
-    list's order, and notes on what was passed over (other packages, missing fonts).
+    list's order, and notes on what was passed over (other packages, missing fonts). With
+    ``any_fonts``, every package of a Japanese or Chinese font there (:func:`package_font`): the
+    split's fonts first, then the others by name.
 
     Raises:
         DataError: the folder does not exist or holds none of the fonts; the message names the
@@ -185,27 +204,31 @@ def find_fonts(fonts_dir: str | Path, split: str = "test") -> Tuple[List[FontPac
     folder = Path(fonts_dir).expanduser()
     if not folder.is_dir():
         raise DataError(f"--fonts-dir {fonts_dir}: no such folder (get the fonts: `{fetch}`)")
-    by_name = {f"@fontsource/{f.name}": f for f in fonts}
+    by_name = {f"@fontsource/{f.name}": f for f in (FONTS + VAL_FONTS if any_fonts else fonts)}
     found: Dict[str, FontPackage] = {}
     notes = []
     for entry in sorted(folder.iterdir()):
         try:
-            meta, files, license = _read_tgz(entry) if entry.name.endswith(".tgz") else _read_folder(entry)
+            meta, metadata, files, license = _read_tgz(entry) if entry.name.endswith(".tgz") else _read_folder(entry)
         except (tarfile.TarError, OSError, json.JSONDecodeError) as e:
             raise DataError(f"--fonts-dir {fonts_dir}: {entry.name} is not a readable package ({e})") from None
         if not meta:
             continue
-        font = by_name.get(meta.get("name"))
+        font = by_name.get(meta.get("name")) or (package_font(meta, metadata) if any_fonts else None)
         if font is None or not files:
-            notes.append(f"{entry.name}: not one of the set's fonts, or no {WEIGHT} files; passed over")
+            why = "no japanese or chinese subset in its metadata.json" if any_fonts else "not one of the set's fonts"
+            notes.append(f"{entry.name}: {why}, or no {WEIGHT} files; passed over")
         elif font.name not in found:
             found[font.name] = FontPackage(font, files, entry, license)
     if not found:
-        raise DataError(f"--fonts-dir {fonts_dir}: none of the set's fonts there (get them: `{fetch}`)")
-    missing = [f.name for f in fonts if f.name not in found]
-    if missing:
+        what = "no package of a Japanese or Chinese font" if any_fonts else "none of the set's fonts"
+        raise DataError(f"--fonts-dir {fonts_dir}: {what} there (get them: `{fetch}`)")
+    listed = [f.name for f in fonts]
+    missing = [name for name in listed if name not in found]
+    if missing and not any_fonts:
         notes.append(f"not in {fonts_dir}: {', '.join(missing)} (get them: `{fetch}`)")
-    return [found[f.name] for f in fonts if f.name in found], notes
+    others = sorted(name for name in found if name not in listed)
+    return [found[name] for name in listed if name in found] + [found[name] for name in others], notes
 
 
 def scored(char: str) -> bool:

@@ -61,12 +61,14 @@ def font_set(
     cache_dir: Optional[str] = None,
     hanzi_dir: Optional[str] = None,
     split: str = "test",
-) -> Tuple[Dict[str, List[FontGlyph]], List[str]]:
+    any_fonts: bool = False,
+) -> Tuple[Dict[str, List[FontGlyph]], List[str], Dict[str, str]]:
     """The glyphs of every font of the split found in ``fonts_dir`` (up to ``n`` each, the split's
-    characters in its fixed order; ``val``: the validation fonts and characters), by font name,
-    and notes on what was passed over: Chinese fonts without ``hanzi_dir`` (their truth is
-    hanzi-writer-data), packages that are not the set's."""
-    packages, notes = find_fonts(fonts_dir, split)
+    characters in its fixed order; ``val``: the validation fonts and characters), by font name;
+    notes on what was passed over: Chinese fonts without ``hanzi_dir`` (their truth is
+    hanzi-writer-data), packages that are not the set's; and each font's style. ``any_fonts``:
+    every Japanese or Chinese font there (:func:`~inktrace_train.data.fonts.find_fonts`)."""
+    packages, notes = find_fonts(fonts_dir, split, any_fonts)
     truth: Dict[str, List[Tuple[str, int]]] = {}
     fonts = {}
     for package in packages:
@@ -80,7 +82,7 @@ def font_set(
         if language not in truth:
             truth[language] = test_characters(language, *fractions, cache_dir, hanzi_dir, split)
         fonts[package.font.name] = font_glyphs(package, truth[language], n, size)
-    return fonts, notes
+    return fonts, notes, {p.font.name: p.font.style for p in packages}
 
 
 def count_scores(per_glyph: Sequence[Dict[str, float]]) -> Dict[str, float]:
