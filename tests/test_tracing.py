@@ -188,6 +188,30 @@ def test_a_short_piece_between_two_junctions_is_kept():
     assert_lossless(sk, np.array([[30.5, 30.5], [33.5, 30.5]]))
 
 
+@pytest.mark.parametrize("with_tangent", [False, True])
+def test_a_bar_through_two_junctions_one_pixel_apart_stays_one_stroke(with_tangent):
+    """Two stems cross a bar 6 px apart: the cuts around the two crossings leave one pixel of bar
+    between them, a segment with no direction of its own. Each of its ends points at the junction
+    it enters; both once took the same fixed direction, so one junction could not join the bar
+    through and cut it in two."""
+    sk = canvas(
+        lambda img: (
+            cv2.line(img, (5, 30), (60, 30), 1, 1),
+            cv2.line(img, (30, 10), (30, 50), 1, 1),
+            cv2.line(img, (36, 10), (36, 50), 1, 1),
+        )
+    )
+    tangent = None
+    if with_tangent:  # the bar horizontal (2θ = 0), the stems vertical (2θ = 180°)
+        tangent = np.zeros((2, SIZE, SIZE), np.float32)
+        tangent[0][30] = 1.0
+        tangent[0][:, [30, 36]] = -1.0
+    strokes = assert_lossless(sk, np.array([[30.5, 30.5], [36.5, 30.5]]), tangent)
+    assert len(strokes) == 3
+    bar = strokes[0]  # the longest
+    assert sorted([bar.points[0][0], bar.points[-1][0]]) == [5.5, 60.5]
+
+
 def random_skeleton(rng) -> np.ndarray:
     """Random strokes, loops, crosses, T's and thick bands."""
     img = np.zeros((SIZE, SIZE), np.uint8)

@@ -212,12 +212,16 @@ def _zone_at(tip: Pixel, labels: np.ndarray, zones: List[_Zone], exclude: int = 
     return min(found, key=lambda z: min(_d2(h, tip) for h in zones[z].hubs))
 
 
-def _end_direction(points: np.ndarray, at_start: bool, tangent: Optional[np.ndarray]) -> np.ndarray:
+def _end_direction(
+    points: np.ndarray, at_start: bool, tangent: Optional[np.ndarray], toward: Optional[np.ndarray] = None
+) -> np.ndarray:
     """Unit direction pointing out of the segment at one end: from the last pixels' geometry,
-    or from the tangent field there (axial: its sign is taken from the geometry)."""
+    or from the tangent field there (axial: its sign is taken from the geometry). A one-pixel
+    segment (between two junctions close together) has no geometry of its own: its ends point
+    ``toward`` the zone pixel each enters."""
     k = min(DIRECTION_PIXELS, len(points) - 1)
     tip, inner = (points[0], points[k]) if at_start else (points[-1], points[-1 - k])
-    geometric = tip - inner
+    geometric = toward - tip if k == 0 and toward is not None else tip - inner
     norm = np.linalg.norm(geometric)
     geometric = geometric / norm if norm > 0 else np.array([1.0, 0.0])
     if tangent is None:
@@ -388,12 +392,11 @@ def trace(
                 continue
             if len(path) == 1:
                 taken = z  # a one-pixel segment's two ends meet two different zones
-            entries[(s, at_start)] = (
-                z,
-                min(neighbours(tip, zones[z].cells) or zones[z].cells, key=lambda c: _d2(c, tip)),
-            )
+            entry = min(neighbours(tip, zones[z].cells) or zones[z].cells, key=lambda c: _d2(c, tip))
+            entries[(s, at_start)] = (z, entry)
             point = segments[s][0] if at_start else segments[s][-1]
-            tips_at.setdefault(z, []).append(_Tip((s, at_start), point, _end_direction(segments[s], at_start, tangent)))
+            outward = _end_direction(segments[s], at_start, tangent, _xy([entry])[0])
+            tips_at.setdefault(z, []).append(_Tip((s, at_start), point, outward))
     links: Dict[End, End] = {}
     for tips in tips_at.values():
         for i, j in _pair(tips):
