@@ -14,7 +14,8 @@ The rule, in six steps:
    each a simple line or loop (no branching pixel is left in one).
 3. At each zone the segment ends that touch it are paired by how straight the continuation would
    be -- the direction of an end comes from the predicted tangent field when there is one, from
-   the pixels otherwise -- so two strokes that cross stay two strokes, not four pieces. A pair is
+   the pixels otherwise (a one-pixel segment's ends point at the zones they enter) -- so two
+   strokes that cross stay two strokes, not four pieces. A pair is
    joined straight across the zone; an unpaired end (the stem of a T) runs on through the zone's
    pixels to its nearest junction point. With the model's endpoint map, the last two unpaired
    ends at a zone no endpoint marks are one stroke's corner, joined through it (CORNER_TURN_DEG).
@@ -72,9 +73,11 @@ __all__ = [
 # (scripts/tracer_sweep.py, docs/evaluation.md): the lowest fonts' count error that keeps each
 # set's stroke F1 within 0.01 of the value before; 50 deg (1.150) over 40 (1.224), then with the
 # wide-ink steps below 55 deg (1.073) over 50 (1.091; 60 cost brush F1 0.015), then with corners
-# and BRANCH_CUT 60 deg (0.969) over 55 (0.973), 50 (0.982) and 65 (0.986).
+# and BRANCH_CUT 60 deg (0.969) over 55 (0.973), 50 (0.982) and 65 (0.986), then with one-pixel
+# segments' directions fixed and JUNCTION_PEAK 0.25, 50 deg (0.818) over 45 (0.840), 55 (0.819)
+# and 60 (0.828).
 JOIN_RADIUS = 1.5  # px: skeleton pixels this close to a junction point are cut away and re-joined
-MAX_TURN_DEG = 60.0  # a continuation through a junction bends by at most this much
+MAX_TURN_DEG = 50.0  # a continuation through a junction bends by at most this much
 DIRECTION_PIXELS = 4  # pixels at a segment's end that give its direction
 COVER_PX = 1.0  # every skeleton pixel ends within this distance of a traced stroke
 # Wide ink, chosen the same way (fonts' count error 1.150 with neither, 1.107 bridging, 1.094
@@ -124,10 +127,11 @@ RING_MIN_PX = 16.0
 # junction (junction F1 0.811 / 0.792 / 0.759 at 0.35 against 0.798 / 0.779 / 0.759 at the
 # training metric's 0.3); a junction peak above JUNCTION_PEAK cuts the skeleton for tracing
 # (stroke F1 0.720 / 0.641 / 0.650 at 0.3, against 0.707 / 0.619 / 0.627 at 0.2 and 0.706 /
-# 0.628 / 0.652 at 0.4).
+# 0.628 / 0.652 at 0.4). With one-pixel segments' directions fixed (2026-12-05) it was chosen again
+# on the validation fonts as MAX_TURN_DEG is: 0.25 (0.828 at 60 deg) over 0.3 (0.852), 0.2 and 0.35.
 KEYPOINT_PEAK = 0.35
 SKELETON_THRESHOLD = 0.5  # sigmoid(skeleton logits) >= this is a skeleton pixel (metrics, tracing)
-JUNCTION_PEAK = 0.3
+JUNCTION_PEAK = 0.25
 
 End = Tuple[int, bool]  # (segment, at its start)
 
