@@ -212,6 +212,24 @@ def test_a_bar_through_two_junctions_one_pixel_apart_stays_one_stroke(with_tange
     assert sorted([bar.points[0][0], bar.points[-1][0]]) == [5.5, 60.5]
 
 
+def test_a_stroke_through_bars_closer_than_their_cuts_stays_one_stroke(monkeypatch):
+    """目's middle stroke: bars 4 px apart cross it, and the cuts around their junctions merge
+    into one zone that holds the whole stroke below its top. Its one end runs through the zone to
+    the farthest junction straight ahead; to the nearest one, the rest came out in six pieces."""
+    bars = [20, 24, 28, 32, 36, 40]
+    sk = canvas(
+        lambda img: (
+            cv2.line(img, (30, 8), (30, 40), 1, 1),  # down from y 8, ending on the last bar
+            *(cv2.line(img, (18, y), (42, y), 1, 1) for y in bars),
+        )
+    )
+    junctions = np.array([[30.5, y + 0.5] for y in bars])
+    strokes = assert_lossless(sk, junctions)
+    assert len(strokes) == 7 and sorted(p[1] for p in strokes[0].points[[0, -1]]) == [8.5, 40.5]
+    monkeypatch.setattr(tracing, "AHEAD_DEG", 0.0)
+    assert len(assert_lossless(sk, junctions)) == 12
+
+
 def random_skeleton(rng) -> np.ndarray:
     """Random strokes, loops, crosses, T's and thick bands."""
     img = np.zeros((SIZE, SIZE), np.uint8)

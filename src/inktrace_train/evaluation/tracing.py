@@ -17,7 +17,8 @@ The rule, in six steps:
    the pixels otherwise (a one-pixel segment's ends point at the zones they enter) -- so two
    strokes that cross stay two strokes, not four pieces. A pair is
    joined straight across the zone; an unpaired end (the stem of a T) runs on through the zone's
-   pixels to its nearest junction point. With the model's endpoint map, the last two unpaired
+   pixels to its nearest junction point, or to the farthest one straight ahead of it where
+   junctions close together have merged into one zone (AHEAD_DEG). With the model's endpoint map, the last two unpaired
    ends at a zone no endpoint marks are one stroke's corner, joined through it (CORNER_TURN_DEG).
 4. Any skeleton pixel still farther than 1 px from every stroke (a zone that no segment touches,
    a side of a thick junction) is walked into paths that join the stroke they touch or become
@@ -121,6 +122,13 @@ BRANCH_CUT = 1
 # corners into those three strokes. math.inf: off. Chosen on the validation fonts
 # (docs/evaluation.md).
 RING_MIN_PX = 16.0
+# Junctions closer than their cuts merge into one zone: 目's middle stroke crossed by bars 3 px
+# apart lies wholly inside one, with several junction points. An unpaired end runs through its
+# zone to the farthest junction point ahead of it, within AHEAD_DEG of its direction (else to its
+# nearest), so that stroke is traced on through the zone instead of stopping at the first
+# junction and leaving the rest in pieces. 0: always the nearest. Chosen on the validation fonts
+# (docs/evaluation.md): 30 over 0, 10-25, 40 and 50.
+AHEAD_DEG = 30.0
 # Decoding the predicted keypoint maps (predict, evaluate, the TensorBoard grid), chosen on 150
 # validation glyphs of each test set (clean, scan, brush) with the stage=all model of the README's
 # results (focal keypoint loss): a peak (3x3 maximum) above KEYPOINT_PEAK is an endpoint or
@@ -408,12 +416,17 @@ def trace(
     via: Dict[End, np.ndarray] = {}  # a corner's pair passes through the zone's hub
     if CORNER_TURN_DEG > 0 and endpoints is not None and half_width is not None:
         via = _join_corners(tips_at, links, zones, _spurs(paths, entries, half_width), endpoints)
-    # An unpaired end runs through the zone to its nearest junction (the point itself when it lies
-    # within a pixel of the skeleton there); a pair jumps straight from one end to the other.
+    # An unpaired end runs through the zone to the farthest junction ahead of it, else its nearest
+    # (the point itself when it lies within a pixel of the skeleton there); a pair jumps straight
+    # from one end to the other.
     routes: Dict[End, np.ndarray] = {}
+    outward_of = {t.end: t for tips in tips_at.values() for t in tips}
     for end, (z, entry) in entries.items():
         if end not in links:
-            path = shortest_path(entry, set(zones[z].hubs), zones[z].cells)
+            goals = set(zones[z].hubs)
+            if AHEAD_DEG > 0 and len(goals) > 1:
+                goals = _ahead(outward_of[end], zones[z].hubs) or goals
+            path = shortest_path(entry, goals, zones[z].cells)
             route = _xy(path)
             point = zones[z].hubs[path[-1]]
             if np.linalg.norm(route[-1] - point) <= 1.0:
@@ -440,6 +453,18 @@ def trace(
     if FOOTPRINT > 0 and half_width is not None:
         strokes = _outside_footprints(strokes, ink)
     return _longest_first(_cut_rings(strokes, half_width))
+
+
+def _ahead(tip: _Tip, hubs: Dict[Pixel, np.ndarray]) -> Set[Pixel]:
+    """The hub of the farthest junction point ahead of a tip (within AHEAD_DEG of its direction),
+    as a one-element goal set; empty if none lies ahead."""
+    best, far = None, 0.0
+    for cell, point in hubs.items():
+        gap = point - tip.point
+        dist = float(np.linalg.norm(gap))
+        if dist > 0 and float(tip.outward @ gap) >= dist * math.cos(math.radians(AHEAD_DEG)) and dist > far:
+            best, far = cell, dist
+    return {best} if best is not None else set()
 
 
 def _longest_first(strokes: List[Stroke]) -> List[Stroke]:
