@@ -15,10 +15,10 @@ The rule, in six steps:
 3. At each zone the segment ends that touch it are paired by how straight the continuation would
    be -- the direction of an end comes from the predicted tangent field when there is one, from
    the pixels otherwise (a one-pixel segment's ends point at the zones they enter) -- so two
-   strokes that cross stay two strokes, not four pieces. A pair is
-   joined straight across the zone; an unpaired end (the stem of a T) runs on through the zone's
-   pixels to its nearest junction point, or to the farthest one straight ahead of it where
-   junctions close together have merged into one zone (AHEAD_DEG). With the model's endpoint map, the last two unpaired
+   strokes that cross stay two strokes, not four pieces. A pair is joined straight across the
+   zone; an unpaired end (the stem of a T) runs on through the zone's pixels to its nearest
+   junction point, or to the farthest one straight ahead of it where junctions close together
+   have merged into one zone (AHEAD_DEG). With the model's endpoint map, the last two unpaired
    ends at a zone no endpoint marks are one stroke's corner, joined through it (CORNER_TURN_DEG).
 4. Any skeleton pixel still farther than 1 px from every stroke (a zone that no segment touches,
    a side of a thick junction) is walked into paths that join the stroke they touch or become
