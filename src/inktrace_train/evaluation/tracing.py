@@ -420,13 +420,11 @@ def trace(
     # (the point itself when it lies within a pixel of the skeleton there); a pair jumps straight
     # from one end to the other.
     routes: Dict[End, np.ndarray] = {}
-    outward_of = {t.end: t for tips in tips_at.values() for t in tips}
+    tip_of = {t.end: t for tips in tips_at.values() for t in tips}
     for end, (z, entry) in entries.items():
         if end not in links:
-            goals = set(zones[z].hubs)
-            if AHEAD_DEG > 0 and len(goals) > 1:
-                goals = _ahead(outward_of[end], zones[z].hubs) or goals
-            path = shortest_path(entry, goals, zones[z].cells)
+            ahead = _ahead(tip_of[end], zones[z].hubs) if AHEAD_DEG > 0 and len(zones[z].hubs) > 1 else None
+            path = shortest_path(entry, set(zones[z].hubs) if ahead is None else {ahead}, zones[z].cells)
             route = _xy(path)
             point = zones[z].hubs[path[-1]]
             if np.linalg.norm(route[-1] - point) <= 1.0:
@@ -455,16 +453,16 @@ def trace(
     return _longest_first(_cut_rings(strokes, half_width))
 
 
-def _ahead(tip: _Tip, hubs: Dict[Pixel, np.ndarray]) -> Set[Pixel]:
-    """The hub of the farthest junction point ahead of a tip (within AHEAD_DEG of its direction),
-    as a one-element goal set; empty if none lies ahead."""
+def _ahead(tip: _Tip, hubs: Dict[Pixel, np.ndarray]) -> Optional[Pixel]:
+    """The hub of the farthest junction point ahead of a tip (within AHEAD_DEG of its
+    direction); None if none lies ahead."""
     best, far = None, 0.0
     for cell, point in hubs.items():
         gap = point - tip.point
         dist = float(np.linalg.norm(gap))
-        if dist > 0 and float(tip.outward @ gap) >= dist * math.cos(math.radians(AHEAD_DEG)) and dist > far:
+        if far < dist and float(tip.outward @ gap) >= dist * math.cos(math.radians(AHEAD_DEG)):
             best, far = cell, dist
-    return {best} if best is not None else set()
+    return best
 
 
 def _longest_first(strokes: List[Stroke]) -> List[Stroke]:
