@@ -236,4 +236,6 @@ def test_any_fonts_with_no_cjk_package_names_the_folder(checkpoint, tmp_path):  
     args = [str(checkpoint), "--set", "fonts", "--fonts-dir", str(tmp_path), "--any-fonts"]
     proc = cli(args, tmp_path, "inktrace_train.evaluate")
     assert proc.returncode == 1
-    assert f"--fonts-dir {tmp_path}: no package of a Japanese or Chinese font there" in proc.stderr
+    expected = f"--fonts-dir {tmp_path}: no package of a Japanese or Chinese font there"
+    expected += " (get one: `npm pack @fontsource/NAME`)"
+    assert proc.stderr.strip() == f"inktrace_train.evaluate: error: {expected}"

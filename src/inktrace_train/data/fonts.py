@@ -221,8 +221,12 @@ def find_fonts(
         elif font.name not in found:
             found[font.name] = FontPackage(font, files, entry, license)
     if not found:
-        what = "no package of a Japanese or Chinese font" if any_fonts else "none of the set's fonts"
-        raise DataError(f"--fonts-dir {fonts_dir}: {what} there (get them: `{fetch}`)")
+        if any_fonts:
+            raise DataError(
+                f"--fonts-dir {fonts_dir}: no package of a Japanese or Chinese font there"
+                " (get one: `npm pack @fontsource/NAME`)"
+            )
+        raise DataError(f"--fonts-dir {fonts_dir}: none of the set's fonts there (get them: `{fetch}`)")
     listed = [f.name for f in fonts]
     missing = [name for name in listed if name not in found]
     if missing and not any_fonts:
