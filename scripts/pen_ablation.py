@@ -40,6 +40,7 @@ VARIANTS = (
     ("wide pens + outlines", "+ wide pens", ["data.outline_ink=0.2"]),
     ("wide pens + hairlines", "+ wide pens", ["data.hairlines=0.3"]),
     ("ink joins", "control", ["data.hairline_intensity_max=1.0", "data.hairline_width_max=2.0"]),
+    ("angular corners", "control", ["data.angular=0.5"]),
 )
 SETS = ("clean", "scan", "brush")
 

@@ -251,6 +251,29 @@ def test_samples_stay_a_pure_function_of_seed_epoch_and_index(renderer):
         assert not torch.equal(x[key], z[key])
 
 
+def turns(stroke):
+    """Degrees between consecutive pieces of a polyline."""
+    d = np.diff(stroke.astype(np.float64), axis=0)
+    d = d[np.linalg.norm(d, axis=1) > 1e-6]
+    heading = np.unwrap(np.arctan2(d[:, 1], d[:, 0]))
+    return np.degrees(np.abs(np.diff(heading)))
+
+
+def test_angular_glyphs_bend_at_corners_only():
+    """data.angular straightens a glyph's curves into a few pieces (a printed font's hook); the
+    targets follow, as they are drawn from the same centerline: no keypoint at its corners."""
+    t = np.linspace(0, np.pi, 40)
+    arc = np.stack([0.5 + 0.35 * np.cos(t), 0.5 + 0.35 * np.sin(t)], 1).astype(np.float32)
+    drawn = {}
+    for angular in (0.0, 1.0):
+        strokes, pen = make_augmenter(DataConfig(angular=angular, wobble=0.0))([arc], np.random.default_rng(0))
+        drawn[angular] = turns(strokes[0]), render(strokes, pen)["keypoints"][0]
+    (smooth, smooth_keys), (sharp, sharp_keys) = drawn[0.0], drawn[1.0]
+    assert smooth.max() < 10 and (smooth > 1).sum() > 20  # a smooth curve (5 deg at most: 38 bends)
+    assert (sharp > 1).sum() <= 8 and sharp.max() > 15  # 180 degrees in a few corners (27 deg: 7)
+    assert (sharp_keys > 0.5).sum() == (smooth_keys > 0.5).sum()  # its two ends only
+
+
 def test_the_pen_options_leave_every_glyph_shape_as_it_was():
     """The style (all but the width) is drawn after the geometry: an ablation of an option
     compares the same glyphs, drawn with the same pen widths."""
@@ -276,9 +299,10 @@ def test_the_pen_options_leave_every_glyph_shape_as_it_was():
         dict(pen_nib=1.0, pen_width_max=6.0),
         dict(pen_flat_caps=1.0, pen_width_max=6.0),
         dict(hairlines=1.0, hairline_gap=1.0),
+        dict(angular=1.0, pen_width_max=6.0),
         dict(WIDE_INK, outline_ink=0.0),
     ],
-    ids=["wide", "pressure", "nib", "flat", "hairlines", "all"],
+    ids=["wide", "pressure", "nib", "flat", "hairlines", "angular", "all"],
 )
 def test_the_device_renderer_agrees(option):
     """The default pen's tolerances (tests/test_device_render.py), as the README states them:
@@ -334,6 +358,7 @@ def compose_config(overrides):
         (["data.pen_width_sampling=normal"], "data.pen_width_sampling='normal' is out of range: one of uniform"),
         (["data.pen_pressure=1.5"], "data.pen_pressure=1.5 is out of range: a share, in [0, 1]"),
         (["data.hairlines=-0.1"], "data.hairlines=-0.1 is out of range: a share, in [0, 1]"),
+        (["data.angular=2"], "data.angular=2.0 is out of range: a share, in [0, 1]"),
         (["data.pen_taper=0"], "data.pen_taper=0.0 is out of range: a fraction of the widest width, in (0, 1]"),
         (["data.hairline_width_max=3"], "hairline_width_max <= 2"),
         (["data.hairline_intensity_max=1.5"], "hairline_intensity_max <= 1 (ink coverage at a hairline's centre)"),

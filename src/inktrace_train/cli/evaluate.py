@@ -243,9 +243,10 @@ def classical_methods() -> Dict[str, Callable[[np.ndarray], np.ndarray]]:
 
 
 # The pens of the clean, scan and brush test sets, pinned: whatever ink a checkpoint trained on
-# (data.pen_*, outline_ink, hairlines: issue 21), every checkpoint is scored on the same images,
+# (data.pen_*, angular, outline_ink, hairlines: issue 21), every checkpoint is scored on the same images,
 # those of the README's results (the plain round pen, 1.2-3.0 px).
 TEST_PEN = {
+    "angular": 0.0,
     "pen_width_min": 1.2,
     "pen_width_max": 3.0,
     "pen_width_sampling": "uniform",

@@ -109,6 +109,7 @@ class DataConfig:
     shear: float = 0.15  # augmentation: uniform shear factor in [-shear, shear]
     shift: float = 0.05  # augmentation: shift, as a fraction of the canvas, beyond centring
     wobble: float = 0.4  # augmentation: amplitude, pixels, of the low-frequency per-stroke wobble
+    angular: float = 0.0  # share of pen glyphs whose curves are straightened into corners, as printed fonts draw hooks
     pen_width_min: float = 0.8  # augmentation: narrowest full pen width, pixels
     pen_width_max: float = 10.0  # augmentation: widest full pen width, pixels (at most img_size / 4)
     pen_width_sampling: str = "log_uniform"  # a glyph's pen width in that range: uniform, or log_uniform
@@ -367,7 +368,7 @@ def _validate_pen(e: List[str], d: DataConfig) -> None:
         d.pen_width_sampling,
         f"one of {', '.join(PEN_WIDTH_SAMPLING)}",
     )
-    for name in ("pen_pressure", "pen_nib", "pen_flat_caps", "outline_ink", "hairlines", "hairline_gap"):
+    for name in ("angular", "pen_pressure", "pen_nib", "pen_flat_caps", "outline_ink", "hairlines", "hairline_gap"):
         value = getattr(d, name)
         _check(e, 0 <= value <= 1, f"data.{name}", value, "a share, in [0, 1]")
     _check(e, 0 < d.pen_taper <= 1, "data.pen_taper", d.pen_taper, "a fraction of the widest width, in (0, 1]")

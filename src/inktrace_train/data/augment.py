@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import List, Tuple
 
+import cv2
 import numpy as np
 
 from inktrace_train.data.brush import BrushGlyph, Outlines
@@ -15,6 +16,9 @@ RESAMPLE_STEP = 1.0  # px; strokes are densified to this spacing so the wobble c
 WOBBLE_WAVES = 2  # sinusoids per axis and stroke
 WAVELENGTH = (0.3, 0.9)  # wobble wavelength range, as a fraction of the canvas: low frequency
 BORDER = 1.0  # px kept free between the pen's edge and the canvas border when fitting
+# An angular glyph's strokes are reduced to the fewest straight pieces that keep within this many
+# pixels of the stroke (Douglas-Peucker): a hook's curve becomes a corner, as a printed font draws it.
+ANGULAR_TOLERANCE = 1.0
 
 
 def _arc_lengths(points: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -37,6 +41,7 @@ class Augmenter:
         shear: horizontal shear factor uniform in [-shear, shear].
         shift: offset of the glyph centre, a fraction of the canvas, per axis.
         wobble: amplitude (px) of the low-frequency displacement of each stroke.
+        angular: share of pen glyphs whose strokes are straightened (ANGULAR_TOLERANCE).
         pen: draws each glyph's pen (width, pressure, nib, ends, outline ink, hairlines).
     """
 
@@ -50,6 +55,7 @@ class Augmenter:
         shift: float,
         wobble: float,
         pen: PenStyle,
+        angular: float = 0.0,
     ) -> None:
         self.img_size = int(img_size)
         self.rotation = math.radians(rotation_deg)
@@ -58,6 +64,7 @@ class Augmenter:
         self.shift = float(shift)
         self.wobble = float(wobble)
         self.pen = pen
+        self.angular = float(angular)
 
     def __call__(
         self, glyph: List[np.ndarray] | BrushGlyph, rng: np.random.Generator
@@ -95,6 +102,8 @@ class Augmenter:
         offset = np.clip(rng.uniform(-self.shift, self.shift, size=2) * size, -room, room)
         pts += size / 2.0 + offset
         sizes = np.array([len(s) for s in lines])
+        if not brush and self.angular > 0 and rng.uniform() < self.angular:  # no draw when off
+            pts, sizes = _straightened(pts, sizes)
         dense, dsizes, shift = self._wobble(pts, sizes, rng)
         strokes = [s.astype(np.float32) for s in np.split(dense + shift, np.cumsum(dsizes)[:-1])]
         if not brush:
@@ -134,6 +143,16 @@ class Augmenter:
             arc = _arc_lengths(dense, dsizes)[:, None, None]
             shift = np.sum(amp[sid] * np.sin(freq[sid] * arc + phase[sid]), axis=2)
         return dense, dsizes, shift
+
+
+def _straightened(pts: np.ndarray, sizes: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Each stroke (``sizes`` points of ``pts`` each) as the fewest straight pieces within
+    ANGULAR_TOLERANCE px of it (its ends kept)."""
+    pieces = [
+        cv2.approxPolyDP(s.astype(np.float32).reshape(-1, 1, 2), ANGULAR_TOLERANCE, False).reshape(-1, 2)
+        for s in np.split(pts, np.cumsum(sizes)[:-1])
+    ]
+    return np.concatenate(pieces).astype(np.float64), np.array([len(p) for p in pieces])
 
 
 def _carry(points: np.ndarray, sizes: List[int], dense: np.ndarray, dsizes: np.ndarray, shift: np.ndarray):

@@ -85,6 +85,7 @@ def make_augmenter(d: DataConfig) -> Augmenter:
         shear=d.shear,
         shift=d.shift,
         wobble=d.wobble,
+        angular=d.angular,
         pen=PenStyle(
             pen_width_min=d.pen_width_min,
             pen_width_max=d.pen_width_max,
