@@ -54,8 +54,8 @@ class Augmenter:
         shear: float,
         shift: float,
         wobble: float,
+        angular: float,
         pen: PenStyle,
-        angular: float = 0.0,
     ) -> None:
         self.img_size = int(img_size)
         self.rotation = math.radians(rotation_deg)
@@ -63,8 +63,8 @@ class Augmenter:
         self.shear = float(shear)
         self.shift = float(shift)
         self.wobble = float(wobble)
-        self.pen = pen
         self.angular = float(angular)
+        self.pen = pen
 
     def __call__(
         self, glyph: List[np.ndarray] | BrushGlyph, rng: np.random.Generator
