@@ -41,6 +41,7 @@ VARIANTS = (
     ("wide pens + hairlines", "+ wide pens", ["data.hairlines=0.3"]),
     ("ink joins", "control", ["data.hairline_intensity_max=1.0", "data.hairline_width_max=2.0"]),
     ("angular corners", "control", ["data.angular=0.5"]),
+    ("angular + flat ends", "angular corners", ["data.pen_flat_caps=0.3"]),
 )
 SETS = ("clean", "scan", "brush")
 
