@@ -10,7 +10,7 @@ import numpy as np
 
 from inktrace_train.data.brush import BrushGlyph, Outlines
 from inktrace_train.data.centerline import densify
-from inktrace_train.data.pen import Pen, PenStyle
+from inktrace_train.data.pen import Pen, PenStyle, chance
 
 RESAMPLE_STEP = 1.0  # px; strokes are densified to this spacing so the wobble can bend them
 WOBBLE_WAVES = 2  # sinusoids per axis and stroke
@@ -102,7 +102,7 @@ class Augmenter:
         offset = np.clip(rng.uniform(-self.shift, self.shift, size=2) * size, -room, room)
         pts += size / 2.0 + offset
         sizes = np.array([len(s) for s in lines])
-        if not brush and self.angular > 0 and rng.uniform() < self.angular:  # no draw when off
+        if not brush and chance(self.angular, rng):
             pts, sizes = _straightened(pts, sizes)
         dense, dsizes, shift = self._wobble(pts, sizes, rng)
         strokes = [s.astype(np.float32) for s in np.split(dense + shift, np.cumsum(dsizes)[:-1])]

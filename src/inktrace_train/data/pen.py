@@ -95,6 +95,12 @@ class Pen:
         return hw
 
 
+def chance(share: float, rng: np.random.Generator) -> bool:
+    """A yes with probability ``share``; draws nothing when the option is off, so samples of a
+    config without it are those of the code before it existed."""
+    return share > 0 and rng.uniform() < share
+
+
 def _smoothstep(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3 - 2 * x)
@@ -151,29 +157,24 @@ class PenStyle:
         jitter = 1.0 + rng.uniform(-STROKE_WIDTH_JITTER, STROKE_WIDTH_JITTER, size=n)
         return (np.clip(width * jitter, lo, hi) / 2.0).astype(np.float32)
 
-    def _chance(self, share: float, rng: np.random.Generator) -> bool:
-        """A yes with probability ``share``; draws nothing when the option is off, so samples of a
-        config without it are those of the code before it existed."""
-        return share > 0 and rng.uniform() < share
-
     def pen(self, half_width: np.ndarray, strokes: List[np.ndarray], rng: np.random.Generator) -> Pen:
         """The rest of the glyph's pen, drawn after its geometry (``strokes`` in pixels)."""
         n = len(half_width)
         profile = None
-        if self._chance(self.pressure, rng):
+        if chance(self.pressure, rng):
             ends = rng.uniform(self.taper, 1.0, size=(n, 2))
             lengths = rng.uniform(*TAPER_LENGTH, size=(n, 2))
             profile = np.concatenate([ends, lengths, rng.uniform(*SWELL, size=(n, 1))], 1).astype(np.float32)
-        nib = (rng.uniform(0, np.pi), rng.uniform(*NIB_CONTRAST)) if self._chance(self.nib, rng) else None
-        flat = self._chance(self.flat_caps, rng)
-        outline = self._chance(self.outline, rng)
+        nib = (rng.uniform(0, np.pi), rng.uniform(*NIB_CONTRAST)) if chance(self.nib, rng) else None
+        flat = chance(self.flat_caps, rng)
+        outline = chance(self.outline, rng)
         return Pen(half_width, profile, nib, flat, outline, self.draw_hairlines(strokes, rng))
 
     def draw_hairlines(self, strokes: List[np.ndarray], rng: np.random.Generator) -> Hairlines:
         """Hairlines from the end of each stroke to the start of the next, each with probability
         hairline_gap, in a glyph drawn with them (share ``hairlines``). Each is a quadratic Bezier
         that leaves its stroke along the stroke's end direction."""
-        if not self._chance(self.hairlines, rng) or len(strokes) < 2:
+        if not chance(self.hairlines, rng) or len(strokes) < 2:
             return Hairlines()
         ends = np.array([s[-1] for s in strokes[:-1]], np.float64)
         starts = np.array([s[0] for s in strokes[1:]], np.float64)
@@ -193,4 +194,4 @@ class PenStyle:
         return Hairlines(lines, half[pick].astype(np.float32), intensity[pick].astype(np.float32))
 
 
-__all__ = ["Hairlines", "Pen", "PenStyle"]
+__all__ = ["Hairlines", "Pen", "PenStyle", "chance"]
