@@ -42,6 +42,8 @@ VARIANTS = (
     ("ink joins", "control", ["data.hairline_intensity_max=1.0", "data.hairline_width_max=2.0"]),
     ("angular corners", "control", ["data.angular=0.5"]),
     ("angular + flat ends", "angular corners", ["data.pen_flat_caps=0.3"]),
+    ("angular + ink joins", "angular corners", ["data.hairline_intensity_max=1.0", "data.hairline_width_max=2.0"]),
+    ("angular + uniform widths", "angular corners", ["data.pen_width_sampling=uniform"]),
 )
 SETS = ("clean", "scan", "brush")
 

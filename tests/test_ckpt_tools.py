@@ -8,11 +8,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from helpers import cli, run_cli, tiny, write_old_checkpoints
-from inktrace_train.checkpoint.store import load_checkpoint
+from inktrace_train.checkpoint.store import Checkpoint, load_checkpoint, sealed_bytes
 
 RUN_ARGS = tiny("stage=all")
 
@@ -203,6 +205,74 @@ def test_publish_keeps_what_a_model_is_shared_as(run_dir, tmp_path):
     assert "transferred  encoder" in (tmp_path / "t/init_report_dense.txt").read_text()
 
 
+def variant_of(source: Path, out: Path, change) -> Path:
+    """A copy of the checkpoint ``source`` with ``change(checkpoint)`` applied, as another run's file."""
+    ckpt = load_checkpoint(source)
+    change(ckpt)
+    out.write_bytes(sealed_bytes(ckpt.to_dict()))
+    return out
+
+
+def test_average_is_the_mean_of_the_weights(run_dir, tmp_path):
+    """Two checkpoints of one architecture average into a shareable model: each weight the mean
+    of theirs, the first one's config, no metric, its sources named; predict traces with it."""
+    source = best(run_dir, "dense")
+    torch.manual_seed(0)
+    noise = {
+        k: torch.randn_like(v) for k, v in load_checkpoint(source).model_state_dict.items() if v.is_floating_point()
+    }
+
+    def shifted(ckpt: Checkpoint) -> None:
+        ckpt.model_state_dict = {k: v + noise[k] if k in noise else v for k, v in ckpt.model_state_dict.items()}
+
+    other = variant_of(source, tmp_path / "other.pth", shifted)
+    proc = ckpt_tool("average", run_dir, other, "--out", "soup.pth", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    soup, first = load_checkpoint(tmp_path / "soup.pth"), load_checkpoint(source)
+    for key, value in first.model_state_dict.items():
+        expected = value + noise[key] / 2 if key in noise else value
+        assert torch.allclose(soup.model_state_dict[key], expected, atol=1e-6), key
+    assert soup.config == first.config and soup.metric is None and soup.optimizer_state_dict is None
+    assert soup.metadata["averaged"]["sources"] == [str(source), str(other)]
+    assert hashlib.sha256((tmp_path / "soup.pth").read_bytes()).hexdigest() in proc.stdout
+
+    image = tmp_path / "glyph.png"
+    canvas = np.full((64, 64), 255, np.uint8)
+    canvas[30:34, 10:54] = 0
+    Image.fromarray(canvas).save(image)
+    traced = cli(
+        [str(tmp_path / "soup.pth"), str(image), "--out", "traced", "--json"], tmp_path, module="inktrace_train.predict"
+    )
+    assert traced.returncode == 0, traced.stderr
+
+    again = ckpt_tool("average", run_dir, other, "--out", "soup.pth", cwd=tmp_path)
+    assert again.returncode == 2 and "--force" in again.stderr and len(again.stderr.splitlines()) == 1
+
+
+def test_average_refuses_other_architectures(run_dir, tmp_path):
+    """One line naming the file and the key that differs; nothing is written."""
+    source = best(run_dir, "dense")
+
+    def wider(ckpt: Checkpoint) -> None:
+        ckpt.config["model"]["embed_dim"] = 48
+
+    def headless(ckpt: Checkpoint) -> None:
+        ckpt.model_state_dict = {k: v for k, v in ckpt.model_state_dict.items() if not k.startswith("heads.keypoints.")}
+
+    cases = {
+        "wide.pth": (wider, "model.embed_dim=48 where"),
+        "headless.pth": (headless, "tensor heads.keypoints."),
+    }
+    for name, (change, message) in cases.items():
+        variant_of(source, tmp_path / name, change)
+        proc = ckpt_tool("average", source, name, "--out", "soup.pth", cwd=tmp_path)
+        assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+        assert name in proc.stderr and message in proc.stderr, proc.stderr
+        assert not (tmp_path / "soup.pth").exists()
+    alone = ckpt_tool("average", source, source, "--out", "soup.pth", cwd=tmp_path)
+    assert alone.returncode == 2 and "at least two different checkpoints" in alone.stderr
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -211,6 +281,7 @@ def test_publish_keeps_what_a_model_is_shared_as(run_dir, tmp_path):
         ("compare", "nope.pth", "nope.pth"),
         ("convert", "nope.pth", "out.pth"),
         ("publish", "nope.pth", "out.pth"),
+        ("average", "nope.pth", "nope.pth", "--out", "out.pth"),
     ],
 )
 def test_missing_path_is_one_line(tmp_path, args):

@@ -1,10 +1,11 @@
-"""The ``inktrace-ckpt`` command-line tool: inspect, verify, compare, convert, publish and export checkpoints.
+"""The ``inktrace-ckpt`` command-line tool: inspect, verify, compare, convert, publish, average and export checkpoints.
 
     python -m inktrace_train.ckpt inspect FILE|RUN [--json]
     python -m inktrace_train.ckpt verify FILE|DIR
     python -m inktrace_train.ckpt compare A B [--json]      (A, B: checkpoint files or run directories)
     python -m inktrace_train.ckpt convert OLD NEW [--force]
     python -m inktrace_train.ckpt publish CHECKPOINT|RUN OUT [--force]
+    python -m inktrace_train.ckpt average A B [C ...] --out OUT [--force]
     python -m inktrace_train.ckpt export CHECKPOINT [--format onnx] --out FILE
 
 A run directory stands for the best checkpoint of its last stage that has one.
@@ -27,6 +28,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from inktrace_train.checkpoint.average import average, check_compatible
 from inktrace_train.checkpoint.convert import FORMAT_VERSION
 from inktrace_train.checkpoint.store import Checkpoint, CheckpointManager, load_checkpoint, sealed_bytes
 from inktrace_train.cli.ckpt_export import add_export
@@ -355,10 +357,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     source = best_checkpoint_of(args.checkpoint)
     out = Path(args.out)
     check_destination(source, out, args.force, verb="publish")
-    ckpt = load_checkpoint(source)
-    ckpt.model_state_dict = ckpt.inference_weights()  # the weight average, where the run kept one
-    for name in ("optimizer_state_dict", "scheduler_state_dict", "scaler_state_dict", "rng_state", "ema_state_dict"):
-        setattr(ckpt, name, None)
+    ckpt = shareable(load_checkpoint(source))
     ckpt.metadata["published"] = {"source": str(source), "source_sha256": file_sha256(source)}
     atomic_write(out, lambda f: f.write(sealed_bytes(ckpt.to_dict())))
     load_checkpoint(out)  # it must load as a plain format v1 file, with weights_only=True
@@ -370,6 +369,44 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def shareable(ckpt: Checkpoint) -> Checkpoint:
+    """The checkpoint without what only a resume needs (optimizer, scheduler, scaler and RNG
+    states), its weights the ones to trace with (the weight average, where the run kept one)."""
+    ckpt.model_state_dict = ckpt.inference_weights()
+    for name in ("optimizer_state_dict", "scheduler_state_dict", "scaler_state_dict", "rng_state", "ema_state_dict"):
+        setattr(ckpt, name, None)
+    return ckpt
+
+
+# --- average -------------------------------------------------------------------------
+def cmd_average(args: argparse.Namespace) -> int:
+    """A model whose weights are the mean of those of several checkpoints of one architecture
+    (a "model soup": fine-tunings of one model, for example). Written like ``publish`` writes,
+    with the first checkpoint's config, stage and epoch, no metric (no run validated the mean),
+    and the sources and their SHA-256 in ``metadata.averaged``."""
+    sources = [best_checkpoint_of(path) for path in args.checkpoints]
+    if len(set(sources)) < 2:
+        raise ToolError("average needs at least two different checkpoints", 2)
+    out = Path(args.out)
+    for source in sources:
+        check_destination(source, out, args.force, verb="average")
+    checkpoints = [shareable(load_checkpoint(source)) for source in sources]
+    check_compatible([(str(p), c.model_state_dict, c.config) for p, c in zip(sources, checkpoints, strict=True)])
+    ckpt = checkpoints[0]
+    ckpt.model_state_dict = average([c.model_state_dict for c in checkpoints])
+    ckpt.metric = ckpt.best_metric = None
+    ckpt.metadata.pop("published", None)
+    ckpt.metadata["averaged"] = {
+        "sources": [str(p) for p in sources],
+        "source_sha256": [file_sha256(p) for p in sources],
+    }
+    atomic_write(out, lambda f: f.write(sealed_bytes(ckpt.to_dict())))
+    load_checkpoint(out)  # it must load as a plain format v1 file, with weights_only=True
+    print(f"averaged {len(sources)} checkpoints -> {out}: sha256 {file_sha256(out)}")
+    print("validate it before use: python -m inktrace_train.evaluate OUT --split val ...")
+    return 0
+
+
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -378,7 +415,7 @@ def file_sha256(path: Path) -> str:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
-        description="Inspect, verify, compare, convert, publish and export inktrace_train checkpoints (.pth).",
+        description="Inspect, verify, compare, convert, publish, average and export inktrace_train checkpoints (.pth).",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -428,6 +465,17 @@ def parser() -> argparse.ArgumentParser:
     publish.add_argument("out", metavar="OUT", help="the file to write")
     publish.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     publish.set_defaults(run=cmd_publish)
+    averaged = sub.add_parser(
+        "average",
+        help="write a model whose weights are the mean of several checkpoints' (one architecture)",
+        description=cmd_average.__doc__,
+    )
+    averaged.add_argument(
+        "checkpoints", nargs="+", metavar="CHECKPOINT|RUN", help="checkpoint files or run directories (their best)"
+    )
+    averaged.add_argument("--out", required=True, metavar="OUT", help="the file to write")
+    averaged.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    averaged.set_defaults(run=cmd_average)
     add_export(sub)
     return p
 
