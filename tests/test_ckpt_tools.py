@@ -235,6 +235,8 @@ def test_average_is_the_mean_of_the_weights(run_dir, tmp_path):
     assert soup.config == first.config and soup.metric is None and soup.optimizer_state_dict is None
     assert soup.metadata["averaged"]["sources"] == [str(source), str(other)]
     assert hashlib.sha256((tmp_path / "soup.pth").read_bytes()).hexdigest() in proc.stdout
+    shown = ckpt_tool("inspect", "soup.pth", cwd=tmp_path)
+    assert f"averaged from: 2 checkpoints (ckpt average): {source}, {other}" in shown.stdout
 
     image = tmp_path / "glyph.png"
     canvas = np.full((64, 64), 255, np.uint8)

@@ -102,6 +102,7 @@ def checkpoint_summary(ckpt: Checkpoint) -> Dict[str, Any]:
         "scheduler_state": ckpt.scheduler_state_dict is not None,
         "scaler_state": ckpt.scaler_state_dict is not None,
         "weight_average": {k: ckpt.ema_state_dict[k] for k in ("decay", "updates")} if ckpt.ema_state_dict else None,
+        "averaged_from": (meta.get("averaged") or {}).get("sources"),
         "config": config_summary(ckpt.config),
     }
 
@@ -136,8 +137,12 @@ def format_summary(path: str, s: Dict[str, Any]) -> str:
         f"scheduler:     {present[s['scheduler_state']]}",
         f"grad scaler:   {present[s['scaler_state']]}",
         f"weight avg:    {ema_line(s['weight_average'])}",
-        "config:",
     ]
+    if s["averaged_from"]:
+        lines.append(
+            f"averaged from: {len(s['averaged_from'])} checkpoints (ckpt average): {', '.join(s['averaged_from'])}"
+        )
+    lines.append("config:")
     lines += [f"  {key:<26}{value!r}" for key, value in s["config"].items()] or ["  (none)"]
     return "\n".join(lines)
 
