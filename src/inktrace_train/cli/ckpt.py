@@ -408,7 +408,7 @@ def cmd_average(args: argparse.Namespace) -> int:
     atomic_write(out, lambda f: f.write(sealed_bytes(ckpt.to_dict())))
     load_checkpoint(out)  # it must load as a plain format v1 file, with weights_only=True
     print(f"averaged {len(sources)} checkpoints -> {out}: sha256 {file_sha256(out)}")
-    print("validate it before use: python -m inktrace_train.evaluate OUT --split val ...")
+    print(f"score it before use: python -m inktrace_train.evaluate {out} --split val")
     return 0
 
 
