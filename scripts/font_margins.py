@@ -7,16 +7,22 @@ glyphs again, keeps each glyph's counts, and resamples the glyphs (the same resa
 and the classical method, so the differences are paired) to give a 95 % interval for each margin.
 An interval that spans 0 is a verdict the font's glyphs cannot settle.
 
+With ``--against OTHER`` (a second checkpoint) the margins are the model's over that model
+instead, on the same glyphs: whether a new model's lead over the shipped one is more than the
+glyphs can tell. The last row pools every font's glyphs (for the classical rows, the method best
+over all of them, as the fonts table's "all fonts" row).
+
 Run: ``python scripts/font_margins.py CHECKPOINT --fonts-dir fonts --hanzi-dir
-hanzi-writer-data-2.0.1.tgz [--font yusei-magic ...] [--split val]`` (6 min 21 s for the eight
-test fonts here, 2026-12-05, in a slow spell of the VM with a short test run beside it).
-Needs the ``eval`` extra (scikit-image) for the classical rows.
+hanzi-writer-data-2.0.1.tgz [--font yusei-magic ...] [--split val] [--against OTHER]`` (6 min 21 s
+for the eight test fonts here, 2026-12-05, in a slow spell of the VM with a short test run beside
+it). Needs the ``eval`` extra (scikit-image) for the classical rows.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Dict
+from pathlib import Path
+from typing import Callable, Dict, List
 
 import numpy as np
 
@@ -35,6 +41,19 @@ def interval(model: np.ndarray, other: np.ndarray, rng: np.random.Generator) -> 
     return f"{model.mean() - other.mean():+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
+def margin_row(label: str, glyphs: int, errors: Dict[str, np.ndarray], exact: Dict[str, np.ndarray]) -> str:
+    """One table row: the model minus the other row with the lowest count error, and minus the
+    one with the highest exact share (the same one where there is only one other)."""
+    model_error, model_exact = errors.pop("model"), exact.pop("model")
+    by_error = min(errors, key=lambda name: errors[name].mean())
+    by_exact = max(exact, key=lambda name: exact[name].mean())
+    rng = np.random.default_rng(0)  # per row: a font's interval does not depend on --font
+    return (
+        f"| {label} | {glyphs} | {interval(model_error, errors[by_error], rng)} ({by_error}) "
+        f"| {interval(model_exact, exact[by_exact], rng)} ({by_exact}) |"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("checkpoint")
@@ -44,38 +63,42 @@ def main() -> None:
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--n", type=int, default=512, help="glyphs per font at most (evaluate's default)")
     p.add_argument("--any-fonts", action="store_true", help="every Japanese or Chinese font in --fonts-dir")
+    p.add_argument("--against", metavar="OTHER", help="a second checkpoint: margins over it, not the classical rows")
     args = p.parse_args()
-    methods = evaluate.classical_methods()
-    if not methods:
-        raise SystemExit("the classical rows need scikit-image: pip install -e '.[eval]'")
     tracer = Tracer.from_checkpoint(args.checkpoint)
+    tracers: Dict[str, Callable] = {"model": evaluate.model_tracer(tracer)}
+    if args.against:
+        other = Path(args.against).name
+        tracers[other] = evaluate.model_tracer(Tracer.from_checkpoint(args.against))
+    else:
+        methods = evaluate.classical_methods()
+        if not methods:
+            raise SystemExit("the classical rows need scikit-image: pip install -e '.[eval]'")
+        tracers.update({name: evaluate.classical_tracer(method) for name, method in methods.items()})
+        other = "best classical"
     data = evaluate.data_config(tracer.config)
     fractions = (data.val_fraction, data.test_fraction)
     fonts, _, _ = fontset.font_set(
         args.fonts_dir, args.n, tracer.size, fractions, data.cache_dir, args.hanzi_dir, args.split, args.any_fonts
     )
-    tracers = {"model": evaluate.model_tracer(tracer)}
-    tracers.update({name: evaluate.classical_tracer(method) for name, method in methods.items()})
-    print("| font | glyphs | count err: model − best classical [95 %] | exact: model − best classical [95 %] |")
+    print(f"| font | glyphs | count err: model − {other} [95 %] | exact: model − {other} [95 %] |")
     print("|---|---|---|---|")
+    pooled: Dict[str, List[np.ndarray]] = {name: [] for name in tracers}
     for font, glyphs in fonts.items():
         if args.font and font not in args.font:
             continue
         true = np.array([g.true_count for g in glyphs])
-        counts: Dict[str, np.ndarray] = {
-            name: np.array([len(trace(g.canvas)) for g in glyphs]) for name, trace in tracers.items()
-        }
+        counts = {name: np.array([len(trace(g.canvas)) for g in glyphs]) for name, trace in tracers.items()}
+        for name, c in counts.items():
+            pooled[name].append(c - true)
         errors = {name: np.abs(c - true).astype(float) for name, c in counts.items()}
         exact = {name: (c == true).astype(float) for name, c in counts.items()}
-        model_error, model_exact = errors.pop("model"), exact.pop("model")
-        by_error = min(errors, key=lambda name: errors[name].mean())
-        by_exact = max(exact, key=lambda name: exact[name].mean())
-        rng = np.random.default_rng(0)  # per font: a font's interval does not depend on --font
-        print(
-            f"| {font} | {len(glyphs)} | {interval(model_error, errors[by_error], rng)} ({by_error}) "
-            f"| {interval(model_exact, exact[by_exact], rng)} ({by_exact}) |",
-            flush=True,
-        )
+        print(margin_row(font, len(glyphs), errors, exact), flush=True)
+    signed = {name: np.concatenate(parts) for name, parts in pooled.items() if parts}
+    if signed:
+        errors = {name: np.abs(d).astype(float) for name, d in signed.items()}
+        exact = {name: (d == 0).astype(float) for name, d in signed.items()}
+        print(margin_row("**all fonts**", len(signed["model"]), errors, exact))
 
 
 if __name__ == "__main__":

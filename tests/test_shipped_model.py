@@ -90,3 +90,23 @@ def test_font_margins_give_the_fonts_tables_margins_with_an_interval(tmp_path):
         assert classical[by_error]["count_error"] == best_error and classical[by_exact]["count_exact"] == best_exact
         for value, (low, high) in ((error, error_span), (exact, exact_span)):
             assert float(low) <= float(value) <= float(high), line
+    pooled = next(line for line in out.stdout.splitlines() if line.startswith("| **all fonts** | 6 |"))
+    (error, *_, by_error), (exact, *_, by_exact) = margin.findall(pooled)
+
+    def pooled_mean(name: str, key: str) -> float:  # 3 glyphs a font: the mean of the two fonts' means
+        return sum(rows[f"{name}@fonts/{font}"][key] for font in fonts) / len(fonts)
+
+    assert float(error) == pytest.approx(
+        pooled_mean("model", "count_error") - pooled_mean(by_error, "count_error"), abs=1e-3
+    ), pooled
+    assert float(exact) == pytest.approx(
+        pooled_mean("model", "count_exact") - pooled_mean(by_exact, "count_exact"), abs=1e-3
+    ), pooled
+
+    against = subprocess.run([*script, "--against", str(MODEL)], capture_output=True, text=True, timeout=300)
+    assert against.returncode == 0, against.stderr
+    assert "count err: model − results.pth [95 %]" in against.stdout
+    rows_against = [line for line in against.stdout.splitlines() if line.startswith("| ") and "glyphs" not in line]
+    assert len(rows_against) == 3  # the two fonts and all fonts, each the same model: no margin at all
+    for line in rows_against:
+        assert line.count("+0.000 [+0.000, +0.000] (results.pth)") == 2, line
