@@ -41,16 +41,19 @@ def interval(model: np.ndarray, other: np.ndarray, rng: np.random.Generator) -> 
     return f"{model.mean() - other.mean():+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
-def margin_row(label: str, glyphs: int, errors: Dict[str, np.ndarray], exact: Dict[str, np.ndarray]) -> str:
-    """One table row: the model minus the other row with the lowest count error, and minus the
-    one with the highest exact share (the same one where there is only one other)."""
-    model_error, model_exact = errors.pop("model"), exact.pop("model")
-    by_error = min(errors, key=lambda name: errors[name].mean())
-    by_exact = max(exact, key=lambda name: exact[name].mean())
+def margin_row(label: str, signed: Dict[str, np.ndarray]) -> str:
+    """One table row from each row's per-glyph traced − true counts: the model minus the other row
+    with the lowest count error, and minus the one with the highest exact share (the same one
+    where there is only one other)."""
+    errors = {name: np.abs(d).astype(float) for name, d in signed.items()}
+    exact = {name: (d == 0).astype(float) for name, d in signed.items()}
+    others = [name for name in signed if name != "model"]
+    by_error = min(others, key=lambda name: errors[name].mean())
+    by_exact = max(others, key=lambda name: exact[name].mean())
     rng = np.random.default_rng(0)  # per row: a font's interval does not depend on --font
     return (
-        f"| {label} | {glyphs} | {interval(model_error, errors[by_error], rng)} ({by_error}) "
-        f"| {interval(model_exact, exact[by_exact], rng)} ({by_exact}) |"
+        f"| {label} | {len(signed['model'])} | {interval(errors['model'], errors[by_error], rng)} ({by_error}) "
+        f"| {interval(exact['model'], exact[by_exact], rng)} ({by_exact}) |"
     )
 
 
@@ -88,17 +91,12 @@ def main() -> None:
         if args.font and font not in args.font:
             continue
         true = np.array([g.true_count for g in glyphs])
-        counts = {name: np.array([len(trace(g.canvas)) for g in glyphs]) for name, trace in tracers.items()}
-        for name, c in counts.items():
-            pooled[name].append(c - true)
-        errors = {name: np.abs(c - true).astype(float) for name, c in counts.items()}
-        exact = {name: (c == true).astype(float) for name, c in counts.items()}
-        print(margin_row(font, len(glyphs), errors, exact), flush=True)
-    signed = {name: np.concatenate(parts) for name, parts in pooled.items() if parts}
-    if signed:
-        errors = {name: np.abs(d).astype(float) for name, d in signed.items()}
-        exact = {name: (d == 0).astype(float) for name, d in signed.items()}
-        print(margin_row("**all fonts**", len(signed["model"]), errors, exact))
+        signed = {name: np.array([len(trace(g.canvas)) for g in glyphs]) - true for name, trace in tracers.items()}
+        for name, d in signed.items():
+            pooled[name].append(d)
+        print(margin_row(font, signed), flush=True)
+    if pooled["model"]:
+        print(margin_row("**all fonts**", {name: np.concatenate(parts) for name, parts in pooled.items()}))
 
 
 if __name__ == "__main__":

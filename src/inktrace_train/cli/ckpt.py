@@ -354,6 +354,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 # --- publish -------------------------------------------------------------------------
+def shareable(ckpt: Checkpoint) -> Checkpoint:
+    """The checkpoint without what only a resume needs (optimizer, scheduler, scaler and RNG
+    states), its weights the ones to trace with (the weight average, where the run kept one)."""
+    ckpt.model_state_dict = ckpt.inference_weights()
+    for name in ("optimizer_state_dict", "scheduler_state_dict", "scaler_state_dict", "rng_state", "ema_state_dict"):
+        setattr(ckpt, name, None)
+    return ckpt
+
+
 def cmd_publish(args: argparse.Namespace) -> int:
     """What a model is shared as: the weights, config, metric, epoch, stage and provenance of a
     checkpoint, without what only a resume needs (optimizer, scheduler, scaler and RNG states:
@@ -372,15 +381,6 @@ def cmd_publish(args: argparse.Namespace) -> int:
     )
     print("holds the weights, config and metric: fine-tune from it with stage.init_from=OUT")
     return 0
-
-
-def shareable(ckpt: Checkpoint) -> Checkpoint:
-    """The checkpoint without what only a resume needs (optimizer, scheduler, scaler and RNG
-    states), its weights the ones to trace with (the weight average, where the run kept one)."""
-    ckpt.model_state_dict = ckpt.inference_weights()
-    for name in ("optimizer_state_dict", "scheduler_state_dict", "scaler_state_dict", "rng_state", "ema_state_dict"):
-        setattr(ckpt, name, None)
-    return ckpt
 
 
 # --- average -------------------------------------------------------------------------
