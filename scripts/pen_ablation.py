@@ -44,6 +44,7 @@ VARIANTS = (
     ("angular + flat ends", "angular corners", ["data.pen_flat_caps=0.3"]),
     ("angular + ink joins", "angular corners", ["data.hairline_intensity_max=1.0", "data.hairline_width_max=2.0"]),
     ("angular + uniform widths", "angular corners", ["data.pen_width_sampling=uniform"]),
+    ("angular + cursive joins", "angular corners", ["data.cursive_joins=0.3"]),
 )
 SETS = ("clean", "scan", "brush")
 

@@ -17,7 +17,7 @@ from inktrace_train.data import InkDataset, KanjiVGStrokes, Pen, Renderer, Synth
 from inktrace_train.data.brush import BrushGlyph
 from inktrace_train.data.centerline import resample
 from inktrace_train.data.device_batch import Centerlines, collate_centerlines
-from inktrace_train.data.pen import Hairlines
+from inktrace_train.data.pen import JOIN_WIDTH, Hairlines
 from inktrace_train.data.render import INK_THRESHOLD
 from inktrace_train.launch.compose import config_dir, register
 from inktrace_train.train.build import make_augmenter, make_device_renderer, renders_on_device
@@ -220,6 +220,28 @@ def test_hairlines_join_consecutive_strokes_of_pen_and_brush_glyphs():
     assert (ink - plain).max() > 0.1 and (ink - plain).min() >= 0
 
 
+def test_cursive_joins_are_full_ink_as_wide_as_the_stroke_they_leave():
+    """data.cursive_joins: the gaps of a pen glyph joined as a cursive hand joins them, in full
+    ink at JOIN_WIDTH of the pen, still with no target; a brush glyph keeps its outlines' ink."""
+    d = DataConfig(hairlines=0.0, cursive_joins=1.0, hairline_gap=1.0, wobble=0.0, pen_width_min=4.0, pen_width_max=4.0)
+    strokes = [line([0.2, 0.2], [0.4, 0.2]), line([0.6, 0.3], [0.6, 0.8]), line([0.3, 0.5], [0.3, 0.9])]
+    out, pen = make_augmenter(d)(strokes, np.random.default_rng(1))
+    joins = pen.hairlines
+    assert len(joins.lines) == 2 and np.all(joins.intensity == 1.0)
+    for k, join in enumerate(joins.lines):
+        np.testing.assert_allclose(join[0], out[k][-1], atol=1e-4)
+        np.testing.assert_allclose(join[-1], out[k + 1][0], atol=1e-4)
+        low, high = JOIN_WIDTH
+        assert low * pen.half_width[k] - 1e-6 <= joins.half_width[k] <= high * pen.half_width[k] + 1e-6
+    joined, plain = render(out, pen), render(out, replace(pen, hairlines=Hairlines()))
+    middle = np.round(joins.lines[0][len(joins.lines[0]) // 2] - 0.5).astype(int)  # a join pixel far from strokes
+    assert plain["ink"][0][middle[1], middle[0]] == 0 and joined["ink"][0][middle[1], middle[0]] > 0.95
+    for key in (*TARGETS, "width", "offset"):
+        assert np.array_equal(joined[key], plain[key]), key
+    brush = BrushGlyph(medians=strokes[:2], outlines=[line([0.1, 0.1], [0.5, 0.1], [0.5, 0.14])] * 2)
+    assert not make_augmenter(d)(brush, np.random.default_rng(2))[1].hairlines.lines
+
+
 # --- every sample a pure function of (seed, epoch, index); the geometry never depends on the pen ---
 
 WIDE_INK = dict(
@@ -300,9 +322,10 @@ def test_the_pen_options_leave_every_glyph_shape_as_it_was():
         dict(pen_flat_caps=1.0, pen_width_max=6.0),
         dict(hairlines=1.0, hairline_gap=1.0),
         dict(angular=1.0, pen_width_max=6.0),
+        dict(cursive_joins=1.0, hairline_gap=1.0, pen_width_min=5.0, pen_width_max=6.0),
         dict(WIDE_INK, outline_ink=0.0),
     ],
-    ids=["wide", "pressure", "nib", "flat", "hairlines", "angular", "all"],
+    ids=["wide", "pressure", "nib", "flat", "hairlines", "angular", "joins", "all"],
 )
 def test_the_device_renderer_agrees(option):
     """The default pen's tolerances (tests/test_device_render.py), as the README states them:
@@ -359,6 +382,7 @@ def compose_config(overrides):
         (["data.pen_pressure=1.5"], "data.pen_pressure=1.5 is out of range: a share, in [0, 1]"),
         (["data.hairlines=-0.1"], "data.hairlines=-0.1 is out of range: a share, in [0, 1]"),
         (["data.angular=2"], "data.angular=2.0 is out of range: a share, in [0, 1]"),
+        (["data.cursive_joins=1.5"], "data.cursive_joins=1.5 is out of range: a share, in [0, 1]"),
         (["data.pen_taper=0"], "data.pen_taper=0.0 is out of range: a fraction of the widest width, in (0, 1]"),
         (["data.hairline_width_max=3"], "hairline_width_max <= 2"),
         (["data.hairline_intensity_max=1.5"], "hairline_intensity_max <= 1 (ink coverage at a hairline's centre)"),

@@ -104,6 +104,7 @@ def test_the_test_sets_are_the_same_images_whatever_ink_a_checkpoint_trained_on(
             "pen_pressure": 0.4,
             "outline_ink": 0.2,
             "hairlines": 0.3,
+            "cursive_joins": 0.3,
             "pen_nib": 0.2,
             "pen_flat_caps": 0.3,
             "pen_width_sampling": "log_uniform",

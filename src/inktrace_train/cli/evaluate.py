@@ -255,6 +255,7 @@ TEST_PEN = {
     "pen_flat_caps": 0.0,
     "outline_ink": 0.0,
     "hairlines": 0.0,
+    "cursive_joins": 0.0,
 }
 
 

@@ -126,6 +126,7 @@ class DataConfig:
     hairline_width_max: float = 0.8  # widest full width of a hairline, pixels (at most 2)
     hairline_intensity_min: float = 0.15  # faintest hairline darkness (ink coverage at its centre, for a wide one)
     hairline_intensity_max: float = 0.45  # darkest hairline (at most 1: a full-ink join, as a cursive hand's)
+    cursive_joins: float = 0.0  # share of pen glyphs joined stroke to stroke in full ink at the pen's width (ink only)
     degrade: float = 0.5  # share of inputs made scan-like (blur, noise, specks, faint/broken ink); data/degrade.py
     max_strokes: int = 6  # synthetic source: 1..max_strokes Bezier strokes per image
 
@@ -368,7 +369,16 @@ def _validate_pen(e: List[str], d: DataConfig) -> None:
         d.pen_width_sampling,
         f"one of {', '.join(PEN_WIDTH_SAMPLING)}",
     )
-    for name in ("angular", "pen_pressure", "pen_nib", "pen_flat_caps", "outline_ink", "hairlines", "hairline_gap"):
+    for name in (
+        "angular",
+        "pen_pressure",
+        "pen_nib",
+        "pen_flat_caps",
+        "outline_ink",
+        "hairlines",
+        "hairline_gap",
+        "cursive_joins",
+    ):
         value = getattr(d, name)
         _check(e, 0 <= value <= 1, f"data.{name}", value, "a share, in [0, 1]")
     _check(e, 0 < d.pen_taper <= 1, "data.pen_taper", d.pen_taper, "a fraction of the widest width, in (0, 1]")

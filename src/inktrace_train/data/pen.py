@@ -30,6 +30,7 @@ HAIRLINE_POINTS = 9  # points of a hairline's polyline (a quadratic Bezier)
 HAIRLINE_CARRY = (0.0, 0.5)  # a hairline leaves its stroke along the stroke's end direction for
 # this share of the gap before it turns to the next stroke (the control point of its Bezier)
 MIN_GAP = 1.0  # px; consecutive strokes closer than this need no hairline
+JOIN_WIDTH = (0.4, 1.0)  # a cursive join's width, a share of the width of the stroke it leaves
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Hairlines:
     Attributes:
         lines: one float (HAIRLINE_POINTS, 2) polyline per hairline, pixel coordinates.
         half_width: (H,) half width of each, pixels.
-        intensity: (H,) darkness of each, below the ink threshold (0.5).
+        intensity: (H,) darkness of each (1: full ink, a cursive join).
     """
 
     lines: List[np.ndarray] = field(default_factory=list)
@@ -120,6 +121,8 @@ class PenStyle:
         hairlines: share of glyphs with hairlines; hairline_gap: chance of one at each gap.
         hairline_width_min, hairline_width_max: full width range of a hairline, pixels.
         hairline_intensity_min, hairline_intensity_max: its darkness range.
+        cursive_joins: share of glyphs whose gaps (each with chance hairline_gap) are joined in
+            full ink instead, at JOIN_WIDTH of the pen width of the stroke each leaves.
     """
 
     def __init__(
@@ -138,6 +141,7 @@ class PenStyle:
         hairline_width_max: float,
         hairline_intensity_min: float,
         hairline_intensity_max: float,
+        cursive_joins: float,
     ) -> None:
         if pen_width_sampling not in ("uniform", "log_uniform"):
             raise ValueError(f"pen_width_sampling must be uniform or log_uniform, got {pen_width_sampling!r}")
@@ -148,6 +152,7 @@ class PenStyle:
         self.hairlines, self.hairline_gap = float(hairlines), float(hairline_gap)
         self.hairline_width = (float(hairline_width_min), float(hairline_width_max))
         self.hairline_intensity = (float(hairline_intensity_min), float(hairline_intensity_max))
+        self.cursive_joins = float(cursive_joins)
 
     def half_widths(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Each stroke's widest half width: one pen per glyph, each stroke varying slightly around
@@ -168,13 +173,18 @@ class PenStyle:
         nib = (rng.uniform(0, np.pi), rng.uniform(*NIB_CONTRAST)) if chance(self.nib, rng) else None
         flat = chance(self.flat_caps, rng)
         outline = chance(self.outline, rng)
-        return Pen(half_width, profile, nib, flat, outline, self.draw_hairlines(strokes, rng))
+        return Pen(half_width, profile, nib, flat, outline, self.draw_hairlines(strokes, rng, half_width))
 
-    def draw_hairlines(self, strokes: List[np.ndarray], rng: np.random.Generator) -> Hairlines:
+    def draw_hairlines(
+        self, strokes: List[np.ndarray], rng: np.random.Generator, half_width: Optional[np.ndarray] = None
+    ) -> Hairlines:
         """Hairlines from the end of each stroke to the start of the next, each with probability
         hairline_gap, in a glyph drawn with them (share ``hairlines``). Each is a quadratic Bezier
-        that leaves its stroke along the stroke's end direction."""
-        if not chance(self.hairlines, rng) or len(strokes) < 2:
+        that leaves its stroke along the stroke's end direction. Given the strokes' ``half_width``
+        (pen glyphs), a glyph with cursive joins (share ``cursive_joins``) has them in full ink, as
+        wide as JOIN_WIDTH of the stroke each leaves, instead."""
+        joined = half_width is not None and chance(self.cursive_joins, rng)
+        if not (joined or chance(self.hairlines, rng)) or len(strokes) < 2:
             return Hairlines()
         ends = np.array([s[-1] for s in strokes[:-1]], np.float64)
         starts = np.array([s[0] for s in strokes[1:]], np.float64)
@@ -183,8 +193,12 @@ class PenStyle:
         gap = np.linalg.norm(starts - ends, axis=1)
         drawn = rng.uniform(size=len(gap)) < self.hairline_gap
         carry = rng.uniform(*HAIRLINE_CARRY, size=len(gap))
-        half = rng.uniform(*self.hairline_width, size=len(gap)) / 2.0
-        intensity = rng.uniform(*self.hairline_intensity, size=len(gap))
+        if joined:
+            half = np.asarray(half_width, np.float64)[:-1] * rng.uniform(*JOIN_WIDTH, size=len(gap))
+            intensity = np.ones(len(gap))
+        else:
+            half = rng.uniform(*self.hairline_width, size=len(gap)) / 2.0
+            intensity = rng.uniform(*self.hairline_intensity, size=len(gap))
         pick = np.flatnonzero(drawn & (gap >= MIN_GAP))
         control = ends + (carry * gap)[:, None] * direction
         t = np.linspace(0.0, 1.0, HAIRLINE_POINTS)[:, None]

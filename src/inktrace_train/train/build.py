@@ -71,8 +71,15 @@ def make_device_renderer(d: DataConfig) -> DeviceRenderer:
     return DeviceRenderer(
         d.img_size,
         sweep_half_width=d.pen_width_max / 2 if swept else None,
-        hairline_half_width=d.hairline_width_max / 2 if d.hairlines > 0 else None,
+        hairline_half_width=hairline_half_width(d),
     )
+
+
+def hairline_half_width(d: DataConfig) -> Optional[float]:
+    """The widest half width of the ink-only lines between strokes: a hairline's, or with
+    cursive joins a pen's; None when the data draws neither."""
+    widest = max(d.hairline_width_max if d.hairlines > 0 else 0.0, d.pen_width_max if d.cursive_joins > 0 else 0.0)
+    return widest / 2 if widest > 0 else None
 
 
 def make_augmenter(d: DataConfig) -> Augmenter:
@@ -101,6 +108,7 @@ def make_augmenter(d: DataConfig) -> Augmenter:
             hairline_width_max=d.hairline_width_max,
             hairline_intensity_min=d.hairline_intensity_min,
             hairline_intensity_max=d.hairline_intensity_max,
+            cursive_joins=d.cursive_joins,
         ),
     )
 
