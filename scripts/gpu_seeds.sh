@@ -39,39 +39,49 @@ common=(data=mixed "data.hanzi_dir=$hanzi" "data.num_workers=$workers" training.
 summary="$out/seeds.md"
 echo "| seed | trained | fine-tuned | published |" > "$summary"
 echo "|---|---|---|---|" >> "$summary"
+
+# step LOG OVERRIDES...: one training, its output in $out/LOG.log, within the step's time limit;
+# sets `took` to its seconds, or to why it failed.
+step() {
+  local log="$out/$1.log" start=$SECONDS rc
+  shift
+  timeout "$limit" "$python" -m inktrace_train "$@" > "$log" 2>&1
+  rc=$?
+  took="$((SECONDS - start)) s"
+  if [ $rc -ne 0 ]; then
+    tail -n 5 "$log"
+    took="failed (exit $rc, $took; $(basename "$log"))"
+  fi
+  return $rc
+}
+
 failed=0
 for k in $seeds; do
   run="$runs/seed$k"
   rm -rf "$run" "$run-ft"
-  t0=$SECONDS
+  trained="" tuned="" published=""
   # shellcheck disable=SC2086  # EXTRA is a list of overrides
-  timeout "$limit" "$python" -m inktrace_train stage=all "${common[@]}" "training.seed=$k" \
+  if step "seed$k" stage=all "${common[@]}" "training.seed=$k" \
     "stage.overrides.structural=[\"training.epochs=$struct_epochs\"]" \
-    "stage.overrides.dense=[\"training.epochs=$dense_epochs\"]" $extra "hydra.run.dir=$run" \
-    > "$out/seed$k.log" 2>&1
-  rc=$?
-  t1=$SECONDS
-  if [ $rc -ne 0 ]; then
-    echo "| $k | failed (exit $rc, $((t1 - t0)) s; seed$k.log) | | |" >> "$summary"
-    tail -n 5 "$out/seed$k.log"
-    failed=1
-    continue
+    "stage.overrides.dense=[\"training.epochs=$dense_epochs\"]" $extra "hydra.run.dir=$run"; then
+    trained=$took
+    # shellcheck disable=SC2086
+    if step "seed$k-ft" stage=dense "stage.init_from=$run" "${common[@]}" "training.seed=$k" \
+      "training.epochs=$ft_epochs" training.lr=2.5e-4 data.angular=0.5 $extra "hydra.run.dir=$run-ft"; then
+      tuned=$took
+      if "$python" -m inktrace_train.ckpt publish --force "$run-ft" "$out/seed$k.pth" > /dev/null 2>> "$out/seed$k-ft.log"; then
+        published="seed$k.pth"
+      else
+        published="failed (seed$k-ft.log)"
+      fi
+    else
+      tuned=$took
+    fi
+  else
+    trained=$took
   fi
-  # shellcheck disable=SC2086
-  timeout "$limit" "$python" -m inktrace_train stage=dense "stage.init_from=$run" "${common[@]}" "training.seed=$k" \
-    "training.epochs=$ft_epochs" training.lr=2.5e-4 data.angular=0.5 $extra "hydra.run.dir=$run-ft" \
-    > "$out/seed$k-ft.log" 2>&1
-  rc=$?
-  t2=$SECONDS
-  if [ $rc -ne 0 ]; then
-    echo "| $k | $((t1 - t0)) s | failed (exit $rc, $((t2 - t1)) s; seed$k-ft.log) | |" >> "$summary"
-    tail -n 5 "$out/seed$k-ft.log"
-    failed=1
-    continue
-  fi
-  "$python" -m inktrace_train.ckpt publish --force "$run-ft" "$out/seed$k.pth" > /dev/null 2>> "$out/seed$k-ft.log" \
-    && echo "| $k | $((t1 - t0)) s | $((t2 - t1)) s | seed$k.pth |" >> "$summary" \
-    || { echo "| $k | $((t1 - t0)) s | $((t2 - t1)) s | failed (seed$k-ft.log) |" >> "$summary"; failed=1; }
+  [ "$published" = "seed$k.pth" ] || failed=1
+  echo "| $k | $trained | $tuned | $published |" >> "$summary"
 done
 cat "$summary"
 exit $failed

