@@ -337,6 +337,13 @@ def check_destination(old: Path, new: Path, force: bool, verb: str = "convert") 
         raise ToolError(f"no such directory: {new.parent}", 2)
 
 
+def write_checkpoint(ckpt: Checkpoint, path: Path) -> None:
+    """Write ``ckpt`` to ``path`` atomically, then read it back: what convert, publish and average
+    write must load as a plain format v1 file, with weights_only=True."""
+    atomic_write(path, lambda f: f.write(sealed_bytes(ckpt.to_dict())))
+    load_checkpoint(path)
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     old, new = Path(args.old), Path(args.new)
     check_destination(old, new, args.force)
@@ -345,8 +352,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     layout, missing = meta.pop("converted_from", None), meta.pop("missing", [])
     if layout:  # provenance under another key: "converted_from" would make every load warn again
         meta["converted"] = {"from_layout": layout, "missing": missing, "source": old.name}
-    atomic_write(new, lambda f: f.write(sealed_bytes(ckpt.to_dict())))
-    load_checkpoint(new)  # the result must load as plain format v1, with weights_only=True
+    write_checkpoint(ckpt, new)
     source = f"the {layout} layout" if layout else f"format version {ckpt.version} (already current)"
     print(f"converted {old} ({source}) -> {new} (format version {FORMAT_VERSION})")
     print(f"missing: {', '.join(missing)} (a resume starts these fresh)" if missing else "missing: nothing")
@@ -373,8 +379,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     check_destination(source, out, args.force, verb="publish")
     ckpt = shareable(load_checkpoint(source))
     ckpt.metadata["published"] = {"source": str(source), "source_sha256": file_sha256(source)}
-    atomic_write(out, lambda f: f.write(sealed_bytes(ckpt.to_dict())))
-    load_checkpoint(out)  # it must load as a plain format v1 file, with weights_only=True
+    write_checkpoint(ckpt, out)
     size, before = out.stat().st_size, source.stat().st_size
     print(
         f"published {source} -> {out}: {size / 2**20:.1f} MiB (was {before / 2**20:.1f} MiB), sha256 {file_sha256(out)}"
@@ -405,8 +410,7 @@ def cmd_average(args: argparse.Namespace) -> int:
         "sources": [str(p) for p in sources],
         "source_sha256": [file_sha256(p) for p in sources],
     }
-    atomic_write(out, lambda f: f.write(sealed_bytes(ckpt.to_dict())))
-    load_checkpoint(out)  # it must load as a plain format v1 file, with weights_only=True
+    write_checkpoint(ckpt, out)
     print(f"averaged {len(sources)} checkpoints -> {out}: sha256 {file_sha256(out)}")
     print(f"score it before use: python -m inktrace_train.evaluate {out} --split val")
     return 0
