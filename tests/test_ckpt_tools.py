@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -164,6 +165,18 @@ def test_convert_older_layouts(tmp_path, layout, missing):
     assert load_checkpoint(tmp_path / "new.pth").metadata.get("converted_from") is None  # v1: no conversion
     info = json.loads(ckpt_tool("inspect", "--json", "new.pth", cwd=tmp_path).stdout)
     assert info["version"] == 1 and info["converted_from"] is None and info["converted"]["from_layout"] == layout
+
+
+def test_the_tools_mute_the_loaders_warnings_only_while_they_run(tmp_path, caplog):
+    """convert reports an old layout itself (the loader's warning would repeat it), and a caller
+    in the same process keeps the loader's warnings after: a test's caplog, a notebook."""
+    write_old_checkpoints(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        proc = ckpt_tool("convert", "bare.pth", "new.pth", cwd=tmp_path)
+        assert proc.returncode == 0 and "(the bare layout)" in proc.stdout
+        assert not caplog.records
+        load_checkpoint(tmp_path / "bare.pth")
+    assert "bare" in caplog.text and caplog.records[0].name == "inktrace_train.checkpoint.store"
 
 
 def test_convert_refuses_to_overwrite(tmp_path):

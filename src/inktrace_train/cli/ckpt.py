@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import hashlib
 import json
-import logging
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -32,6 +31,7 @@ from inktrace_train.checkpoint.average import average, check_compatible
 from inktrace_train.checkpoint.convert import FORMAT_VERSION
 from inktrace_train.checkpoint.store import Checkpoint, CheckpointManager, load_checkpoint, sealed_bytes
 from inktrace_train.cli.ckpt_export import add_export
+from inktrace_train.cli.quiet import loader_quiet
 from inktrace_train.config.schema import flatten
 from inktrace_train.errors import ToolError, UserError, reported
 from inktrace_train.run.atomic import atomic_write
@@ -491,9 +491,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parser().parse_args(argv)
-    # The tool reports conversions itself; the loader's warnings would repeat them.
-    logging.getLogger("inktrace_train.checkpoint.store").setLevel(logging.ERROR)
-    with reported(PROG):  # CheckpointError among them: unreadable, corrupt, not a checkpoint
+    with loader_quiet(), reported(PROG):  # CheckpointError among them: unreadable, corrupt, not a checkpoint
         code = args.run(args)
     if code:
         raise SystemExit(code)

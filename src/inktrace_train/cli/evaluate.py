@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import math
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
@@ -51,6 +50,7 @@ import cv2
 import numpy as np
 import torch
 
+from inktrace_train.cli.quiet import loader_quiet
 from inktrace_train.config.schema import HANZI_FETCH, DataConfig
 from inktrace_train.data import KanjiVGStrokes, Renderer
 from inktrace_train.data import degrade as scan
@@ -416,12 +416,11 @@ def classical_rows(names: List[str], glyphs: Dict[str, list], fonts: Optional[di
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parser().parse_args(argv)
-    logging.getLogger("inktrace_train.checkpoint.store").setLevel(logging.ERROR)
     if args.n < 1:
         fail(f"--n={args.n}: must be at least 1", 2, prog=PROG)
     if args.workers < 0:
         fail(f"--workers={args.workers}: must be 0 (in this process) or more", 2, prog=PROG)
-    with reported(PROG):
+    with loader_quiet(), reported(PROG):
         tracer = Tracer.from_checkpoint(args.checkpoint, args.device)
         data = data_config(tracer.config)
         hanzi_dir = args.hanzi_dir or data.hanzi_dir

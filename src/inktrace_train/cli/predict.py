@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -26,6 +25,7 @@ from typing import Dict, List, Optional
 import cv2
 import numpy as np
 
+from inktrace_train.cli.quiet import loader_quiet
 from inktrace_train.errors import ToolError, os_error_line, reported
 from inktrace_train.evaluation.imaging import read_grey, read_ink
 from inktrace_train.evaluation.pagefiles import overlay, page_svg
@@ -130,9 +130,8 @@ def trace_file(tracer: Tracer, path: Path, out: Path, args: argparse.Namespace) 
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parser().parse_args(argv)
-    logging.getLogger("inktrace_train.checkpoint.store").setLevel(logging.ERROR)
     failed = traced = 0
-    with reported(PROG):
+    with loader_quiet(), reported(PROG):
         if args.onnx:
             images = inputs(args.paths)
             tracer = Tracer.from_onnx(args.onnx)
