@@ -305,3 +305,84 @@ def test_a_worker_death_is_reported_by_the_next_batch_not_mid_step():
     assert next(stream).tolist() == [0, 1]
     assert signal.getsignal(signal.SIGCHLD) == signal.SIG_DFL
     stream.close()
+
+
+class _BrokenStream:
+    """A loader whose second batch fails to arrive as ``error`` (what next() raised)."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+
+    def __iter__(self):
+        yield torch.zeros(1)
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("DataLoader worker (pid(s) 4242) exited unexpectedly"),
+        ConnectionResetError(104, "Connection reset by peer"),  # killed while it handed a batch's memory over
+        EOFError(),
+    ],
+)
+def test_a_worker_death_surfaces_as_worker_lost_however_the_loader_reports_it(error):
+    """The loader names a dead worker only if the process is already reaped; a worker killed
+    while the main process receives its batch breaks the connection that hands the batch's
+    shared memory over instead. Either way the trainer must see a lost worker (save, one line),
+    not a crash with a traceback."""
+    from inktrace_train.train.trainer import WorkerLost, batches
+
+    stream = batches(_BrokenStream(error))
+    next(stream)
+    with pytest.raises(WorkerLost):
+        next(stream)
+
+
+def test_an_error_of_the_dataset_in_a_worker_is_not_a_lost_worker():
+    """The loader re-raises a worker's own exception with where it was caught: a bug to show,
+    not a death to save and resume from."""
+    from inktrace_train.train.trainer import WorkerLost, batches
+
+    error = RuntimeError("Caught RuntimeError in DataLoader worker process 0.\nOriginal Traceback ...")
+    stream = batches(_BrokenStream(error))
+    next(stream)
+    with pytest.raises(RuntimeError, match="Caught RuntimeError") as raised:
+        next(stream)
+    assert not isinstance(raised.value, WorkerLost)
+
+
+LEAKED_STREAM = """
+import sys
+from torch.utils.data import DataLoader
+from inktrace_train.data.dataset import worker_init_fn
+from inktrace_train.train.trainer import batches
+
+loader = DataLoader(list(range(64)), batch_size=2, num_workers=2, persistent_workers=True,
+                    worker_init_fn=worker_init_fn)
+stream = batches(loader)
+next(stream)
+sys.exit(3)  # the stream, and its workers, still alive at exit (as an error's traceback keeps them)
+"""
+
+
+def test_workers_still_running_at_exit_do_not_hang_the_process(tmp_path):
+    """The workers ignore SIGTERM (a signal to the process group is the main process's to
+    handle), and SIGTERM, then a join without a timeout, is how multiprocessing ends daemonic
+    children at exit: a loader iterator an error's traceback kept alive hung the run forever
+    after its last line (a worker killed mid-batch, in CI). Now the process exits."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LEAKED_STREAM], cwd=tmp_path, start_new_session=True, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("the process hung at exit with its data-loader workers alive")
+    assert proc.returncode == 3, err[-2000:]

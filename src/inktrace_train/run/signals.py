@@ -13,6 +13,8 @@ workers ignore these signals (:func:`ignore_stop_signals`) and leave the stop to
 
 from __future__ import annotations
 
+import atexit
+import multiprocessing
 import signal
 import threading
 from typing import Any, Dict, Optional
@@ -38,6 +40,29 @@ def worker_deaths_at_next_batch() -> None:
     Call it after the first multi-worker iterator exists (main thread only)."""
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGCHLD"):
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
+def kill_workers_left_at_exit() -> None:
+    """Multiprocessing ends daemonic children at exit with SIGTERM, then joins them without a
+    timeout; the workers ignore SIGTERM, so a loader iterator still alive at exit (an error's
+    traceback holds it) would hang the process after its last line. Registered after
+    multiprocessing's exit function (call it once a worker exists), this one runs first and
+    kills what is left: workers hold nothing to save, and their iterator can no longer stop them
+    (the loader skips that at exit). Registered once per process."""
+    global _exit_guard_registered
+    if not _exit_guard_registered:
+        atexit.register(_kill_daemonic_children)
+        _exit_guard_registered = True
+
+
+_exit_guard_registered = False
+
+
+def _kill_daemonic_children() -> None:
+    for child in multiprocessing.active_children():
+        if child.daemon:
+            child.kill()
+            child.join(timeout=5)
 
 
 class StopRequest:

@@ -22,7 +22,12 @@ from inktrace_train.checkpoint.convert import completed_for_resume
 from inktrace_train.checkpoint.store import BackgroundSaver, Checkpoint, CheckpointError, CheckpointManager
 from inktrace_train.errors import RunFailed, first_line
 from inktrace_train.run.rundir import now_iso
-from inktrace_train.run.signals import Preempted, StopRequest, worker_deaths_at_next_batch
+from inktrace_train.run.signals import (
+    Preempted,
+    StopRequest,
+    kill_workers_left_at_exit,
+    worker_deaths_at_next_batch,
+)
 from inktrace_train.train.distributed import Distributed
 from inktrace_train.train.ema import WeightAverage
 from inktrace_train.train.logger import RunLogger
@@ -46,18 +51,37 @@ def batches(loader: DataLoader) -> Iterator[Dict[str, torch.Tensor]]:
     of the training step."""
     try:
         it = iter(loader)
-    except RuntimeError as e:
-        raise WorkerLost(first_line(e)) from None
+    except WORKER_DEATH as e:
+        raise worker_lost(e) from None
     if getattr(loader, "num_workers", 0):  # a death is reported here, by next(), never mid-step
         worker_deaths_at_next_batch()
+        kill_workers_left_at_exit()
     while True:
         try:
             batch = next(it)
         except StopIteration:
             return
-        except RuntimeError as e:  # "DataLoader worker (pid ...) is killed by signal: ..."
-            raise WorkerLost(first_line(e)) from None
+        except WORKER_DEATH as e:
+            raise worker_lost(e) from None
         yield batch
+
+
+# How the loader reports a dead worker: by name once the process is reaped ("DataLoader worker
+# (pid ...) exited unexpectedly"), or, when the worker dies while its batch is being received, as
+# the broken connection that hands the batch's shared memory over.
+WORKER_DEATH = (RuntimeError, ConnectionError, EOFError)
+
+
+def worker_lost(e: BaseException) -> BaseException:
+    """``e`` as :class:`WorkerLost`; as it is if a worker's own code raised it (the loader then
+    re-raises it "in DataLoader worker process N"): a dataset's bug is shown with its traceback."""
+    message = first_line(e)
+    if "in DataLoader worker process" in message:
+        return e
+    if not isinstance(e, RuntimeError):
+        kind = type(e).__name__
+        message = f"its batch broke off: {kind}" + ("" if message == kind else f": {message}")
+    return WorkerLost(message)
 
 
 class Trainer:
