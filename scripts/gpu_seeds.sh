@@ -65,8 +65,10 @@ for k in $seeds; do
     "stage.overrides.structural=[\"training.epochs=$struct_epochs\"]" \
     "stage.overrides.dense=[\"training.epochs=$dense_epochs\"]" $extra "hydra.run.dir=$run"; then
     trained=$took
+    # From the dense stage's best: a run directory alone names its structural best (what a dense
+    # stage starts from), which would fine-tune the new heads from scratch.
     # shellcheck disable=SC2086
-    if step "seed$k-ft" stage=dense "stage.init_from=$run" "${common[@]}" "training.seed=$k" \
+    if step "seed$k-ft" stage=dense "stage.init_from=$run/checkpoints/dense/checkpoint_best.pth" "${common[@]}" "training.seed=$k" \
       "training.epochs=$ft_epochs" training.lr=2.5e-4 data.angular=0.5 $extra "hydra.run.dir=$run-ft"; then
       tuned=$took
       if "$python" -m inktrace_train.ckpt publish --force "$run-ft" "$out/seed$k.pth" > /dev/null 2>> "$out/seed$k-ft.log"; then

@@ -33,7 +33,9 @@ def test_each_seed_is_trained_fine_tuned_at_angular_corners_and_published(tmp_pa
     assert config["training"]["seed"] == 3 and config["data"]["angular"] == 0.5
     assert config["data"]["source"] == "mixed" and config["training"]["epochs"] == 2
     assert published["metadata"]["stage"] == "dense" and "optimizer" not in published
-    pipeline = saved(tmp_path / "runs" / "seed3" / "checkpoints" / "dense" / "checkpoint_best.pth")
+    dense_best = tmp_path / "runs" / "seed3" / "checkpoints" / "dense" / "checkpoint_best.pth"
+    assert f"weights from {dense_best}:" in (tmp_path / "runs" / "seed3-ft" / "train.log").read_text()
+    pipeline = saved(dense_best)
     assert pipeline["config"]["data"]["angular"] == 0.0  # the training from scratch is the shipped recipe's
 
 
