@@ -93,6 +93,9 @@ class DataConfig:
     hanzi_dir: Optional[str] = None  # hanzi-writer-data 2.0.1: the .tgz of `npm pack` or its folder (hanzi, mixed)
     path: Optional[str] = None  # strokes: a .svg/.inkml/.ndjson file or a folder of them (searched recursively)
     extra_path: Optional[str] = None  # stroke files (as data.path) interleaved half and half with any source
+    font_ink: Optional[str] = (
+        None  # fonts' glyphs as training ink (scripts/font_ink.py): one more source, training only
+    )
     source_target: Optional[str] = None  # custom: package.module.Class implementing GlyphSource (docs/data.md)
     source_args: Dict[str, Any] = field(default_factory=dict)  # custom: keyword arguments of that class
     img_size: int = 64  # rendered image side, pixels; divisible by 2**len(model.stem_channels)
@@ -276,6 +279,8 @@ def validate(cfg: Config) -> None:
     _check_own_data(e, d)
     if d.source in BRUSH_SOURCES and d.renderer == "device":
         e.append(f"data.renderer=device draws pen ink only; data.source={d.source} has brush outlines: use cpu or auto")
+    if d.font_ink is not None and d.renderer == "device":
+        e.append(f"data.renderer=device draws pen ink only; data.font_ink={d.font_ink} is outlines: use cpu or auto")
     if d.outline_ink > 0 and d.renderer == "device":
         e.append(
             f"data.renderer=device sweeps pen ink only; data.outline_ink={d.outline_ink} fills outlines: "

@@ -9,7 +9,7 @@ its own stroke's outline, so where strokes cross it stays that stroke's width.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List
+from typing import Dict, List, Sequence
 
 import cv2
 import numpy as np
@@ -99,4 +99,37 @@ def half_widths(polygons: List[np.ndarray], samples: np.ndarray, stroke_id: np.n
     return np.maximum(out, MIN_HALF_WIDTH)
 
 
-__all__ = ["BrushGlyph", "Outlines", "downsample", "fill", "fixed_point", "half_widths"]
+# How a file of brush glyphs holds them (hanzi's cache, font ink): every median's and outline's
+# points concatenated, with offsets per polyline and per glyph, and one name per glyph.
+ARRAYS = ("median_points", "median_offsets", "outline_points", "outline_offsets", "glyph_offsets", "names")
+
+
+def pack(glyphs: Sequence[BrushGlyph], names: Sequence[str]) -> Dict[str, np.ndarray]:
+    """Brush glyphs (and a name each) as the :data:`ARRAYS` of a file."""
+
+    def offsets(sizes):
+        return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+    medians = [m for g in glyphs for m in g.medians]
+    outlines = [o for g in glyphs for o in g.outlines]
+    return {
+        "median_points": np.concatenate(medians).astype(np.float32),
+        "median_offsets": offsets([len(m) for m in medians]),
+        "outline_points": np.concatenate(outlines).astype(np.float32),
+        "outline_offsets": offsets([len(o) for o in outlines]),
+        "glyph_offsets": offsets([len(g.medians) for g in glyphs]),
+        "names": np.array(names, dtype=str),
+    }
+
+
+def unpack(arrays: Dict[str, np.ndarray], g: int) -> BrushGlyph:
+    """Glyph ``g`` of packed :data:`ARRAYS` (views into them, not copies)."""
+    first, last = int(arrays["glyph_offsets"][g]), int(arrays["glyph_offsets"][g + 1])
+    mo, oo = arrays["median_offsets"], arrays["outline_offsets"]
+    return BrushGlyph(
+        medians=[arrays["median_points"][mo[s] : mo[s + 1]] for s in range(first, last)],
+        outlines=[arrays["outline_points"][oo[s] : oo[s + 1]] for s in range(first, last)],
+    )
+
+
+__all__ = ["ARRAYS", "BrushGlyph", "Outlines", "downsample", "fill", "fixed_point", "half_widths", "pack", "unpack"]

@@ -27,7 +27,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from inktrace_train.data import npzcache
+from inktrace_train.data import brush, npzcache
 from inktrace_train.data.brush import BrushGlyph
 from inktrace_train.data.glyphs import DataError, split_members
 from inktrace_train.data.svgpath import path_to_polylines
@@ -39,7 +39,6 @@ BOX = 1024.0  # the data's em box, units; unit coordinates = units / BOX
 TOP = 900.0  # y of the box's top edge in the data's y-up coordinates
 FLATTEN_TOLERANCE = 1.0  # units an outline polygon may stray from its curves (0.06 px at 64x64)
 FETCH = "npm pack hanzi-writer-data@2.0.1"
-_ARRAYS = ("median_points", "median_offsets", "outline_points", "outline_offsets", "glyph_offsets", "names")
 
 
 def _folder_files(source: Path) -> List[Path]:
@@ -76,34 +75,19 @@ def parse_character(text: bytes) -> Tuple[List[np.ndarray], List[np.ndarray]]:
 
 def parse(source: Path) -> Dict[str, np.ndarray]:
     """Parse every character of a folder or ``.tgz``; unreadable files are skipped with a warning."""
-    medians: List[np.ndarray] = []
-    outlines: List[np.ndarray] = []
-    strokes: List[int] = []
+    glyphs: List[BrushGlyph] = []
     names: List[str] = []
     for char, text in _files(source):
         try:
-            m, o = parse_character(text)
+            medians, outlines = parse_character(text)
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             log.warning("skipping %s in %s: %s", char, source, exc)
             continue
-        medians += m
-        outlines += o
-        strokes.append(len(m))
+        glyphs.append(BrushGlyph(medians, outlines))
         names.append(f"{ord(char[0]):05x}")
     if not names:
         raise DataError(f"data.hanzi_dir={source}: no hanzi-writer-data character files there (get them: {FETCH})")
-
-    def offsets(sizes):
-        return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-
-    return {
-        "median_points": np.concatenate(medians),
-        "median_offsets": offsets([len(m) for m in medians]),
-        "outline_points": np.concatenate(outlines),
-        "outline_offsets": offsets([len(o) for o in outlines]),
-        "glyph_offsets": offsets(strokes),
-        "names": np.array(names, dtype=str),
-    }
+    return brush.pack(glyphs, names)
 
 
 def _key(source: Path) -> Dict[str, object]:
@@ -130,7 +114,7 @@ def load(source: str | os.PathLike, cache_dir: Optional[str | os.PathLike] = Non
         log.info("parsing hanzi-writer-data in %s (about 30 s, once)", path)
         return parse(path)
 
-    return npzcache.load_or_build(cache, _ARRAYS, _key(path), build, log, "hanzi")
+    return npzcache.load_or_build(cache, brush.ARRAYS, _key(path), build, log, "hanzi")
 
 
 class HanziStrokes:
@@ -157,13 +141,7 @@ class HanziStrokes:
 
     def glyph(self, index: int, rng: Optional[np.random.Generator] = None) -> BrushGlyph:
         """Medians and outlines of glyph ``index`` (read-only float32 views, unit coords); rng unused."""
-        a, g = self._a, self._glyphs[index]
-        first, last = int(a["glyph_offsets"][g]), int(a["glyph_offsets"][g + 1])
-        mo, oo = a["median_offsets"], a["outline_offsets"]
-        return BrushGlyph(
-            medians=[a["median_points"][mo[s] : mo[s + 1]] for s in range(first, last)],
-            outlines=[a["outline_points"][oo[s] : oo[s + 1]] for s in range(first, last)],
-        )
+        return brush.unpack(self._a, self._glyphs[index])
 
     def name(self, index: int) -> str:
         return str(self._a["names"][self._glyphs[index]])

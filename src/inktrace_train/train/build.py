@@ -59,9 +59,10 @@ def on_cuda_unless_set(value: Optional[bool], device: torch.device) -> bool:
 def renders_on_device(data: DataConfig, device: torch.device) -> bool:
     """``data.renderer``: auto draws the targets on the training device when it is a GPU (data-
     loader workers could not keep up with one) and the ink is swept pen ink (no brush source, no
-    outline ink), in the workers elsewhere."""
+    font ink, no outline ink), in the workers elsewhere."""
     if data.renderer == "auto":
-        return device.type == "cuda" and data.source not in BRUSH_SOURCES and data.outline_ink == 0
+        pen_only = data.source not in BRUSH_SOURCES and data.font_ink is None and data.outline_ink == 0
+        return device.type == "cuda" and pen_only
     return data.renderer == "device"
 
 
@@ -114,16 +115,26 @@ def make_augmenter(d: DataConfig) -> Augmenter:
 
 
 def make_source(data: DataConfig, split: str):
-    """The glyphs of ``split`` from ``data.source``, interleaved with ``data.extra_path``'s if given."""
+    """The glyphs of ``split`` from ``data.source``, interleaved with ``data.extra_path``'s if
+    given, and in the training split with ``data.font_ink``'s: each source an equal share (the
+    two of ``data=mixed`` count as two)."""
     source = _main_source(data, split)
-    if data.extra_path is None:
-        return source
     from inktrace_train.data.glyphs import MixedStrokes
-    from inktrace_train.data.strokes import StrokeFiles
 
-    fractions = dict(val_fraction=data.val_fraction, test_fraction=data.test_fraction)
-    extra = StrokeFiles(split, path=data.extra_path, cache_dir=data.cache_dir, option="data.extra_path", **fractions)
-    return MixedStrokes(source, extra)
+    if data.extra_path is not None:
+        from inktrace_train.data.strokes import StrokeFiles
+
+        fractions = dict(val_fraction=data.val_fraction, test_fraction=data.test_fraction)
+        extra = StrokeFiles(
+            split, path=data.extra_path, cache_dir=data.cache_dir, option="data.extra_path", **fractions
+        )
+        source = MixedStrokes(source, extra)
+    if data.font_ink is None or split != "train":
+        return source
+    from inktrace_train.data.fontink import FontInkGlyphs
+
+    parts = source.sources if isinstance(source, MixedStrokes) else (source,)
+    return MixedStrokes(*parts, FontInkGlyphs(data.font_ink))
 
 
 def _main_source(data: DataConfig, split: str):

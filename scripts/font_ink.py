@@ -1,0 +1,120 @@
+"""Fonts as training ink: trace train-split characters of your fonts with a model, keep the glyphs
+it traces right, and write them as a font-ink file for ``data.font_ink`` (:mod:`inktrace_train.data.fontink`).
+
+A glyph is kept when the model traces as many strokes as the character has (KanjiVG's count for
+a Japanese font, hanzi-writer-data's for a Chinese one) and leaves none of its ink untraced (ink
+recall at least INK_RECALL); its strokes become the glyph's centerlines, the font's ink its
+outlines, once per weight of ``fontink.GROW``. The fonts of the fonts set and the validation fonts
+are refused: a font that scores or chooses a model must never train one.
+
+Run: ``python scripts/font_ink.py MODEL --fonts-dir trainfonts --hanzi-dir
+hanzi-writer-data-2.0.1.tgz --per-font 600 --out font_ink.npz`` (every Japanese or Chinese
+@fontsource package in the folder; about 0.05 s a character on a 2-core CPU), then train with
+``data.font_ink=font_ink.npz``. Needs the ``eval`` extra (fontTools, scikit-image).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+from inktrace_train.cli import evaluate
+from inktrace_train.data import fontink
+from inktrace_train.data.brush import BrushGlyph
+from inktrace_train.data.fonts import FONTS, VAL_FONTS, FontPackage, find_fonts, test_characters
+from inktrace_train.data.glyphs import DataError
+from inktrace_train.errors import reported
+from inktrace_train.evaluation.imaging import place, read_ink
+from inktrace_train.evaluation.strokemetrics import ink_counts
+from inktrace_train.evaluation.tracer import Tracer
+
+INK_RECALL = 0.98  # share of the glyph's ink skeleton its traced strokes must cover
+INK_LEVEL = 90  # font image coverage (of 255) that counts as ink for the outlines
+PROG = "font_ink.py"
+
+
+def label(tracer: Tracer, image, true_count: int) -> Optional[List[Tuple[int, BrushGlyph]]]:
+    """One font image's brush glyphs, each with its weight (px grown, of fontink.GROW; a weight
+    whose outlines cannot be drawn is left out), or None when the model does not trace it right."""
+    ink = read_ink(image)
+    canvas, placement = place(ink, tracer.size)
+    if placement is None:
+        return None
+    strokes = tracer.strokes(tracer.maps(canvas))
+    if len(strokes) != true_count:
+        return None
+    counts = ink_counts(canvas, [s.points for s in strokes])
+    if not counts["ink_total"] or counts["ink_traced"] < INK_RECALL * counts["ink_total"]:
+        return None
+    medians = [fontink.smooth(placement.to_image(s).points) for s in strokes]
+    glyphs = []
+    for grow in fontink.GROW:
+        outlines = fontink.stroke_outlines(ink >= INK_LEVEL, medians, grow)
+        if outlines is not None:
+            glyphs.append((grow, fontink.to_unit(medians, outlines)))
+    return glyphs or None
+
+
+def label_font(
+    tracer: Tracer, package: FontPackage, characters: Sequence[Tuple[str, int]], per_font: int
+) -> Tuple[List[BrushGlyph], List[str], int]:
+    """The kept glyphs and their names (font/char/grow) of the first ``per_font`` characters the
+    font has, and how many were tried."""
+    glyphs, names, tried = [], [], 0
+    for char, count in characters:
+        if tried == per_font:
+            break
+        image = package.render(char)
+        if image is None:
+            continue
+        tried += 1
+        for grow, glyph in label(tracer, image, count) or []:
+            glyphs.append(glyph)
+            names.append(f"{package.font.name}/{char}/{grow}")
+    return glyphs, names, tried
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model", help="a run directory or checkpoint (the model that traces the fonts)")
+    p.add_argument("--fonts-dir", required=True, help="@fontsource packages (.tgz of `npm pack`, or folders)")
+    p.add_argument("--hanzi-dir", help="hanzi-writer-data (the Chinese fonts' stroke counts)")
+    p.add_argument("--per-font", type=int, default=600, help="train-split characters tried per font")
+    p.add_argument("--out", required=True, help="the font-ink file to write (.npz)")
+    args = p.parse_args(argv)
+    with reported(PROG):
+        packages, notes = find_fonts(args.fonts_dir, "val", any_fonts=True)
+        scored = {f.name for f in FONTS + VAL_FONTS}
+        refused = [pkg.font.name for pkg in packages if pkg.font.name in scored]
+        if refused:
+            raise DataError(
+                f"--fonts-dir {args.fonts_dir}: {', '.join(refused)} score or choose models (the fonts set, the "
+                "validation fonts) and must not train one: take them out of the folder"
+            )
+        tracer = Tracer.from_checkpoint(args.model)
+        data = evaluate.data_config(tracer.config)
+        glyphs, names, start = [], [], time.time()
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
+        for package in packages:
+            language = package.font.language
+            if language == "zh" and args.hanzi_dir is None:
+                print(f"note: {package.font.name} (Chinese) needs --hanzi-dir for its stroke counts; passed over")
+                continue
+            characters = test_characters(
+                language, data.val_fraction, data.test_fraction, data.cache_dir, args.hanzi_dir, "train"
+            )
+            kept, kept_names, tried = label_font(tracer, package, characters, args.per_font)
+            glyphs += kept
+            names += kept_names
+            chars = len({n.rsplit("/", 1)[0] for n in kept_names})
+            print(f"{package.font.name}: {chars} of {tried} characters traced right ({time.time() - start:.0f} s)")
+        fontink.save(Path(args.out), glyphs, names)
+        print(f"{len(glyphs)} glyphs -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
