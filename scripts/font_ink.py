@@ -86,6 +86,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     p.add_argument("--out", required=True, help="the font-ink file to write (.npz)")
     args = p.parse_args(argv)
     with reported(PROG):
+        if not Path(args.fonts_dir).expanduser().is_dir():
+            raise DataError(f"--fonts-dir {args.fonts_dir}: no such folder (get fonts: `npm pack @fontsource/NAME`)")
         packages, notes = find_fonts(args.fonts_dir, "val", any_fonts=True)
         scored = {f.name for f in FONTS + VAL_FONTS}
         refused = [pkg.font.name for pkg in packages if pkg.font.name in scored]
