@@ -24,9 +24,13 @@ from typing import List, Optional, Sequence, Tuple
 from inktrace_train.cli import evaluate
 from inktrace_train.data import fontink
 from inktrace_train.data.brush import BrushGlyph
-from inktrace_train.data.fonts import FONTS, VAL_FONTS, FontPackage, find_fonts, test_characters
 from inktrace_train.data.glyphs import DataError
-from inktrace_train.errors import reported
+from inktrace_train.errors import fail, reported
+
+try:
+    from inktrace_train.data.fonts import FONTS, VAL_FONTS, FontPackage, find_fonts, test_characters
+except ModuleNotFoundError as e:  # fontTools reads the fonts
+    fail(f"{e.name} is missing: install the eval extra (pip install -e '.[eval]')", prog="font_ink.py")
 from inktrace_train.evaluation.imaging import place, read_ink
 from inktrace_train.evaluation.strokemetrics import ink_counts
 from inktrace_train.evaluation.tracer import Tracer

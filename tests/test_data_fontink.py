@@ -125,6 +125,10 @@ def test_the_device_renderer_refuses_font_ink():
         validate(cfg)
 
 
+EVAL = pytest.mark.skipif(importlib.util.find_spec("fontTools") is None, reason="fonts need the eval extra")
+
+
+@EVAL
 def test_the_script_refuses_fonts_that_score_or_choose_models(tmp_path):
     script = [sys.executable, str(SCRIPT), str(MODEL), "--fonts-dir", str(REPO / "tests" / "data" / "fonts")]
     proc = subprocess.run([*script, "--out", str(tmp_path / "ink.npz")], capture_output=True, text=True, timeout=300)
@@ -132,14 +136,15 @@ def test_the_script_refuses_fonts_that_score_or_choose_models(tmp_path):
     assert not (tmp_path / "ink.npz").exists()
 
 
+@EVAL
 def test_the_script_names_a_missing_fonts_folder(tmp_path):
     script = [sys.executable, str(SCRIPT), str(MODEL), "--fonts-dir", str(tmp_path / "nowhere")]
     proc = subprocess.run([*script, "--out", str(tmp_path / "ink.npz")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "nowhere: no such folder" in proc.stderr, proc.stderr
 
 
+@EVAL
 def test_the_shipped_model_labels_the_glyphs_it_traces_right():
-    pytest.importorskip("fontTools", reason="fonts need the eval extra")
     from inktrace_train.data.fonts import find_fonts
     from inktrace_train.evaluation.fontset import font_set
 
