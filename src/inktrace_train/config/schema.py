@@ -93,9 +93,7 @@ class DataConfig:
     hanzi_dir: Optional[str] = None  # hanzi-writer-data 2.0.1: the .tgz of `npm pack` or its folder (hanzi, mixed)
     path: Optional[str] = None  # strokes: a .svg/.inkml/.ndjson file or a folder of them (searched recursively)
     extra_path: Optional[str] = None  # stroke files (as data.path) interleaved half and half with any source
-    font_ink: Optional[str] = (
-        None  # fonts' glyphs as training ink (scripts/font_ink.py): one more source, training only
-    )
+    font_ink: Optional[str] = None  # fonts' glyphs as training ink (scripts/font_ink.py); training split only
     source_target: Optional[str] = None  # custom: package.module.Class implementing GlyphSource (docs/data.md)
     source_args: Dict[str, Any] = field(default_factory=dict)  # custom: keyword arguments of that class
     img_size: int = 64  # rendered image side, pixels; divisible by 2**len(model.stem_channels)
