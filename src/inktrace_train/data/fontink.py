@@ -156,7 +156,6 @@ class FontInkGlyphs:
 
     def __init__(self, path: str | Path) -> None:
         self._a = load(path)
-        self.path = str(path)
 
     def __len__(self) -> int:
         return len(self._a["names"])

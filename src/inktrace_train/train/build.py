@@ -116,8 +116,8 @@ def make_augmenter(d: DataConfig) -> Augmenter:
 
 def make_source(data: DataConfig, split: str):
     """The glyphs of ``split`` from ``data.source``, interleaved with ``data.extra_path``'s if
-    given, and in the training split with ``data.font_ink``'s: each source an equal share (the
-    two of ``data=mixed`` count as two)."""
+    given, and in the training split with ``data.font_ink``'s as one more equal share beside the
+    parts interleaved so far (``data=mixed``'s KanjiVG and hanzi are two such parts)."""
     source = _main_source(data, split)
     from inktrace_train.data.glyphs import MixedStrokes
 
