@@ -1,16 +1,21 @@
-"""Fonts as training ink: trace train-split characters of your fonts with a model, keep the glyphs
-it traces right, and write them as a font-ink file for ``data.font_ink`` (:mod:`inktrace_train.data.fontink`).
+"""Fonts as training ink: label train-split characters of your fonts with their strokes and write
+them as a font-ink file for ``data.font_ink`` (:mod:`inktrace_train.data.fontink`).
 
-A glyph is kept when the model traces as many strokes as the character has (KanjiVG's count for
-a Japanese font, hanzi-writer-data's for a Chinese one) and leaves none of its ink untraced (ink
-recall at least INK_RECALL); its strokes become the glyph's centerlines, the font's ink its
-outlines, once per weight of ``fontink.GROW``. The fonts of the fonts set and the validation fonts
-are refused: a font that scores or chooses a model must never train one.
+Two ways to label a glyph. ``--labels model`` (with MODEL): the model traces it, and it is kept
+when the model traces as many strokes as the character has (KanjiVG's count for a Japanese font,
+hanzi-writer-data's for a Chinese one) and leaves none of its ink untraced (ink recall at least
+INK_RECALL). ``--labels fitted`` (no model): the character's own strokes are fitted onto the
+font's ink (:mod:`inktrace_train.evaluation.fontfit`), and kept when they lie on it and trace it
+all, so glyphs a model misreads are labelled too. Either way the strokes become the glyph's
+centerlines, the font's ink its outlines, once per weight of ``fontink.GROW``. The fonts of the
+fonts set and the validation fonts are refused: a font that scores or chooses a model must never
+train one.
 
 Run: ``python scripts/font_ink.py MODEL --fonts-dir trainfonts --hanzi-dir
 hanzi-writer-data-2.0.1.tgz --per-font 600 --out font_ink.npz`` (every Japanese or Chinese
-@fontsource package in the folder; about 0.05 s a character on a 2-core CPU), then train with
-``data.font_ink=font_ink.npz``. Needs the ``eval`` extra (fontTools, scikit-image).
+@fontsource package in the folder; about 0.05 s a character on a 2-core CPU; ``--labels fitted``
+about 0.7 s), then train with ``data.font_ink=font_ink.npz``. Needs the ``eval`` extra
+(fontTools, scikit-image).
 """
 
 from __future__ import annotations
@@ -21,39 +26,55 @@ import time
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
+import numpy as np
+
 from inktrace_train.cli import evaluate
+from inktrace_train.config.schema import DataConfig
 from inktrace_train.data import fontink
 from inktrace_train.data.brush import BrushGlyph
 from inktrace_train.data.glyphs import DataError
 from inktrace_train.errors import fail, reported
 
 try:
-    from inktrace_train.data.fonts import FONTS, VAL_FONTS, FontPackage, find_fonts, test_characters
+    from inktrace_train.data.fonts import FONTS, VAL_FONTS, FontPackage, find_fonts, split_strokes
+    from inktrace_train.evaluation.fontfit import fitted_strokes
 except ModuleNotFoundError as e:  # fontTools reads the fonts
     fail(f"{e.name} is missing: install the eval extra (pip install -e '.[eval]')", prog="font_ink.py")
 from inktrace_train.evaluation.imaging import place, read_ink
 from inktrace_train.evaluation.strokemetrics import ink_counts
 from inktrace_train.evaluation.tracer import Tracer
+from inktrace_train.evaluation.tracing import Stroke
 
-INK_RECALL = 0.98  # share of the glyph's ink skeleton its traced strokes must cover
+INK_RECALL = 0.98  # share of the glyph's ink skeleton the model's traced strokes must cover
 INK_LEVEL = 90  # font image coverage (of 255) that counts as ink for the outlines
 PROG = "font_ink.py"
 
 
-def label(tracer: Tracer, image, true_count: int) -> Optional[List[Tuple[int, BrushGlyph]]]:
-    """One font image's brush glyphs, each with its weight (px grown, of fontink.GROW; a weight
-    whose outlines cannot be drawn is left out), or None when the model does not trace it right."""
-    ink = read_ink(image)
-    canvas, placement = place(ink, tracer.size)
-    if placement is None:
-        return None
-    strokes = tracer.strokes(tracer.maps(canvas))
+def traced(tracer: Tracer, canvas: np.ndarray, true_count: int) -> Optional[List[np.ndarray]]:
+    """The model's strokes of a glyph canvas, or None when it does not trace it right."""
+    strokes = [s.points for s in tracer.strokes(tracer.maps(canvas))]
     if len(strokes) != true_count:
         return None
-    counts = ink_counts(canvas, [s.points for s in strokes])
+    counts = ink_counts(canvas, strokes)
     if not counts["ink_total"] or counts["ink_traced"] < INK_RECALL * counts["ink_total"]:
         return None
-    medians = [fontink.smooth(placement.to_image(s).points) for s in strokes]
+    return strokes
+
+
+def label(
+    image: np.ndarray, strokes: Sequence[np.ndarray], size: int, tracer: Optional[Tracer]
+) -> Optional[List[Tuple[int, BrushGlyph]]]:
+    """One font image's brush glyphs, each with its weight (px grown, of fontink.GROW; a weight
+    whose outlines cannot be drawn is left out), or None when the glyph is not labelled: labelled
+    by the model's traces with ``tracer``, else by the character's ``strokes`` fitted to its ink."""
+    ink = read_ink(image)
+    canvas, placement = place(ink, size)
+    if placement is None:
+        return None
+    found = traced(tracer, canvas, len(strokes)) if tracer else fitted_strokes(canvas, strokes)
+    if found is None:
+        return None
+    medians = [fontink.smooth(placement.to_image(Stroke(points, float("nan"))).points) for points in found]
     glyphs = []
     for grow in fontink.GROW:
         outlines = fontink.stroke_outlines(ink >= INK_LEVEL, medians, grow)
@@ -63,19 +84,23 @@ def label(tracer: Tracer, image, true_count: int) -> Optional[List[Tuple[int, Br
 
 
 def label_font(
-    tracer: Tracer, package: FontPackage, characters: Sequence[Tuple[str, int]], per_font: int
+    package: FontPackage,
+    characters: Sequence[Tuple[str, List[np.ndarray]]],
+    per_font: int,
+    size: int,
+    tracer: Optional[Tracer],
 ) -> Tuple[List[BrushGlyph], List[str], int]:
     """The kept glyphs and their names (font/char/grow) of the first ``per_font`` characters the
     font has, and how many were tried."""
     glyphs, names, tried = [], [], 0
-    for char, count in characters:
+    for char, strokes in characters:
         if tried == per_font:
             break
         image = package.render(char)
         if image is None:
             continue
         tried += 1
-        for grow, glyph in label(tracer, image, count) or []:
+        for grow, glyph in label(image, strokes, size, tracer) or []:
             glyphs.append(glyph)
             names.append(f"{package.font.name}/{char}/{grow}")
     return glyphs, names, tried
@@ -83,13 +108,21 @@ def label_font(
 
 def main(argv: Optional[List[str]] = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model", help="a run directory or checkpoint (the model that traces the fonts)")
+    p.add_argument("model", nargs="?", help="a run directory or checkpoint (the model that traces the fonts)")
     p.add_argument("--fonts-dir", required=True, help="@fontsource packages (.tgz of `npm pack`, or folders)")
-    p.add_argument("--hanzi-dir", help="hanzi-writer-data (the Chinese fonts' stroke counts)")
+    p.add_argument("--hanzi-dir", help="hanzi-writer-data (the Chinese fonts' strokes)")
+    p.add_argument(
+        "--labels",
+        choices=("model", "fitted"),
+        default="model",
+        help="the model's traces of the glyphs it reads right, or the characters' own strokes fitted to the ink",
+    )
     p.add_argument("--per-font", type=int, default=600, help="train-split characters tried per font")
     p.add_argument("--out", required=True, help="the font-ink file to write (.npz)")
     args = p.parse_args(argv)
     with reported(PROG):
+        if (args.model is None) == (args.labels == "model"):
+            raise DataError("--labels model needs MODEL (the model that traces the fonts); --labels fitted takes none")
         if not Path(args.fonts_dir).expanduser().is_dir():
             raise DataError(f"--fonts-dir {args.fonts_dir}: no such folder (get fonts: `npm pack @fontsource/NAME`)")
         packages, notes = find_fonts(args.fonts_dir, "val", any_fonts=True)
@@ -100,24 +133,24 @@ def main(argv: Optional[List[str]] = None) -> None:
                 f"--fonts-dir {args.fonts_dir}: {', '.join(refused)} score or choose models (the fonts set, the "
                 "validation fonts) and must not train one: take them out of the folder"
             )
-        tracer = Tracer.from_checkpoint(args.model)
-        data = evaluate.data_config(tracer.config)
+        tracer = Tracer.from_checkpoint(args.model) if args.model else None
+        data = evaluate.data_config(tracer.config) if tracer else DataConfig()
         glyphs, names, start = [], [], time.time()
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
         for package in packages:
             language = package.font.language
             if language == "zh" and args.hanzi_dir is None:
-                print(f"note: {package.font.name} (Chinese) needs --hanzi-dir for its stroke counts; passed over")
+                print(f"note: {package.font.name} (Chinese) needs --hanzi-dir for its strokes; passed over")
                 continue
-            characters = test_characters(
+            characters = split_strokes(
                 language, data.val_fraction, data.test_fraction, data.cache_dir, args.hanzi_dir, "train"
             )
-            kept, kept_names, tried = label_font(tracer, package, characters, args.per_font)
+            kept, kept_names, tried = label_font(package, characters, args.per_font, data.img_size, tracer)
             glyphs += kept
             names += kept_names
             chars = len({n.rsplit("/", 1)[0] for n in kept_names})
-            print(f"{package.font.name}: {chars} of {tried} characters traced right ({time.time() - start:.0f} s)")
+            print(f"{package.font.name}: {chars} of {tried} characters labelled ({time.time() - start:.0f} s)")
         fontink.save(Path(args.out), glyphs, names)
         print(f"{len(glyphs)} glyphs -> {args.out}")
 

@@ -143,26 +143,63 @@ def test_the_script_names_a_missing_fonts_folder(tmp_path):
     assert proc.returncode == 1 and "nowhere: no such folder" in proc.stderr, proc.stderr
 
 
-@EVAL
-def test_the_shipped_model_labels_the_glyphs_it_traces_right():
-    from inktrace_train.data.fonts import find_fonts
-    from inktrace_train.evaluation.fontset import font_set
-
+def _script():
     spec = importlib.util.spec_from_file_location("font_ink", SCRIPT)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    tracer = Tracer.from_checkpoint(MODEL)
-    fonts, _, _ = font_set(str(REPO / "tests" / "data" / "fonts"), 3, tracer.size, (0.05, 0.05))
+    return script
+
+
+def _klee_one():
+    """The bundled pen font's package, its sample glyphs as the fonts set reads them, and the
+    characters' KanjiVG strokes."""
+    from inktrace_train.data.fonts import find_fonts, split_strokes
+    from inktrace_train.evaluation.fontset import font_set
+
+    fonts, _, _ = font_set(str(REPO / "tests" / "data" / "fonts"), 3, 64, (0.05, 0.05))
     packages = {p.font.name: p for p in find_fonts(REPO / "tests" / "data" / "fonts")[0]}
+    strokes = dict(split_strokes("ja", 0.05, 0.05, split="test"))
+    return packages["klee-one"], fonts["klee-one"], strokes
+
+
+@EVAL
+def test_the_shipped_model_labels_the_glyphs_it_traces_right():
+    script, tracer = _script(), Tracer.from_checkpoint(MODEL)
+    package, glyphs, strokes = _klee_one()
     labelled = 0
-    for glyph in fonts["klee-one"]:
-        image = packages["klee-one"].render(glyph.char)
+    for glyph in glyphs:
+        image = package.render(glyph.char)
         traced = len(tracer.strokes(tracer.maps(glyph.canvas)))
-        kept = script.label(tracer, image, glyph.true_count)
+        kept = script.label(image, strokes[glyph.char], tracer.size, tracer)
         assert (kept is not None) <= (traced == glyph.true_count)  # only what it traces right
         for grow, brush_glyph in kept or []:
             assert grow in fontink.GROW
             assert len(brush_glyph.medians) == len(brush_glyph.outlines) == glyph.true_count
         labelled += kept is not None
     assert labelled >= 1  # the pen font's 3 sample characters: the model traces some of them right
-    assert script.label(tracer, packages["klee-one"].render(fonts["klee-one"][0].char), 99) is None
+    assert script.label(package.render(glyphs[0].char), [None] * 99, tracer.size, tracer) is None
+
+
+@EVAL
+def test_fitted_labels_are_the_characters_own_strokes_on_the_fonts_ink():
+    script = _script()
+    package, glyphs, strokes = _klee_one()
+    labelled = 0
+    for glyph in glyphs:
+        kept = script.label(package.render(glyph.char), strokes[glyph.char], 64, None)
+        for _, brush_glyph in kept or []:
+            assert len(brush_glyph.medians) == glyph.true_count  # every known stroke, in its order
+            ink = filled([o * SIZE for o in brush_glyph.outlines])
+            for median in brush_glyph.medians:  # each lies on the font's ink
+                xy = np.clip((median * SIZE).astype(int), 0, SIZE - 1)
+                assert ink[xy[:, 1], xy[:, 0]].mean() > 0.95
+        labelled += kept is not None
+    assert labelled >= 2  # the pen font's 3 sample characters fit (measured: all 3)
+
+
+@EVAL
+def test_labels_model_needs_a_model_and_fitted_none(tmp_path):
+    fonts = ["--fonts-dir", str(tmp_path), "--out", str(tmp_path / "ink.npz")]
+    for args in (["--labels", "fitted", str(MODEL)], ["--labels", "model"]):
+        proc = subprocess.run([sys.executable, str(SCRIPT), *args, *fonts], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 1 and "--labels model needs MODEL" in proc.stderr, proc.stderr

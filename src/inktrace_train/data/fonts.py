@@ -240,6 +240,26 @@ def scored(char: str) -> bool:
     return unicodedata.name(char, "").startswith(SCRIPTS)
 
 
+def split_strokes(
+    language: str,
+    val_fraction: float,
+    test_fraction: float,
+    cache_dir: Optional[str] = None,
+    hanzi_dir: Optional[str] = None,
+    split: str = "test",
+) -> List[Tuple[str, List[np.ndarray]]]:
+    """(character, its strokes in unit coordinates) of a split, in the split's fixed order:
+    KanjiVG's base glyphs (no variants) for ``ja``, hanzi-writer-data's medians for ``zh``."""
+    if language == "ja":
+        source = KanjiVGStrokes(split, val_fraction, test_fraction, cache_dir)
+        names = [(i, source.name(i)) for i in range(len(source))]
+        pairs = [(chr(int(n, 16)), source.glyph(i)) for i, n in names if "-" not in n]
+    else:
+        source = HanziStrokes(split, val_fraction, test_fraction, source=hanzi_dir, cache_dir=cache_dir)
+        pairs = [(chr(int(source.name(i), 16)), source.glyph(i).medians) for i in range(len(source))]
+    return [(c, list(strokes)) for c, strokes in pairs if scored(c)]
+
+
 def test_characters(
     language: str,
     val_fraction: float,
@@ -248,13 +268,8 @@ def test_characters(
     hanzi_dir: Optional[str] = None,
     split: str = "test",
 ) -> List[Tuple[str, int]]:
-    """(character, true stroke count) of a split, in the split's fixed order: KanjiVG's base
-    glyphs (no variants) for ``ja``, hanzi-writer-data's characters for ``zh``."""
-    if language == "ja":
-        source = KanjiVGStrokes(split, val_fraction, test_fraction, cache_dir)
-        names = [(i, source.name(i)) for i in range(len(source))]
-        pairs = [(chr(int(n, 16)), len(source.glyph(i))) for i, n in names if "-" not in n]
-    else:
-        source = HanziStrokes(split, val_fraction, test_fraction, source=hanzi_dir, cache_dir=cache_dir)
-        pairs = [(chr(int(source.name(i), 16)), len(source.glyph(i).medians)) for i in range(len(source))]
-    return [(c, n) for c, n in pairs if scored(c)]
+    """(character, true stroke count) of a split (see :func:`split_strokes`)."""
+    return [
+        (c, len(strokes))
+        for c, strokes in split_strokes(language, val_fraction, test_fraction, cache_dir, hanzi_dir, split)
+    ]
