@@ -108,6 +108,50 @@ def test_font_ink_joins_the_training_split_only(tmp_path):
     assert not isinstance(make_source(data, "val"), MixedStrokes)  # the validation set stays the source's
 
 
+class Numbered:
+    """A source whose glyph is (its tag, the index it was asked for)."""
+
+    def __init__(self, tag: str, n: int) -> None:
+        self.tag, self.n = tag, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def glyph(self, index, rng=None):
+        return self.tag, index
+
+
+def test_weighted_sources_take_their_share_and_each_walks_its_glyphs_in_order():
+    mixed = MixedStrokes(Numbered("a", 100), Numbered("f", 100), weights=[2, 1])
+    drawn = [mixed.glyph(i) for i in range(9)]
+    assert drawn == [("a", 0), ("a", 1), ("f", 0), ("a", 2), ("a", 3), ("f", 1), ("a", 4), ("a", 5), ("f", 2)]
+    even = MixedStrokes(Numbered("a", 5), Numbered("f", 5))  # no weights: one each, as before
+    assert [even.glyph(i) for i in range(3)] == [("a", 0), ("f", 0), ("a", 1)]
+    with pytest.raises(ValueError, match="one weight >= 1 per source"):
+        MixedStrokes(Numbered("a", 1), weights=[0])
+
+
+@pytest.mark.parametrize("share", [0.2, 1 / 6, 0.5])
+def test_font_ink_share_is_the_share_of_training_glyphs_from_the_fonts(tmp_path, share):
+    data = DataConfig(source="synthetic", font_ink=str(write_file(tmp_path / "ink.npz")), font_ink_share=share)
+    train = make_source(data, "train")
+    fonts = sum(isinstance(train.sources[j], fontink.FontInkGlyphs) for j in train._slots)
+    assert fonts / len(train._slots) == pytest.approx(share, abs=1e-6)
+    assert train.weights == (1, 1) or share != 0.5  # a half is one glyph each
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (dict(font_ink="ink.npz", font_ink_share=1.0), r"data\.font_ink_share=1\.0 is out of range: .* in \(0, 1\)"),
+        (dict(font_ink_share=0.2), r"data\.font_ink_share is the share of data\.font_ink's glyphs: set data\.font_ink"),
+    ],
+)
+def test_a_font_ink_share_out_of_range_or_without_font_ink_is_named(options, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(Config(data=DataConfig(**options)))
+
+
 @pytest.mark.parametrize("content", [None, b"not a zip", "other npz"])
 def test_a_missing_or_foreign_font_ink_file_is_named(tmp_path, content):
     path = tmp_path / "ink.npz"

@@ -80,15 +80,22 @@ def to_unit(strokes: List[np.ndarray], canvas: Optional[Box] = None) -> List[np.
 
 class MixedStrokes:
     """Sources interleaved: index i comes from source ``i % k`` (each wrapping around), so
-    training draws from all alike and a fixed validation set holds every source."""
+    training draws from all alike and a fixed validation set holds every source. With integer
+    ``weights``, each run of ``sum(weights)`` indices holds ``weights[j]`` of source j's glyphs."""
 
-    def __init__(self, *sources) -> None:
+    def __init__(self, *sources, weights: Optional[Sequence[int]] = None) -> None:
         self.sources = sources
+        self.weights = tuple(weights) if weights is not None else (1,) * len(sources)
+        if len(self.weights) != len(sources) or min(self.weights) < 1:
+            raise ValueError(f"MixedStrokes: one weight >= 1 per source, got {self.weights}")
+        self._slots = [j for j, w in enumerate(self.weights) for _ in range(w)]
+        self._rank = [self._slots[:i].count(j) for i, j in enumerate(self._slots)]
 
     def __len__(self) -> int:
         return sum(len(s) for s in self.sources)
 
     def glyph(self, index: int, rng: Optional[np.random.Generator] = None):
-        k = len(self.sources)
-        source = self.sources[index % k]
-        return source.glyph((index // k) % len(source), rng)
+        run, slot = divmod(index, len(self._slots))
+        j = self._slots[slot]
+        source = self.sources[j]
+        return source.glyph((run * self.weights[j] + self._rank[slot]) % len(source), rng)

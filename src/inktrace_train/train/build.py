@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import asdict
+from fractions import Fraction
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -117,7 +118,8 @@ def make_augmenter(d: DataConfig) -> Augmenter:
 def make_source(data: DataConfig, split: str):
     """The glyphs of ``split`` from ``data.source``, interleaved with ``data.extra_path``'s if
     given, and in the training split with ``data.font_ink``'s as one more equal share beside the
-    parts interleaved so far (``data=mixed``'s KanjiVG and hanzi are two such parts)."""
+    parts interleaved so far (``data=mixed``'s KanjiVG and hanzi are two such parts), or as
+    ``data.font_ink_share`` of the glyphs, the parts sharing the rest equally."""
     source = _main_source(data, split)
     from inktrace_train.data.glyphs import MixedStrokes
 
@@ -134,7 +136,12 @@ def make_source(data: DataConfig, split: str):
     from inktrace_train.data.fontink import FontInkGlyphs
 
     parts = source.sources if isinstance(source, MixedStrokes) else (source,)
-    return MixedStrokes(*parts, FontInkGlyphs(data.font_ink))
+    if data.font_ink_share is None:
+        return MixedStrokes(*parts, FontInkGlyphs(data.font_ink))
+    # share a/b: weight a*n for the fonts, b-a for each of the n parts
+    share = Fraction(data.font_ink_share).limit_denominator(100)
+    weights = [share.denominator - share.numerator] * len(parts) + [share.numerator * len(parts)]
+    return MixedStrokes(*parts, FontInkGlyphs(data.font_ink), weights=weights)
 
 
 def _main_source(data: DataConfig, split: str):
