@@ -4,7 +4,7 @@ them as a font-ink file for ``data.font_ink`` (:mod:`inktrace_train.data.fontink
 Two ways to label a glyph. ``--labels model`` (with MODEL): the model traces it, and it is kept
 when the model traces as many strokes as the character has (KanjiVG's count for a Japanese font,
 hanzi-writer-data's for a Chinese one) and leaves none of its ink untraced (ink recall at least
-INK_RECALL). ``--labels fitted`` (no model): the character's own strokes are fitted onto the
+``fontfit.INK_RECALL``). ``--labels fitted`` (no model): the character's own strokes are fitted onto the
 font's ink (:mod:`inktrace_train.evaluation.fontfit`), and kept when they lie on it and trace it
 all, so glyphs a model misreads are labelled too. Either way the strokes become the glyph's
 centerlines, the font's ink its outlines, once per weight of ``fontink.GROW``. The fonts of the
@@ -37,15 +37,13 @@ from inktrace_train.errors import fail, reported
 
 try:
     from inktrace_train.data.fonts import FONTS, VAL_FONTS, FontPackage, find_fonts, split_strokes
-    from inktrace_train.evaluation.fontfit import fitted_strokes
+    from inktrace_train.evaluation.fontfit import fitted_strokes, traces_all
 except ModuleNotFoundError as e:  # fontTools reads the fonts
     fail(f"{e.name} is missing: install the eval extra (pip install -e '.[eval]')", prog="font_ink.py")
 from inktrace_train.evaluation.imaging import place, read_ink
-from inktrace_train.evaluation.strokemetrics import ink_counts
 from inktrace_train.evaluation.tracer import Tracer
 from inktrace_train.evaluation.tracing import Stroke
 
-INK_RECALL = 0.98  # share of the glyph's ink skeleton the model's traced strokes must cover
 INK_LEVEL = 90  # font image coverage (of 255) that counts as ink for the outlines
 PROG = "font_ink.py"
 
@@ -53,12 +51,7 @@ PROG = "font_ink.py"
 def traced(tracer: Tracer, canvas: np.ndarray, true_count: int) -> Optional[List[np.ndarray]]:
     """The model's strokes of a glyph canvas, or None when it does not trace it right."""
     strokes = [s.points for s in tracer.strokes(tracer.maps(canvas))]
-    if len(strokes) != true_count:
-        return None
-    counts = ink_counts(canvas, strokes)
-    if not counts["ink_total"] or counts["ink_traced"] < INK_RECALL * counts["ink_total"]:
-        return None
-    return strokes
+    return strokes if len(strokes) == true_count and traces_all(canvas, strokes) else None
 
 
 def label(
@@ -71,7 +64,7 @@ def label(
     canvas, placement = place(ink, size)
     if placement is None:
         return None
-    found = traced(tracer, canvas, len(strokes)) if tracer else fitted_strokes(canvas, strokes)
+    found = traced(tracer, canvas, len(strokes)) if tracer is not None else fitted_strokes(canvas, strokes)
     if found is None:
         return None
     medians = [fontink.smooth(placement.to_image(Stroke(points, float("nan"))).points) for points in found]
@@ -118,11 +111,24 @@ def main(argv: Optional[List[str]] = None) -> None:
         help="the model's traces of the glyphs it reads right, or the characters' own strokes fitted to the ink",
     )
     p.add_argument("--per-font", type=int, default=600, help="train-split characters tried per font")
+    p.add_argument(
+        "--split-fractions",
+        nargs=2,
+        type=float,
+        metavar=("VAL", "TEST"),
+        help="with --labels fitted: the data.val_fraction and data.test_fraction the font ink will train "
+        "beside (default: DataConfig's); --labels model takes the model's",
+    )
     p.add_argument("--out", required=True, help="the font-ink file to write (.npz)")
     args = p.parse_args(argv)
     with reported(PROG):
         if (args.model is None) == (args.labels == "model"):
             raise DataError("--labels model needs MODEL (the model that traces the fonts); --labels fitted takes none")
+        if args.split_fractions and args.model:
+            raise DataError("--split-fractions is for --labels fitted: --labels model takes the model's split")
+        val, test = args.split_fractions or (DataConfig.val_fraction, DataConfig.test_fraction)
+        if min(val, test) < 0 or val + test >= 1:
+            raise DataError(f"--split-fractions {val} {test}: two shares >= 0 that sum to less than 1")
         if not Path(args.fonts_dir).expanduser().is_dir():
             raise DataError(f"--fonts-dir {args.fonts_dir}: no such folder (get fonts: `npm pack @fontsource/NAME`)")
         packages, notes = find_fonts(args.fonts_dir, "val", any_fonts=True)
@@ -134,7 +140,10 @@ def main(argv: Optional[List[str]] = None) -> None:
                 "validation fonts) and must not train one: take them out of the folder"
             )
         tracer = Tracer.from_checkpoint(args.model) if args.model else None
-        data = evaluate.data_config(tracer.config) if tracer else DataConfig()
+        if tracer is not None:
+            data = evaluate.data_config(tracer.config)
+        else:
+            data = DataConfig(val_fraction=val, test_fraction=test)
         glyphs, names, start = [], [], time.time()
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
@@ -146,7 +155,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             characters = split_strokes(
                 language, data.val_fraction, data.test_fraction, data.cache_dir, args.hanzi_dir, "train"
             )
-            kept, kept_names, tried = label_font(package, characters, args.per_font, data.img_size, tracer)
+            size = tracer.size if tracer is not None else data.img_size
+            kept, kept_names, tried = label_font(package, characters, args.per_font, size, tracer)
             glyphs += kept
             names += kept_names
             chars = len({n.rsplit("/", 1)[0] for n in kept_names})

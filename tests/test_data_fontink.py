@@ -1,5 +1,6 @@
-"""Font ink (data.font_ink): font glyphs traced by a model as brush glyphs, their outlines cut from
-the font's own ink, the file they are kept in, the training source, and scripts/font_ink.py."""
+"""Font ink (data.font_ink): font glyphs labelled with strokes (a model's traces, or the character's
+own strokes fitted onto the ink) as brush glyphs, their outlines cut from the font's own ink, the
+file they are kept in, the training source and its share, and scripts/font_ink.py."""
 
 from __future__ import annotations
 
@@ -127,23 +128,26 @@ def test_weighted_sources_take_their_share_and_each_walks_its_glyphs_in_order():
     assert drawn == [("a", 0), ("a", 1), ("f", 0), ("a", 2), ("a", 3), ("f", 1), ("a", 4), ("a", 5), ("f", 2)]
     even = MixedStrokes(Numbered("a", 5), Numbered("f", 5))  # no weights: one each, as before
     assert [even.glyph(i) for i in range(3)] == [("a", 0), ("f", 0), ("a", 1)]
-    with pytest.raises(ValueError, match="one weight >= 1 per source"):
-        MixedStrokes(Numbered("a", 1), weights=[0])
+    for weights in ([0], [1.5], [1, 1]):
+        with pytest.raises(ValueError, match="one integer weight >= 1 per source"):
+            MixedStrokes(Numbered("a", 1), weights=weights)
 
 
 @pytest.mark.parametrize("share", [0.2, 1 / 6, 0.5])
 def test_font_ink_share_is_the_share_of_training_glyphs_from_the_fonts(tmp_path, share):
     data = DataConfig(source="synthetic", font_ink=str(write_file(tmp_path / "ink.npz")), font_ink_share=share)
     train = make_source(data, "train")
-    fonts = sum(isinstance(train.sources[j], fontink.FontInkGlyphs) for j in train._slots)
-    assert fonts / len(train._slots) == pytest.approx(share, abs=1e-6)
+    drawn = [train.glyph(i, np.random.default_rng(i)) for i in range(600)]
+    fonts = sum(isinstance(g, brush.BrushGlyph) for g in drawn)  # the file's glyphs; synthetic ones are lists
+    assert fonts / len(drawn) == pytest.approx(share, abs=1e-6)
     assert train.weights == (1, 1) or share != 0.5  # a half is one glyph each
 
 
 @pytest.mark.parametrize(
     "options, message",
     [
-        (dict(font_ink="ink.npz", font_ink_share=1.0), r"data\.font_ink_share=1\.0 is out of range: .* in \(0, 1\)"),
+        (dict(font_ink="ink.npz", font_ink_share=1.0), r"data\.font_ink_share=1\.0 is out of range: .* \[0\.01, 0\.99"),
+        (dict(font_ink="ink.npz", font_ink_share=0.004), r"data\.font_ink_share=0\.004 is out of range"),
         (dict(font_ink_share=0.2), r"data\.font_ink_share is the share of data\.font_ink's glyphs: set data\.font_ink"),
     ],
 )
@@ -242,8 +246,14 @@ def test_fitted_labels_are_the_characters_own_strokes_on_the_fonts_ink():
 
 
 @EVAL
-def test_labels_model_needs_a_model_and_fitted_none(tmp_path):
+def test_labels_model_needs_a_model_fitted_none_and_fitted_a_split(tmp_path):
     fonts = ["--fonts-dir", str(tmp_path), "--out", str(tmp_path / "ink.npz")]
     for args in (["--labels", "fitted", str(MODEL)], ["--labels", "model"]):
         proc = subprocess.run([sys.executable, str(SCRIPT), *args, *fonts], capture_output=True, text=True, timeout=300)
         assert proc.returncode == 1 and "--labels model needs MODEL" in proc.stderr, proc.stderr
+    for args, message in (
+        (["--labels", "fitted", "--split-fractions", "0.6", "0.5"], "two shares >= 0 that sum to less than 1"),
+        ([str(MODEL), "--split-fractions", "0.1", "0.1"], "--split-fractions is for --labels fitted"),
+    ):
+        proc = subprocess.run([sys.executable, str(SCRIPT), *args, *fonts], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 1 and message in proc.stderr, proc.stderr

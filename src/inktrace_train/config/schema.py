@@ -94,7 +94,7 @@ class DataConfig:
     path: Optional[str] = None  # strokes: a .svg/.inkml/.ndjson file or a folder of them (searched recursively)
     extra_path: Optional[str] = None  # stroke files (as data.path) interleaved half and half with any source
     font_ink: Optional[str] = None  # fonts' glyphs as training ink (scripts/font_ink.py); training split only
-    font_ink_share: Optional[float] = None  # share of training glyphs from data.font_ink, in (0, 1); None: equal
+    font_ink_share: Optional[float] = None  # share of training glyphs from data.font_ink, 0.01-0.99; None: equal
     source_target: Optional[str] = None  # custom: package.module.Class implementing GlyphSource (docs/data.md)
     source_args: Dict[str, Any] = field(default_factory=dict)  # custom: keyword arguments of that class
     img_size: int = 64  # rendered image side, pixels; divisible by 2**len(model.stem_channels)
@@ -279,7 +279,13 @@ def validate(cfg: Config) -> None:
     if d.source in BRUSH_SOURCES and d.renderer == "device":
         e.append(f"data.renderer=device draws pen ink only; data.source={d.source} has brush outlines: use cpu or auto")
     if d.font_ink_share is not None:
-        _check(e, 0 < d.font_ink_share < 1, "data.font_ink_share", d.font_ink_share, "a share of glyphs, in (0, 1)")
+        _check(
+            e,
+            0.01 <= d.font_ink_share <= 0.99,
+            "data.font_ink_share",
+            d.font_ink_share,
+            "a share of glyphs in [0.01, 0.99] (taken as the nearest fraction of denominator <= 100)",
+        )
         if d.font_ink is None:
             e.append("data.font_ink_share is the share of data.font_ink's glyphs: set data.font_ink=FILE too")
     if d.font_ink is not None and d.renderer == "device":

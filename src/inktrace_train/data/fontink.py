@@ -1,9 +1,10 @@
-"""Font ink: real fonts' glyphs as training ink, their strokes traced by a model.
+"""Font ink: real fonts' glyphs as training ink, with stroke labels.
 
-A font draws a character's ink but not its strokes. ``scripts/font_ink.py`` traces train-split
-characters of fonts with a trained model and keeps only the glyphs it traces right (as many
-strokes as the character has, and all of the ink traced); this module turns each such glyph into
-a :class:`~.brush.BrushGlyph`: the traced strokes are its medians, and each stroke's outline is the
+A font draws a character's ink but not its strokes. ``scripts/font_ink.py`` labels train-split
+characters of fonts, with a trained model's traces of the glyphs it traces right (as many strokes
+as the character has, and all of the ink traced) or with the character's own strokes fitted onto
+the ink (:mod:`inktrace_train.evaluation.fontfit`); this module turns each labelled glyph into
+a :class:`~.brush.BrushGlyph`: the strokes are its medians, and each stroke's outline is the
 font's own ink around it (:func:`stroke_outlines`), so the renderer draws the font's ink, and every
 target from the strokes, as for hanzi-writer-data's brush glyphs. Bolder copies of a glyph grow
 every stroke's outline (:data:`GROW`): heavy ink whose strokes merge, with the centerlines of the

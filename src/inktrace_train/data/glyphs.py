@@ -86,8 +86,8 @@ class MixedStrokes:
     def __init__(self, *sources, weights: Optional[Sequence[int]] = None) -> None:
         self.sources = sources
         self.weights = tuple(weights) if weights is not None else (1,) * len(sources)
-        if len(self.weights) != len(sources) or min(self.weights) < 1:
-            raise ValueError(f"MixedStrokes: one weight >= 1 per source, got {self.weights}")
+        if len(self.weights) != len(sources) or not all(isinstance(w, int) and w >= 1 for w in self.weights):
+            raise ValueError(f"MixedStrokes: one integer weight >= 1 per source ({len(sources)}), got {self.weights}")
         self._slots = [j for j, w in enumerate(self.weights) for _ in range(w)]
         self._rank = [self._slots[:i].count(j) for i, j in enumerate(self._slots)]
 

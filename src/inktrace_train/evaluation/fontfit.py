@@ -25,14 +25,14 @@ from inktrace_train.evaluation.skeleton import clean, thin
 from inktrace_train.evaluation.strokemetrics import ink_counts, resample
 
 GRID = 8  # control points a side of the smooth displacement field over the character
-STEP_PX = 0.6  # px of the canvas between a known stroke's fitted points
+STEP_PX = 0.6  # px of the skeleton's image between a known stroke's fitted points (at its first scale)
 STEPS = (60, 200)  # gradient steps: the whole character's affine map, then everything
 LOCAL_SCALE = 0.3  # a stroke's own affine map: its linear part's reach, of the character's scale
 SMOOTHNESS = 3.0  # weight of the displacement field's roughness (squared neighbour differences)
 LOCAL_WEIGHT = 0.02  # weight of the strokes' own maps' size
 OFF_INK_PX = 1.0  # a fitted stroke's point may lie at most this far off the ink (ends trimmed first)
 CENTRED_PX = 0.75  # a fitted stroke's median distance to the skeleton may be at most this
-INK_RECALL = 0.98  # share of the glyph's skeleton the fitted strokes must trace (as ink_counts counts)
+INK_RECALL = 0.98  # share of the glyph's skeleton a labelling's strokes must trace (as ink_counts counts)
 
 
 def _sample(field: torch.Tensor, xy: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -46,8 +46,8 @@ def fit(skeleton: np.ndarray, strokes: Sequence[np.ndarray]) -> List[np.ndarray]
     """Known strokes (unit coordinates, any scale) bent onto a one-pixel skeleton.
 
     Args:
-        skeleton: (H, W) bool, the glyph's thinned ink.
-        strokes: each stroke's polyline, (N, 2) x, y.
+        skeleton: (H, W) bool, the glyph's thinned ink (some of it).
+        strokes: each stroke's polyline, (N, 2) x, y, N >= 2, not all at one point.
 
     Returns:
         Each stroke fitted, float (M, 2) x, y pixel coordinates of the skeleton's image.
@@ -58,8 +58,8 @@ def fit(skeleton: np.ndarray, strokes: Sequence[np.ndarray]) -> List[np.ndarray]
     lo_s, hi_s = target.min(0).values, target.max(0).values
     raw = [np.asarray(s, np.float64).reshape(-1, 2) for s in strokes]
     lo, hi = np.concatenate(raw).min(0), np.concatenate(raw).max(0)
-    reach = float((hi - lo).max()) or 1.0
-    points = [resample(s / reach * 64.0, STEP_PX) / 64.0 * reach for s in raw]
+    px = float((hi_s - lo_s).max()) / (float((hi - lo).max()) or 1.0)  # skeleton px per stroke unit
+    points = [resample(s * px, STEP_PX) / px for s in raw]
     ids = torch.tensor(np.concatenate([np.full(len(p), k) for k, p in enumerate(points)]))
     known = torch.tensor(np.concatenate(points), dtype=torch.float32)
     lo_t, hi_t = known.min(0).values, known.max(0).values
@@ -110,17 +110,27 @@ def _values(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     return cv2.remap(image, xy[..., 0], xy[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).ravel()
 
 
+def traces_all(canvas: np.ndarray, strokes: Sequence[np.ndarray]) -> bool:
+    """Whether strokes (canvas pixels) trace a glyph canvas's ink: ink recall at least INK_RECALL."""
+    counts = ink_counts(canvas, strokes)
+    return counts["ink_total"] > 0 and counts["ink_traced"] >= INK_RECALL * counts["ink_total"]
+
+
 def fitted_strokes(canvas: np.ndarray, strokes: Sequence[np.ndarray]) -> Optional[List[np.ndarray]]:
     """A glyph canvas's (float ink in [0, 1]) known strokes fitted onto it, in canvas pixels, or
-    None when the fit is no labelling (a stroke off the ink or off its middle, ink left untraced)."""
+    None when the fit is no labelling (a stroke off the ink or off its middle, ink left untraced)
+    or cannot be made (no ink; a known stroke of fewer than two points; all strokes at one point)."""
     ink = np.asarray(canvas) >= 0.5
     skeleton = clean(thin(ink))
-    if skeleton.sum() < 3 or not len(strokes):
+    known = [np.asarray(s, np.float64).reshape(-1, 2) for s in strokes]
+    if skeleton.sum() < 3 or not known or min(len(s) for s in known) < 2:
+        return None
+    if np.ptp(np.concatenate(known), axis=0).max() == 0:
         return None
     off_ink = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, 5)
     off_skeleton = cv2.distanceTransform((~skeleton).astype(np.uint8), cv2.DIST_L2, 5)
     kept = []
-    for stroke in fit(skeleton, strokes):
+    for stroke in fit(skeleton, known):
         on = np.nonzero(_values(off_ink, stroke) <= 0.5)[0]
         if len(on) < 2:
             return None
@@ -128,10 +138,7 @@ def fitted_strokes(canvas: np.ndarray, strokes: Sequence[np.ndarray]) -> Optiona
         if _values(off_ink, stroke).max() > OFF_INK_PX or np.median(_values(off_skeleton, stroke)) > CENTRED_PX:
             return None
         kept.append(stroke)
-    counts = ink_counts(canvas, kept)
-    if counts["ink_traced"] < INK_RECALL * counts["ink_total"]:
-        return None
-    return kept
+    return kept if traces_all(canvas, kept) else None
 
 
-__all__ = ["fit", "fitted_strokes"]
+__all__ = ["INK_RECALL", "fit", "fitted_strokes", "traces_all"]
