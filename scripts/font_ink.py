@@ -141,9 +141,10 @@ def main(argv: Optional[List[str]] = None) -> None:
             )
         tracer = Tracer.from_checkpoint(args.model) if args.model else None
         if tracer is not None:
-            data = evaluate.data_config(tracer.config)
+            data, size = evaluate.data_config(tracer.config), tracer.size
         else:
             data = DataConfig(val_fraction=val, test_fraction=test)
+            size = data.img_size
         glyphs, names, start = [], [], time.time()
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
@@ -155,7 +156,6 @@ def main(argv: Optional[List[str]] = None) -> None:
             characters = split_strokes(
                 language, data.val_fraction, data.test_fraction, data.cache_dir, args.hanzi_dir, "train"
             )
-            size = tracer.size if tracer is not None else data.img_size
             kept, kept_names, tried = label_font(package, characters, args.per_font, size, tracer)
             glyphs += kept
             names += kept_names

@@ -30,13 +30,13 @@ def set_images(args) -> dict:
 
 def font_images(args) -> dict:
     """{file stem: the font's rendering} of the chosen glyphs of one font of the fonts set."""
-    from inktrace_train.data.fonts import find_fonts, test_characters
+    from inktrace_train.data.fonts import find_fonts, split_strokes
 
     data = DataConfig()
     package = next((p for p in find_fonts(args.fonts_dir)[0] if p.font.name == args.font), None)
     if package is None:
         raise SystemExit(f"--font {args.font}: not in {args.fonts_dir}")
-    characters = test_characters(
+    characters = split_strokes(
         package.font.language, data.val_fraction, data.test_fraction, data.cache_dir, args.hanzi_dir
     )
     images = [image for image in (package.render(c) for c, _ in characters) if image is not None]

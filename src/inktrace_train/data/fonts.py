@@ -258,18 +258,3 @@ def split_strokes(
         source = HanziStrokes(split, val_fraction, test_fraction, source=hanzi_dir, cache_dir=cache_dir)
         pairs = [(chr(int(source.name(i), 16)), source.glyph(i).medians) for i in range(len(source))]
     return [(c, list(strokes)) for c, strokes in pairs if scored(c)]
-
-
-def test_characters(
-    language: str,
-    val_fraction: float,
-    test_fraction: float,
-    cache_dir: Optional[str] = None,
-    hanzi_dir: Optional[str] = None,
-    split: str = "test",
-) -> List[Tuple[str, int]]:
-    """(character, true stroke count) of a split (see :func:`split_strokes`)."""
-    return [
-        (c, len(strokes))
-        for c, strokes in split_strokes(language, val_fraction, test_fraction, cache_dir, hanzi_dir, split)
-    ]

@@ -23,7 +23,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from inktrace_train.config.schema import HANZI_FETCH
-from inktrace_train.data.fonts import FontPackage, find_fonts, test_characters
+from inktrace_train.data.fonts import FontPackage, find_fonts, split_strokes
 from inktrace_train.evaluation.imaging import place, read_ink
 from inktrace_train.evaluation.strokemetrics import ink_counts
 
@@ -80,7 +80,8 @@ def font_set(
             )
             continue
         if language not in truth:
-            truth[language] = test_characters(language, *fractions, cache_dir, hanzi_dir, split)
+            strokes = split_strokes(language, *fractions, cache_dir, hanzi_dir, split)
+            truth[language] = [(char, len(known)) for char, known in strokes]
         fonts[package.font.name] = font_glyphs(package, truth[language], n, size)
     return fonts, notes, {p.font.name: p.font.style for p in packages}
 
