@@ -7,6 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from inktrace_train.evaluation import fontfit
 from inktrace_train.evaluation.fontfit import fitted_strokes
 from inktrace_train.evaluation.strokemetrics import resample
 
@@ -63,3 +64,16 @@ def test_strokes_that_do_not_match_the_ink_are_refused():
     box = [np.array([[10.0, 10.0], [54.0, 10.0], [54.0, 54.0], [10.0, 54.0], [10.0, 10.0]])]  # a ring: no bar, no cross
     assert fitted_strokes(draw(box), KNOWN) is None
     assert fitted_strokes(np.zeros((SIZE, SIZE), np.float32), KNOWN) is None  # no ink at all
+
+
+def test_a_fitted_stroke_that_overshoots_the_ink_is_trimmed_to_it(monkeypatch):
+    # A fit whose vertical runs 8 px past the font's foot (as a known 十 on a font's T):
+    # fitted_strokes cuts the end off the ink and keeps the rest.
+    bar, vertical = np.array([[8.0, 24.0], [56.0, 24.0]]), np.array([[32.0, 8.0], [32.0, 40.0]])
+    long = resample(np.array([[32.0, 8.0], [32.0, 48.0]]), 0.6)
+    monkeypatch.setattr(fontfit, "fit", lambda skeleton, strokes: [resample(bar, 0.6), long])
+    canvas = draw([bar, vertical])
+    fitted = fitted_strokes(canvas, [np.array([[0.0, 0.4], [1.0, 0.4]]), np.array([[0.5, 0.0], [0.5, 1.0]])])
+    assert fitted is not None and len(fitted) == 2
+    assert 40.0 <= fitted[1][:, 1].max() <= 43.0  # cut where the ink ends (rows to 41), not at 48
+    assert fitted[1][:, 1].min() == long[:, 1].min()  # the end on the ink is kept
