@@ -9,7 +9,9 @@ An interval that spans 0 is a verdict the font's glyphs cannot settle.
 
 With ``--against OTHER`` (a second checkpoint) the margins are the model's over that model
 instead, on the same glyphs: whether a new model's lead over the shipped one is more than the
-glyphs can tell. The last row pools every font's glyphs (for the classical rows, the method best
+glyphs can tell. ``--views`` and ``--against-views`` say how each reads a glyph (predict's
+``--views``): one model against itself, ``--views 4 --against-views 1``, gives what the four
+views buy. The last row pools every font's glyphs (for the classical rows, the method best
 over all of them, as the fonts table's "all fonts" row).
 
 Run: ``python scripts/font_margins.py CHECKPOINT --fonts-dir fonts --hanzi-dir
@@ -27,6 +29,7 @@ from typing import Callable, Dict, List
 import numpy as np
 
 from inktrace_train.cli import evaluate
+from inktrace_train.cli.views import add_views_option
 from inktrace_train.evaluation import fontset
 from inktrace_train.evaluation.tracer import Tracer
 
@@ -67,12 +70,14 @@ def main() -> None:
     p.add_argument("--n", type=int, default=512, help="glyphs per font at most (evaluate's default)")
     p.add_argument("--any-fonts", action="store_true", help="every Japanese or Chinese font in --fonts-dir")
     p.add_argument("--against", metavar="OTHER", help="a second checkpoint: margins over it, not the classical rows")
+    add_views_option(p)
+    add_views_option(p, "--against-views", "each glyph by OTHER")
     args = p.parse_args()
-    tracer = Tracer.from_checkpoint(args.checkpoint)
+    tracer = Tracer.from_checkpoint(args.checkpoint, views=args.views)
     tracers: Dict[str, Callable] = {"model": evaluate.model_tracer(tracer)}
     if args.against:
-        other = Path(args.against).name
-        tracers[other] = evaluate.model_tracer(Tracer.from_checkpoint(args.against))
+        other = f"{Path(args.against).name}, views {args.against_views}"
+        tracers[other] = evaluate.model_tracer(Tracer.from_checkpoint(args.against, views=args.against_views))
     else:
         methods = evaluate.classical_methods()
         if not methods:

@@ -51,6 +51,7 @@ import numpy as np
 import torch
 
 from inktrace_train.cli.quiet import loader_quiet
+from inktrace_train.cli.views import add_views_option
 from inktrace_train.config.schema import HANZI_FETCH, DataConfig
 from inktrace_train.data import KanjiVGStrokes, Renderer
 from inktrace_train.data import degrade as scan
@@ -297,6 +298,7 @@ def parser() -> argparse.ArgumentParser:
         " 0: in this process)",
     )
     p.add_argument("--device", default="cpu")
+    add_views_option(p)
     return p
 
 
@@ -421,7 +423,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.workers < 0:
         fail(f"--workers={args.workers}: must be 0 (in this process) or more", 2, prog=PROG)
     with loader_quiet(), reported(PROG):
-        tracer = Tracer.from_checkpoint(args.checkpoint, args.device)
+        tracer = Tracer.from_checkpoint(args.checkpoint, args.device, views=args.views)
         data = data_config(tracer.config)
         hanzi_dir = args.hanzi_dir or data.hanzi_dir
         subsets = SETS if args.subset == "all" else tuple(s for s in (args.subset,) if s in SETS)

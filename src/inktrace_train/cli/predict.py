@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from inktrace_train.cli.quiet import loader_quiet
+from inktrace_train.cli.views import add_views_option
 from inktrace_train.errors import ToolError, os_error_line, reported
 from inktrace_train.evaluation.imaging import read_grey, read_ink
 from inktrace_train.evaluation.pagefiles import overlay, page_svg
@@ -108,6 +109,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="also write <name>.json: image size, glyph boxes, strokes")
     p.add_argument("--overlay", action="store_true", help="also write <name>.overlay.png: strokes over the input")
     p.add_argument("--device", default="cpu", help="torch device (default cpu; not with --onnx)")
+    add_views_option(p)
     return p
 
 
@@ -134,12 +136,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     with loader_quiet(), reported(PROG):
         if args.onnx:
             images = inputs(args.paths)
-            tracer = Tracer.from_onnx(args.onnx)
+            tracer = Tracer.from_onnx(args.onnx, views=args.views)
         else:
             if len(args.paths) < 2:
                 raise ToolError("give a checkpoint and at least one image (or --onnx MODEL and images)", 2)
             images = inputs(args.paths[1:])
-            tracer = Tracer.from_checkpoint(args.paths[0], args.device)
+            tracer = Tracer.from_checkpoint(args.paths[0], args.device, views=args.views)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         for path in images:

@@ -1,0 +1,82 @@
+"""Four views of each glyph (evaluation/views.py): each view's maps are moved back onto the canvas
+before they are averaged, so a model that is shift-equivariant reads the same in four views as in
+one, and one whose stride makes it read a glyph differently one pixel over reads it the same."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import cli
+from inktrace_train.evaluation.views import SHIFTS, ShiftViews, shifted
+
+SIZE = 32
+
+
+def glyph() -> np.ndarray:
+    """(1, 1, S, S) ink: a cross with a diagonal, well inside the canvas."""
+    ink = np.zeros((1, 1, SIZE, SIZE), np.float32)
+    ink[..., 15, 6:26] = 1
+    ink[..., 5:27, 12] = 1
+    ink[..., np.arange(8, 24), np.arange(8, 24)] = 1
+    return ink
+
+
+def blurred(ink: np.ndarray) -> dict:
+    """A shift-equivariant stand-in model: 3 x 3 box means, a tangent whose two channels differ."""
+    padded = np.pad(ink, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    box = sum(padded[..., dy : dy + SIZE, dx : dx + SIZE] for dy in range(3) for dx in range(3)) / 9
+    return {"skeleton": box, "tangent": np.concatenate([box, -0.5 * box], 1)}
+
+
+def strided(ink: np.ndarray) -> dict:
+    """A stand-in with a stride-2 stage's artefact: 2 x 2 block maxima, widened back."""
+    b, c, h, w = ink.shape
+    blocks = ink.reshape(b, c, h // 2, 2, w // 2, 2).max((3, 5))
+    return {"skeleton": blocks.repeat(2, 2).repeat(2, 3)}
+
+
+def inner(a: np.ndarray) -> np.ndarray:
+    return a[..., 2:-2, 2:-2]  # away from the border, where shifting fills zeros
+
+
+def test_shifted_moves_without_wrapping():
+    a = np.arange(16.0).reshape(4, 4)
+    assert (shifted(a, 1, 0)[:, 1:] == a[:, :-1]).all() and (shifted(a, 1, 0)[:, 0] == 0).all()
+    assert (shifted(a, 0, -1)[:-1] == a[1:]).all() and (shifted(a, 0, -1)[-1] == 0).all()
+    assert (shifted(shifted(a, 1, 1), -1, -1)[:-1, :-1] == a[:-1, :-1]).all()
+
+
+def test_a_shift_equivariant_model_reads_the_same_in_four_views():
+    one, four = blurred(glyph()), ShiftViews(blurred, 4)(glyph())
+    for name in one:  # every map, the tangent's channels too, lands back where the canvas has it
+        assert four[name].dtype == one[name].dtype
+        np.testing.assert_allclose(inner(four[name]), inner(one[name]), atol=1e-6)
+
+
+def test_four_views_read_a_glyph_one_pixel_over_as_the_same_glyph():
+    ink, moved = glyph(), shifted(glyph(), 1, 0)
+    single = ShiftViews(strided, 1)
+    assert not np.allclose(inner(shifted(single(ink)["skeleton"], 1, 0)), inner(single(moved)["skeleton"]))
+    four = ShiftViews(strided, 4)
+    np.testing.assert_allclose(inner(shifted(four(ink)["skeleton"], 1, 0)), inner(four(moved)["skeleton"]), atol=1e-6)
+
+
+def test_the_views_are_one_model_call_and_one_view_is_the_model_itself():
+    calls = []
+
+    def model(ink):
+        calls.append(len(ink))
+        return blurred(ink)
+
+    batch = np.concatenate([glyph(), shifted(glyph(), 2, 3)])
+    out = ShiftViews(model, 4)(batch)
+    assert calls == [len(SHIFTS) * 2] and out["skeleton"].shape == (2, 1, SIZE, SIZE)
+    np.testing.assert_array_equal(ShiftViews(model, 1)(batch)["skeleton"], blurred(batch)["skeleton"])
+    with pytest.raises(ValueError, match="views=2: must be one of 1, 4"):
+        ShiftViews(model, 2)
+
+
+def test_predict_names_the_views_it_takes(tmp_path):
+    proc = cli(["ckpt.pth", "x.png", "--out", "o", "--views", "3"], cwd=tmp_path, module="inktrace_train.predict")
+    assert proc.returncode == 2 and "--views: invalid choice: 3 (choose from 1, 4)" in proc.stderr
