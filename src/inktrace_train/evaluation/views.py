@@ -6,12 +6,15 @@ and gives slightly different maps. Reading the canvas as it is and shifted by on
 down and both (the two phases of a stride on each axis), shifting each view's maps back and
 averaging them (probabilities as probabilities, the tangent as its (cos 2θ, sin 2θ) vector)
 removes that phase noise before tracing. Chosen on the validation split and fonts
-(docs/evaluation.md, "Four views"): stroke F1 +0.005 to +0.008 on the clean, scan and brush
+(docs/evaluation.md, "Four views of each glyph"): stroke F1 +0.005 to +0.008 on the clean, scan and brush
 sets, and on the validation fonts count error −0.026 and exact-count share +0.018, at 95 %;
 1-px shifts only (4-px shifts buy nothing, and more views than four buy no more).
 
-It wraps any map function (a checkpoint's model or an exported ONNX file) and runs the views as
-one batch, so it needs no torch.
+Training's validation scores and its TensorBoard grid read one view: they compare the epochs of
+one run, and every epoch pays for them.
+
+It wraps any map function (a checkpoint's model or an exported ONNX file), one call per view of
+the batch, so it needs no torch and holds no more of the model's memory than one view.
 """
 
 from __future__ import annotations
@@ -53,14 +56,12 @@ class ShiftViews:
     def __call__(self, ink: np.ndarray) -> Maps:
         if len(self.shifts) == 1:
             return self.maps(ink)
-        batch = len(ink)
-        out = self.maps(np.concatenate([shifted(ink, dx, dy) for dx, dy in self.shifts]))
-        return {
-            name: np.mean(
-                [shifted(m[k * batch : (k + 1) * batch], -dx, -dy) for k, (dx, dy) in enumerate(self.shifts)], 0
-            ).astype(m.dtype)
-            for name, m in out.items()
-        }
+        total: Maps = {}
+        for dx, dy in self.shifts:  # one batch a view: memory stays that of one view's batch
+            for name, m in self.maps(shifted(ink, dx, dy)).items():
+                back = shifted(m, -dx, -dy)
+                total[name] = total[name] + back if name in total else back
+        return {name: (m / len(self.shifts)).astype(m.dtype) for name, m in total.items()}
 
 
 __all__ = ["DEFAULT_VIEWS", "SHIFTS", "VIEWS", "ShiftViews", "shifted"]
