@@ -105,8 +105,8 @@ def test_font_margins_give_the_fonts_tables_margins_with_an_interval(tmp_path):
 
     against = subprocess.run([*script, "--against", str(MODEL)], capture_output=True, text=True, timeout=300)
     assert against.returncode == 0, against.stderr
-    assert "count err: model − results.pth [95 %]" in against.stdout
+    assert "count err: model − results.pth, views 4 [95 %]" in against.stdout
     rows_against = [line for line in against.stdout.splitlines() if line.startswith("| ") and "glyphs" not in line]
-    assert len(rows_against) == 3  # the two fonts and all fonts, each the same model: no margin at all
+    assert len(rows_against) == 3  # the two fonts and all fonts, each the same model read alike: no margin at all
     for line in rows_against:
-        assert line.count("+0.000 [+0.000, +0.000] (results.pth)") == 2, line
+        assert line.count("+0.000 [+0.000, +0.000] (results.pth, views 4)") == 2, line
