@@ -13,7 +13,8 @@ train one.
 
 Run: ``python scripts/font_ink.py MODEL --fonts-dir trainfonts --hanzi-dir
 hanzi-writer-data-2.0.1.tgz --per-font 600 --out font_ink.npz`` (every Japanese or Chinese
-@fontsource package in the folder; about 0.05 s a character on a 2-core CPU; ``--labels fitted``
+@fontsource package in the folder; about 0.05 s a character on a 2-core CPU read once, ``--views 1``,
+about twice that in the default four views; ``--labels fitted``
 about 0.7 s), then train with ``data.font_ink=font_ink.npz``. Needs the ``eval`` extra
 (fontTools, scikit-image).
 """
@@ -29,6 +30,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from inktrace_train.cli import evaluate
+from inktrace_train.cli.views import add_views_option
 from inktrace_train.config.schema import DataConfig
 from inktrace_train.data import fontink
 from inktrace_train.data.brush import BrushGlyph
@@ -120,6 +122,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         "beside (default: DataConfig's); --labels model takes the model's",
     )
     p.add_argument("--out", required=True, help="the font-ink file to write (.npz)")
+    add_views_option(p, what="each font glyph (with --labels model)")
     args = p.parse_args(argv)
     with reported(PROG):
         if (args.model is None) == (args.labels == "model"):
@@ -139,7 +142,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                 f"--fonts-dir {args.fonts_dir}: {', '.join(refused)} score or choose models (the fonts set, the "
                 "validation fonts) and must not train one: take them out of the folder"
             )
-        tracer = Tracer.from_checkpoint(args.model) if args.model else None
+        tracer = Tracer.from_checkpoint(args.model, views=args.views) if args.model else None
         if tracer is not None:
             data, size = evaluate.data_config(tracer.config), tracer.size
         else:

@@ -23,6 +23,7 @@ it). Needs the ``eval`` extra (scikit-image) for the classical rows.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -73,6 +74,8 @@ def main() -> None:
     add_views_option(p)
     add_views_option(p, "--against-views", "each glyph by OTHER")
     args = p.parse_args()
+    if "--against-views" in " ".join(sys.argv) and not args.against:
+        p.error("--against-views is how OTHER reads: give --against OTHER too")
     tracer = Tracer.from_checkpoint(args.checkpoint, views=args.views)
     tracers: Dict[str, Callable] = {"model": evaluate.model_tracer(tracer)}
     if args.against:

@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 from typing import Dict, List
 
+from inktrace_train.cli.views import add_views_option
+
 
 def wide_pens(widest: float) -> List[str]:
     return ["data.pen_width_min=0.8", f"data.pen_width_max={widest}", "data.pen_width_sampling=log_uniform"]
@@ -71,7 +73,7 @@ def run(command: List[str], log: Path) -> None:
 
 def variant(args, name: str) -> Dict[str, dict]:
     out = Path(args.out) / slug(name)
-    scores = out / "val.json"
+    scores = out / f"val_views{args.views}.json"  # scores cached under other views are not mixed in
     if not scores.is_file():
         out.mkdir(parents=True, exist_ok=True)
         train = [
@@ -87,6 +89,7 @@ def variant(args, name: str) -> Dict[str, dict]:
         evaluate = [
             sys.executable, "-m", "inktrace_train.evaluate", str(out / "run"), "--split", "val", "--n", str(args.n),
             "--hanzi-dir", args.hanzi_dir, "--fonts-dir", args.fonts_dir, "--json", str(scores),
+            "--views", str(args.views),
         ]  # fmt: skip
         run(evaluate, out / "log.txt")
     return json.loads(scores.read_text())
@@ -113,6 +116,7 @@ def main(argv: List[str] | None = None) -> None:
     p.add_argument("--lr", type=float, default=2.5e-4)
     p.add_argument("--n", type=int, default=128, help="validation glyphs per set and per font")
     p.add_argument("--only", nargs="+", help="run these variants only")
+    add_views_option(p, what="each validation glyph")
     args = p.parse_args(argv)
     names = args.only or [name for name, _, _ in VARIANTS]
     results = {name: variant(args, name) for name in names}

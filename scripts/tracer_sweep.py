@@ -7,7 +7,8 @@ Run: ``python scripts/tracer_sweep.py RUN --hanzi-dir HANZI --fonts-dir VALFONTS
 per value: stroke F1 and ink recall of the clean, scan and brush validation sets, and the
 fonts' count error, exact-count share, traced/true ratio and ink recall over all validation
 fonts, and each font's count error. ``--any-fonts`` sweeps on every Japanese or Chinese font in
-``--fonts-dir`` instead (candidate validation fonts, on validation characters).
+``--fonts-dir`` instead (candidate validation fonts, on validation characters). ``--views 1``
+reads each glyph once (the constants before 2026-12-06 were chosen so; four views is the default).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Dict, List
 import numpy as np
 
 from inktrace_train.cli import evaluate
+from inktrace_train.cli.views import add_views_option
 from inktrace_train.evaluation import fontset, tracing
 from inktrace_train.evaluation import tracer as tracer_module
 from inktrace_train.evaluation.tracer import Tracer
@@ -48,10 +50,11 @@ def main() -> None:
     p.add_argument("--values", type=float, nargs="+", required=True)
     p.add_argument("--n", type=int, default=96)
     p.add_argument("--any-fonts", action="store_true", help="every Japanese or Chinese font in --fonts-dir")
+    add_views_option(p)
     args = p.parse_args()
     if not hasattr(tracing, args.name):
         raise SystemExit(f"evaluation.tracing has no constant {args.name}")
-    tracer = Tracer.from_checkpoint(args.run)
+    tracer = Tracer.from_checkpoint(args.run, views=args.views)
     cached_maps(tracer)
     data = evaluate.data_config(tracer.config)
     glyphs = {s: evaluate.test_glyphs(data, s, args.n, hanzi_dir=args.hanzi_dir, split="val") for s in SETS}

@@ -4,6 +4,7 @@ one, and one whose stride makes it read a glyph differently one pixel over reads
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -36,6 +37,12 @@ def strided(ink: np.ndarray) -> dict:
     return {"skeleton": blocks.repeat(2, 2).repeat(2, 3)}
 
 
+def ink_as_skeleton(ink: np.ndarray) -> dict:
+    """A stand-in model for the commands: the ink is the skeleton, no tangent information."""
+    skeleton = (ink >= 0.5).astype(np.float32)
+    return {"skeleton": skeleton, "ink": skeleton, "tangent": np.zeros((len(ink), 2, *ink.shape[2:]), np.float32)}
+
+
 def inner(a: np.ndarray) -> np.ndarray:
     return a[..., 2:-2, 2:-2]  # away from the border, where shifting fills zeros
 
@@ -50,7 +57,6 @@ def test_shifted_moves_without_wrapping():
 def test_a_shift_equivariant_model_reads_the_same_in_four_views():
     one, four = blurred(glyph()), ShiftViews(blurred, 4)(glyph())
     for name in one:  # every map, the tangent's channels too, lands back where the canvas has it
-        assert four[name].dtype == one[name].dtype
         np.testing.assert_allclose(inner(four[name]), inner(one[name]), atol=1e-6)
 
 
@@ -60,6 +66,12 @@ def test_four_views_read_a_glyph_one_pixel_over_as_the_same_glyph():
     assert not np.allclose(inner(shifted(single(ink)["skeleton"], 1, 0)), inner(single(moved)["skeleton"]))
     four = ShiftViews(strided, 4)
     np.testing.assert_allclose(inner(shifted(four(ink)["skeleton"], 1, 0)), inner(four(moved)["skeleton"]), atol=1e-6)
+
+
+def test_the_edges_are_the_mean_of_the_views_that_saw_them():
+    ink = np.random.default_rng(0).random((2, 1, SIZE, SIZE), dtype=np.float32)
+    four = ShiftViews(lambda x: {"skeleton": x}, 4)(ink)["skeleton"]  # a model that returns its input
+    np.testing.assert_allclose(four, ink, atol=1e-6)  # the last row and column too, not diluted by fill
 
 
 def test_each_view_is_one_model_call_of_the_batch_and_one_view_is_the_model_itself():
@@ -73,8 +85,44 @@ def test_each_view_is_one_model_call_of_the_batch_and_one_view_is_the_model_itse
     out = ShiftViews(model, 4)(batch)
     assert calls == [2] * len(SHIFTS) and out["skeleton"].shape == (2, 1, SIZE, SIZE)
     np.testing.assert_array_equal(ShiftViews(model, 1)(batch)["skeleton"], blurred(batch)["skeleton"])
-    with pytest.raises(ValueError, match="views=2: must be one of 1, 4"):
-        ShiftViews(model, 2)
+    for bad in (2, "4", 4.0, True):
+        with pytest.raises(ValueError, match=r"views=.*: must be one of 1, 4"):
+            ShiftViews(model, bad)
+
+
+@pytest.mark.parametrize("views", [1, 4])
+def test_predict_reads_with_the_views_asked_for(tmp_path, monkeypatch, views):
+    from inktrace_train.cli import predict
+    from inktrace_train.evaluation.tracer import Tracer
+
+    asked = []
+
+    def from_checkpoint(path, device="cpu", **kwargs):
+        asked.append(kwargs["views"])
+        return Tracer(ink_as_skeleton, size=64, **kwargs)
+
+    monkeypatch.setattr(Tracer, "from_checkpoint", staticmethod(from_checkpoint))
+    image = np.full((80, 80), 255, np.uint8)
+    image[38:42, 10:70] = 0
+    cv2.imwrite(str(tmp_path / "bar.png"), image)
+    argv = ["ckpt.pth", str(tmp_path / "bar.png"), "--out", str(tmp_path / "out")]
+    predict.main(argv + ([] if views == 4 else ["--views", str(views)]))  # 4: the default
+    assert asked == [views]
+
+
+def test_evaluate_reads_with_the_views_asked_for(tmp_path, monkeypatch):
+    from inktrace_train.cli import evaluate
+    from inktrace_train.evaluation.tracer import Tracer
+
+    asked = []
+
+    def from_checkpoint(path, device="cpu", **kwargs):
+        asked.append(kwargs["views"])
+        return Tracer(ink_as_skeleton, size=64, **kwargs)
+
+    monkeypatch.setattr(Tracer, "from_checkpoint", staticmethod(from_checkpoint))
+    evaluate.main(["ckpt.pth", "--set", "clean", "--n", "2", "--workers", "0", "--views", "1"])
+    assert asked == [1]
 
 
 def test_predict_names_the_views_it_takes(tmp_path):

@@ -20,11 +20,12 @@ table (``all`` skips the set, saying so, without ``--fonts-dir``). ``--any-fonts
 Japanese or Chinese @fontsource package in the folder, not only the set's: your own fonts, or
 candidate validation fonts with ``--split val``.
 
-Rows: the model (its predicted maps traced by
-:mod:`tracing`), and -- with scikit-image installed (``pip install -e ".[eval]"``) -- the
-classical answer: the input thresholded (at 0.5 as the issue states, and for ``thin`` also by
-Otsu's method, with and without a 3x3 median filter first), then ``skimage.morphology.skeletonize``
-or ``thin``, endpoints and junctions from the pixel graph, strokes by the same tracer without the
+Rows: the model (its predicted maps, read in four views as ``predict`` reads them, ``--views 1``
+once: :mod:`~inktrace_train.evaluation.views`, traced by :mod:`tracing`), and -- with
+scikit-image installed (``pip install -e ".[eval]"``) -- the classical answer: the input
+thresholded (at 0.5 as the issue states, and for ``thin`` also by Otsu's method, with and without
+a 3x3 median filter first), then ``skimage.morphology.skeletonize`` or ``thin``, endpoints and
+junctions from the pixel graph, strokes by the same tracer without the
 model's junctions and tangents.
 
 Columns: skeleton F1 at 0 and 1 px, endpoint and junction F1 (one-to-one within 2 px), tangent

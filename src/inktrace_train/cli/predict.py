@@ -7,7 +7,8 @@ panel of that glyph: input, skeleton, keypoints, tangent as colour, width, trace
 ``--json`` adds ``<name>.json`` (the image size, each glyph's box and strokes), ``--overlay``
 ``<name>.overlay.png`` (the strokes drawn over the input). ``--single`` traces the whole image as
 one glyph. ``--onnx MODEL`` runs an exported model with onnxruntime instead of a checkpoint (no
-torch needed); then every positional argument is an input.
+torch needed); then every positional argument is an input. Each glyph is read in four views, the
+canvas and its 1-px shifts, their maps averaged (``--views 1``: once, about twice as fast on a CPU).
 
 The image rule (evaluation/imaging.py) and the glyph-finding rule (evaluation/pages.py) are
 documented in their modules and in docs/tracing.md. A file that cannot be traced gets one line

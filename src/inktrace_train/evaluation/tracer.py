@@ -22,7 +22,7 @@ import numpy as np
 from inktrace_train.evaluation.imaging import MAX_PIXELS, ImageSource, Placement, place, read_ink
 from inktrace_train.evaluation.pages import find_glyphs, glyph_ink
 from inktrace_train.evaluation.tracing import JUNCTION_PEAK, KEYPOINT_PEAK, SKELETON_THRESHOLD, Stroke, trace
-from inktrace_train.evaluation.views import DEFAULT_VIEWS, ShiftViews
+from inktrace_train.evaluation.views import DEFAULT_VIEWS, ShiftViews, check_views
 
 BATCH_SIZE = 64  # glyphs per model call: bounds memory on a page of thousands of glyphs
 Maps = Dict[str, np.ndarray]
@@ -133,6 +133,7 @@ class Tracer:
         """A checkpoint file, or a run directory (its last stage's best checkpoint)."""
         from inktrace_train.evaluation.predictor import TorchMaps  # torch loads here, not at import
 
+        check_views(kwargs.get("views", DEFAULT_VIEWS))  # before the checkpoint is read
         model = TorchMaps(path, device)
         return cls(model, model.size, model.config, **kwargs)
 
@@ -141,6 +142,7 @@ class Tracer:
         """A file written by ``python -m inktrace_train.ckpt export CKPT --format onnx``."""
         from inktrace_train.evaluation.onnxmaps import OnnxMaps
 
+        check_views(kwargs.get("views", DEFAULT_VIEWS))
         model = OnnxMaps(path)
         return cls(model, model.size, **kwargs)
 
@@ -186,6 +188,6 @@ class Tracer:
             yield region.box, canvas, placement
 
     def _trace_batch(self, jobs: List[Job], page: Page) -> None:
-        """One model call for the batch; each glyph traced and mapped back to the image."""
+        """The model's calls for the batch (one a view); each glyph traced and mapped back to the image."""
         for (box, _, placement), maps in zip(jobs, self._batched_maps(np.stack([j[1] for j in jobs])), strict=True):
             page.glyphs.append(Glyph(box=box, strokes=[placement.to_image(s) for s in self.strokes(maps)]))

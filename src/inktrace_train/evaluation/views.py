@@ -40,6 +40,13 @@ def shifted(a: np.ndarray, dx: int, dy: int) -> np.ndarray:
     return out
 
 
+def check_views(views: object) -> int:
+    """``views`` if it is one of :data:`VIEWS`; else a ValueError naming it and what is allowed."""
+    if type(views) is not int or views not in VIEWS:
+        raise ValueError(f"views={views!r}: must be one of {', '.join(map(str, VIEWS))}")
+    return views
+
+
 class ShiftViews:
     """A map function that reads each canvas in ``views`` views and returns their mean maps.
 
@@ -49,19 +56,19 @@ class ShiftViews:
     """
 
     def __init__(self, maps: Callable[[np.ndarray], Maps], views: int = DEFAULT_VIEWS) -> None:
-        if views not in VIEWS:
-            raise ValueError(f"views={views}: must be one of {', '.join(map(str, VIEWS))}")
-        self.maps, self.shifts = maps, SHIFTS[:views]
+        self.maps, self.shifts = maps, SHIFTS[: check_views(views)]
 
     def __call__(self, ink: np.ndarray) -> Maps:
         if len(self.shifts) == 1:
             return self.maps(ink)
         total: Maps = {}
+        seen = np.zeros(ink.shape[-2:], np.float32)  # views that saw each cell (fewer at the far edges)
         for dx, dy in self.shifts:  # one batch a view: memory stays that of one view's batch
+            seen += shifted(np.ones_like(seen), -dx, -dy)
             for name, m in self.maps(shifted(ink, dx, dy)).items():
                 back = shifted(m, -dx, -dy)
                 total[name] = total[name] + back if name in total else back
-        return {name: (m / len(self.shifts)).astype(m.dtype) for name, m in total.items()}
+        return {name: (m / seen).astype(m.dtype) for name, m in total.items()}
 
 
-__all__ = ["DEFAULT_VIEWS", "SHIFTS", "VIEWS", "ShiftViews", "shifted"]
+__all__ = ["DEFAULT_VIEWS", "SHIFTS", "VIEWS", "ShiftViews", "check_views", "shifted"]
