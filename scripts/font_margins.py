@@ -23,7 +23,6 @@ it). Needs the ``eval`` extra (scikit-image) for the classical rows.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -33,6 +32,7 @@ from inktrace_train.cli import evaluate
 from inktrace_train.cli.views import add_views_option
 from inktrace_train.evaluation import fontset
 from inktrace_train.evaluation.tracer import Tracer
+from inktrace_train.evaluation.views import DEFAULT_VIEWS
 
 RESAMPLES = 10_000
 
@@ -72,15 +72,16 @@ def main() -> None:
     p.add_argument("--any-fonts", action="store_true", help="every Japanese or Chinese font in --fonts-dir")
     p.add_argument("--against", metavar="OTHER", help="a second checkpoint: margins over it, not the classical rows")
     add_views_option(p)
-    add_views_option(p, "--against-views", "each glyph by OTHER")
+    add_views_option(p, "--against-views", "each glyph by OTHER", default=None)
     args = p.parse_args()
-    if "--against-views" in " ".join(sys.argv) and not args.against:
+    if args.against_views is not None and not args.against:
         p.error("--against-views is how OTHER reads: give --against OTHER too")
     tracer = Tracer.from_checkpoint(args.checkpoint, views=args.views)
     tracers: Dict[str, Callable] = {"model": evaluate.model_tracer(tracer)}
     if args.against:
-        other = f"{Path(args.against).name}, views {args.against_views}"
-        tracers[other] = evaluate.model_tracer(Tracer.from_checkpoint(args.against, views=args.against_views))
+        views = DEFAULT_VIEWS if args.against_views is None else args.against_views
+        other = f"{Path(args.against).name}, views {views}"
+        tracers[other] = evaluate.model_tracer(Tracer.from_checkpoint(args.against, views=views))
     else:
         methods = evaluate.classical_methods()
         if not methods:

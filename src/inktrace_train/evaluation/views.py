@@ -68,7 +68,7 @@ class ShiftViews:
             for name, m in self.maps(shifted(ink, dx, dy)).items():
                 back = shifted(m, -dx, -dy)
                 total[name] = total[name] + back if name in total else back
-        return {name: (m / seen).astype(m.dtype) for name, m in total.items()}
+        return {name: m / seen for name, m in total.items()}  # float32 maps stay float32
 
 
 __all__ = ["DEFAULT_VIEWS", "SHIFTS", "VIEWS", "ShiftViews", "check_views", "shifted"]
