@@ -9,11 +9,14 @@ font's ink (:mod:`inktrace_train.evaluation.fontfit`), and kept when they lie on
 all, so glyphs a model misreads are labelled too. Either way the strokes become the glyph's
 centerlines, the font's ink its outlines, once per weight of ``fontink.GROW``. The fonts of the
 fonts set and the validation fonts are refused: a font that scores or chooses a model must never
-train one.
+train one. So is, with ``--scored-fonts fonts valfonts``, a font that draws the same ideographs
+as one of the packages there under another name (``kaisei-tokumin`` draws ``kaisei-decol``'s:
+:func:`~inktrace_train.data.fonts.twin_of`).
 
 Run: ``python scripts/font_ink.py MODEL --fonts-dir trainfonts --hanzi-dir
-hanzi-writer-data-2.0.1.tgz --per-font 600 --out font_ink.npz`` (every Japanese or Chinese
-@fontsource package in the folder; about 0.05 s a character on a 2-core CPU read once, ``--views 1``,
+hanzi-writer-data-2.0.1.tgz --per-font 600 --scored-fonts fonts valfonts --out font_ink.npz``
+(every Japanese or Chinese @fontsource package in the folder; about 0.05 s a character on a 2-core
+CPU read once, ``--views 1``,
 about twice that in the default four views; ``--labels fitted``
 about 0.7 s), then train with ``data.font_ink=font_ink.npz``. Needs the ``eval`` extra
 (fontTools, scikit-image).
@@ -38,7 +41,7 @@ from inktrace_train.data.glyphs import DataError
 from inktrace_train.errors import fail, reported
 
 try:
-    from inktrace_train.data.fonts import FONTS, VAL_FONTS, FontPackage, find_fonts, split_strokes
+    from inktrace_train.data.fonts import FONTS, VAL_FONTS, FontPackage, find_fonts, split_strokes, twin_of
     from inktrace_train.evaluation.fontfit import fitted_strokes, traces_all
 except ModuleNotFoundError as e:  # fontTools reads the fonts
     fail(f"{e.name} is missing: install the eval extra (pip install -e '.[eval]')", prog="font_ink.py")
@@ -101,6 +104,18 @@ def label_font(
     return glyphs, names, tried
 
 
+def refuse_twins(fonts_dir: str, packages: Sequence, scored_dirs: Sequence[str]) -> None:
+    """DataError naming each training font that draws the ideographs of a package in ``scored_dirs``."""
+    scored = [pkg for folder in scored_dirs for pkg in find_fonts(folder, "val", any_fonts=True)[0]]
+    twins = [(pkg, twin_of(pkg, scored)) for pkg in packages]
+    named = [f"{pkg.font.name} ({twin.font.name}, in {twin.source.parent})" for pkg, twin in twins if twin]
+    if named:
+        raise DataError(
+            f"--fonts-dir {fonts_dir}: {'; '.join(named)}: the same ideographs as a font that scores or chooses "
+            "models, under another name; take them out of the folder"
+        )
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", nargs="?", help="a run directory or checkpoint (the model that traces the fonts)")
@@ -120,6 +135,14 @@ def main(argv: Optional[List[str]] = None) -> None:
         metavar=("VAL", "TEST"),
         help="with --labels fitted: the data.val_fraction and data.test_fraction the font ink will train "
         "beside (default: DataConfig's); --labels model takes the model's",
+    )
+    p.add_argument(
+        "--scored-fonts",
+        nargs="+",
+        default=[],
+        metavar="DIR",
+        help="folders of the fonts that score or choose models (the fonts set's, the validation fonts'): a "
+        "training font drawing the same ideographs as one of them is refused",
     )
     p.add_argument("--out", required=True, help="the font-ink file to write (.npz)")
     add_views_option(p, what="each font glyph (with --labels model)")
@@ -142,6 +165,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                 f"--fonts-dir {args.fonts_dir}: {', '.join(refused)} score or choose models (the fonts set, the "
                 "validation fonts) and must not train one: take them out of the folder"
             )
+        refuse_twins(args.fonts_dir, packages, args.scored_fonts)
         tracer = Tracer.from_checkpoint(args.model, views=args.views) if args.model else None
         if tracer is not None:
             data, size = evaluate.data_config(tracer.config), tracer.size

@@ -185,6 +185,28 @@ def test_the_script_refuses_fonts_that_score_or_choose_models(tmp_path):
 
 
 @EVAL
+def test_the_script_refuses_a_font_drawing_a_scored_fonts_ideographs_under_another_name(tmp_path):
+    """kaisei-tokumin draws kaisei-decol's ideographs: as training ink it would show the model a
+    validation font. A copy of a sample font under another name stands for it."""
+    import json
+    import shutil
+
+    shutil.copytree(REPO / "tests" / "data" / "fonts" / "klee-one", tmp_path / "train" / "my-klee")
+    meta = {"name": "@fontsource/my-klee", "version": "1.0.0"}
+    (tmp_path / "train" / "my-klee" / "package.json").write_text(json.dumps(meta))
+    (tmp_path / "train" / "my-klee" / "metadata.json").write_text(json.dumps({"subsets": ["japanese"]}))
+    script = [sys.executable, str(SCRIPT), "--labels", "fitted", "--fonts-dir", str(tmp_path / "train")]
+    scored = ["--scored-fonts", str(REPO / "tests" / "data" / "fonts")]
+    out = ["--out", str(tmp_path / "ink.npz")]
+    proc = subprocess.run([*script, *scored, *out], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    sample = REPO / "tests" / "data" / "fonts"
+    assert f"--fonts-dir {tmp_path / 'train'}: my-klee (klee-one, in {sample})" in proc.stderr
+    assert "the same ideographs as a font that scores or chooses models" in proc.stderr
+    assert not (tmp_path / "ink.npz").exists()
+
+
+@EVAL
 def test_the_script_names_a_missing_fonts_folder(tmp_path):
     script = [sys.executable, str(SCRIPT), str(MODEL), "--fonts-dir", str(tmp_path / "nowhere")]
     proc = subprocess.run([*script, "--out", str(tmp_path / "ink.npz")], capture_output=True, text=True, timeout=300)

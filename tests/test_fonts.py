@@ -7,6 +7,8 @@ import importlib.util
 import json
 import re
 import shutil
+import subprocess
+import sys
 import tarfile
 
 import cv2
@@ -20,7 +22,7 @@ from test_predict import checkpoint  # noqa: F401  (the tiny full-heads checkpoi
 
 pytest.importorskip("fontTools", reason='the fonts set needs the eval extra (pip install -e ".[eval]")')
 
-from inktrace_train.data.fonts import FETCH, FETCH_VAL, FONTS, VAL_FONTS, find_fonts
+from inktrace_train.data.fonts import FETCH, FETCH_VAL, FONTS, VAL_FONTS, find_fonts, twin_of
 from inktrace_train.evaluation.fontset import count_scores, font_glyphs
 
 SAMPLE = REPO / "tests" / "data" / "fonts"  # 3 test-split characters of each font (SOURCE.md)
@@ -229,6 +231,38 @@ def test_any_fonts_scores_every_japanese_or_chinese_package_with_its_truth(check
     mine = {p.font.name: p for p in find_fonts(fonts, any_fonts=True)[0]}
     assert (mine["my-hand"].font.language, mine["my-brush"].font.language) == ("ja", "zh")
     assert np.array_equal(mine["my-hand"].render("泗"), klee.render("泗"))
+
+
+def test_the_set_fonts_are_distinct_typefaces():
+    """No font of the set draws another's ideographs (the Japanese samples share three, the Chinese three)."""
+    packages = find_fonts(SAMPLE)[0]
+    assert len(packages) == len(FONTS)
+    for i, package in enumerate(packages):
+        assert twin_of(package, packages[:i]) is None, package.font.name
+
+
+def test_a_typeface_under_two_names_is_scored_once(tmp_path):
+    """A family's members often share their ideographs (yuji-syuku, yuji-boku, yuji-mai): with
+    --any-fonts the later name is passed over, named, so one typeface does not count twice; the
+    font_twins script finds it across folders and exits 1."""
+    _own_package(tmp_path / "a", "klee-one", "klee-too", {"subsets": ["japanese"], "category": "handwriting"})
+    _own_package(tmp_path / "a", "yusei-magic", "yusei-too", {"subsets": ["japanese"], "category": "display"})
+    shutil.copytree(SAMPLE / "klee-one", tmp_path / "a" / "klee-one")
+    packages, notes = find_fonts(tmp_path / "a", any_fonts=True)
+    assert [p.font.name for p in packages] == ["klee-one", "yusei-too"]
+    twice = "passed over, so one typeface does not count twice"
+    assert notes == [f"klee-too: draws the same ideographs as klee-one; {twice}"]
+    assert len(find_fonts(tmp_path / "a", any_fonts=True, keep_twins=True)[0]) == 3
+    twins = [sys.executable, str(REPO / "scripts" / "font_twins.py"), str(SAMPLE)]
+    proc = subprocess.run([*twins, str(tmp_path / "a")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"{tmp_path / 'a' / 'klee-one'}: draws the same ideographs as klee-one ({SAMPLE / 'klee-one'})"
+    assert lines[1].startswith(f"{tmp_path / 'a' / 'klee-too'}: draws the same ideographs as klee-one")
+    assert lines[2].startswith(f"{tmp_path / 'a' / 'yusei-too'}: draws the same ideographs as yusei-magic")
+    assert lines[-1] == "3 twin(s) among 11 packages"
+    proc = subprocess.run(twins, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "0 twin(s) among 8 packages", proc.stdout
 
 
 def test_any_fonts_with_no_cjk_package_names_the_folder(checkpoint, tmp_path):  # noqa: F811

@@ -24,7 +24,7 @@ import tarfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from fontTools.ttLib import TTFont, TTLibError
@@ -37,6 +37,14 @@ WEIGHT = "400-normal"  # the regular weight: every font of FONTS has it
 IMAGE_PX = 192  # side of a rendered character image, px: a realistic scan or screenshot size
 EM_PX = 128  # the font size, px per em; CJK ink fills ~0.9 em, so the glyph stays inside the image
 SCRIPTS = ("CJK UNIFIED IDEOGRAPH", "HIRAGANA", "KATAKANA")  # characters scored (by Unicode name)
+# Some packages are one typeface's ideographs under several names, the family's members differing
+# in their kana only (measured 2026-12-06: yuji-syuku, yuji-boku and yuji-mai; kaisei-decol,
+# kaisei-opti and kaisei-tokumin; mochiy-pop-one and mochiy-pop-p-one). Two such "twins" scored
+# side by side count one font's glyphs twice, and a training font that twins a scoring font shows
+# the model that font's ink. Twins render their shared ideographs pixel for pixel alike: TWIN_SAMPLE
+# of them, spread over those both have, are compared; fewer than TWIN_MIN shared tell nothing.
+TWIN_SAMPLE = 12
+TWIN_MIN = 3
 
 
 @dataclass(frozen=True)
@@ -96,8 +104,8 @@ class FontPackage:
         self._index: Optional[Dict[int, str]] = None
         self._loaded: Dict[str, ImageFont.FreeTypeFont] = {}
 
-    def file_of(self, char: str) -> Optional[str]:
-        """The name of the subset file whose cmap holds ``char``; None if none does."""
+    def _codes(self) -> Dict[int, str]:
+        """Each codepoint the package draws -> the subset file whose cmap holds it."""
         if self._index is None:  # ~1 ms a file: the first character pays for the package
             self._index = {}
             for name, data in sorted(self.files.items()):
@@ -107,7 +115,15 @@ class FontPackage:
                     raise DataError(f"{self.source}: {name} is not a readable font ({e})") from None
                 for code in cmap:
                     self._index.setdefault(code, name)
-        return self._index.get(ord(char))
+        return self._index
+
+    def file_of(self, char: str) -> Optional[str]:
+        """The name of the subset file whose cmap holds ``char``; None if none does."""
+        return self._codes().get(ord(char))
+
+    def ideographs(self) -> List[int]:
+        """The codepoints of the CJK ideographs the package draws, in order."""
+        return sorted(c for c in self._codes() if unicodedata.name(chr(c), "").startswith(SCRIPTS[0]))
 
     def _pil_font(self, name: str) -> ImageFont.FreeTypeFont:
         if name not in self._loaded:  # converted once per process: a subset file holds ~100 characters
@@ -137,6 +153,24 @@ class FontPackage:
         draw.text(((size - left - right) / 2, (size - top - bottom) / 2), char, font=font, fill=0)
         grey = np.asarray(image)
         return grey if grey.min() < 128 else None
+
+
+def twin_of(package: FontPackage, others: Sequence[FontPackage]) -> Optional[FontPackage]:
+    """The first of ``others`` that draws the same ideographs as ``package`` (see TWIN_SAMPLE), or
+    None. A pair that differs stops at its first differing glyph, so a check costs ~2 renders."""
+    mine = set(package.ideographs())
+    for other in others:
+        shared = sorted(mine.intersection(other.ideographs()))
+        if len(shared) < TWIN_MIN:
+            continue
+        picks = shared[:: max(1, len(shared) // TWIN_SAMPLE)][:TWIN_SAMPLE]
+        if all(_alike(package.render(chr(c)), other.render(chr(c))) for c in picks):
+            return other
+    return None
+
+
+def _alike(a: Optional[np.ndarray], b: Optional[np.ndarray]) -> bool:
+    return a is not None and b is not None and np.array_equal(a, b)
 
 
 def _wanted(files: Dict[Tuple[str, str], bytes]) -> Dict[str, bytes]:
@@ -188,13 +222,15 @@ def package_font(meta: dict, metadata: dict) -> Optional[Font]:
 
 
 def find_fonts(
-    fonts_dir: str | Path, split: str = "test", any_fonts: bool = False
+    fonts_dir: str | Path, split: str = "test", any_fonts: bool = False, keep_twins: bool = False
 ) -> Tuple[List[FontPackage], List[str]]:
     """The packages of the split's fonts (:data:`FONTS` for ``test``, :data:`VAL_FONTS` for
     ``val``) in a folder (``.tgz`` files of ``npm pack``, or folders they unpack to), in their
     list's order, and notes on what was passed over (other packages, missing fonts). With
     ``any_fonts``, every package of a Japanese or Chinese font there (:func:`package_font`): the
-    split's fonts first, then the others by name.
+    split's fonts first, then the others by name, each passed over (noted) where it draws the
+    ideographs of one before it (:func:`twin_of`), so one typeface is not scored twice
+    (``keep_twins``: kept).
 
     Raises:
         DataError: the folder does not exist or holds none of the fonts; the message names the
@@ -232,7 +268,20 @@ def find_fonts(
     if missing and not any_fonts:
         notes.append(f"not in {fonts_dir}: {', '.join(missing)} (get them: `{fetch}`)")
     others = sorted(name for name in found if name not in listed)
-    return [found[name] for name in listed if name in found] + [found[name] for name in others], notes
+    packages = [found[name] for name in listed if name in found] + [found[name] for name in others]
+    if not any_fonts or keep_twins:  # the set's fonts are distinct typefaces (tests/test_fonts.py)
+        return packages, notes
+    kept: List[FontPackage] = []
+    for package in packages:
+        twin = twin_of(package, kept)
+        if twin is None:
+            kept.append(package)
+        else:
+            notes.append(
+                f"{package.source.name}: draws the same ideographs as {twin.font.name}; passed over, "
+                "so one typeface does not count twice"
+            )
+    return kept, notes
 
 
 def scored(char: str) -> bool:
