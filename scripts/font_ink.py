@@ -106,7 +106,17 @@ def label_font(
 
 def refuse_twins(fonts_dir: str, packages: Sequence, scored_dirs: Sequence[str]) -> None:
     """DataError naming each training font that draws the ideographs of a package in ``scored_dirs``."""
-    scored = [pkg for folder in scored_dirs for pkg in find_fonts(folder, "val", any_fonts=True)[0]]
+    if not scored_dirs:
+        print(
+            "note: without --scored-fonts (the folders of the test and validation fonts), a training font that "
+            "draws one of theirs under another name is not caught",
+            file=sys.stderr,
+        )
+    scored = [
+        pkg
+        for folder in scored_dirs
+        for pkg in find_fonts(folder, "val", any_fonts=True, keep_twins=True, flag="--scored-fonts")[0]
+    ]
     twins = [(pkg, twin_of(pkg, scored)) for pkg in packages]
     named = [f"{pkg.font.name} ({twin.font.name}, in {twin.source.parent})" for pkg, twin in twins if twin]
     if named:

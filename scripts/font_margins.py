@@ -23,6 +23,7 @@ it). Needs the ``eval`` extra (scikit-image) for the classical rows.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -90,9 +91,11 @@ def main() -> None:
         other = "best classical"
     data = evaluate.data_config(tracer.config)
     fractions = (data.val_fraction, data.test_fraction)
-    fonts, _, _ = fontset.font_set(
+    fonts, notes, _ = fontset.font_set(
         args.fonts_dir, args.n, tracer.size, fractions, data.cache_dir, args.hanzi_dir, args.split, args.any_fonts
     )
+    for note in notes:  # fonts passed over (twins, a missing --hanzi-dir): the rows read without them
+        print(f"note: {note}", file=sys.stderr)
     print(f"| font | glyphs | count err: model − {other} [95 %] | exact: model − {other} [95 %] |")
     print("|---|---|---|---|")
     pooled: Dict[str, List[np.ndarray]] = {name: [] for name in tracers}

@@ -27,13 +27,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     twins = 0
     with reported("font_twins.py"):
         for folder in args.folders:
-            for package in find_fonts(folder, "val", any_fonts=True, keep_twins=True)[0]:
+            for package in find_fonts(folder, "val", any_fonts=True, keep_twins=True, flag="folder")[0]:
                 twin = twin_of(package, seen)
                 if twin is None:
                     seen.append(package)
                 else:
                     twins += 1
-                    print(f"{package.source}: draws the same ideographs as {twin.font.name} ({twin.source})")
+                    same = "is the package" if twin.font.name == package.font.name else "draws the same ideographs as"
+                    print(f"{package.source}: {same} {twin.font.name} ({twin.source})")
     print(f"{twins} twin(s) among {len(seen) + twins} packages")
     return 1 if twins else 0
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import sys
 from typing import Dict, List
 
 import numpy as np
@@ -58,7 +59,7 @@ def main() -> None:
     cached_maps(tracer)
     data = evaluate.data_config(tracer.config)
     glyphs = {s: evaluate.test_glyphs(data, s, args.n, hanzi_dir=args.hanzi_dir, split="val") for s in SETS}
-    fonts, _, _ = fontset.font_set(
+    fonts, notes, _ = fontset.font_set(
         args.fonts_dir,
         args.n,
         tracer.size,
@@ -68,6 +69,8 @@ def main() -> None:
         "val",
         args.any_fonts,
     )
+    for note in notes:  # fonts passed over (twins, a missing --hanzi-dir): the rows read without them
+        print(f"note: {note}", file=sys.stderr)
 
     def model(canvas: np.ndarray) -> List[np.ndarray]:
         return [s.points for s in tracer.strokes(tracer.maps(canvas))]

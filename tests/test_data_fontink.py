@@ -204,6 +204,10 @@ def test_the_script_refuses_a_font_drawing_a_scored_fonts_ideographs_under_anoth
     assert f"--fonts-dir {tmp_path / 'train'}: my-klee (klee-one, in {sample})" in proc.stderr
     assert "the same ideographs as a font that scores or chooses models" in proc.stderr
     assert not (tmp_path / "ink.npz").exists()
+    proc = subprocess.run(
+        [*script, "--scored-fonts", str(tmp_path / "nowhere"), *out], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 1 and f"--scored-fonts {tmp_path / 'nowhere'}: no such folder" in proc.stderr
 
 
 @EVAL

@@ -206,6 +206,7 @@ def test_any_fonts_scores_every_japanese_or_chinese_package_with_its_truth(check
     _own_package(fonts, "ma-shan-zheng", "my-brush", {"subsets": ["chinese-simplified"], "category": "display"})
     _own_package(fonts, "yusei-magic", "my-korean", {"subsets": ["korean", "latin"], "category": "display"})
     _own_package(fonts, "zen-maru-gothic", "no-metadata", None)
+    _own_package(fonts, "klee-one", "my-hand-too", {"subsets": ["japanese"], "category": "handwriting"})
     shutil.copytree(SAMPLE / "shippori-mincho", fonts / "shippori-mincho")  # one of the set's: its own style
     args = [str(checkpoint), "--set", "fonts", "--fonts-dir", str(fonts), "--hanzi-dir", str(HANZI_SAMPLE)]
     proc = cli([*args, "--n", "1", "--workers", "0", "--json", "f.json"], tmp_path, "inktrace_train.evaluate")
@@ -223,6 +224,7 @@ def test_any_fonts_scores_every_japanese_or_chinese_package_with_its_truth(check
     assert all(rows[f"model@fonts/{f}"]["glyphs"] == 2 for f in scored)
     assert "| my-hand | handwriting | model |" in proc.stdout
     assert "| shippori-mincho | printed serif | model |" in proc.stdout
+    assert "(fonts: my-hand-too: draws the same ideographs as my-hand; passed over" in proc.stdout
     for passed_over in ("my-korean", "no-metadata"):
         assert f"(fonts: {passed_over}: no japanese or chinese subset in its metadata.json" in proc.stdout
     # the truth follows the language: the same glyphs as the sample fonts they copy
@@ -257,12 +259,29 @@ def test_a_typeface_under_two_names_is_scored_once(tmp_path):
     proc = subprocess.run([*twins, str(tmp_path / "a")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0] == f"{tmp_path / 'a' / 'klee-one'}: draws the same ideographs as klee-one ({SAMPLE / 'klee-one'})"
+    assert lines[0] == f"{tmp_path / 'a' / 'klee-one'}: is the package klee-one ({SAMPLE / 'klee-one'})"
     assert lines[1].startswith(f"{tmp_path / 'a' / 'klee-too'}: draws the same ideographs as klee-one")
     assert lines[2].startswith(f"{tmp_path / 'a' / 'yusei-too'}: draws the same ideographs as yusei-magic")
     assert lines[-1] == "3 twin(s) among 11 packages"
     proc = subprocess.run(twins, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "0 twin(s) among 8 packages", proc.stdout
+
+
+def test_fonts_that_differ_in_one_sampled_ideograph_are_not_twins(monkeypatch):
+    """Twins render every sampled ideograph alike: one glyph apart, or too few shared, they are two fonts."""
+    klee, copy = find_fonts(SAMPLE)[0][5], find_fonts(SAMPLE)[0][5]
+    assert klee.font.name == "klee-one" and twin_of(copy, [klee]) is klee
+    render = copy.render
+
+    def one_glyph_apart(char, size=192):
+        image = render(char, size)
+        return image if char != chr(copy.ideographs()[-1]) else np.roll(image, 1, axis=1)
+
+    monkeypatch.setattr(copy, "render", one_glyph_apart)
+    assert twin_of(copy, [klee]) is None
+    monkeypatch.setattr(copy, "ideographs", lambda: klee.ideographs()[:2])  # fewer than TWIN_MIN shared
+    monkeypatch.setattr(copy, "render", render)
+    assert twin_of(copy, [klee]) is None
 
 
 def test_any_fonts_with_no_cjk_package_names_the_folder(checkpoint, tmp_path):  # noqa: F811

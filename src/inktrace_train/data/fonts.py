@@ -102,6 +102,7 @@ class FontPackage:
         self.license = license  # the package's LICENSE (the OFL text with the font's copyright)
         self.files = files  # subset file name (no extension) -> its WOFF (or WOFF2) bytes
         self._index: Optional[Dict[int, str]] = None
+        self._ideographs: Optional[List[int]] = None
         self._loaded: Dict[str, ImageFont.FreeTypeFont] = {}
 
     def _codes(self) -> Dict[int, str]:
@@ -123,7 +124,9 @@ class FontPackage:
 
     def ideographs(self) -> List[int]:
         """The codepoints of the CJK ideographs the package draws, in order."""
-        return sorted(c for c in self._codes() if unicodedata.name(chr(c), "").startswith(SCRIPTS[0]))
+        if self._ideographs is None:
+            self._ideographs = sorted(c for c in self._codes() if unicodedata.name(chr(c), "").startswith(SCRIPTS[0]))
+        return self._ideographs
 
     def _pil_font(self, name: str) -> ImageFont.FreeTypeFont:
         if name not in self._loaded:  # converted once per process: a subset file holds ~100 characters
@@ -161,16 +164,23 @@ def twin_of(package: FontPackage, others: Sequence[FontPackage]) -> Optional[Fon
     mine = set(package.ideographs())
     for other in others:
         shared = sorted(mine.intersection(other.ideographs()))
-        if len(shared) < TWIN_MIN:
-            continue
-        picks = shared[:: max(1, len(shared) // TWIN_SAMPLE)][:TWIN_SAMPLE]
-        if all(_alike(package.render(chr(c)), other.render(chr(c))) for c in picks):
+        if len(shared) >= TWIN_MIN and _same_glyphs(package, other, shared):
             return other
     return None
 
 
-def _alike(a: Optional[np.ndarray], b: Optional[np.ndarray]) -> bool:
-    return a is not None and b is not None and np.array_equal(a, b)
+def _same_glyphs(a: FontPackage, b: FontPackage, shared: List[int]) -> bool:
+    """Whether TWIN_SAMPLE of the ``shared`` codepoints, evenly spread, render alike in both (ones
+    neither inks are passed over; at least TWIN_MIN must have ink)."""
+    inked = 0
+    for i in np.linspace(0, len(shared) - 1, min(TWIN_SAMPLE, len(shared))).round().astype(int):
+        x, y = a.render(chr(shared[i])), b.render(chr(shared[i]))
+        if x is None and y is None:
+            continue
+        if x is None or y is None or not np.array_equal(x, y):
+            return False
+        inked += 1
+    return inked >= TWIN_MIN
 
 
 def _wanted(files: Dict[Tuple[str, str], bytes]) -> Dict[str, bytes]:
@@ -222,7 +232,11 @@ def package_font(meta: dict, metadata: dict) -> Optional[Font]:
 
 
 def find_fonts(
-    fonts_dir: str | Path, split: str = "test", any_fonts: bool = False, keep_twins: bool = False
+    fonts_dir: str | Path,
+    split: str = "test",
+    any_fonts: bool = False,
+    keep_twins: bool = False,
+    flag: str = "--fonts-dir",
 ) -> Tuple[List[FontPackage], List[str]]:
     """The packages of the split's fonts (:data:`FONTS` for ``test``, :data:`VAL_FONTS` for
     ``val``) in a folder (``.tgz`` files of ``npm pack``, or folders they unpack to), in their
@@ -230,7 +244,7 @@ def find_fonts(
     ``any_fonts``, every package of a Japanese or Chinese font there (:func:`package_font`): the
     split's fonts first, then the others by name, each passed over (noted) where it draws the
     ideographs of one before it (:func:`twin_of`), so one typeface is not scored twice
-    (``keep_twins``: kept).
+    (``keep_twins``: kept). Errors name the folder as ``flag`` (the option that gave it).
 
     Raises:
         DataError: the folder does not exist or holds none of the fonts; the message names the
@@ -239,7 +253,8 @@ def find_fonts(
     fonts, fetch = (FONTS, FETCH) if split == "test" else (VAL_FONTS, FETCH_VAL)
     folder = Path(fonts_dir).expanduser()
     if not folder.is_dir():
-        raise DataError(f"--fonts-dir {fonts_dir}: no such folder (get the fonts: `{fetch}`)")
+        get = "get one: `npm pack @fontsource/NAME`" if any_fonts else f"get the fonts: `{fetch}`"
+        raise DataError(f"{flag} {fonts_dir}: no such folder ({get})")
     by_name = {f"@fontsource/{f.name}": f for f in (FONTS + VAL_FONTS if any_fonts else fonts)}
     found: Dict[str, FontPackage] = {}
     notes = []
@@ -247,7 +262,7 @@ def find_fonts(
         try:
             meta, metadata, files, license = _read_tgz(entry) if entry.name.endswith(".tgz") else _read_folder(entry)
         except (tarfile.TarError, OSError, json.JSONDecodeError) as e:
-            raise DataError(f"--fonts-dir {fonts_dir}: {entry.name} is not a readable package ({e})") from None
+            raise DataError(f"{flag} {fonts_dir}: {entry.name} is not a readable package ({e})") from None
         if not meta:
             continue
         font = by_name.get(meta.get("name")) or (package_font(meta, metadata) if any_fonts else None)
@@ -259,10 +274,10 @@ def find_fonts(
     if not found:
         if any_fonts:
             raise DataError(
-                f"--fonts-dir {fonts_dir}: no package of a Japanese or Chinese font there"
+                f"{flag} {fonts_dir}: no package of a Japanese or Chinese font there"
                 " (get one: `npm pack @fontsource/NAME`)"
             )
-        raise DataError(f"--fonts-dir {fonts_dir}: none of the set's fonts there (get them: `{fetch}`)")
+        raise DataError(f"{flag} {fonts_dir}: none of the set's fonts there (get them: `{fetch}`)")
     listed = [f.name for f in fonts]
     missing = [name for name in listed if name not in found]
     if missing and not any_fonts:
