@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from typing import List, Optional
 
-from inktrace_train.data.fonts import FontPackage, find_fonts, twin_of
+from inktrace_train.data.fonts import FontPackage, find_fonts, without_twins
 from inktrace_train.errors import reported
 
 
@@ -27,14 +27,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     twins = 0
     with reported("font_twins.py"):
         for folder in args.folders:
-            for package in find_fonts(folder, "val", any_fonts=True, keep_twins=True, flag="folder")[0]:
-                twin = twin_of(package, seen)
-                if twin is None:
-                    seen.append(package)
-                else:
-                    twins += 1
-                    same = "is the package" if twin.font.name == package.font.name else "draws the same ideographs as"
-                    print(f"{package.source}: {same} {twin.font.name} ({twin.source})")
+            packages = find_fonts(folder, "val", any_fonts=True, keep_twins=True, flag="folder")[0]
+            kept, found = without_twins(packages, seen)
+            seen += kept
+            twins += len(found)
+            for package, twin in found:
+                same = "is the package" if twin.font.name == package.font.name else "draws the same ideographs as"
+                print(f"{package.source}: {same} {twin.font.name} ({twin.source})")
     print(f"{twins} twin(s) among {len(seen) + twins} packages")
     return 1 if twins else 0
 

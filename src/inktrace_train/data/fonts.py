@@ -169,6 +169,22 @@ def twin_of(package: FontPackage, others: Sequence[FontPackage]) -> Optional[Fon
     return None
 
 
+def without_twins(
+    packages: Sequence[FontPackage], earlier: Sequence[FontPackage] = ()
+) -> Tuple[List[FontPackage], List[Tuple[FontPackage, FontPackage]]]:
+    """``packages`` less each one that twins one kept before it (or one of ``earlier``), and those
+    passed over, each with the package it twins."""
+    kept: List[FontPackage] = []
+    twins = []
+    for package in packages:
+        twin = twin_of(package, [*earlier, *kept])
+        if twin is None:
+            kept.append(package)
+        else:
+            twins.append((package, twin))
+    return kept, twins
+
+
 def _same_glyphs(a: FontPackage, b: FontPackage, shared: List[int]) -> bool:
     """Whether TWIN_SAMPLE of the ``shared`` codepoints, evenly spread, render alike in both (ones
     neither inks are passed over; at least TWIN_MIN must have ink)."""
@@ -286,16 +302,9 @@ def find_fonts(
     packages = [found[name] for name in listed if name in found] + [found[name] for name in others]
     if not any_fonts or keep_twins:  # the set's fonts are distinct typefaces (tests/test_fonts.py)
         return packages, notes
-    kept: List[FontPackage] = []
-    for package in packages:
-        twin = twin_of(package, kept)
-        if twin is None:
-            kept.append(package)
-        else:
-            notes.append(
-                f"{package.source.name}: draws the same ideographs as {twin.font.name}; passed over, "
-                "so one typeface does not count twice"
-            )
+    kept, twins = without_twins(packages)
+    twice = "passed over, so one typeface does not count twice"
+    notes += [f"{p.source.name}: draws the same ideographs as {t.font.name}; {twice}" for p, t in twins]
     return kept, notes
 
 
