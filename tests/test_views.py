@@ -4,6 +4,8 @@ one, and one whose stride makes it read a glyph differently one pixel over reads
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -121,8 +123,13 @@ def test_evaluate_reads_with_the_views_asked_for(tmp_path, monkeypatch):
         return Tracer(ink_as_skeleton, size=64, **kwargs)
 
     monkeypatch.setattr(Tracer, "from_checkpoint", staticmethod(from_checkpoint))
-    evaluate.main(["ckpt.pth", "--set", "clean", "--n", "2", "--workers", "0", "--views", "1"])
+    evaluate.main(
+        ["ckpt.pth", "--set", "clean", "--n", "2", "--workers", "0", "--views", "1", "--json", str(tmp_path / "s.json")]
+    )
     assert asked == [1]
+    rows = json.loads((tmp_path / "s.json").read_text())
+    assert rows["model@clean"]["views"] == 1  # the file says how the model read its glyphs
+    assert all("views" not in v for k, v in rows.items() if not k.startswith("model@"))  # thinning has no views
 
 
 def test_predict_names_the_views_it_takes(tmp_path):

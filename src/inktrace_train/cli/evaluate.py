@@ -462,7 +462,11 @@ def main(argv: Optional[List[str]] = None) -> None:
         if font_rows:
             print(fonts_table(font_rows, styles))
         if args.json:
-            Path(args.json).write_text(json.dumps({**rows, **font_rows}, indent=2) + "\n")
+            scores = {**rows, **font_rows}
+            for key in scores:  # how the model read each glyph, so a file says which reading it scores
+                if key.startswith("model@"):
+                    scores[key] = {**scores[key], "views": args.views}
+            Path(args.json).write_text(json.dumps(scores, indent=2) + "\n")
 
 
 if __name__ == "__main__":
