@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from helpers import kill_at_step, run_cli, saved, tiny
+from inktrace_train.checkpoint.store import CheckpointError
 from inktrace_train.errors import UserError
-from inktrace_train.train.transfer import fingerprint, transfer_weights
+from inktrace_train.train.transfer import fingerprint, resolve_init_path, transfer_weights
 
 PIPE = tiny("stage=all", "training.epochs=2")
 
@@ -80,6 +81,9 @@ def test_backbone_mismatch_names_each_field(pipeline_run, tmp_path):
         cwd=tmp_path,
     )
     assert proc.returncode == 2
+    assert (
+        f"name the file: stage.init_from={run / 'checkpoints/dense/checkpoint_best.pth'}" in proc.stdout + proc.stderr
+    )
     assert "backbone mismatch with stage.init_from checkpoint" in proc.stderr
     assert "(checkpoint vs config): model.embed_dim 32 vs 64; model.num_heads 2 vs 4." in proc.stderr
     assert not (tmp_path / "bad").exists()
@@ -93,6 +97,40 @@ def test_shape_mismatch_is_an_error_unless_allowed():
         transfer_weights(model, source, allow_shape_mismatch=[])
     report = transfer_weights(model, source, allow_shape_mismatch=["1.*"])
     assert report["mismatched"] == {"1": ["1.weight"]} and "1.bias" in report["transferred"]["1"]
+
+
+def _run_holding(root: Path, *stages: str) -> Path:
+    for stage in stages:
+        (root / "checkpoints" / stage).mkdir(parents=True)
+        (root / "checkpoints" / stage / "checkpoint_best.pth").write_bytes(b"")
+    return root
+
+
+def test_init_from_a_whole_pipeline_run_says_which_best_it_takes(tmp_path, caplog):
+    """`stage=dense stage.init_from=RUN` on a stage=all run takes structural's best, as the
+    guide says; the warning names the file that would fine-tune the run's own dense model."""
+    run = _run_holding(tmp_path / "all", "structural", "dense")
+    with caplog.at_level("WARNING"):
+        assert resolve_init_path(str(run), "dense") == run / "checkpoints/structural/checkpoint_best.pth"
+    assert f"name the file: stage.init_from={run / 'checkpoints/dense/checkpoint_best.pth'}" in caplog.text
+    caplog.clear()
+    structural_only = _run_holding(tmp_path / "s", "structural")
+    with caplog.at_level("WARNING"):
+        resolve_init_path(str(structural_only), "dense")
+    assert not caplog.text
+
+
+def test_init_from_a_run_without_the_previous_stage_names_what_it_holds(tmp_path):
+    """A dense-only run (a fine-tune) given to stage=dense: the error names its dense best."""
+    run = _run_holding(tmp_path / "ft", "dense")
+    with pytest.raises(CheckpointError) as e:
+        resolve_init_path(str(run), "dense")
+    assert "holds no structural checkpoint" in str(e.value)
+    assert f"name the file: stage.init_from={run / 'checkpoints/dense/checkpoint_best.pth'}" in str(e.value)
+    empty = _run_holding(tmp_path / "empty")
+    empty.mkdir()
+    with pytest.raises(CheckpointError, match=r"holds no structural checkpoint \(looked for [^)]*\)$"):
+        resolve_init_path(str(empty), "dense")
 
 
 @pytest.mark.slow

@@ -25,17 +25,34 @@ log = logging.getLogger(__name__)
 
 
 def resolve_init_path(path: str, stage: str) -> Path:
-    """A checkpoint file as given, or a run directory's best checkpoint of the previous stage."""
+    """A checkpoint file as given, or a run directory's best checkpoint of the previous stage.
+
+    A run directory that holds a best of ``stage`` too (a ``stage=all`` run given to
+    ``stage=dense``) still gives its previous stage's, with a warning naming the file that would
+    fine-tune its own; one without the previous stage's is an error naming what it does hold.
+    """
     p = Path(path).expanduser()
     if p.is_file():
         return p
     if not p.is_dir():
         raise CheckpointError(f"stage.init_from: no such file or directory: {p}")
+    run = RunDir(p)
     previous = PIPELINE[max(PIPELINE.index(stage) - 1, 0)]
     best = best_checkpoint_in(p, [previous])
     if best is None:
-        looked = RunDir(p).best_checkpoint(previous).relative_to(p)
-        raise CheckpointError(f"stage.init_from: {p} holds no {previous} checkpoint (looked for {looked})")
+        looked = run.best_checkpoint(previous).relative_to(p)
+        held = [run.best_checkpoint(s) for s in PIPELINE if run.best_checkpoint(s).is_file()]
+        hint = ""
+        if held:
+            hint = f"; it holds {held[-1].relative_to(p)}: to start from it, name the file: stage.init_from={held[-1]}"
+        raise CheckpointError(f"stage.init_from: {p} holds no {previous} checkpoint (looked for {looked}){hint}")
+    own = run.best_checkpoint(stage)
+    if previous != stage and own.is_file():
+        log.warning(
+            "stage.init_from: %s holds a %s best too; a run directory gives its %s best (%s). "
+            "To fine-tune its %s model instead, name the file: stage.init_from=%s",
+            p, stage, previous, best.relative_to(p), stage, own,
+        )  # fmt: skip
     return best
 
 
