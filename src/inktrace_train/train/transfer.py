@@ -41,10 +41,10 @@ def resolve_init_path(path: str, stage: str) -> Path:
     best = best_checkpoint_in(p, [previous])
     if best is None:
         looked = run.best_checkpoint(previous).relative_to(p)
-        held = [run.best_checkpoint(s) for s in PIPELINE if run.best_checkpoint(s).is_file()]
+        held = best_checkpoint_in(p, PIPELINE)  # the best of another stage, if any
         hint = ""
-        if held:
-            hint = f"; it holds {held[-1].relative_to(p)}: to start from it, name the file: stage.init_from={held[-1]}"
+        if held is not None:
+            hint = f"; it holds {held.relative_to(p)}: to start from it, name the file: stage.init_from={held}"
         raise CheckpointError(f"stage.init_from: {p} holds no {previous} checkpoint (looked for {looked}){hint}")
     own = run.best_checkpoint(stage)
     if previous != stage and own.is_file():
