@@ -127,6 +127,7 @@ def test_json_and_overlay_are_in_the_image_coordinates(checkpoint, tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "out" / "two.json").read_text())
     assert result["image"] == {"width": 300, "height": 150}
+    assert result["reading"] == {"model": str(checkpoint), "views": 4, "single": False}
     boxes = [g["box"] for g in result["glyphs"]]
     assert len(boxes) == 2 and all(abs(a - b) <= 3 for a, b in zip(boxes[0], [18, 33, 103, 118], strict=True))
     assert abs(boxes[1][0] - 178) <= 3 and abs(boxes[1][2] - 263) <= 3
@@ -142,4 +143,5 @@ def test_json_and_overlay_are_in_the_image_coordinates(checkpoint, tmp_path):
     assert root.get("viewBox") == "0 0 300 150" and len(root.findall("{http://www.w3.org/2000/svg}g")) == 2
     single = run_cli(args + ["--single"], cwd=tmp_path, module="inktrace_train.predict")
     assert single.returncode == 0, single.stderr
-    assert len(json.loads((tmp_path / "out" / "two.json").read_text())["glyphs"]) == 1
+    once = json.loads((tmp_path / "out" / "two.json").read_text())
+    assert len(once["glyphs"]) == 1 and once["reading"]["single"] is True

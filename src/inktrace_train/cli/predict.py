@@ -4,11 +4,12 @@ For each image (a file, or every image in a folder) it finds the glyphs (one, or
 and writes ``<name>.svg``: the traced strokes in the image's own pixel coordinates (viewBox
 ``0 0 W H``), a ``<g>`` per glyph. An image of one glyph also gets ``<name>.png``, a labelled
 panel of that glyph: input, skeleton, keypoints, tangent as colour, width, traced strokes.
-``--json`` adds ``<name>.json`` (the image size, each glyph's box and strokes), ``--overlay``
-``<name>.overlay.png`` (the strokes drawn over the input). ``--single`` traces the whole image as
-one glyph. ``--onnx MODEL`` runs an exported model with onnxruntime instead of a checkpoint (no
-torch needed); then every positional argument is an input. Each glyph is read in four views, the
-canvas and its 1-px shifts, their maps averaged (``--views 1``: once, about twice as fast on a CPU).
+``--json`` adds ``<name>.json`` (the image size, each glyph's box and strokes, and how it was
+read: model, views, ``--single``), ``--overlay`` ``<name>.overlay.png`` (the strokes drawn over
+the input). ``--single`` traces the whole image as one glyph. ``--onnx MODEL`` runs an exported
+model with onnxruntime instead of a checkpoint (no torch needed); then every positional argument
+is an input. Each glyph is read in four views, the canvas and its 1-px shifts, their maps
+averaged (``--views 1``: once, about twice as fast on a CPU).
 
 The image rule (evaluation/imaging.py) and the glyph-finding rule (evaluation/pages.py) are
 documented in their modules and in docs/tracing.md. A file that cannot be traced gets one line
@@ -107,7 +108,11 @@ def parser() -> argparse.ArgumentParser:
         "--onnx", metavar="MODEL", help="an exported model (ckpt export --format onnx) instead of a checkpoint"
     )
     p.add_argument("--single", action="store_true", help="trace each image as one glyph (no glyph finding)")
-    p.add_argument("--json", action="store_true", help="also write <name>.json: image size, glyph boxes, strokes")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="also write <name>.json: image size, glyph boxes, strokes, how they were read",
+    )
     p.add_argument("--overlay", action="store_true", help="also write <name>.overlay.png: strokes over the input")
     p.add_argument("--device", default="cpu", help="torch device (default cpu; not with --onnx)")
     add_views_option(p)
@@ -124,8 +129,9 @@ def trace_file(tracer: Tracer, path: Path, out: Path, args: argparse.Namespace) 
         maps = tracer.maps(canvas)
         image = panel(canvas, maps, tracer.strokes(maps))
         cv2.imwrite(str(out / f"{path.stem}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    if args.json:
-        (out / f"{path.stem}.json").write_text(json.dumps(page.to_json()) + "\n")
+    if args.json:  # with how it was read, so the file says which reading its strokes come from
+        reading = {"model": args.onnx or args.paths[0], "views": args.views, "single": args.single}
+        (out / f"{path.stem}.json").write_text(json.dumps({**page.to_json(), "reading": reading}) + "\n")
     if args.overlay:
         cv2.imwrite(str(out / f"{path.stem}.overlay.png"), overlay(grey, page))
     return page
