@@ -10,6 +10,8 @@
 # On the GPU machine, from the project root, with .whl/ as for benchmarks/gpu.sh and the
 # hanzi-writer-data .tgz in the root (`npm pack hanzi-writer-data@2.0.1`):
 #   SEEDS="1 2" bash scripts/gpu_seeds.sh            (files in $OUT, or ./seeds-out without it)
+#   SEEDS=1 STEP_LIMIT=540 EXTRA="experiment=large_model" bash scripts/gpu_seeds.sh   (the 5.8 M-
+#     parameter backbone: 4.5x the default's arithmetic a step, one seed per ten-minute command)
 # Each step has its own time limit, so a slow machine still returns the seeds that finished.
 # Settings (environment): SEEDS, HANZI (the .tgz or its folder), STRUCT_EPOCHS, DENSE_EPOCHS,
 # FT_EPOCHS, STEP_LIMIT (s), WORKERS (data loaders; default: the cores less two), RUNS (where the
