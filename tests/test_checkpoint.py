@@ -14,6 +14,12 @@ import torch
 from inktrace_train.checkpoint import store as ckpt_module
 from inktrace_train.checkpoint.store import Checkpoint, CheckpointError, CheckpointManager, load_checkpoint
 from inktrace_train.run.rundir import BEST, LATEST, periodic_name
+from inktrace_train.run.stagefiles import newest_valid
+
+
+def resumed(directory):
+    """What a resume loads from a stage's checkpoint folder (launch/resume.py's rule)."""
+    return load_checkpoint(newest_valid(directory))
 
 
 def state(epoch: int, metric: float, step_in_epoch: int = 0) -> Checkpoint:
@@ -61,7 +67,7 @@ def test_a_kill_while_writing_best_leaves_the_previous_latest(tmp_path, monkeypa
         monkeypatch.setattr(ckpt_module, "commit", killed_at(name))
         with pytest.raises(KeyboardInterrupt):
             CheckpointManager(tmp_path, keep_last_n=3, save_interval=1).save(state(2, 0.6), is_best=True)
-        assert CheckpointManager(tmp_path, keep_last_n=3, save_interval=1).load_newest_valid().epoch == 1
+        assert resumed(tmp_path).epoch == 1
 
 
 def test_the_run_lock_holder_removes_temp_files_of_killed_processes(tmp_path):
@@ -91,7 +97,7 @@ def test_crash_between_temp_write_and_replace_keeps_previous_latest(tmp_path, mo
     monkeypatch.undo()
     reopened = CheckpointManager(tmp_path, keep_last_n=3, save_interval=100)
     assert reopened.verify(LATEST) is None  # the manifest still accepts the old file
-    assert reopened.load_newest_valid().epoch == 1
+    assert resumed(tmp_path).epoch == 1
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -121,7 +127,7 @@ def test_corrupt_latest_falls_back_with_a_warning(tmp_path, caplog):
     data[len(data) // 2] ^= 0xFF
     (tmp_path / LATEST).write_bytes(bytes(data))
     with caplog.at_level(logging.WARNING):
-        restored = CheckpointManager(tmp_path, keep_last_n=3, save_interval=1).load_newest_valid()
+        restored = resumed(tmp_path)
     assert restored.epoch == 2 and restored.global_step == 20  # checkpoint_epoch_0002.pth
     assert "checkpoint_latest.pth is corrupt" in caplog.text
 
@@ -132,7 +138,7 @@ def test_truncated_file_is_reported_by_name(tmp_path):
     with open(tmp_path / LATEST, "r+b") as f:
         f.truncate(100)
     with pytest.raises(CheckpointError, match=r"checkpoint_latest.pth is truncated"):
-        CheckpointManager(tmp_path, keep_last_n=3, save_interval=100).load_newest_valid()
+        resumed(tmp_path)
     with pytest.raises(CheckpointError, match=r"cannot load checkpoint .*checkpoint_latest.pth"):
         load_checkpoint(tmp_path / LATEST)
 

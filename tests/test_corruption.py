@@ -13,6 +13,7 @@ import torch
 from helpers import tiny_model
 from inktrace_train.checkpoint.store import SEAL, Checkpoint, CheckpointError, CheckpointManager, load_checkpoint
 from inktrace_train.run.rundir import LATEST, MANIFEST, periodic_name
+from inktrace_train.run.stagefiles import newest_valid
 
 CORRUPTIONS = 1000
 
@@ -88,7 +89,7 @@ def test_a_corrupt_latest_falls_back_to_the_newest_valid_file(tmp_path):
         data[len(data) // 2] ^= 0xFF  # one byte inside the tensor data
         (tmp_path / victim).write_bytes(bytes(data))
     (tmp_path / MANIFEST).unlink()  # not even the manifest can tell: the seals do
-    restored = CheckpointManager(tmp_path, keep_last_n=3, save_interval=1).load_newest_valid()
+    restored = load_checkpoint(newest_valid(tmp_path))  # what a resume loads
     assert restored.epoch == 2
     expected = tiny_checkpoint(2).model_state_dict
     assert all(torch.equal(restored.model_state_dict[k], v) for k, v in expected.items())
@@ -113,7 +114,7 @@ def test_a_lost_manifest_discards_nothing_valid(tmp_path, damage):
     files = sorted(p.name for p in tmp_path.glob("*.pth"))
     damage(tmp_path / MANIFEST)
     reopened = CheckpointManager(tmp_path, keep_last_n=3, save_interval=1)
-    assert reopened.load_newest_valid().epoch == 3
+    assert load_checkpoint(newest_valid(tmp_path)).epoch == 3
     for name in files:  # every file is verified by its content and still loads
         assert load_checkpoint(tmp_path / name).epoch in (1, 2, 3)
     reopened.save(tiny_checkpoint(4), is_best=False)  # the next save rewrites a whole manifest

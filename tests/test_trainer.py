@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from inktrace_train.checkpoint.store import CheckpointError, CheckpointManager, load_checkpoint
+from inktrace_train.checkpoint.store import CheckpointError, load_checkpoint
 from inktrace_train.config.schema import Config, DataConfig, ModelConfig, StageConfig, TrainingConfig
 from inktrace_train.run.ranks import Ranks
 from inktrace_train.run.rundir import RunDir
+from inktrace_train.run.stagefiles import newest_valid
 from inktrace_train.train.build import build_trainer
 from inktrace_train.train.distributed import Distributed
 from inktrace_train.train.pipeline import run_pipeline, run_stage
@@ -89,7 +90,7 @@ def test_is_best_comes_from_the_training_state_even_when_the_manifest_is_unreada
     directory = run.checkpoint_dir("structural")
     (directory / "manifest.json").write_text("{ not json")  # the record is lost; the decision must not be
 
-    ckpt = CheckpointManager(directory, keep_last_n=3, save_interval=5).load_newest_valid()
+    ckpt = load_checkpoint(newest_valid(directory))  # what a resume loads
     resumed = build_trainer(tiny_config(), run, CPU, ckpt)
     resumed.select_metric = lambda m: m["x"]
     assert resumed.state.best_metric == 0.5

@@ -22,7 +22,7 @@ import re
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 import torch
 
@@ -30,7 +30,7 @@ from inktrace_train.checkpoint.convert import FORMAT_VERSION, upgrade
 from inktrace_train.errors import first_line
 from inktrace_train.run.atomic import commit, write_json, write_temp
 from inktrace_train.run.rundir import BEST, LATEST, MANIFEST, now_iso, periodic_name
-from inktrace_train.run.stagefiles import SEAL, CheckpointError, candidates, read_manifest, unseal, verify
+from inktrace_train.run.stagefiles import SEAL, CheckpointError, read_manifest, unseal, verify
 
 log = logging.getLogger(__name__)
 
@@ -242,34 +242,6 @@ class CheckpointManager:
     def verify(self, name: str) -> Optional[str]:
         """None when ``name`` matches the manifest (size and SHA-256), else what is wrong."""
         return verify(self.directory, self.manifest, name)
-
-    def load(self, name: str) -> Checkpoint:
-        problem = self.verify(name)
-        if problem:
-            raise CheckpointError(problem)
-        return load_checkpoint(self.directory / name)
-
-    def candidates(self) -> List[str]:
-        return candidates(self.manifest)
-
-    def has_files(self) -> bool:
-        return any((self.directory / name).is_file() for name in self.candidates())
-
-    def load_newest_valid(self) -> Checkpoint:
-        """The newest checkpoint that verifies and loads; warns about each bad one skipped."""
-        problems = []
-        for name in self.candidates():
-            if not (self.directory / name).is_file():
-                continue
-            try:
-                state = self.load(name)
-            except CheckpointError as e:
-                problems.append(str(e))
-                log.warning("%s; falling back to an older checkpoint", e)
-                continue
-            return state
-        detail = ("; ".join(problems)) if problems else "no checkpoint files"
-        raise CheckpointError(f"no valid checkpoint in {self.directory}: {detail}")
 
 
 def to_host(value: Any) -> Any:
