@@ -58,11 +58,6 @@ def median_time(fn: Callable[[], None], repeat: int) -> float:
     return statistics.median(times)
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def loop_rows(device: torch.device, quick: bool) -> List[Row]:
     rows = []
     for kind, steps, rounds in (("null", 100, 101), ("default", 4 if device.type == "cpu" else 100, 9)):
@@ -154,9 +149,9 @@ def data_rows(device: torch.device, seconds: float, workers: int) -> List[Row]:
     batch = {k: v.to(device) for k, v in batch.items()}
     renderer = DeviceRenderer(cfg.img_size)
     renderer(batch)
-    sync(device)
+    loop.sync(device)
     repeat = 20 if device.type == "cuda" else 3
-    per_batch = median_time(lambda: (renderer(batch), sync(device)), repeat)
+    per_batch = median_time(lambda: (renderer(batch), loop.sync(device)), repeat)
     rows.append(
         (
             f"data ({cfg.source}, device renderer, device half on {device}, batch {size})",
@@ -227,9 +222,9 @@ def model_rate(device: torch.device, batch: dict, nhwc: bool, compiled: bool, qu
 
     for _ in range(10 if compiled else 3):
         step()
-    sync(device)
+    loop.sync(device)
     steps = 5 if device.type == "cpu" else (50 if quick else 200)
-    seconds = median_time(lambda: ([step() for _ in range(steps)], sync(device)), 3) / steps
+    seconds = median_time(lambda: ([step() for _ in range(steps)], loop.sync(device)), 3) / steps
     return len(image) / seconds
 
 

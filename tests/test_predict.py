@@ -16,7 +16,7 @@ import torch
 from helpers import cli, run_cli
 from inktrace_train.checkpoint.store import Checkpoint, CheckpointManager
 from inktrace_train.config.schema import ModelConfig
-from inktrace_train.evaluation.imaging import to_canvas
+from inktrace_train.evaluation.imaging import place, read_ink
 from inktrace_train.model.network import InkTraceModel
 
 TINY = ModelConfig(embed_dim=32, num_layers=1, num_heads=2, stem_channels=[8, 16, 32], decoder_channels=[32, 16, 8])
@@ -75,7 +75,7 @@ def test_a_file_and_a_folder_give_a_panel_and_an_svg(checkpoint, tmp_path):
 
 def test_the_canvas_rule_keeps_the_aspect_and_inverts_paper(tmp_path):
     draw(tmp_path / "x.png", size=(60, 200))
-    canvas = to_canvas(tmp_path / "x.png", 64)
+    canvas = place(read_ink(tmp_path / "x.png"), 64)[0]  # the canvas rule, as predict applies it
     ys, xs = np.nonzero(canvas > 0.1)
     assert canvas.max() > 0.9 and canvas[0, 0] == 0  # ink is bright, the paper empty
     assert 52 <= xs.max() - xs.min() + 1 <= 56  # the longer side is 85 % of 64

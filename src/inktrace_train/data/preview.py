@@ -17,7 +17,6 @@ from inktrace_train.data.render import Renderer
 
 SCALE = 2  # grid pixels per image pixel
 HEADER = 14  # pixels of the name strip above each column
-ROWS = ("ink", "skeleton", "ends red, junctions green")
 
 
 def _tiles(targets) -> List[np.ndarray]:

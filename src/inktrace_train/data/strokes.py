@@ -274,6 +274,3 @@ class StrokeFiles:
 
     def label(self, index: int) -> str:
         return str(self.set.arrays["labels"][self._glyphs[index]])
-
-    def format(self, index: int) -> str:
-        return str(self.set.formats[self._glyphs[index]])

@@ -132,8 +132,3 @@ def place(ink: np.ndarray, size: int, x0: int = 0, y0: int = 0) -> Tuple[np.ndar
         height=crop.shape[0],
     )
     return canvas, placement
-
-
-def to_canvas(source: ImageSource, size: int) -> np.ndarray:
-    """The whole image as one glyph: float32 (size, size) ink coverage in [0, 1]."""
-    return place(read_ink(source), size)[0]

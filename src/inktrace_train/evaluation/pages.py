@@ -102,7 +102,7 @@ def _join_pass(boxes: np.ndarray, alive: np.ndarray, members: List[List[int]], f
     return changed
 
 
-def _lines(centres: np.ndarray, lows: np.ndarray, highs: np.ndarray) -> List[List[int]]:
+def _lines(centres: np.ndarray, highs: np.ndarray) -> List[List[int]]:
     """Glyphs clustered into lines along one axis: a glyph whose centre lies within the current
     line's extent joins it."""
     lines: List[List[int]] = []
@@ -123,8 +123,8 @@ def reading_order(boxes: List[Tuple[int, int, int, int]]) -> List[int]:
         return []
     b = np.asarray(boxes, np.float64)
     cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
-    rows = _lines(cy, b[:, 1], b[:, 3])
-    columns = _lines(cx, b[:, 0], b[:, 2])
+    rows = _lines(cy, b[:, 3])
+    columns = _lines(cx, b[:, 2])
     if len(columns) < len(rows):
         return [i for col in reversed(columns) for i in sorted(col, key=lambda k: cy[k])]
     return [i for row in rows for i in sorted(row, key=lambda k: cx[k])]

@@ -1,8 +1,8 @@
 """Which process of a data-parallel job this is, from the launcher's environment; no torch.
 
-torchrun sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and ``LOCAL_WORLD_SIZE``; a Slurm
-task started by submitit or srun sees ``SLURM_PROCID``, ``SLURM_NTASKS``, ``SLURM_LOCALID``
-and ``SLURM_NTASKS_PER_NODE`` instead. This is the one place that reads them.
+torchrun sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; a Slurm task started by submitit or
+srun sees ``SLURM_PROCID``, ``SLURM_NTASKS`` and ``SLURM_LOCALID`` instead. This is the one place
+that reads them. (How the processes on one machine share its cores: :mod:`.cores`.)
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ class Ranks:
     rank: int = 0  # this process among all of the job
     world_size: int = 1  # processes in the job
     local_rank: int = 0  # this process among those on its machine (its GPU index)
-    local_world_size: int = 1  # processes on this machine (they share its cores)
 
     @property
     def is_main(self) -> bool:
@@ -28,10 +27,7 @@ class Ranks:
         env = os.environ if env is None else env
         if "WORLD_SIZE" in env:  # torchrun (or a launcher that sets the same variables)
             world = int(env["WORLD_SIZE"])
-            return cls(
-                int(env.get("RANK", 0)), world, int(env.get("LOCAL_RANK", 0)), int(env.get("LOCAL_WORLD_SIZE", world))
-            )
+            return cls(int(env.get("RANK", 0)), world, int(env.get("LOCAL_RANK", 0)))
         if int(env.get("SLURM_NTASKS", 1)) > 1:  # one Slurm task per process
-            per_node = int(env.get("SLURM_NTASKS_PER_NODE", "1").split("(")[0])
-            return cls(int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]), int(env.get("SLURM_LOCALID", 0)), per_node)
+            return cls(int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]), int(env.get("SLURM_LOCALID", 0)))
         return cls()
