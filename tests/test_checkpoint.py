@@ -132,12 +132,39 @@ def test_corrupt_latest_falls_back_with_a_warning(tmp_path, caplog):
     assert "checkpoint_latest.pth is corrupt" in caplog.text
 
 
+def test_a_damaged_latest_before_the_first_periodic_file_resumes_from_best(tmp_path, caplog):
+    """A run shorter than save_interval has only latest and best: best is a whole state too."""
+    m = CheckpointManager(tmp_path, keep_last_n=3, save_interval=5)
+    m.save(state(1, 0.5), is_best=True)
+    m.save(state(2, 0.4), is_best=False)
+    data = bytearray((tmp_path / LATEST).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / LATEST).write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING):
+        restored = resumed(tmp_path)
+    assert restored.epoch == 1 and restored.metric == 0.5
+    assert "checkpoint_latest.pth is corrupt" in caplog.text
+    (tmp_path / "manifest.json").unlink()  # without the record, the seals still tell
+    assert resumed(tmp_path).epoch == 1
+
+
+def test_the_fallback_takes_the_newest_of_best_and_the_periodic_files(tmp_path):
+    m = CheckpointManager(tmp_path, keep_last_n=3, save_interval=2)
+    for epoch, metric in enumerate([0.1, 0.2, 0.5, 0.3], start=1):  # best at 3, periodic at 2 and 4
+        m.save(state(epoch, metric), is_best=metric == 0.5 or epoch < 3)
+    (tmp_path / LATEST).write_bytes((tmp_path / LATEST).read_bytes()[:100])
+    assert resumed(tmp_path).epoch == 4  # periodic 4 is newer than best
+    os.remove(tmp_path / periodic_name(4))
+    assert resumed(tmp_path).epoch == 3  # best 3 is newer than periodic 2
+
+
 def test_truncated_file_is_reported_by_name(tmp_path):
     m = CheckpointManager(tmp_path, keep_last_n=3, save_interval=100)
     m.save(state(1, 0.1), is_best=True)
-    with open(tmp_path / LATEST, "r+b") as f:
-        f.truncate(100)
-    with pytest.raises(CheckpointError, match=r"checkpoint_latest.pth is truncated"):
+    for name in (LATEST, BEST):
+        with open(tmp_path / name, "r+b") as f:
+            f.truncate(100)
+    with pytest.raises(CheckpointError, match=r"checkpoint_latest.pth is truncated.*checkpoint_best.pth is truncated"):
         resumed(tmp_path)
     with pytest.raises(CheckpointError, match=r"cannot load checkpoint .*checkpoint_latest.pth"):
         load_checkpoint(tmp_path / LATEST)

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from inktrace_train.errors import UserError
 from inktrace_train.run.atomic import sha256_file
-from inktrace_train.run.rundir import LATEST, MANIFEST, PERIODIC
+from inktrace_train.run.rundir import BEST, LATEST, MANIFEST, PERIODIC
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,15 @@ def read_manifest(directory: Path) -> Dict[str, Any]:
 
 
 def candidates(manifest: Dict[str, Any]) -> List[str]:
-    """Names to resume from, newest first: latest, then periodic files."""
-    return [LATEST] + list(reversed(manifest["periodic"]))
+    """Names to resume from, newest first: latest, then the periodic files and best by epoch.
+
+    Best is a whole training state too (the same save as that epoch's latest), so a run whose
+    latest is damaged before its first periodic file still resumes, from its best epoch. Without
+    a manifest its epoch is unknown and it comes last."""
+    best_epoch = manifest.get("best_epoch")
+    older = [(int(PERIODIC.match(n).group(1)), 1, n) for n in manifest["periodic"]]
+    older.append((best_epoch if isinstance(best_epoch, int) else -1, 0, BEST))
+    return [LATEST] + [name for *_, name in sorted(older, reverse=True)]
 
 
 def verify(directory: Path, manifest: Dict[str, Any], name: str) -> Optional[str]:
