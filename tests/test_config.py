@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -101,6 +102,7 @@ def test_nearest_key():
         (["training.lrr=1"], "did you mean 'training.lr'"),
         (["+training.lrr=1"], "did you mean 'training.lr'"),
         (["++model.embed_dims=3"], "did you mean 'model.embed_dim'"),
+        (["+training.foo=1"], "unknown config key 'training.foo': training has no key 'foo'; its keys: lr,"),
         (["training.lr=abc"], "training.lr"),
         (["training.lr=0"], "training.lr=0.0 is out of range: must be > 0"),
         (["training.mask_ratio=1.0"], "training.mask_ratio=1.0 is out of range: must be in [0, 1)"),
@@ -155,6 +157,8 @@ def test_help_lists_groups_and_options(workdir):
         "+resume=",
     ):
         assert text in out
+    named = re.findall(r"src/inktrace_train/[\w/]+\.py", out)  # the files it sends the reader to exist
+    assert named and all((REPO / path).is_file() for path in named), named
 
 
 def _chain(node: ast.AST) -> str | None:
@@ -229,6 +233,10 @@ def test_keys_the_chosen_options_never_read_are_named():
         "only the dense stage (model.full_heads=true) reads it"
         in unused_keys(structural, ["training.loss_weights.keypoints=2"])[0]
     )
+    one_stage = ["stage.overrides.dense=[training.lr=1e-4]"]  # a key inside the dict counts as the dict
+    assert unused_keys(structural, one_stage) == [
+        "stage.overrides is set but never read with stage=structural: only stage=all reads it"
+    ]
 
 
 def test_an_unread_key_warns_in_one_line_when_a_run_starts(tmp_path):

@@ -49,5 +49,5 @@ def unused_keys(cfg: Config, named: Iterable[str]) -> List[str]:
     return [
         f"{rule.key} is set but never read with {rule.current(cfg)}: only {rule.reader} reads it"
         for rule in RULES
-        if rule.key in keys and not rule.read(cfg)
+        if any(k == rule.key or k.startswith(rule.key + ".") for k in keys) and not rule.read(cfg)  # or a key in it
     ]
