@@ -196,6 +196,7 @@ def test_publish_keeps_what_a_model_is_shared_as(run_dir, tmp_path):
     resume-only states; it loads, it is smaller, and a dense stage fine-tunes from it."""
     proc = ckpt_tool("publish", run_dir, "model.pth", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    assert "fine-tune from it with stage.init_from=model.pth" in proc.stdout  # the command, ready to paste
     source, out = best(run_dir, "dense"), tmp_path / "model.pth"
     raw, new = torch.load(source, weights_only=True), torch.load(out, weights_only=True)
     assert all(torch.equal(new["model_state_dict"][k], v) for k, v in raw["model_state_dict"].items())

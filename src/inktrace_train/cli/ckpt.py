@@ -384,7 +384,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     print(
         f"published {source} -> {out}: {size / 2**20:.1f} MiB (was {before / 2**20:.1f} MiB), sha256 {file_sha256(out)}"
     )
-    print("holds the weights, config and metric: fine-tune from it with stage.init_from=OUT")
+    print(f"holds the weights, config and metric: fine-tune from it with stage.init_from={out}")
     return 0
 
 
