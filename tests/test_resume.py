@@ -252,11 +252,13 @@ def test_older_layouts_load_and_resume(tmp_path, layout, missing):
     assert ckpt.metadata["missing"] == missing.split(", ")
     for k, v in (files[layout].get("model", files[layout].get("model_state_dict", files[layout]))).items():
         assert torch.equal(ckpt.model_state_dict[k], v)
-    proc = run_cli([f"+resume={layout}.pth", *TINY_SHORT], cwd=tmp_path)
+    where = [] if layout == "bare" else ["hydra.run.dir=continued"]  # a dated directory, or the one named
+    proc = run_cli([f"+resume={layout}.pth", *TINY_SHORT, *where], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout + proc.stderr
     assert f"older checkpoint ({layout} layout)" in out and "at stage structural" in out
-    run = next((tmp_path / "outputs").glob("*/*"))
+    run = next((tmp_path / "outputs").glob("*/*")) if layout == "bare" else tmp_path / "continued"
+    assert (run / "config.yaml").is_file() and (layout == "bare") == (tmp_path / "outputs").is_dir()
     resumed = saved(run)
     assert resumed["epoch"] == 1 and resumed["config"]["training"]["lr"] == (2e-3 if layout == "flat" else 1e-3)
 

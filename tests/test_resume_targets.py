@@ -27,7 +27,8 @@ def place(tmp_path_factory) -> Path:
 
 CASES = {
     # name: (PATH, extra args, exit status, what stdout or stderr says)
-    "run": ("outputs/2026-12-03/a", [], 0, "is already finished"),
+    "run": ("outputs/2026-12-03/a", [], 0, "is already finished (every stage done, best metric"),
+    "run, with the way on": ("outputs/2026-12-03/a", [], 0, "to train longer: python -m inktrace_train +resume="),
     "a stage's checkpoint folder": (
         "outputs/2026-12-03/a/checkpoints/structural",
         [],
@@ -56,6 +57,7 @@ CASES = {
         "is not a run: it holds 2 runs; resume one of them with +resume=PATH "
         "(outputs/2026-12-03/a, outputs/2026-12-03/b)",
     ),
+    "the folder the runs went into": (".", [], 2, "is not a run: it holds 2 runs and 1 sweep"),
     "a folder with no run": (
         "empty",
         [],

@@ -79,6 +79,31 @@ def test_multirun_three_jobs_summary_and_job_resume(workdir):
 
 
 @pytest.mark.slow
+def test_a_finished_sweep_resumed_with_more_epochs_extends_every_job(workdir):
+    proc = run_cli(["-m", "training.lr=1e-3,5e-4", *SMALL, "hydra.sweep.dir=sweep"], cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = {job: json.loads((workdir / f"sweep/{job}/job.json").read_text()) for job in (0, 1)}
+
+    before = {p: p.read_bytes() for p in (workdir / "sweep").rglob("*") if p.is_file()}
+    refused = run_cli(["+resume=sweep", "training.lr=1e-2"], cwd=workdir)  # a change resume refuses
+    assert refused.returncode == 2 and "resume cannot change training.lr (0.001 -> 0.01)" in refused.stderr
+    assert {p: p.read_bytes() for p in (workdir / "sweep").rglob("*") if p.is_file()} == before  # its record too
+
+    extended = run_cli(["+resume=sweep", "training.epochs=2"], cwd=workdir)
+    assert extended.returncode == 0, extended.stderr[-2000:]
+    assert "is done" not in extended.stdout  # not skipped: each job has an epoch to train
+    for job, lr in enumerate((1e-3, 5e-4)):
+        status = json.loads((workdir / f"sweep/{job}/run.json").read_text())
+        assert status["resumes"][-1]["changes"] == {"training.epochs": 2}
+        manifest = json.loads((workdir / f"sweep/{job}/checkpoints/structural/manifest.json").read_text())
+        assert manifest["files"]["checkpoint_latest.pth"]["epoch"] == 2
+        assert OmegaConf.load(workdir / f"sweep/{job}/config.yaml").training.lr == lr  # its own axis value
+        assert json.loads((workdir / f"sweep/{job}/job.json").read_text())["ended"] > records[job]["ended"]
+    again = run_cli(["+resume=sweep", "training.epochs=2"], cwd=workdir)
+    assert again.returncode == 0 and again.stdout.count("is done") == 2  # nothing left: skipped
+
+
+@pytest.mark.slow
 def test_a_failing_job_is_recorded_and_the_others_finish(workdir):
     proc = run_cli(["-m", "training.lr=1e-3,-1,5e-4", *SMALL, "hydra.sweep.dir=sweep"], cwd=workdir)
     assert proc.returncode == 1 and "1 of 3 sweep jobs failed" in proc.stderr

@@ -5,6 +5,7 @@ scaling, and the resume plan and run_pipeline on a temporary run directory."""
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -150,6 +151,14 @@ def test_the_plan_before_any_checkpoint_starts_over_and_refuses_only_bad_files(t
     (run.checkpoint_dir("structural") / "checkpoint_latest.pth").write_bytes(b"torn")
     with pytest.raises(CheckpointError, match=r"no valid checkpoint in .*structural"):
         plan(run)
+
+
+def test_a_run_resumes_in_its_own_directory_and_says_so_of_hydra_run_dir(tmp_path, caplog):
+    run, _ = pipeline(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        resumed = plan(run, "hydra.run.dir=elsewhere")
+    assert resumed.run.path == run.path and resumed.new_dir is None
+    assert f"hydra.run.dir=elsewhere is not used: a run resumes in its own directory, {run.path}" in caplog.text
 
 
 def test_run_pipeline_skips_done_stages_and_starts_dense_from_structural_best(tmp_path):

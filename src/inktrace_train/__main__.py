@@ -17,7 +17,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
@@ -31,7 +31,14 @@ from inktrace_train.config.schema import to_config
 from inktrace_train.config.unused import unused_keys
 from inktrace_train.errors import RunFailed, UserError, fail
 from inktrace_train.launch import resume
-from inktrace_train.launch.compose import check_overrides, compose_plain, compose_stages, config_dir, register
+from inktrace_train.launch.compose import (
+    check_overrides,
+    compose_plain,
+    compose_stages,
+    config_dir,
+    register,
+    single_valued,
+)
 from inktrace_train.run.ranks import Ranks
 from inktrace_train.run.rundir import RunDir, RunDirTaken, now_iso, shell_command, shown_metric
 from inktrace_train.run.signals import INTERRUPTED_EXIT, Preempted
@@ -46,6 +53,8 @@ class SweepState:
     """This process's sweep, if any (Hydra calls the job function once per job)."""
 
     resume: bool = False  # +resume= re-runs the sweep: done jobs are skipped, started ones resumed
+    named: frozenset = frozenset()  # keys the resume's own overrides set (training.epochs to extend)
+    refused: List[str] = field(default_factory=list)  # done jobs left as they were: why
     jobs: int = 0  # jobs run by this process
     failed: int = 0  # of which failed
 
@@ -167,7 +176,11 @@ def _resume(path: str, overrides: List[str]) -> Optional[float]:
     if plan.start is None:
         where = plan.run.path if plan.run else path
         shown = shown_metric(plan.best_metric)
-        print(f"{where} is already finished (every stage done, best metric {shown}): nothing to resume")
+        longer = shell_command("python", "-m", "inktrace_train", f"+resume={where}", "training.epochs=N")
+        print(
+            f"{where} is already finished (every stage done, best metric {shown}): nothing to resume; "
+            f"to train longer: {longer}"
+        )
         return plan.best_metric
     _start_event_writer()
     from inktrace_train.train.pipeline import resume_run
@@ -181,8 +194,10 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     from inktrace_train.launch.sweeps import read_job_record, run_result
 
     hc, start = HydraConfig.get(), time.time()
+    # This job's values of the keys the resume named (a sweep axis resolves to the job's own value).
+    changes = [o for o in hc.overrides.task if o.lstrip("+~").partition("=")[0] in SWEEP.named]
     previous = read_job_record(run_dir) if SWEEP.resume else None
-    if previous and previous["status"] == "done":
+    if previous and previous["status"] == "done" and not _more_to_do(run_dir, changes, hc.job.num):
         metric = previous["metric"]
         log.info("job %s is done (metric %s): skipped", hc.job.num, "none" if metric is None else f"{metric:.4f}")
         return math.nan if previous["metric"] is None else previous["metric"]
@@ -190,7 +205,7 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     record = {"job": hc.job.num, "overrides": list(hc.overrides.task), "started": now_iso()}
     try:
         if RunDir(run_dir).config_file.is_file():  # +resume= of the sweep, or a job requeued by submitit
-            _resume(str(run_dir), [])
+            _resume(str(run_dir), changes)
         else:
             _train(cfg, run_dir)
         record.update(status="done", error=None, **run_result(run_dir))
@@ -207,6 +222,24 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
         SWEEP.failed += 1
     _write_job_record(run_dir, record, start)
     return math.nan if record["metric"] is None else record["metric"]  # Optuna: nan marks a failed trial
+
+
+def _more_to_do(run_dir: Path, changes: List[str], job: int) -> bool:
+    """Whether a done job resumes with ``changes`` (more epochs); a change resume refuses is
+    reported and counted as a failure, and the job's record is left as it is."""
+    if not changes:
+        return False
+    try:
+        return (
+            resume.plan(str(run_dir), changes, compose=compose_plain, read_checkpoint=_read_checkpoint).start
+            is not None
+        )
+    except UserError as e:
+        SWEEP.refused.append(f"job {job}: {e}")
+        log.error(SWEEP.refused[-1])
+        SWEEP.jobs += 1
+        SWEEP.failed += 1
+        return False
 
 
 def _write_job_record(run_dir: Path, record: Dict[str, Any], start: float) -> None:
@@ -281,6 +314,8 @@ def main() -> None:
                 _reporting(Path(args.resume), lambda: _resume(args.resume, args.overrides), new_run=False)
                 return
             SWEEP.resume = True
+            SWEEP.named = frozenset(o.lstrip("+~").partition("=")[0] for o in args.overrides)
+            resume.check_sweep_resume(Path(args.resume), single_valued(args.overrides), compose_plain)
             if not args.multirun:  # the sweep named alone: its own command line again, as a sweep
                 argv = ["--multirun", *(a for a in argv if a not in args.overrides)]
                 argv += resume.sweep_command(Path(args.resume), args.overrides)
@@ -292,7 +327,8 @@ def main() -> None:
         fail(str(e))
     _hydra_main()
     if SWEEP.failed:
-        fail(f"{SWEEP.failed} of {SWEEP.jobs} sweep jobs failed; their errors are in the sweep's summary.md", code=1)
+        why = SWEEP.refused[0] if SWEEP.refused else "their errors are in the sweep's summary.md"
+        fail(f"{SWEEP.failed} of {SWEEP.jobs} sweep jobs failed; {why}", code=1)
 
 
 if __name__ == "__main__":

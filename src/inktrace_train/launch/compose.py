@@ -127,6 +127,19 @@ def check_overrides(overrides: List[str], extra_dirs: Optional[List[str]] = None
             raise ConfigError(f"{o.input_line}: wrong type for '{key}': {msg}") from None
 
 
+def single_valued(overrides: List[str]) -> List[str]:
+    """The overrides that set a config key to one value: no sweep (comma list, range), no
+    deletion, nothing of Hydra's own (``hydra.*``). Call after :func:`check_overrides`."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [
+        o.input_line
+        for o in parsed
+        if not (o.is_sweep_override() or o.is_delete() or o.key_or_group.split(".")[0].split("/")[0] == "hydra")
+    ]
+
+
 def _grammar_error(overrides: List[str]) -> str:
     """Hydra's override-grammar error in one line: which override, what the parser met, and how to
     quote (Hydra's own report is four lines and exit status 1)."""

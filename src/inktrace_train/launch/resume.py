@@ -59,6 +59,7 @@ class ResumePlan:
     checkpoints: Dict[str, Path] = field(default_factory=dict)  # stage -> the file it continues from
     changes: Dict[str, Any] = field(default_factory=dict)  # key -> new value
     overrides: List[str] = field(default_factory=list)  # the command line, for the record
+    new_dir: Optional[Path] = None  # a loose file's new run directory (hydra.run.dir); None: a dated one
 
     @property
     def checkpoint(self) -> Optional[Path]:
@@ -123,7 +124,7 @@ def not_a_run(path: Path) -> str:
     """Why ``path`` cannot be resumed, and the runs or sweeps below it that can."""
     below = sorted(
         p
-        for pattern in ("*", "*/*")
+        for pattern in ("*", "*/*", "*/*/*")  # outputs/<date>/<run>, outputs/multirun/<date>/<sweep>
         for p in path.glob(pattern)
         if p.is_dir() and (is_sweep(p) or (RunDir(p).status_file.is_file() and not is_sweep(p.parent)))
     )
@@ -135,6 +136,25 @@ def not_a_run(path: Path) -> str:
     )
     shown = ", ".join(str(p) for p in below[:4]) + (", ..." if len(below) > 4 else "")
     return f"resume: {path} is not a run: it holds {what}; resume one of them with +resume=PATH ({shown})"
+
+
+def check_sweep_resume(sweep: Path, overrides: List[str], compose: Compose) -> None:
+    """Refuse, before any job runs, a change that resume refuses in a started job of ``sweep``
+    (``overrides``: the resume's own, each of one value). Hydra writes the command line into the
+    sweep's multirun.yaml as it starts, so a refused change would otherwise replace the sweep's
+    own record, while every job refused it.
+
+    Raises:
+        ConfigError: the first job (in order) that refuses, naming the key and what is allowed.
+    """
+    requested = requested_changes(overrides, compose)
+    if not requested:
+        return
+    for job in sorted(
+        (p for p in sweep.iterdir() if RunDir(p).config_file.is_file()), key=lambda p: (len(p.name), p.name)
+    ):
+        flat = flatten(run_config(RunDir(job)))
+        _check_changes({k: v for k, v in requested.items() if flat.get(k) != v}, flat, str(job))
 
 
 def sweep_command(sweep: Path, overrides: List[str]) -> List[str]:
@@ -179,6 +199,11 @@ def plan(path_text: str, overrides: List[str], compose: Compose, read_checkpoint
         CheckpointError: a stage has checkpoint files, but none of them is valid.
     """
     run, explicit = locate(Path(path_text).expanduser())
+    new_dir = next(
+        (Path(o.partition("=")[2].strip("'\"")) for o in overrides if o.partition("=")[0] == "hydra.run.dir"), None
+    )
+    if run is not None and new_dir is not None:
+        log.warning("hydra.run.dir=%s is not used: a run resumes in its own directory, %s", new_dir, run.path)
     loose_epochs = None
     if run:
         stored = run_config(run)
@@ -203,7 +228,9 @@ def plan(path_text: str, overrides: List[str], compose: Compose, read_checkpoint
     if run is None:  # a loose file: its own stage, continued in a new run directory
         done = (loose_epochs or 0) >= config.training.epochs
         start = None if done else config.stage.name
-        return ResumePlan(**found, stages=[config], start=start, checkpoints={config.stage.name: explicit})
+        return ResumePlan(
+            **found, stages=[config], start=start, checkpoints={config.stage.name: explicit}, new_dir=new_dir
+        )
     stages = [apply_changes(c, changes) for c in run.stage_configs()]
     statuses = run.status()["stages"]
     if explicit is not None:

@@ -86,7 +86,7 @@ def resume_run(plan: ResumePlan) -> Optional[float]:
     def reopen(dist: Distributed, held: ExitStack) -> Tuple[RunDir, Optional[Checkpoint]]:
         path = plan.run.path if plan.run else None
         if dist.is_main and plan.run is None:  # a loose checkpoint file: its run continues in a new directory
-            path = RunDir.new_path()
+            path = plan.new_dir or RunDir.new_path()
             RunDir(path).create(plan.config, plan.stages)
         run = RunDir(dist.broadcast(path))  # after create: the other ranks read what it wrote
         if dist.is_main:
