@@ -103,6 +103,7 @@ def test_nearest_key():
         (["+training.lrr=1"], "did you mean 'training.lr'"),
         (["++model.embed_dims=3"], "did you mean 'model.embed_dim'"),
         (["+training.foo=1"], "unknown config key 'training.foo': training has no key 'foo'; its keys: lr,"),
+        (["+data.path.sub=1"], "unknown config key 'data.path.sub': data.path is a value, not a section"),
         (["training.lr=abc"], "training.lr"),
         (["training.lr=0"], "training.lr=0.0 is out of range: must be > 0"),
         (["training.mask_ratio=1.0"], "training.mask_ratio=1.0 is out of range: must be in [0, 1)"),

@@ -101,6 +101,13 @@ def test_a_finished_sweep_resumed_with_more_epochs_extends_every_job(workdir):
         assert json.loads((workdir / f"sweep/{job}/job.json").read_text())["ended"] > records[job]["ended"]
     again = run_cli(["+resume=sweep", "training.epochs=2"], cwd=workdir)
     assert again.returncode == 0 and again.stdout.count("is done") == 2  # nothing left: skipped
+    # The original command again with -m (as "already holds a sweep" advises) changes nothing:
+    # its training.epochs=1 does not cut the extended jobs back.
+    original = run_cli(["-m", "training.lr=1e-3,5e-4", *SMALL, "hydra.sweep.dir=sweep", "+resume=sweep"], cwd=workdir)
+    assert original.returncode == 0 and original.stdout.count("is done") == 2, original.stderr[-2000:]
+    for job in (0, 1):
+        manifest = json.loads((workdir / f"sweep/{job}/checkpoints/structural/manifest.json").read_text())
+        assert manifest["files"]["checkpoint_latest.pth"]["epoch"] == 2
 
 
 @pytest.mark.slow

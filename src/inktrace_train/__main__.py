@@ -32,6 +32,7 @@ from inktrace_train.config.unused import unused_keys
 from inktrace_train.errors import RunFailed, UserError, fail
 from inktrace_train.launch import resume
 from inktrace_train.launch.compose import (
+    check_creatable,
     check_overrides,
     compose_plain,
     compose_stages,
@@ -52,8 +53,6 @@ RESUME_KEYS = ("resume", "+resume", "++resume")
 class SweepState:
     """This process's sweep, if any (Hydra calls the job function once per job)."""
 
-    resume: bool = False  # +resume= re-runs the sweep: done jobs are skipped, started ones resumed
-    named: frozenset = frozenset()  # keys the resume's own overrides set (training.epochs to extend)
     refused: List[str] = field(default_factory=list)  # done jobs left as they were: why
     jobs: int = 0  # jobs run by this process
     failed: int = 0  # of which failed
@@ -105,9 +104,10 @@ def other_rank_argv(argv: List[str]) -> List[str]:
     return argv + [f"hydra.run.dir={scratch}", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
 
 
-def sweep_resume_argv(argv: List[str], sweep_dir: str) -> List[str]:
+def sweep_resume_argv(argv: List[str], sweep_dir: str, keys: List[str]) -> List[str]:
     """The sweep's command line again, into its own directory, without touching the jobs'
-    original .hydra records."""
+    original .hydra records. ``keys``: those the resume changes in every job (training.epochs to
+    extend); they travel in Hydra's own config, which every launcher hands its jobs."""
     if not (Path(sweep_dir) / "multirun.yaml").is_file():
         raise UserError(f"resume with -m: {sweep_dir} is not a sweep directory (it has no multirun.yaml)")
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
@@ -116,6 +116,7 @@ def sweep_resume_argv(argv: List[str], sweep_dir: str) -> List[str]:
         f'hydra.sweep.dir="{sweep_dir}"',
         f"hydra.output_subdir=.hydra/resume-{stamp}",
         "hydra.callbacks.validate.sweep_resume=true",
+        f"hydra.callbacks.validate.resume_keys=[{','.join(keys)}]",
     ]
 
 
@@ -173,6 +174,8 @@ def _read_checkpoint(path: Path) -> Tuple[Optional[Dict[str, Any]], Optional[int
 
 def _resume(path: str, overrides: List[str]) -> Optional[float]:
     plan = resume.plan(path, overrides, compose=compose_plain, read_checkpoint=_read_checkpoint)
+    if plan.new_dir is not None and plan.start is not None:
+        check_creatable(plan.new_dir, "hydra.run.dir")
     if plan.start is None:
         where = plan.run.path if plan.run else path
         shown = shown_metric(plan.best_metric)
@@ -194,9 +197,10 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     from inktrace_train.launch.sweeps import read_job_record, run_result
 
     hc, start = HydraConfig.get(), time.time()
-    # This job's values of the keys the resume named (a sweep axis resolves to the job's own value).
-    changes = [o for o in hc.overrides.task if o.lstrip("+~").partition("=")[0] in SWEEP.named]
-    previous = read_job_record(run_dir) if SWEEP.resume else None
+    validate = hc.callbacks.validate  # what the entry point told every job (see sweep_resume_argv)
+    # This job's values of the keys the resume changes (as its command line resolved them).
+    changes = [o for o in hc.overrides.task if o.lstrip("+~").partition("=")[0] in set(validate.resume_keys)]
+    previous = read_job_record(run_dir) if validate.sweep_resume else None
     if previous and previous["status"] == "done" and not _more_to_do(run_dir, changes, hc.job.num):
         metric = previous["metric"]
         log.info("job %s is done (metric %s): skipped", hc.job.num, "none" if metric is None else f"{metric:.4f}")
@@ -313,13 +317,13 @@ def main() -> None:
             if not (args.multirun or sweep):
                 _reporting(Path(args.resume), lambda: _resume(args.resume, args.overrides), new_run=False)
                 return
-            SWEEP.resume = True
-            SWEEP.named = frozenset(o.lstrip("+~").partition("=")[0] for o in args.overrides)
-            resume.check_sweep_resume(Path(args.resume), single_valued(args.overrides), compose_plain)
+            changed: List[str] = []  # with -m the sweep's whole command is given again: no change
             if not args.multirun:  # the sweep named alone: its own command line again, as a sweep
+                changed = single_valued(args.overrides)
+                resume.check_sweep_resume(Path(args.resume), changed, compose_plain)
                 argv = ["--multirun", *(a for a in argv if a not in args.overrides)]
                 argv += resume.sweep_command(Path(args.resume), args.overrides)
-            argv = sweep_resume_argv(argv, args.resume)
+            argv = sweep_resume_argv(argv, args.resume, [o.lstrip("+~").partition("=")[0] for o in changed])
         if not Ranks.from_env().is_main and not args.multirun:
             argv = other_rank_argv(argv)
         sys.argv = [sys.argv[0], *argv]

@@ -35,7 +35,7 @@ from inktrace_train.cli.quiet import loader_quiet
 from inktrace_train.config.schema import flatten
 from inktrace_train.errors import ToolError, UserError, reported
 from inktrace_train.run.atomic import atomic_write
-from inktrace_train.run.rundir import MANIFEST, best_checkpoint_of
+from inktrace_train.run.rundir import MANIFEST, best_checkpoint_of, shell_command
 from inktrace_train.train.transfer import module_of
 
 PROG = "inktrace-ckpt"
@@ -384,7 +384,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     print(
         f"published {source} -> {out}: {size / 2**20:.1f} MiB (was {before / 2**20:.1f} MiB), sha256 {file_sha256(out)}"
     )
-    print(f"holds the weights, config and metric: fine-tune from it with stage.init_from={out}")
+    print(f"holds the weights, config and metric: fine-tune from it with {shell_command(f'stage.init_from={out}')}")
     return 0
 
 

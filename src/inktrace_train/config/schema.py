@@ -179,6 +179,8 @@ def unknown_key_message(key: str) -> str:
     hint = nearest_key(key)
     if hint and key.startswith(hint + "."):  # the section exists, the key in it does not: name its keys
         keys = [k[len(hint) + 1 :] for k in schema_keys() if k.startswith(hint + ".")]
+        if not keys:
+            return f"unknown config key '{key}': {hint} is a value, not a section: set it with {hint}=..."
         shown = ", ".join(keys[:12]) + (", ..." if len(keys) > 12 else "")
         return f"unknown config key '{key}': {hint} has no key '{key[len(hint) + 1 :]}'; its keys: {shown}"
     allowed = f"did you mean '{hint}'?" if hint else "see `python -m inktrace_train --help`"

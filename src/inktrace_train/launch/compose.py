@@ -128,15 +128,21 @@ def check_overrides(overrides: List[str], extra_dirs: Optional[List[str]] = None
 
 
 def single_valued(overrides: List[str]) -> List[str]:
-    """The overrides that set a config key to one value: no sweep (comma list, range), no
-    deletion, nothing of Hydra's own (``hydra.*``). Call after :func:`check_overrides`."""
+    """The overrides that set one config key to one value: no sweep (comma list, range), no
+    deletion, no group choice (``model=tiny``, which may name a file of ``--config-dir``), nothing of
+    Hydra's own (``hydra.*``). Call after :func:`check_overrides`."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(overrides)
     return [
         o.input_line
         for o in parsed
-        if not (o.is_sweep_override() or o.is_delete() or o.key_or_group.split(".")[0].split("/")[0] == "hydra")
+        if not (
+            o.is_sweep_override()
+            or o.is_delete()
+            or o.key_or_group in GROUPS
+            or o.key_or_group.split(".")[0].split("/")[0] == "hydra"
+        )
     ]
 
 
@@ -265,10 +271,12 @@ class ValidateConfig(Callback):
 
     Args:
         sweep_resume: set by the entry point when ``+resume=`` re-runs a sweep into its own directory.
+        resume_keys: the keys such a resume changes in each job (``+resume=SWEEP training.epochs=N``);
+            the jobs read them from Hydra's config, not from here.
     """
 
-    def __init__(self, sweep_resume: bool = False) -> None:
-        self.sweep_resume = sweep_resume
+    def __init__(self, sweep_resume: bool = False, resume_keys: Optional[List[str]] = None) -> None:
+        self.sweep_resume, self.resume_keys = sweep_resume, list(resume_keys or [])
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:

@@ -200,7 +200,12 @@ def plan(path_text: str, overrides: List[str], compose: Compose, read_checkpoint
     """
     run, explicit = locate(Path(path_text).expanduser())
     new_dir = next(
-        (Path(o.partition("=")[2].strip("'\"")) for o in overrides if o.partition("=")[0] == "hydra.run.dir"), None
+        (
+            Path(o.partition("=")[2].strip("'\""))
+            for o in overrides
+            if o.lstrip("+").partition("=")[0] == "hydra.run.dir"
+        ),
+        None,
     )
     if run is not None and new_dir is not None:
         log.warning("hydra.run.dir=%s is not used: a run resumes in its own directory, %s", new_dir, run.path)

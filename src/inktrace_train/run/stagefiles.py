@@ -102,7 +102,7 @@ def candidates(manifest: Dict[str, Any]) -> List[str]:
     Best is a whole training state too (the same save as that epoch's latest), so a run whose
     latest is damaged before its first periodic file still resumes, from its best epoch. Without
     a manifest its epoch is unknown and it comes last."""
-    best_epoch = manifest.get("best_epoch")
+    best_epoch = (manifest["files"].get(BEST) or {}).get("epoch", manifest.get("best_epoch"))
     older = [(int(PERIODIC.match(n).group(1)), 1, n) for n in manifest["periodic"]]
     older.append((best_epoch if isinstance(best_epoch, int) else -1, 0, BEST))
     return [LATEST] + [name for *_, name in sorted(older, reverse=True)]
