@@ -199,8 +199,9 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     hc, start = HydraConfig.get(), time.time()
     validate = hc.callbacks.validate  # what the entry point told every job (see sweep_resume_argv)
     # This job's values of the keys the resume changes (as its command line resolved them).
-    changes = [o for o in hc.overrides.task if o.lstrip("+~").partition("=")[0] in set(validate.resume_keys)]
-    previous = read_job_record(run_dir) if validate.sweep_resume else None
+    named = set(validate.get("resume_keys") or [])  # absent in a job queued by an older version
+    changes = [o for o in hc.overrides.task if o.lstrip("+~").partition("=")[0] in named]
+    previous = read_job_record(run_dir) if validate.get("sweep_resume") else None
     if previous and previous["status"] == "done" and not _more_to_do(run_dir, changes, hc.job.num):
         metric = previous["metric"]
         log.info("job %s is done (metric %s): skipped", hc.job.num, "none" if metric is None else f"{metric:.4f}")
