@@ -27,7 +27,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from inktrace_train.config.schema import to_config
+from inktrace_train.config.schema import override_key, to_config
 from inktrace_train.config.unused import unused_keys
 from inktrace_train.errors import RunFailed, UserError, fail
 from inktrace_train.launch import resume
@@ -200,7 +200,7 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     validate = hc.callbacks.validate  # what the entry point told every job (see sweep_resume_argv)
     # This job's values of the keys the resume changes (as its command line resolved them).
     named = set(validate.get("resume_keys") or [])  # absent in a job queued by an older version
-    changes = [o for o in hc.overrides.task if o.lstrip("+~").partition("=")[0] in named]
+    changes = [o for o in hc.overrides.task if override_key(o) in named]
     previous = read_job_record(run_dir) if validate.get("sweep_resume") else None
     if previous and previous["status"] == "done" and not _more_to_do(run_dir, changes, hc.job.num):
         metric = previous["metric"]
@@ -324,7 +324,7 @@ def main() -> None:
                 resume.check_sweep_resume(Path(args.resume), changed, compose_plain)
                 argv = ["--multirun", *(a for a in argv if a not in args.overrides)]
                 argv += resume.sweep_command(Path(args.resume), args.overrides)
-            argv = sweep_resume_argv(argv, args.resume, [o.lstrip("+~").partition("=")[0] for o in changed])
+            argv = sweep_resume_argv(argv, args.resume, [override_key(o) for o in changed])
         if not Ranks.from_env().is_main and not args.multirun:
             argv = other_rank_argv(argv)
         sys.argv = [sys.argv[0], *argv]

@@ -167,6 +167,11 @@ def is_known(key: str, known: List[str]) -> bool:
     )
 
 
+def override_key(override: str) -> str:
+    """The key (or group) a command-line override sets: ``+training.lr=1`` -> ``training.lr``."""
+    return override.lstrip("+~").partition("=")[0]
+
+
 def nearest_key(key: str) -> Optional[str]:
     """The schema key closest to a misspelt one, or None when nothing is close."""
     candidates = schema_keys()

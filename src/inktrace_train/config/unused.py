@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, List, NamedTuple
 
-from inktrace_train.config.schema import Config
+from inktrace_train.config.schema import Config, override_key
 
 
 class ReadWhen(NamedTuple):
@@ -45,7 +45,7 @@ RULES = [
 def unused_keys(cfg: Config, named: Iterable[str]) -> List[str]:
     """One warning line per key in ``named`` (the command line's override keys) that ``cfg``'s
     options never read."""
-    keys = {k.lstrip("+~").partition("=")[0] for k in named}
+    keys = {override_key(k) for k in named}
     return [
         f"{rule.key} is set but never read with {rule.current(cfg)}: only {rule.reader} reads it"
         for rule in RULES

@@ -26,6 +26,7 @@ from inktrace_train.config.schema import (
     Config,
     backbone_diffs,
     is_known,
+    override_key,
     schema_keys,
     to_config,
     unknown_key_message,
@@ -178,10 +179,6 @@ def compose_plain(overrides: List[str]) -> Dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
-def _key(override: str) -> str:
-    return override.lstrip("+~").split("=", 1)[0]
-
-
 def stage_overrides(task: List[str], stage: str, first: bool, extra: List[str]) -> List[str]:
     """The command line for one stage of ``stage=all``: the user's overrides (which apply to
     every stage; ``stage.init_from`` only to the first), ``stage=<name>``, then that stage's
@@ -189,7 +186,9 @@ def stage_overrides(task: List[str], stage: str, first: bool, extra: List[str]) 
     keep = [
         o
         for o in task
-        if _key(o) != "stage" and not _key(o).startswith("stage.overrides") and (first or _key(o) != "stage.init_from")
+        if override_key(o) != "stage"
+        and not override_key(o).startswith("stage.overrides")
+        and (first or override_key(o) != "stage.init_from")
     ]
     return keep + [f"stage={stage}"] + list(extra)
 
@@ -223,7 +222,9 @@ def _compose_stage(task: List[str], name: str, first: bool, extra: List[str]) ->
 
     where = f"stage.overrides.{name}"
     for o in extra:
-        if _key(o) == "stage" or _key(o).startswith(("stage.name", "stage.pipeline", "stage.overrides")):
+        if override_key(o) == "stage" or override_key(o).startswith(
+            ("stage.name", "stage.pipeline", "stage.overrides")
+        ):
             raise ConfigError(
                 f"{where}: '{o}' would change the pipeline itself; a stage's overrides set its own keys "
                 "(stage.pipeline and stage.overrides belong to stage=all)"
@@ -276,7 +277,7 @@ class ValidateConfig(Callback):
     """
 
     def __init__(self, sweep_resume: bool = False, resume_keys: Optional[List[str]] = None) -> None:
-        self.sweep_resume, self.resume_keys = sweep_resume, list(resume_keys or [])
+        self.sweep_resume = sweep_resume
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         try:

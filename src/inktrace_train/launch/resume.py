@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from omegaconf import OmegaConf
 
-from inktrace_train.config.schema import Config, apply_changes, flatten
+from inktrace_train.config.schema import Config, apply_changes, flatten, override_key
 from inktrace_train.errors import ConfigError
 from inktrace_train.run.rundir import RunDir, config_to_dict
 from inktrace_train.run.stagefiles import newest_valid, read_manifest
@@ -85,7 +85,7 @@ def requested_changes(overrides: List[str], compose: Compose) -> Dict[str, Any]:
     if not overrides:
         return {}
     with_overrides, plain = flatten(compose(overrides)), flatten(compose([]))
-    named = {o.lstrip("+~").partition("=")[0] for o in overrides}
+    named = {override_key(o) for o in overrides}
     return {k: v for k, v in with_overrides.items() if v != plain.get(k) or k in named}
 
 
@@ -166,8 +166,8 @@ def sweep_command(sweep: Path, overrides: List[str]) -> List[str]:
         raise ConfigError(
             f"resume: {sweep / 'multirun.yaml'} is unreadable: re-run the sweep's command with +resume={sweep}"
         ) from None
-    given = {o.lstrip("+~").partition("=")[0] for o in overrides}
-    return [o for o in task if o.lstrip("+~").partition("=")[0] not in given] + overrides
+    given = {override_key(o) for o in overrides}
+    return [o for o in task if override_key(o) not in given] + overrides
 
 
 def _check_changes(changes: Dict[str, Any], stored: Dict[str, Any], path_text: str) -> None:
@@ -200,11 +200,7 @@ def plan(path_text: str, overrides: List[str], compose: Compose, read_checkpoint
     """
     run, explicit = locate(Path(path_text).expanduser())
     new_dir = next(
-        (
-            Path(o.partition("=")[2].strip("'\""))
-            for o in overrides
-            if o.lstrip("+").partition("=")[0] == "hydra.run.dir"
-        ),
+        (Path(o.partition("=")[2].strip("'\"")) for o in overrides if override_key(o) == "hydra.run.dir" and "=" in o),
         None,
     )
     if run is not None and new_dir is not None:
