@@ -55,6 +55,22 @@ def test_users_own_experiment_folder_builds_on_a_shipped_one(workdir):
     assert (cfg.training.lr, cfg.model.embed_dim) == (0.0042, 256)
 
 
+def test_a_run_of_your_own_experiment_folder_resumes_with_its_command_given_again(workdir):
+    mine = workdir / "my_exps" / "experiment"
+    mine.mkdir(parents=True)
+    (mine / "mine.yaml").write_text("# @package _global_\ntraining:\n  lr: 0.0042\n")
+    command = ["--config-dir", str(workdir / "my_exps"), "experiment=mine", *SMALL]
+    assert run_cli([*command, "hydra.run.dir=run"], cwd=workdir).returncode == 0
+    again = run_cli([*command, "+resume=run"], cwd=workdir)
+    assert again.returncode == 0 and "already finished" in again.stdout, again.stderr[-2000:]
+    longer = run_cli([*command, "training.epochs=2", "+resume=run"], cwd=workdir)
+    assert longer.returncode == 0, longer.stderr[-2000:]
+    manifest = json.loads((workdir / "run/checkpoints/structural/manifest.json").read_text())
+    assert manifest["files"]["checkpoint_latest.pth"]["epoch"] == 2
+    refused = run_cli([*command, "training.lr=0.1", "+resume=run"], cwd=workdir)
+    assert refused.returncode == 2 and "resume cannot change training.lr (0.0042 -> 0.1)" in refused.stderr
+
+
 @pytest.mark.slow
 def test_multirun_three_jobs_summary_and_job_resume(workdir):
     proc = run_cli(["-m", "training.lr=1e-3,5e-4,1e-4", *SMALL, "hydra.sweep.dir=sweep"], cwd=workdir)
@@ -70,6 +86,16 @@ def test_multirun_three_jobs_summary_and_job_resume(workdir):
     assert "training.lr=0.0005" in (sweep / "summary.md").read_text()
     again = run_cli(["+resume=sweep/1"], cwd=workdir)  # each job is a run of its own
     assert again.returncode == 0 and "already finished" in again.stdout
+    assert json.loads((sweep / "1/job.json").read_text())["wall_time_s"] > 0  # left as it was
+    longer = run_cli(["+resume=sweep/1", "training.epochs=2"], cwd=workdir)  # ...and its record follows
+    assert longer.returncode == 0, longer.stderr[-2000:]
+    record = json.loads((sweep / "1/job.json").read_text())
+    assert record["status"] == "done" and "training.epochs=2" in record["overrides"]
+    assert "training.epochs=1" not in record["overrides"] and "training.lr=0.0005" in record["overrides"]
+    best = json.loads((sweep / "1/run.json").read_text())["stages"]["structural"]["best_metric"]
+    assert record["metric"] == best
+    summary = {r["run"]: r for r in rows(sweep)}
+    assert "training.epochs=2" in summary["1"]["overrides"] and float(summary["1"]["metric"]) == pytest.approx(best)
     before = {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()}
     twice = run_cli(["-m", "training.lr=1e-3,5e-4,1e-4", *SMALL, "hydra.sweep.dir=sweep"], cwd=workdir)
     assert (

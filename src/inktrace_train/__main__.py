@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
+import functools
 import logging
 import math
 import shutil
@@ -20,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Tuple
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -172,8 +174,13 @@ def _read_checkpoint(path: Path) -> Tuple[Optional[Dict[str, Any]], Optional[int
     return ckpt.config, ckpt.epoch
 
 
-def _resume(path: str, overrides: List[str]) -> Optional[float]:
-    plan = resume.plan(path, overrides, compose=compose_plain, read_checkpoint=_read_checkpoint)
+def _resume(
+    path: str, overrides: List[str], compose: resume.Compose = compose_plain, alone: bool = False
+) -> Optional[float]:
+    """Resume the run or checkpoint at ``path``; ``compose`` composes the command's overrides
+    (the user's ``--config-dir`` included) for resume to compare with the stored config.
+    ``alone``: named on the command line, not resumed by its sweep (which keeps its jobs' records)."""
+    plan = resume.plan(path, overrides, compose=compose, read_checkpoint=_read_checkpoint)
     if plan.new_dir is not None and plan.start is not None:
         check_creatable(plan.new_dir, "hydra.run.dir")
     if plan.start is None:
@@ -186,9 +193,36 @@ def _resume(path: str, overrides: List[str]) -> Optional[float]:
         )
         return plan.best_metric
     _start_event_writer()
+    from inktrace_train.launch.sweeps import JOB_RECORD
     from inktrace_train.train.pipeline import resume_run
 
+    if alone and plan.run is not None and (plan.run.path / JOB_RECORD).is_file():
+        with _recording_job(plan.run.path, [o for o in overrides if override_key(o) in plan.changes]):
+            return resume_run(plan)
     return resume_run(plan)
+
+
+@contextlib.contextmanager
+def _recording_job(job_dir: Path, changed: List[str]) -> Iterator[None]:
+    """A sweep's job resumed as a run of its own: its job.json and the sweep's summary follow what
+    it trains (``changed``: the overrides the resume changed), as the sweep's own resume writes them."""
+    from inktrace_train.launch.sweeps import read_job_record, run_result
+
+    record, start, error = read_job_record(job_dir), time.time(), None
+    keys = {override_key(o) for o in changed}
+    record.update(overrides=[o for o in record["overrides"] if override_key(o) not in keys] + changed)
+    record.update(started=now_iso())
+    try:
+        yield
+    except Preempted as e:
+        error = str(e)
+        raise
+    except Exception as e:
+        error = f"{type(e).__name__}: {e}"
+        raise
+    finally:  # Ctrl-C too: run.json says where each stage stands
+        record.update(run_result(job_dir), error=error)
+        _write_job_record(job_dir, record, start)
 
 
 def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
@@ -213,7 +247,7 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
             _resume(str(run_dir), changes)
         else:
             _train(cfg, run_dir)
-        record.update(status="done", error=None, **run_result(run_dir))
+        record.update({**run_result(run_dir), "status": "done", "error": None})
     except Preempted as e:  # saved at a signal's request: record it, let submitit requeue, stop the sweep
         record.update(status="preempted", metric=None, best_checkpoint=None, error=str(e))
         _write_job_record(run_dir, record, start)
@@ -315,13 +349,15 @@ def main() -> None:
             argv = restart
         elif args.resume is not None and not (args.help or args.cfg or args.info):
             sweep = resume.is_sweep(Path(args.resume))
+            compose = functools.partial(compose_plain, extra_dirs=[args.config_dir] if args.config_dir else [])
             if not (args.multirun or sweep):
-                _reporting(Path(args.resume), lambda: _resume(args.resume, args.overrides), new_run=False)
+                alone = functools.partial(_resume, args.resume, args.overrides, compose, alone=True)
+                _reporting(Path(args.resume), alone, new_run=False)
                 return
             changed: List[str] = []  # with -m the sweep's whole command is given again: no change
             if not args.multirun:  # the sweep named alone: its own command line again, as a sweep
                 changed = single_valued(args.overrides)
-                resume.check_sweep_resume(Path(args.resume), changed, compose_plain)
+                resume.check_sweep_resume(Path(args.resume), changed, compose)
                 argv = ["--multirun", *(a for a in argv if a not in args.overrides)]
                 argv += resume.sweep_command(Path(args.resume), args.overrides)
             argv = sweep_resume_argv(argv, args.resume, [override_key(o) for o in changed])

@@ -14,7 +14,7 @@ import re
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
@@ -167,16 +167,30 @@ def _grammar_error(overrides: List[str]) -> str:
     return "cannot parse the overrides: write KEY=VALUE"
 
 
-def compose_plain(overrides: List[str]) -> Dict[str, Any]:
-    """The full config for a command line, as plain containers (resume compares against it)."""
+def compose_plain(overrides: List[str], extra_dirs: Sequence[str] = ()) -> Dict[str, Any]:
+    """The full config for a command line, as plain containers (resume compares against it).
+
+    Args:
+        extra_dirs: the user's ``--config-dir``, searched after the package's ``conf/`` (Hydra's
+            public compose API can only append to the search path; ``--config-dir`` goes before,
+            which differs only for a file of the same group and name as one of the package's).
+    """
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     if GlobalHydra.instance().is_initialized():  # inside a sweep job: reuse the app's search path
         return OmegaConf.to_container(compose("config", overrides=overrides), resolve=True)
+    if extra_dirs:
+        quoted = ",".join(_quoted(f"file://{Path(d).expanduser().resolve()}") for d in extra_dirs)
+        overrides = [*overrides, f"hydra.searchpath=[{quoted}]"]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
     return OmegaConf.to_container(cfg, resolve=True)
+
+
+def _quoted(text: str) -> str:
+    """``text`` as a quoted string of Hydra's override grammar."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def stage_overrides(task: List[str], stage: str, first: bool, extra: List[str]) -> List[str]:

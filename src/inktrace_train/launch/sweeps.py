@@ -34,9 +34,10 @@ def read_job_record(job_dir: Path) -> Optional[Dict[str, Any]]:
 
 
 def run_result(run: Path) -> Dict[str, Any]:
-    """The stage, metric and best checkpoint of a run's last stage, from its run.json."""
+    """The status of a run, and the stage, metric and best checkpoint of its last stage with a
+    metric (the best so far of one not finished), from its run.json."""
     row = _from_run_json(run)
-    return {"stage": row["stage"], "metric": row["metric"], "best_checkpoint": row["best_checkpoint"]}
+    return {k: row[k] for k in ("status", "stage", "metric", "best_checkpoint")}
 
 
 def _overrides(run: Path) -> List[str]:
