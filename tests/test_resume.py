@@ -257,6 +257,7 @@ def test_older_layouts_load_and_resume(tmp_path, layout, missing):
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout + proc.stderr
     assert f"older checkpoint ({layout} layout)" in out and "at stage structural" in out
+    assert "optimizer step None" not in out and "optimizer step not recorded (an older file" in out
     run = next((tmp_path / "outputs").glob("*/*")) if layout == "bare" else tmp_path / "continued"
     assert (run / "config.yaml").is_file() and (layout == "bare") == (tmp_path / "outputs").is_dir()
     resumed = saved(run)

@@ -107,8 +107,9 @@ def resume_run(plan: ResumePlan) -> Optional[float]:
         if checkpoint is None:
             log.warning("resuming %s: stage %s never saved a checkpoint, so it starts over", run.path, plan.start)
         else:
+            shown = "not recorded (an older file: counted from its epochs)" if step is None else step
             log.info(
-                "resuming %s at stage %s, epoch %d, optimizer step %s", run.path, plan.start, (epoch or 0) + 1, step
+                "resuming %s at stage %s, epoch %d, optimizer step %s", run.path, plan.start, (epoch or 0) + 1, shown
             )
         return run, checkpoint
 
