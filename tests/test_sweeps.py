@@ -125,8 +125,10 @@ def test_a_finished_sweep_resumed_with_more_epochs_extends_every_job(workdir):
         assert manifest["files"]["checkpoint_latest.pth"]["epoch"] == 2
         assert OmegaConf.load(workdir / f"sweep/{job}/config.yaml").training.lr == lr  # its own axis value
         assert json.loads((workdir / f"sweep/{job}/job.json").read_text())["ended"] > records[job]["ended"]
+    launches = sorted(str(p) for p in (workdir / "sweep").glob("*/.hydra/resume-*"))
     again = run_cli(["+resume=sweep", "training.epochs=2"], cwd=workdir)
     assert again.returncode == 0 and again.stdout.count("is done") == 2  # nothing left: skipped
+    assert sorted(str(p) for p in (workdir / "sweep").glob("*/.hydra/resume-*")) == launches  # no record of it
     # The original command again with -m (as "already holds a sweep" advises) changes nothing:
     # its training.epochs=1 does not cut the extended jobs back.
     original = run_cli(["-m", "training.lr=1e-3,5e-4", *SMALL, "hydra.sweep.dir=sweep", "+resume=sweep"], cwd=workdir)

@@ -239,6 +239,9 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     if previous and previous["status"] == "done" and not _more_to_do(run_dir, changes, hc.job.num):
         metric = previous["metric"]
         log.info("job %s is done (metric %s): skipped", hc.job.num, "none" if metric is None else f"{metric:.4f}")
+        launch = run_dir / str(hc.output_subdir)  # Hydra's record of this launch, which did nothing here
+        if launch.parent == RunDir(run_dir).hydra_dir and launch.name.startswith("resume-"):
+            shutil.rmtree(launch, ignore_errors=True)
         return math.nan if previous["metric"] is None else previous["metric"]
     SWEEP.jobs += 1
     record = {"job": hc.job.num, "overrides": list(hc.overrides.task), "started": now_iso()}
