@@ -102,6 +102,11 @@ def test_multirun_three_jobs_summary_and_job_resume(workdir):
         twice.returncode == 2 and "sweep already holds a sweep: re-run its command with +resume=sweep" in twice.stderr
     )
     assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()} == before
+    (sweep / "2/job.json").write_text('{"job": 2, "overr')  # torn by a kill as it was written
+    torn = run_cli(["+resume=sweep"], cwd=workdir)
+    assert torn.returncode == 0 and "already finished" in torn.stdout, torn.stderr[-2000:]
+    assert json.loads((sweep / "2/job.json").read_text())["status"] == "done"  # written again from its run
+    assert {r["status"] for r in rows(sweep)} == {"done"}
 
 
 @pytest.mark.slow

@@ -193,22 +193,24 @@ def _resume(
         )
         return plan.best_metric
     _start_event_writer()
-    from inktrace_train.launch.sweeps import JOB_RECORD
+    from inktrace_train.launch.sweeps import read_job_record
     from inktrace_train.train.pipeline import resume_run
 
-    if alone and plan.run is not None and (plan.run.path / JOB_RECORD).is_file():
-        with _recording_job(plan.run.path, [o for o in overrides if override_key(o) in plan.changes]):
+    record = read_job_record(plan.run.path) if alone and plan.run is not None else None
+    if record is not None:  # a sweep's job
+        with _recording_job(plan.run.path, record, [o for o in overrides if override_key(o) in plan.changes]):
             return resume_run(plan)
     return resume_run(plan)
 
 
 @contextlib.contextmanager
-def _recording_job(job_dir: Path, changed: List[str]) -> Iterator[None]:
-    """A sweep's job resumed as a run of its own: its job.json and the sweep's summary follow what
-    it trains (``changed``: the overrides the resume changed), as the sweep's own resume writes them."""
-    from inktrace_train.launch.sweeps import read_job_record, run_result
+def _recording_job(job_dir: Path, record: Dict[str, Any], changed: List[str]) -> Iterator[None]:
+    """A sweep's job resumed as a run of its own: its job.json (``record``) and the sweep's summary
+    follow what it trains (``changed``: the overrides the resume changed), as the sweep's own
+    resume writes them."""
+    from inktrace_train.launch.sweeps import run_result
 
-    record, start, error = read_job_record(job_dir), time.time(), None
+    start, error = time.time(), None
     keys = {override_key(o) for o in changed}
     record.update(overrides=[o for o in record["overrides"] if override_key(o) not in keys] + changed)
     record.update(started=now_iso())
@@ -236,13 +238,13 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     named = set(validate.get("resume_keys") or [])  # absent in a job queued by an older version
     changes = [o for o in hc.overrides.task if override_key(o) in named]
     previous = read_job_record(run_dir) if validate.get("sweep_resume") else None
-    if previous and previous["status"] == "done" and not _more_to_do(run_dir, changes, hc.job.num):
-        metric = previous["metric"]
+    if previous and previous.get("status") == "done" and not _more_to_do(run_dir, changes, hc.job.num):
+        metric = previous.get("metric")
         log.info("job %s is done (metric %s): skipped", hc.job.num, "none" if metric is None else f"{metric:.4f}")
         launch = run_dir / str(hc.output_subdir)  # Hydra's record of this launch, which did nothing here
         if launch.parent == RunDir(run_dir).hydra_dir and launch.name.startswith("resume-"):
             shutil.rmtree(launch, ignore_errors=True)
-        return math.nan if previous["metric"] is None else previous["metric"]
+        return math.nan if metric is None else metric
     SWEEP.jobs += 1
     record = {"job": hc.job.num, "overrides": list(hc.overrides.task), "started": now_iso()}
     try:

@@ -29,8 +29,9 @@ def write_job_record(job_dir: Path, record: Dict[str, Any]) -> None:
 
 
 def read_job_record(job_dir: Path) -> Optional[Dict[str, Any]]:
-    path = job_dir / JOB_RECORD
-    return json.loads(path.read_text()) if path.is_file() else None
+    """A job's record; None when there is none, or it is torn (a job's run.json says the rest)."""
+    record = _read_json(job_dir / JOB_RECORD)
+    return record if record is not None and isinstance(record.get("overrides"), list) else None
 
 
 def run_result(run: Path) -> Dict[str, Any]:
