@@ -224,6 +224,21 @@ def test_a_run_killed_before_it_was_recorded_starts_again_on_resume(finished_run
 
 
 @pytest.mark.slow
+def test_an_extension_stopped_midway_continues_with_resume_alone(finished_run, tmp_path):
+    """+resume=RUN training.epochs=3, killed in its second epoch: the command the stop message
+    gives, +resume=RUN alone, trains on to epoch 3 (it used to say the run was finished)."""
+    import shutil
+
+    run = tmp_path / "extended"
+    shutil.copytree(finished_run / "run", run)
+    kill_when(["+resume=extended", "training.epochs=3"], tmp_path, lambda: latest_step(run)[1] >= 2)
+    assert latest_step(run)[1] == 2
+    proc = run_cli(["+resume=extended"], cwd=tmp_path)
+    assert proc.returncode == 0 and "already finished" not in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    assert saved(run)["epoch"] == 3
+
+
+@pytest.mark.slow
 def test_resume_path_with_spaces_commas_and_equals(finished_run, tmp_path):
     import shutil
 

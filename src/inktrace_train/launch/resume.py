@@ -89,11 +89,15 @@ def requested_changes(overrides: List[str], compose: Compose) -> Dict[str, Any]:
     return {k: v for k, v in with_overrides.items() if v != plain.get(k) or k in named}
 
 
-def run_config(run: RunDir) -> Dict[str, Any]:
-    """The run's config.yaml with the changes that earlier resumes made (recorded in run.json)."""
+def recorded_changes(run: RunDir) -> Dict[str, Any]:
+    """The changes that earlier resumes of ``run`` made (run.json's records; later ones win)."""
     resumes = json.loads(run.status_file.read_text()).get("resumes", []) if run.status_file.is_file() else []
-    changes = {k: v for record in resumes for k, v in record.get("changes", {}).items()}  # later ones win
-    return config_to_dict(apply_changes(OmegaConf.load(run.config_file), changes))
+    return {k: v for record in resumes for k, v in record.get("changes", {}).items()}
+
+
+def run_config(run: RunDir) -> Dict[str, Any]:
+    """The run's config.yaml with the changes that earlier resumes made."""
+    return config_to_dict(apply_changes(OmegaConf.load(run.config_file), recorded_changes(run)))
 
 
 def locate(path: Path) -> Tuple[Optional[RunDir], Optional[Path]]:
@@ -232,7 +236,9 @@ def plan(path_text: str, overrides: List[str], compose: Compose, read_checkpoint
         return ResumePlan(
             **found, stages=[config], start=start, checkpoints={config.stage.name: explicit}, new_dir=new_dir
         )
-    stages = [apply_changes(c, changes) for c in run.stage_configs()]
+    # Each stage as it was saved, with every resume's changes since: a run extended to more
+    # epochs and stopped again continues to them with +resume= alone.
+    stages = [apply_changes(c, {**recorded_changes(run), **changes}) for c in run.stage_configs()]
     statuses = run.status()["stages"]
     if explicit is not None:
         start = RunDir.containing(explicit)[1]
