@@ -90,13 +90,23 @@ def test_the_canvas_rule_keeps_the_aspect_and_inverts_paper(tmp_path):
         (["CKPT", "notimage.png"], "notimage.png: not a readable image"),
         (["CKPT"], "give a checkpoint and at least one image"),
         (["--onnx", "missing.onnx", "x.png"], "missing.onnx"),
+        (["x.png", "CKPT"], "cannot load checkpoint x.png: it is an image, not a PyTorch checkpoint"),
+        (["empty.pth", "x.png"], "cannot load checkpoint empty.pth: the file is empty (0 bytes)"),
+        (["cut.pth", "x.png"], "cannot load checkpoint cut.pth: its zip archive is incomplete"),
+        (["CKPT", "x.png", "--device", "gpu"], "--device gpu is not a device: use cpu, cuda, cuda:N, mps or auto"),
+        (["--onnx", "m.onnx", "x.png", "--device", "cuda"], "--device is for a checkpoint"),
+        (["CKPT", "x.png", "--out", "x.png"], "--out x.png is a file: give a folder"),
+        (["CKPT", "x.png", "--out", "."], "--out .: x.png of x.png would overwrite the input x.png"),
     ],
 )
 def test_bad_input_is_one_line(checkpoint, tmp_path, args, expected):
     (tmp_path / "notimage.png").write_text("hello")
+    (tmp_path / "empty.pth").write_bytes(b"")
+    (tmp_path / "cut.pth").write_bytes(checkpoint.read_bytes()[:4000])  # a copy cut short
     draw(tmp_path / "x.png")
     args = [str(checkpoint) if a == "CKPT" else a for a in args]
-    proc = cli(args + ["--out", "out"], cwd=tmp_path, module="inktrace_train.predict")
+    out = [] if "--out" in args else ["--out", "out"]
+    proc = cli(args + out, cwd=tmp_path, module="inktrace_train.predict")
     assert proc.returncode != 0 and expected in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
@@ -114,6 +124,50 @@ def test_a_folder_goes_on_past_bad_files_and_counts_them(checkpoint, tmp_path):
     assert "Traceback" not in proc.stderr
     assert "traced 2 of 4 images, 2 failed" in proc.stdout
     assert (tmp_path / "out" / "a.svg").is_file() and (tmp_path / "out" / "z.svg").is_file()
+
+
+def test_images_of_one_name_keep_their_own_outputs_and_no_input_is_overwritten(checkpoint, tmp_path):
+    for folder in ("scans", "more"):
+        (tmp_path / folder).mkdir()
+        draw(tmp_path / folder / "page.png")
+    draw(tmp_path / "scans" / "page.jpg", size=(40, 200))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    args = [str(checkpoint), "scans", "more/page.png", "scans/page.png", "--out", "out"]  # scans/page.png twice
+    proc = run_cli(args, cwd=tmp_path, module="inktrace_train.predict")
+    assert proc.returncode == 0 and "traced 3 of 3 images" in proc.stdout, proc.stderr
+    svgs = sorted(f.name for f in (tmp_path / "out").glob("*.svg"))
+    assert svgs == ["page.jpg.svg", "page.png-2.svg", "page.png.svg"], svgs
+    assert {ET.fromstring((tmp_path / "out" / n).read_text()).get("width") for n in svgs} == {"90", "200"}
+    # --out the images' own folder: refused before anything is written, every input as it was
+    again = run_cli([str(checkpoint), "more", "--out", "more"], cwd=tmp_path, module="inktrace_train.predict")
+    assert again.returncode == 2 and "would overwrite the input more/page.png" in again.stderr
+    assert sorted(p.name for p in (tmp_path / "more").iterdir()) == ["page.png"]
+    assert all(p.read_bytes() == data for p, data in before.items())
+
+
+def test_ink_on_a_transparent_background_is_traced(checkpoint, tmp_path):
+    """Black ink on transparent black (an HTML canvas export): the alpha is the ink. Its RGB is
+    black everywhere, so read without alpha the image is blank."""
+    rgba = np.zeros((90, 120, 4), np.uint8)
+    cv2.line(rgba, (10, 45), (110, 45), (0, 0, 0, 255), 5)
+    cv2.line(rgba, (60, 5), (60, 85), (0, 0, 0, 255), 5)
+    cv2.imwrite(str(tmp_path / "canvas.png"), rgba)
+    from inktrace_train.evaluation.imaging import read_grey
+
+    grey = read_grey(tmp_path / "canvas.png")
+    assert grey[45, 60] == 0 and grey[5, 5] == 255  # ink on white paper
+    assert np.array_equal(read_grey(rgba[..., [2, 1, 0, 3]]), grey)  # an RGBA array reads the same
+    proc = cli([str(checkpoint), "canvas.png", "--out", "out", "--json"], cwd=tmp_path, module="inktrace_train.predict")
+    assert proc.returncode == 0 and "canvas.png: 1 glyphs" in proc.stdout, proc.stderr
+
+
+def test_an_array_of_floats_outside_0_1_is_refused():
+    from inktrace_train.errors import ToolError
+    from inktrace_train.evaluation.imaging import read_grey
+
+    assert read_grey(np.full((4, 4), 1.0))[0, 0] == 255
+    with pytest.raises(ToolError, match="a float image must hold values in \\[0, 1\\], this one holds 0 to 255"):
+        read_grey(np.linspace(0, 255, 16).reshape(4, 4))
 
 
 def test_json_and_overlay_are_in_the_image_coordinates(checkpoint, tmp_path):

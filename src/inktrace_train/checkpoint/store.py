@@ -104,6 +104,9 @@ def load_checkpoint(path: Path) -> Checkpoint:
         payload, sealed = unseal(path, path.read_bytes())
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror or e}") from None
+    foreign = _not_torch(path, payload)
+    if foreign:
+        raise CheckpointError(f"cannot load checkpoint {path}: {foreign}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "pickle protocol" noise on foreign files
@@ -139,8 +142,28 @@ def load_checkpoint(path: Path) -> Checkpoint:
     return ckpt
 
 
+# The first bytes of files often given in a checkpoint's place (the image and the checkpoint
+# swapped on predict's command line, say).
+IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def _not_torch(path: Path, payload: bytes) -> Optional[str]:
+    """Why ``payload`` cannot be a PyTorch file (a zip archive, or a legacy pickle), or None."""
+    if not payload:
+        return "the file is empty (0 bytes)"
+    if payload.startswith(b"PK") or payload[:1] == b"\x80":
+        return None
+    if path.suffix.lower() == ".onnx":
+        return "it is an ONNX model, not a PyTorch checkpoint (predict and evaluate read it with --onnx MODEL)"
+    if payload.startswith(IMAGE_MAGIC) or (payload.startswith(b"RIFF") and payload[8:12] == b"WEBP"):
+        return "it is an image, not a PyTorch checkpoint (the checkpoint comes first, then the images)"
+    return "not a PyTorch checkpoint (neither a zip archive nor a pickle)"
+
+
 def _load_error(e: Exception) -> str:
     text = str(e)
+    if "failed finding central directory" in text or "failed reading zip archive" in text:
+        return "its zip archive is incomplete: the file is truncated or damaged"
     if "Weights only load failed" in text or "WeightsUnpickler" in text:
         found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", text, re.S)
         reason = found.group(1).strip().splitlines()[0] if found else "unsupported content"

@@ -36,26 +36,55 @@ from inktrace_train.evaluation.tracer import Page, Tracer
 from inktrace_train.evaluation.tracing import Stroke
 
 PROG = "inktrace_train.predict"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+USAGE = "%(prog)s CHECKPOINT INPUT... --out DIR [options]\n       %(prog)s --onnx MODEL INPUT... --out DIR [options]"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+OUTPUTS = (".svg", ".png", ".json", ".overlay.png")  # what one image may write, after its name
 TILE = 4  # panel pixels per model pixel
 LABEL_ROWS = 18  # panel pixels above each tile for its label
 
 
 def inputs(paths: List[str]) -> List[Path]:
-    """Image files, folders expanded to their images (sorted); one line for anything else."""
-    found: List[Path] = []
+    """Image files, folders expanded to their images (sorted), each file once; a path that does
+    not exist stops the command before anything is traced (a typo, not a bad image)."""
+    found: Dict[Path, Path] = {}  # resolved -> as given
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            images = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            images = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
             if not images:
                 raise ToolError(f"{p}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder", 2)
-            found += images
+            found.update((f.resolve(), f) for f in images if f.resolve() not in found)
         elif p.is_file():
-            found.append(p)
+            found.setdefault(p.resolve(), p)
         else:
             raise ToolError(f"no such file or directory: {p}", 2)
-    return found
+    return list(found.values())
+
+
+def output_names(images: List[Path], out: Path) -> Dict[Path, str]:
+    """Each image's output name in ``out``: its stem, or where two images share a stem (a.png
+    and a.jpg, or 1.png in two folders) its file name, then a number. No output may land on an
+    input: with ``--out`` the images' own folder, ``a.png``'s panel would replace it."""
+    stems = [p.stem for p in images]
+    names: Dict[Path, str] = {}
+    taken: set = set()
+    for path, stem in zip(images, stems, strict=True):
+        name = stem if stems.count(stem) == 1 else path.name
+        base, k = name, 2
+        while name in taken:
+            name, k = f"{base}-{k}", k + 1
+        taken.add(name)
+        names[path] = name
+    inputs_here = {p.resolve() for p in images}
+    for path, name in names.items():
+        for suffix in OUTPUTS:
+            if (out / f"{name}{suffix}").resolve() in inputs_here:
+                raise ToolError(
+                    f"--out {out}: {name}{suffix} of {path} would overwrite the input {out / (name + suffix)}; "
+                    "write the outputs to another folder",
+                    2,
+                )
+    return names
 
 
 def _tile(rgb: np.ndarray, label: str) -> np.ndarray:
@@ -96,11 +125,15 @@ def panel(canvas: np.ndarray, maps: Dict[str, np.ndarray], strokes: List[Stroke]
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description=__doc__.split("\n\n")[0],
+        usage=USAGE,
+    )
     p.add_argument(
         "paths",
         nargs="+",
-        metavar="CHECKPOINT INPUT...",
+        metavar="PATH",
         help="a checkpoint file or run directory (not with --onnx), then image files or folders of images",
     )
     p.add_argument("--out", required=True, help="folder for the outputs (made if missing)")
@@ -119,21 +152,21 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def trace_file(tracer: Tracer, path: Path, out: Path, args: argparse.Namespace) -> Page:
-    """Trace one image and write its outputs."""
+def trace_file(tracer: Tracer, path: Path, out: Path, name: str, args: argparse.Namespace) -> Page:
+    """Trace one image and write its outputs, ``out/<name>.*``."""
     grey = read_grey(path, tracer.max_pixels)
     page = tracer.trace_page(grey, single=args.single)
-    (out / f"{path.stem}.svg").write_text(page_svg(page))
+    (out / f"{name}.svg").write_text(page_svg(page))
     if len(page.glyphs) == 1:  # the panel shows one glyph's maps: the model runs once more for it
         _, canvas, _ = next(tracer.glyphs(read_ink(grey), args.single))
         maps = tracer.maps(canvas)
         image = panel(canvas, maps, tracer.strokes(maps))
-        cv2.imwrite(str(out / f"{path.stem}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(out / f"{name}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     if args.json:  # with how it was read, so the file says which reading its strokes come from
         reading = {"model": args.onnx or args.paths[0], "views": args.views, "single": args.single}
-        (out / f"{path.stem}.json").write_text(json.dumps({**page.to_json(), "reading": reading}) + "\n")
+        (out / f"{name}.json").write_text(json.dumps({**page.to_json(), "reading": reading}) + "\n")
     if args.overlay:
-        cv2.imwrite(str(out / f"{path.stem}.overlay.png"), overlay(grey, page))
+        cv2.imwrite(str(out / f"{name}.overlay.png"), overlay(grey, page))
     return page
 
 
@@ -142,6 +175,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     failed = traced = 0
     with loader_quiet(), reported(PROG):
         if args.onnx:
+            if args.device != "cpu":
+                raise ToolError("--device is for a checkpoint: an --onnx model runs on onnxruntime's CPU", 2)
+            checkpoints = [a for a in args.paths if Path(a).suffix.lower() in (".pth", ".pt")]
+            if checkpoints:
+                raise ToolError(f"{checkpoints[0]} is a checkpoint: with --onnx every PATH is an image or a folder", 2)
             images = inputs(args.paths)
             tracer = Tracer.from_onnx(args.onnx, views=args.views)
         else:
@@ -150,18 +188,21 @@ def main(argv: Optional[List[str]] = None) -> None:
             images = inputs(args.paths[1:])
             tracer = Tracer.from_checkpoint(args.paths[0], args.device, views=args.views)
         out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise ToolError(f"--out {out} is a file: give a folder (made if missing)", 2)
+        names = output_names(images, out)
         out.mkdir(parents=True, exist_ok=True)
         for path in images:
             try:
-                page = trace_file(tracer, path, out, args)
+                page = trace_file(tracer, path, out, names[path], args)
             except (ToolError, OSError) as e:  # this file only: say so in one line, trace the rest
                 failed += 1
                 print(f"{PROG}: error: {one_line(e)}", file=sys.stderr)
                 continue
             traced += 1
-            print(f"{path}: {len(page.glyphs)} glyphs, {len(page.strokes)} strokes -> {out / path.stem}.svg")
-    print(f"traced {traced} of {traced + failed} images, {failed} failed")
-    sys.stdout.flush()
+            print(f"{path}: {len(page.glyphs)} glyphs, {len(page.strokes)} strokes -> {out / names[path]}.svg")
+        print(f"traced {traced} of {traced + failed} images, {failed} failed")
+        sys.stdout.flush()  # inside: a reader that went away (| head) ends it quietly
     if failed:
         raise SystemExit(1)
 

@@ -33,44 +33,75 @@ MAX_PIXELS = 64_000_000
 ImageSource = str | Path | np.ndarray  # a file, or a grey or colour array
 
 
-def _header_size(path: Path) -> Tuple[int, int]:
-    """(width, height) from the file's header, nothing decoded; (0, 0) when Pillow cannot parse
-    it (OpenCV may still read it); a size over every limit when Pillow calls it a bomb."""
+def _header(path: Path) -> Tuple[int, int, bool]:
+    """(width, height, has alpha) from the file's header, nothing decoded; (0, 0, False) when
+    Pillow cannot parse it (OpenCV may still read it); a size over every limit when Pillow calls
+    it a bomb."""
     from PIL import Image as PILImage  # Pillow reads headers lazily; OpenCV has no header-only call
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
             with PILImage.open(path) as im:
-                return im.size
+                alpha = im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info
+                return (*im.size, alpha)
     except PILImage.DecompressionBombError:  # over twice Pillow's MAX_IMAGE_PIXELS: it gives no size
-        return (2 * PILImage.MAX_IMAGE_PIXELS + 1, 1)
+        return (2 * PILImage.MAX_IMAGE_PIXELS + 1, 1, False)
     except (OSError, ValueError, SyntaxError):  # Pillow's errors for files it cannot parse
-        return (0, 0)
+        return (0, 0, False)
+
+
+def _as_unit(img: np.ndarray, what: str) -> np.ndarray:
+    """An image array's values as float32 in [0, 1]: uint8 and uint16 scaled, floats checked."""
+    if img.dtype in (np.uint8, np.uint16):
+        return img.astype(np.float32) / np.iinfo(img.dtype).max
+    values = img.astype(np.float32)
+    if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
+        low, high = np.nanmin(values), np.nanmax(values)
+        raise ToolError(
+            f"{what}: a float image must hold values in [0, 1], this one holds {low:g} to {high:g}"
+            + (" and NaN or inf" if not np.isfinite(values).all() else "")
+            + " (pass uint8, or divide by 255)"
+        )
+    return values
+
+
+def _over_white(grey: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """uint8 grey composited over white paper by its alpha in [0, 1]: ink drawn on a transparent
+    background (a canvas export) is dark on white, as if printed."""
+    return np.round(grey.astype(np.float32) * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
 
 
 def read_grey(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """The image as uint8 grey (H, W). A path is checked against ``max_pixels`` from its header
-    before it is decoded; an array may be grey or colour, uint8 or float in [0, 1]."""
+    """The image as uint8 grey (H, W), transparent parts as white paper. A path is checked against
+    ``max_pixels`` from its header before it is decoded; an array may be grey, colour or colour
+    with alpha (RGB order), uint8, uint16 or float in [0, 1]."""
     if isinstance(source, np.ndarray):
         img = source
-        if img.ndim == 3 and img.shape[2] in (3, 4):
-            img = cv2.cvtColor(np.ascontiguousarray(img[..., :3]), cv2.COLOR_RGB2GRAY)
-        if img.ndim != 2 or img.size == 0:
+        if img.ndim == 3 and img.shape[2] == 1:
+            img = img[..., 0]
+        if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (3, 4))) or img.size == 0:
             raise ToolError(f"an image array must be (H, W) or (H, W, 3|4), got shape {source.shape}")
-        if img.size > max_pixels:
+        if img.shape[0] * img.shape[1] > max_pixels:
             raise ToolError(f"an image of {img.shape[1]}x{img.shape[0]} is over the limit of {max_pixels:,} pixels")
-        if img.dtype != np.uint8:
-            img = np.round(np.clip(img.astype(np.float32), 0, 1) * 255).astype(np.uint8)
-        return img
+        unit = _as_unit(img, "an image array")
+        grey = unit if unit.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(unit[..., :3]), cv2.COLOR_RGB2GRAY)
+        grey = np.round(grey * 255).astype(np.uint8)
+        return _over_white(grey, unit[..., 3]) if unit.ndim == 3 and unit.shape[2] == 4 else grey
     path = Path(source)
-    width, height = _header_size(path)
+    if not path.is_file():
+        raise ToolError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    width, height, alpha = _header(path)
     if width * height > max_pixels:
         size = f"{width}x{height} is" if height > 1 else f"its header claims more than {width - 1:,} pixels,"
-        raise ToolError(f"{path}: {size} over the limit of {max_pixels:,} pixels (max_pixels); downscale it first")
-    grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        raise ToolError(f"{path}: {size} over the limit of {max_pixels:,} pixels; downscale it first")
+    grey = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)  # EXIF orientation applied
     if grey is None:
         raise ToolError(f"{path}: not a readable image")
+    if alpha:
+        full = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if full is not None and full.ndim == 3 and full.shape[2] == 4 and full.shape[:2] == grey.shape:
+            grey = _over_white(grey, _as_unit(full[..., 3], str(path)))
     return grey
 
 

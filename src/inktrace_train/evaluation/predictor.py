@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from inktrace_train.checkpoint.store import load_checkpoint
-from inktrace_train.errors import ToolError, first_line
+from inktrace_train.errors import ConfigError, ToolError, first_line
+from inktrace_train.model.device import pick_device
 from inktrace_train.model.export import InferenceGraph
 from inktrace_train.model.network import InkTraceModel
 from inktrace_train.run.rundir import best_checkpoint_of
@@ -24,6 +25,10 @@ class TorchMaps:
     """
 
     def __init__(self, checkpoint: str, device: str = "cpu") -> None:
+        try:
+            self.device = pick_device(device, "--device")  # before the checkpoint is read
+        except ConfigError as e:
+            raise ToolError(str(e), 2) from None
         ckpt = load_checkpoint(best_checkpoint_of(checkpoint))
         config = self.config = ckpt.config or {}
         if not config.get("model"):
@@ -36,7 +41,6 @@ class TorchMaps:
             raise ToolError(
                 f"{checkpoint}: its weights do not fit the model its config describes: {first_line(e)}"
             ) from None
-        self.device = torch.device(device)
         self.graph = InferenceGraph(model).to(self.device).eval()
 
     @torch.no_grad()

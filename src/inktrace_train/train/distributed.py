@@ -19,32 +19,10 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from inktrace_train.errors import ConfigError, UserError
+from inktrace_train.errors import UserError
+from inktrace_train.model.device import pick_device
 from inktrace_train.run.cores import CoreShare, fixed_threads
 from inktrace_train.run.ranks import Ranks
-
-
-def _mps_available() -> bool:
-    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
-
-
-def pick_device(name: str) -> torch.device:
-    """``training.device`` as a torch device; a device this machine lacks is a ConfigError."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if _mps_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
-        raise ConfigError(
-            f"training.device=cuda: this machine has no usable CUDA device (torch {torch.__version__}, {build}); "
-            "use training.device=cpu or auto"
-        )
-    if name == "mps" and not _mps_available():
-        raise ConfigError("training.device=mps: this machine has no MPS device; use training.device=cpu or auto")
-    return torch.device(name)
 
 
 def export_slurm_rendezvous(ranks: Ranks) -> None:
