@@ -332,3 +332,27 @@ def test_check_reports_formats_splits_stats_skips_and_writes_a_preview(ink, tmp_
     )
     assert bad.returncode == 1 and bad.stderr.strip().endswith("nan.inkml: no usable glyph")
     assert len(bad.stderr.strip().splitlines()) == 1 and "  nan.inkml: unreadable trace: missing value" in bad.stdout
+
+
+def test_check_survives_names_opencv_cannot_draw_and_refuses_a_preview_it_cannot_write(tmp_path):
+    """A file name of undecodable bytes and an NDJSON key with a lone surrogate (valid JSON) used
+    to crash OpenCV's text drawing (a segfault); a preview name without .png was a traceback."""
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "svg/plus.svg", os.path.join(os.fsencode(folder), b"bad\xffname.svg"))
+    (folder / "lines.ndjson").write_text('{"key": "\\ud800x", "strokes": [[[0, 90], [10, 80]]]}\n')
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "xdg"))
+
+    def check(*args):
+        command = [sys.executable, "-m", "inktrace_train.data", "check", "odd", "--val-fraction", "0.5", *args]
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+
+    proc = check()
+    assert proc.returncode == 0, proc.stderr
+    assert "2 glyphs" in proc.stdout and (tmp_path / "strokes_preview.png").is_file()
+    bad = check("--preview", "grid")
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "inktrace-data: error: --preview grid: name a .png file (or --samples 0 for no preview)"
+    )
+    none = check("--samples", "0", "--preview", "none.png")
+    assert none.returncode == 0 and not (tmp_path / "none.png").exists() and "preview" not in none.stdout

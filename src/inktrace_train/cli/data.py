@@ -63,7 +63,8 @@ def check(args: argparse.Namespace) -> int:
         print(f"  ... and {len(skips) - len(shown)} more (--limit 0 lists all)")
     if not len(usable):
         fail(f"{args.path}: no usable glyph", code=1, prog=PROG)
-    preview(stroke_set, keys, args)
+    if args.samples:
+        preview(stroke_set, keys, args)
     return 0
 
 
@@ -94,13 +95,15 @@ def main(argv=None) -> None:
     p.add_argument("--test-fraction", type=float, default=d.test_fraction, help="as data.test_fraction")
     p.add_argument("--cache-dir", default=d.cache_dir, help="as data.cache_dir")
     p.add_argument("--preview", type=Path, default=Path("strokes_preview.png"), help="the PNG grid to write")
-    p.add_argument("--samples", type=int, default=16, help="glyphs in the preview")
+    p.add_argument("--samples", type=int, default=16, help="glyphs in the preview (0: no preview)")
     p.add_argument("--limit", type=int, default=200, help="skipped items listed (0: all)")
     args = parser.parse_args(argv)
     if not 0 < args.val_fraction < 1 or not 0 <= args.test_fraction < 1 - args.val_fraction:
         fail("--val-fraction must be in (0, 1) and --test-fraction in [0, 1 - val-fraction)", prog=PROG)
-    if args.samples < 1 or args.limit < 0:
-        fail("--samples must be >= 1 and --limit >= 0", prog=PROG)
+    if args.samples < 0 or args.limit < 0:
+        fail("--samples and --limit must be >= 0", prog=PROG)
+    if args.samples and args.preview.suffix.lower() != ".png":
+        fail(f"--preview {args.preview}: name a .png file (or --samples 0 for no preview)", prog=PROG)
     with reported(PROG, code=2):
         raise SystemExit(check(args))
 

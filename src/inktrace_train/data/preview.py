@@ -40,7 +40,10 @@ def render_samples(
         tiles = _tiles(render(*augment(strokes, rng)))
         width = tiles[0].shape[1]
         head = np.full((HEADER, width, 3), 255, np.uint8)
-        cv2.putText(head, name[-12:], (1, HEADER - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (0, 0, 0), 1, cv2.LINE_AA)
+        # OpenCV's fonts draw ASCII only, and a name it cannot encode (a file name of undecodable
+        # bytes, as Python escapes them) crashes it: the rest as "?".
+        label = name[-12:].encode("ascii", "replace").decode()
+        cv2.putText(head, label, (1, HEADER - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (0, 0, 0), 1, cv2.LINE_AA)
         framed = [np.pad(t, ((1, 1), (1, 1), (0, 0)), constant_values=64) for t in tiles]
         columns.append(np.concatenate([np.pad(head, ((0, 0), (1, 1), (0, 0)), constant_values=255), *framed]))
     return np.concatenate(columns, axis=1)
@@ -49,5 +52,9 @@ def render_samples(
 def write_png(path: Path, image: np.ndarray) -> None:
     """Write an RGB image as PNG (OpenCV wants BGR)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+    try:
+        written = cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    except cv2.error:  # no writer for the name's suffix, or a path OpenCV cannot open
+        written = False
+    if not written:
         raise OSError(f"cannot write {path}")
