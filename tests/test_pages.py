@@ -66,6 +66,22 @@ def test_every_glyph_of_a_page_is_found_where_it_was_drawn(test_split):
     assert max(r.box[2] for r in regions) == 640 and max(r.box[3] for r in regions) == 290
 
 
+def test_a_smaller_character_close_beside_a_larger_one_stays_its_own_glyph(test_split):
+    """The tracing guide's page (a 57 px 腹 15 px from a 92 px G) was found as one glyph: each
+    join was within 1.75 times the grown box, so the whole page joined one glyph at a time."""
+    from helpers import REPO
+
+    assert len(find_glyphs(255 - cv2.imread(str(REPO / "docs/page.png"), cv2.IMREAD_GRAYSCALE))[1]) == 10
+    for k in range(0, 40, 2):  # 20 pairs: 57 px beside 92 px at a gap of 0.16 of the larger (170 of 225 joined)
+        page = blank_page(112, 220)
+        first = draw_glyph(page, test_split.glyph(k), 10, 10, 92)
+        second = draw_glyph(page, test_split.glyph(k + 1), first.box[2] + 15, 27, 57)
+        boxes = [r.box for r in find_glyphs(255 - page)[1]]
+        assert len(boxes) == 2, (k, boxes)
+        for box, glyph in zip(boxes, (first, second), strict=True):
+            assert np.abs(np.subtract(box, glyph.box)).max() <= 2.5  # the pen's anti-aliased fringe
+
+
 def test_strokes_lie_on_the_ink_in_page_coordinates(test_split):
     page, drawn = draw_test_page(test_split)
     calls = []

@@ -9,18 +9,23 @@ The rule:
    that a character is whole before it is measured against its neighbour) when
    - the gap between their boxes (the larger of the horizontal and vertical gap) is at most
      the gap share of the larger box's longer side, and
-   - the joint box's longer side is at most GROW_LIMIT times the larger box's longer side.
+   - the joint box's longer side is at most GROW_LIMIT times the larger box's longer side, and
+   - the boxes overlap or touch, or the smaller is under SMALL_SHARE of the larger's size (a dot,
+     a tick), or the joint box is no more elongated than ASPECT_LIMIT or than the more elongated
+     of the two (long side over short side).
    The first keeps a character's strokes and dots together; the second stops a character from
    swallowing its neighbour in a row or a column, since two characters side by side are about
-   twice as long as one.
+   twice as long as one; the third stops it for a smaller neighbour (a 57 px character beside a
+   92 px one is only 1.6 times as long as the larger, but a box 1.6 times as wide as high): the
+   parts of a character make a squarer box as they join, two characters a longer one.
 3. Groups whose longer side is under MIN_GLYPH_PX are dropped (specks that clumped together).
 4. Reading order: the glyphs are clustered into rows (by vertical overlap of their centres) and
    into columns (horizontally); the layout with fewer lines wins (rows on a tie). Rows read top
    to bottom, left to right; columns right to left, top to bottom (vertical CJK text).
 
 Limits (what this rule cannot tell apart): characters closer than GAP_FRACTION of their size
-join when the joint box stays within GROW_LIMIT (dense CJK text with no spacing, a small kana or
-punctuation mark next to a large character); a character whose parts lie farther apart than
+join when the joint box stays within GROW_LIMIT and about square (dense CJK text with no
+spacing, a punctuation mark next to a character); a character whose parts lie farther apart than
 GAP_FRACTION of its size splits; touching characters are one piece and stay one glyph; ink that
 runs across the page (ruled lines, frames) is one huge glyph. Text on lines that bend or lean is
 still found; only its reading order assumes straight rows or columns.
@@ -39,6 +44,8 @@ SPECK_AREA = 3  # px: pieces smaller than this are noise
 GAP_FRACTION = 0.25  # a piece joins a neighbour closer than this share of the larger one's size
 GAP_STEPS = (0.0, 0.1)  # smaller shares tried first, so a character is whole before it meets the next
 GROW_LIMIT = 1.75  # ... unless the joint box would be longer than this times the larger one
+ASPECT_LIMIT = 1.5  # ... or, apart and both of a character's size, more elongated than this and than both
+SMALL_SHARE = 0.35  # a box under this share of the larger one's size is a dot or a tick: shape not checked
 MIN_GLYPH_PX = 6  # px: groups with a shorter longer side are dropped
 
 
@@ -55,18 +62,31 @@ def _side(boxes: np.ndarray) -> np.ndarray:
     return np.maximum(boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1])
 
 
+def _aspect(boxes: np.ndarray) -> np.ndarray:
+    """Long side over short side (a side of at least 1 px)."""
+    w, h = boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]
+    return np.maximum(w, h) / np.maximum(np.minimum(w, h), 1)
+
+
 def _join_candidates(boxes: np.ndarray, alive: np.ndarray, i: int, fraction: float) -> np.ndarray:
-    """Indices of live boxes that box i may join (both rules), nearest first."""
+    """Indices of live boxes that box i may join (the rules of step 2), nearest first."""
     b = boxes[i]
     gap = np.maximum(
         np.maximum(boxes[:, 0] - b[2], b[0] - boxes[:, 2]), np.maximum(boxes[:, 1] - b[3], b[1] - boxes[:, 3])
     ).clip(min=0)
-    larger = np.maximum(_side(boxes), _side(b))
-    joint = np.maximum(
-        np.maximum(boxes[:, 2], b[2]) - np.minimum(boxes[:, 0], b[0]),
-        np.maximum(boxes[:, 3], b[3]) - np.minimum(boxes[:, 1], b[1]),
+    larger, smaller = np.maximum(_side(boxes), _side(b)), np.minimum(_side(boxes), _side(b))
+    joint_box = np.stack(
+        [
+            np.minimum(boxes[:, 0], b[0]),
+            np.minimum(boxes[:, 1], b[1]),
+            np.maximum(boxes[:, 2], b[2]),
+            np.maximum(boxes[:, 3], b[3]),
+        ],
+        axis=1,
     )
-    ok = alive & (gap <= fraction * larger) & (joint <= GROW_LIMIT * larger)
+    squarer = _aspect(joint_box) <= np.maximum(ASPECT_LIMIT, np.maximum(_aspect(boxes), _aspect(b)))
+    shape_ok = (gap <= 0) | (smaller < SMALL_SHARE * larger) | squarer
+    ok = alive & (gap <= fraction * larger) & (_side(joint_box) <= GROW_LIMIT * larger) & shape_ok
     ok[i] = False
     found = np.nonzero(ok)[0]
     return found[np.argsort(gap[found], kind="stable")]
