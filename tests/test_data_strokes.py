@@ -168,6 +168,26 @@ def test_a_file_that_turns_bad_keeps_its_cached_glyphs(ink, caplog):
     assert not any(k.startswith("inkml/expression") for k in glyphs_by_key(strokes.load(folder, cache)))
 
 
+def test_a_line_file_cut_short_keeps_its_cached_glyphs_and_a_new_one_keeps_its_whole_lines(ink):
+    """An NDJSON copy cut mid-line reads its whole lines, but that is not the file: while a
+    version of it was cached, that version is used (37 of 40 glyphs vanished silently before)."""
+    folder, cache = ink
+    before = glyphs_by_key(strokes.load(folder, cache))
+    path = folder / "ndjson/doodles.ndjson"
+    whole = path.read_bytes()
+    path.write_bytes(whole[: whole.index(b"\n") + 30])  # the first line, and 30 bytes of the second
+    npzcache.forget()
+    after = strokes.load(folder, cache)
+    assert set(glyphs_by_key(after)) == set(before)
+    (skip,) = [s for s in after.skips if s.where.startswith("ndjson/doodles")]
+    assert skip.reason == "file cut short" and "using its 4 glyphs cached before" in skip.detail
+    fresh = folder.parent / "fresh"  # never cached: its whole first line is read, the cut one skipped
+    fresh.mkdir()
+    (fresh / "doodles.ndjson").write_bytes(whole[: whole.index(b"\n") + 30])
+    first = strokes.load(fresh, cache)
+    assert len(first.usable) == 1 and [s.reason for s in first.skips] == ["file cut short"]
+
+
 def test_corrupt_cache_is_rebuilt_with_a_warning(ink, caplog):
     folder, cache = ink
     n = len(strokes.load(folder, cache).usable)

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from inktrace_train.data import npzcache, strokecache
-from inktrace_train.data.formats import MAX_FILE_BYTES, RawGlyph, Skip, inkml, ndjson, svg, too_large
+from inktrace_train.data.formats import CUT_SHORT, MAX_FILE_BYTES, RawGlyph, Skip, inkml, ndjson, svg, too_large
 from inktrace_train.data.glyphs import DataError, split_members, to_unit
 from inktrace_train.data.strokecache import FileEntry, Glyph
 from inktrace_train.errors import first_line
@@ -77,7 +77,7 @@ def parse_file(path: Path, name: str, size: int, mtime: int) -> Tuple[FileEntry,
         entry.skips.extend(skips)
         if glyph is not None:
             entry.glyphs.append(glyph)
-    return entry, True
+    return entry, not any(s.reason == CUT_SHORT for s in entry.skips)
 
 
 def list_files(root: Path) -> List[Tuple[Path, str, int, int]]:

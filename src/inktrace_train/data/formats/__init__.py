@@ -18,6 +18,10 @@ MAX_FILE_BYTES = 64 * 2**20  # an XML file larger than this is skipped unread (m
 MAX_LINE_BYTES = 2**20  # an NDJSON line longer than this is skipped (the file itself may be any size)
 MAX_GLYPH_POINTS = 200_000  # a glyph with more points (after flattening curves) is skipped
 MAX_STROKES = 2_000  # a glyph with more strokes is skipped
+# A line file's last line that does not parse and has no line end: the file was cut short (a copy
+# still being written). Its other lines are read, but the file counts as unreadable, so the glyphs
+# cached from its last whole version are kept instead (data/strokes.py).
+CUT_SHORT = "file cut short"
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Iterator, List
 
 import numpy as np
 
-from inktrace_train.data.formats import MAX_LINE_BYTES, RawGlyph, Skip
+from inktrace_train.data.formats import CUT_SHORT, MAX_LINE_BYTES, RawGlyph, Skip
 
 
 def parse_strokes(value: object) -> List[np.ndarray]:
@@ -75,4 +75,7 @@ def read(path: Path, name: str) -> Iterator[RawGlyph | Skip]:
                 yield Skip(f"{name}:{number}", "line too long", f"over {MAX_LINE_BYTES:,} bytes")
                 continue
             if line.strip():
-                yield parse_line(line, name, number)
+                item = parse_line(line, name, number)
+                if isinstance(item, Skip) and not line.endswith(b"\n"):  # the last line, cut in two
+                    item = Skip(item.where, CUT_SHORT, f"its last line ends mid-record ({item.detail})")
+                yield item
