@@ -289,6 +289,23 @@ def test_average_refuses_other_architectures(run_dir, tmp_path):
     assert alone.returncode == 2 and "at least two different checkpoints" in alone.stderr
 
 
+def test_a_foreign_state_dict_is_not_published_or_averaged_and_verify_says_what_it_lacks(run_dir, tmp_path):
+    """Another model's bare state dict loads as an older layout. publish used to call the result
+    a file with "the weights, config and metric"; average answered with "model={} where ... None"."""
+    torch.save(torch.nn.Linear(3, 4).state_dict(), tmp_path / "linear.pth")
+    published = ckpt_tool("publish", "linear.pth", "out.pth", cwd=tmp_path)
+    assert published.returncode == 1 and published.stderr.strip().endswith(
+        "cannot publish linear.pth: it holds no model config (an older or foreign file), so predict, evaluate "
+        "and stage.init_from could not rebuild its model"
+    )
+    averaged = ckpt_tool("average", best(run_dir, "dense"), "linear.pth", "--out", "soup.pth", cwd=tmp_path)
+    assert averaged.returncode == 1 and "cannot average linear.pth: it holds no model config" in averaged.stderr
+    assert not (tmp_path / "out.pth").exists() and not (tmp_path / "soup.pth").exists()
+    verified = ckpt_tool("verify", "linear.pth", cwd=tmp_path)
+    assert verified.returncode == 0 and "an older layout (bare) without optimizer_state_dict" in verified.stdout
+    assert "config" in verified.stdout.split("without", 1)[1]
+
+
 @pytest.mark.parametrize(
     "args",
     [

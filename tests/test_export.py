@@ -85,6 +85,12 @@ def test_export_errors_are_one_line(checkpoint, tmp_path):  # noqa: F811
     args = ["export", str(checkpoint), "--out", "nodir/m.onnx"]
     proc = cli(args, cwd=tmp_path, module="inktrace_train.ckpt")
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1 and "no such directory" in proc.stderr
+    (tmp_path / "kept.onnx").write_text("a file of the user's")  # not overwritten without --force
+    proc = cli(["export", str(checkpoint), "--out", "kept.onnx"], cwd=tmp_path, module="inktrace_train.ckpt")
+    assert proc.returncode == 2 and proc.stderr.strip().endswith(
+        "kept.onnx exists: refusing to overwrite it (use --force)"
+    )
+    assert (tmp_path / "kept.onnx").read_text() == "a file of the user's"
     (tmp_path / "bad.onnx").write_text("not a model")
     cv2.imwrite(str(tmp_path / "x.png"), np.zeros((8, 8), np.uint8))
     proc = cli(["--onnx", "bad.onnx", "x.png", "--out", "o"], cwd=tmp_path, module="inktrace_train.predict")

@@ -6,7 +6,7 @@
     python -m inktrace_train.ckpt convert OLD NEW [--force]
     python -m inktrace_train.ckpt publish CHECKPOINT|RUN OUT [--force]
     python -m inktrace_train.ckpt average A B [C ...] --out OUT [--force]
-    python -m inktrace_train.ckpt export CHECKPOINT [--format onnx] --out FILE
+    python -m inktrace_train.ckpt export CHECKPOINT [--format onnx] --out FILE [--force]
 
 A run directory stands for the best checkpoint of its last stage that has one.
 
@@ -189,6 +189,9 @@ def check_file(path: Path) -> str:
     else:
         note = "not in manifest"
     ckpt = load_checkpoint(path)
+    layout = ckpt.metadata.get("converted_from")
+    if layout:  # it loads, but as an older layout: say what it lacks
+        note += f"; an older layout ({layout}) without {', '.join(ckpt.metadata.get('missing') or ['nothing'])}"
     return f"epoch {ckpt.epoch}, step {ckpt.global_step}, {note}"
 
 
@@ -377,14 +380,17 @@ def cmd_publish(args: argparse.Namespace) -> int:
     source = best_checkpoint_of(args.checkpoint)
     out = Path(args.out)
     check_destination(source, out, args.force, verb="publish")
-    ckpt = shareable(load_checkpoint(source))
+    ckpt = shareable(with_model_config(load_checkpoint(source), source, "publish"))
     ckpt.metadata["published"] = {"source": str(source), "source_sha256": file_sha256(source)}
     write_checkpoint(ckpt, out)
     size, before = out.stat().st_size, source.stat().st_size
     print(
         f"published {source} -> {out}: {size / 2**20:.1f} MiB (was {before / 2**20:.1f} MiB), sha256 {file_sha256(out)}"
     )
-    print(f"holds the weights, config and metric: fine-tune from it with {shell_command(f'stage.init_from={out}')}")
+    metric = "its metric" if ckpt.metric is not None else "no metric (no run validated these weights)"
+    print(
+        f"holds the weights, the config and {metric}: fine-tune from it with {shell_command(f'stage.init_from={out}')}"
+    )
     return 0
 
 
@@ -400,7 +406,7 @@ def cmd_average(args: argparse.Namespace) -> int:
     out = Path(args.out)
     for source in sources:
         check_destination(source, out, args.force, verb="average")
-    checkpoints = [shareable(load_checkpoint(source)) for source in sources]
+    checkpoints = [shareable(with_model_config(load_checkpoint(source), source, "average")) for source in sources]
     check_compatible([(str(p), c.model_state_dict, c.config) for p, c in zip(sources, checkpoints, strict=True)])
     ckpt = checkpoints[0]
     ckpt.model_state_dict = average([c.model_state_dict for c in checkpoints])
@@ -414,6 +420,16 @@ def cmd_average(args: argparse.Namespace) -> int:
     print(f"averaged {len(sources)} checkpoints -> {out}: sha256 {file_sha256(out)}")
     print(f"score it before use: python -m inktrace_train.evaluate {out} --split val")
     return 0
+
+
+def with_model_config(ckpt: Checkpoint, path: Path, verb: str) -> Checkpoint:
+    """``ckpt``, if it records the model it holds: without that, nothing can rebuild the model."""
+    if not (ckpt.config or {}).get("model"):
+        raise ToolError(
+            f"cannot {verb} {path}: it holds no model config (an older or foreign file), so predict, evaluate "
+            "and stage.init_from could not rebuild its model"
+        )
+    return ckpt
 
 
 def file_sha256(path: Path) -> str:

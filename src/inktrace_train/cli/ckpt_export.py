@@ -40,6 +40,10 @@ def largest_difference(model: TorchMaps, path: Path) -> float:
 
 def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
+    if out.is_dir():
+        raise ToolError(f"{out} is a directory: give a file path", 2)
+    if out.exists() and not args.force:  # as convert, publish and average: nothing saved is lost
+        raise ToolError(f"{out} exists: refusing to overwrite it (use --force)", 2)
     if not out.parent.is_dir():
         raise ToolError(f"no such directory: {out.parent}", 2)
     model = TorchMaps(args.file)
@@ -65,4 +69,5 @@ def add_export(sub) -> None:
     s.add_argument("file", metavar="CHECKPOINT", help="a checkpoint file or a run directory (its best)")
     s.add_argument("--format", choices=FORMATS, default="onnx", help="onnx (the default and only format)")
     s.add_argument("--out", required=True, help="the file to write")
+    s.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     s.set_defaults(run=cmd_export)
