@@ -44,6 +44,30 @@ def test_tiny_run_on_each_format(workdir, folder, val_fraction, renderer, glyphs
     assert f"data.path={FIXTURES / folder}: {glyphs} from " in proc.stdout + proc.stderr
 
 
+def test_a_relative_data_path_resumed_from_another_folder_names_where_it_is(workdir):
+    """data.path=my_ink is relative to the folder the run started in; resumed from elsewhere it
+    used to say only 'no such file or folder' (and record the resume as if it had run)."""
+    import shutil
+
+    shutil.copytree(FIXTURES / "svg", workdir / "my_ink")
+    args = tiny("data=strokes", "data.path=my_ink", "data.val_fraction=0.5")
+    assert_trained(workdir, run_cli(args + SMALL + ["hydra.run.dir=run"], cwd=workdir))
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    status = (workdir / "run/run.json").read_text()
+    proc = run_cli([f"+resume={workdir / 'run'}", "training.epochs=2"], cwd=elsewhere)
+    assert proc.returncode == 2 and proc.stderr.strip().endswith(
+        f"resume: data.path=my_ink is relative to {workdir}, where this run was started: resume from there, "
+        f"or give data.path={workdir / 'my_ink'}"
+    )
+    assert (workdir / "run/run.json").read_text() == status  # refused before anything was recorded
+    moved = run_cli(
+        [f"+resume={workdir / 'run'}", "training.epochs=2", f"data.path={workdir / 'my_ink'}"], cwd=elsewhere
+    )
+    assert moved.returncode == 0, moved.stderr[-2000:]
+    assert saved(workdir / "run")["epoch"] == 2
+
+
 def docs_commands():
     text = (REPO / "docs/data.md").read_text()
     lines = [ln.split("  #")[0].strip() for b in re.findall(r"```bash\n(.*?)```", text, re.S) for ln in b.splitlines()]

@@ -239,6 +239,7 @@ def plan(path_text: str, overrides: List[str], compose: Compose, read_checkpoint
     # Each stage as it was saved, with every resume's changes since: a run extended to more
     # epochs and stopped again continues to them with +resume= alone.
     stages = [apply_changes(c, {**recorded_changes(run), **changes}) for c in run.stage_configs()]
+    check_relative_paths(run, flatten(config_to_dict(config)))
     statuses = run.status()["stages"]
     if explicit is not None:
         start = RunDir.containing(explicit)[1]
@@ -252,6 +253,29 @@ def plan(path_text: str, overrides: List[str], compose: Compose, read_checkpoint
     if start == last.stage.name and _epochs_of(checkpoints.get(start)) >= last.training.epochs:
         start = None  # its final checkpoint is written; only run.json missed the end
     return ResumePlan(**found, stages=stages, start=start, checkpoints=checkpoints)
+
+
+RELATIVE_KEYS = ("data.path", "data.extra_path", "data.hanzi_dir")  # files a run reads on every start
+
+
+def check_relative_paths(run: RunDir, flat: Dict[str, Any]) -> None:
+    """Refuse, naming the key and the fix, a relative path of the config that is not there from
+    this folder but is from the folder the run was started in (env.json's ``cwd``)."""
+    try:
+        started = json.loads((run.path / "env.json").read_text()).get("cwd")
+    except (OSError, ValueError, AttributeError):
+        return  # a run from before env.json recorded its folder
+    if not started or Path(started) == Path.cwd():
+        return
+    for key in RELATIVE_KEYS:
+        value = flat.get(key)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            there = Path(started) / value
+            if not Path(value).exists() and there.exists():
+                raise ConfigError(
+                    f"resume: {key}={value} is relative to {started}, where this run was started: resume from "
+                    f"there, or give {key}={there}"
+                )
 
 
 def _epochs_of(path: Optional[Path]) -> int:

@@ -84,6 +84,7 @@ def environment() -> Dict[str, Any]:
         "platform": platform.platform(),
         "hostname": platform.node(),
         "argv": sys.argv,
+        "cwd": os.getcwd(),  # what relative paths in the config (data.path, say) are relative to
         "packages": versions,
         "git": git_state(Path(__file__).resolve().parent),
     }
