@@ -89,6 +89,22 @@ def test_backbone_mismatch_names_each_field(pipeline_run, tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+def test_the_dense_command_a_structural_run_prints_runs_as_printed(tmp_path):
+    """It named only stage=dense and stage.init_from: a tiny model's run then failed on the
+    default backbone, and with model=tiny added by hand trained the dense stage on other data."""
+    import shlex
+
+    proc = run_cli(tiny("data.train_samples=32", "training.batch_size=16", "hydra.run.dir=run"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (line,) = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "dense stage:" in ln]
+    command = shlex.split(line.split("dense stage:", 1)[1])
+    assert command[:3] == ["python", "-m", "inktrace_train"] and "model=tiny" in command and "data=synthetic" in command
+    assert not any(a.startswith(("hydra.", "training.epochs=")) for a in command)
+    dense = run_cli([*command[3:], "training.epochs=1", "hydra.run.dir=dense"], cwd=tmp_path)
+    assert dense.returncode == 0, dense.stderr[-2000:]
+    assert json.loads((tmp_path / "dense/run.json").read_text())["stages"]["dense"]["status"] == "done"
+
+
 def test_shape_mismatch_is_an_error_unless_allowed():
     model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
     source = dict(model.state_dict())

@@ -41,13 +41,6 @@ def run_result(run: Path) -> Dict[str, Any]:
     return {k: row[k] for k in ("status", "stage", "metric", "best_checkpoint")}
 
 
-def _overrides(run: Path) -> List[str]:
-    path = RunDir(run).overrides_file
-    if not path.is_file():
-        return []
-    return [line[2:].strip() for line in path.read_text().splitlines() if line.startswith("- ")]
-
-
 def _read_json(path: Path) -> Optional[Dict[str, Any]]:
     try:
         found = json.loads(path.read_text())
@@ -105,7 +98,7 @@ def collect(root: Path) -> List[Dict[str, Any]]:
             {
                 "path": run,
                 "run": str(run.relative_to(root)) if run != root else ".",
-                "overrides": " ".join(record.get("overrides") or _overrides(run)),
+                "overrides": " ".join(record.get("overrides") or RunDir(run).launch_overrides()),
                 **{k: record.get(k) for k in COLUMNS if k not in ("run", "overrides")},
             }
         )

@@ -202,6 +202,13 @@ class RunDir:
     def init_report(self, stage: str) -> Path:
         return self.path / f"init_report_{stage}.txt"
 
+    def launch_overrides(self) -> List[str]:
+        """The command-line overrides the run was launched with (Hydra's record; [] without one)."""
+        if not self.overrides_file.is_file():
+            return []
+        lines = self.overrides_file.read_text().splitlines()
+        return [line[2:].strip() for line in lines if line.startswith("- ")]
+
     def stage_config_file(self, stage: str) -> Path:
         return self.checkpoint_dir(stage) / "config.yaml"
 

@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import torch
 
 from inktrace_train.checkpoint.store import Checkpoint, load_checkpoint
-from inktrace_train.config.schema import Config, flatten
+from inktrace_train.config.schema import Config, flatten, override_key
 from inktrace_train.launch.resume import ResumePlan, is_finished
 from inktrace_train.run.rundir import RunDir, config_to_dict, hydra_quoted, now_iso, shell_command, shown_metric
 from inktrace_train.run.signals import Preempted, StopRequest
@@ -213,8 +213,15 @@ def log_summary(run: RunDir, stages: List[Config]) -> None:
         f"  curves:        {shell_command('tensorboard', '--logdir', str(run.tb_root))}",
     ]
     if last == "structural":
+        # The run's own model and data settings again (a tiny model's weights fit no other backbone,
+        # and your strokes are not KanjiVG); its stage and epochs are the dense stage's own.
+        kept = [
+            o
+            for o in run.launch_overrides()
+            if override_key(o).split(".")[0] not in ("stage", "hydra") and override_key(o) != "training.epochs"
+        ]
         init = f"stage.init_from={hydra_quoted(str(run.path))}"
-        lines.append(f"  dense stage:   {shell_command(*train, 'stage=dense', init)}")
+        lines.append(f"  dense stage:   {shell_command(*train, *kept, 'stage=dense', init)}")
     log.info("\n".join(lines))
 
 
