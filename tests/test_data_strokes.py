@@ -376,3 +376,13 @@ def test_check_survives_names_opencv_cannot_draw_and_refuses_a_preview_it_cannot
     )
     none = check("--samples", "0", "--preview", "none.png")
     assert none.returncode == 0 and not (tmp_path / "none.png").exists() and "preview" not in none.stdout
+
+
+def test_a_cache_folder_that_cannot_be_written_is_a_warning_not_a_failure(ink, caplog):
+    """data.cache_dir under a file (or read-only, or a full disk): training went down with a
+    traceback from mkdir; the strokes are read all the same, and parsed again next time."""
+    folder, _ = ink
+    (folder.parent / "a_file").write_text("")
+    loaded = strokes.load(folder, folder.parent / "a_file" / "cache")
+    assert len(loaded.usable) == len(strokes.load(folder, folder.parent / "cache").usable) > 0
+    assert "cannot write the cache" in caplog.text and "set data.cache_dir to a writable folder" in caplog.text

@@ -51,11 +51,20 @@ def read(path: Path, names: Sequence[str], expected: Dict[str, object]) -> Dict[
 
 
 def write(path: Path, arrays: Dict[str, np.ndarray], names: Sequence[str], key: Dict[str, object]) -> None:
-    """Write the arrays with their key and checksum, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the arrays with their key and checksum, atomically. A cache that cannot be written
+    (a read-only or missing folder, a full disk) is a warning: the data is parsed again next time."""
     meta = dict(key, sha256=digest(arrays, names))
-    tmp = write_temp(path, lambda f: np.savez(f, meta=np.array(json.dumps(meta)), **{k: arrays[k] for k in names}))
-    commit(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = write_temp(path, lambda f: np.savez(f, meta=np.array(json.dumps(meta)), **{k: arrays[k] for k in names}))
+        commit(tmp, path)
+    except OSError as e:
+        logging.getLogger(__name__).warning(
+            "cannot write the cache %s (%s): the data is parsed again at every start; set data.cache_dir "
+            "to a writable folder",
+            path,
+            e.strerror or e,
+        )
 
 
 def default_dir() -> Path:
