@@ -386,3 +386,14 @@ def test_a_cache_folder_that_cannot_be_written_is_a_warning_not_a_failure(ink, c
     loaded = strokes.load(folder, folder.parent / "a_file" / "cache")
     assert len(loaded.usable) == len(strokes.load(folder, folder.parent / "cache").usable) > 0
     assert "cannot write the cache" in caplog.text and "set data.cache_dir to a writable folder" in caplog.text
+
+
+def test_hidden_files_and_folders_are_not_searched(ink):
+    """A notebook's .ipynb_checkpoints copy was a second glyph with a key of its own."""
+    folder, cache = ink
+    n = len(strokes.load(folder, cache).usable)
+    (folder / "svg/.ipynb_checkpoints").mkdir()
+    shutil.copy(folder / "svg/plus.svg", folder / "svg/.ipynb_checkpoints/plus-checkpoint.svg")
+    shutil.copy(folder / "svg/plus.svg", folder / "svg/._plus.svg")
+    npzcache.forget()
+    assert len(strokes.load(folder, cache).usable) == n

@@ -81,15 +81,17 @@ def parse_file(path: Path, name: str, size: int, mtime: int) -> Tuple[FileEntry,
 
 
 def list_files(root: Path) -> List[Tuple[Path, str, int, int]]:
-    """(path, name relative to ``root``, size, mtime in ns) of every stroke file, sorted by name."""
+    """(path, name relative to ``root``, size, mtime in ns) of every stroke file, sorted by name.
+    Hidden files and folders (a leading dot: .ipynb_checkpoints, .git, an editor's ._ copies) are
+    not searched: their copies would be glyphs of their own, in another split."""
     if root.is_file():
         paths = [(root, root.name)]
     else:
         paths = []
         for folder, dirs, files in os.walk(root):  # symbolic links to folders are not followed: no loops
-            dirs.sort()
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for f in files:
-                if Path(f).suffix.lower() in READERS:
+                if Path(f).suffix.lower() in READERS and not f.startswith("."):
                     p = Path(folder) / f
                     paths.append((p, p.relative_to(root).as_posix()))
     out = []
