@@ -397,3 +397,11 @@ def test_hidden_files_and_folders_are_not_searched(ink):
     shutil.copy(folder / "svg/plus.svg", folder / "svg/._plus.svg")
     npzcache.forget()
     assert len(strokes.load(folder, cache).usable) == n
+
+
+def test_ndjson_true_and_false_are_not_coordinates():
+    from inktrace_train.data.formats.ndjson import parse_strokes
+
+    assert parse_strokes([[[0, 1.5], [2, 3]]])[0].tolist() == [[0, 2], [1.5, 3]]
+    with pytest.raises(ValueError, match="coordinates must be numbers"):
+        parse_strokes([[[True, False], [0, 1]]])  # JSON true/false: a bool is an int in Python

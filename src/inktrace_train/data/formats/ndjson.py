@@ -33,8 +33,8 @@ def parse_strokes(value: object) -> List[np.ndarray]:
         xs, ys = stroke[0], stroke[1]
         if not isinstance(xs, list) or not isinstance(ys, list) or len(xs) != len(ys):
             raise ValueError("a stroke's xs and ys must be lists of equal length")
-        if not all(isinstance(v, (int, float)) for v in xs + ys):
-            raise ValueError("coordinates must be numbers")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in xs + ys):
+            raise ValueError("coordinates must be numbers")  # true and false are not 1 and 0
         try:
             out.append(np.array([xs, ys], np.float64).T.reshape(-1, 2))
         except OverflowError:
