@@ -160,6 +160,13 @@ def _grammar_error(overrides: List[str]) -> str:
             lines = [x.strip() for x in str(e).splitlines() if x.strip() and not x.startswith(("See https", "Error"))]
             reason = re.sub(r"\s*expecting \{.*\}", "", lines[0]) if lines and "^" not in lines else ""
             reason = reason if reason and "LexerNoViableAlt" not in reason else "an unclosed quote or bracket"
+            key, _, value = override.partition("=")
+            if value.startswith("~"):  # the shell expands ~ only at a word's start, not after key=
+                home = f'{key}="{value}"'
+                return (
+                    f"cannot parse override '{override}': ~ is not expanded after '='; write '{home}' "
+                    f"(quoted, the program expands it) or {key}=$HOME{value[1:]}"
+                )
             return (
                 f"cannot parse override '{override}': {reason}; write KEY=VALUE, quoting values with special "
                 f"characters (e.g. 'key=\"a(b)\"', and list items as 'key=[\"x=1\"]')"
