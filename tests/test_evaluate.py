@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helpers import cli, run_cli
@@ -48,6 +50,30 @@ def test_evaluate_scores_the_model_and_the_classical_baselines_on_every_set(chec
     assert "(no fonts rows: the fonts set needs --fonts-dir DIR" in proc.stdout  # `all` skips it, saying so
     if "thin@scan" in rows:  # scan-like damage costs the thresholded skeleton dearly
         assert rows["thin@scan"]["skeleton_f1_0px"] < rows["thin@clean"]["skeleton_f1_0px"] - 0.05
+
+
+def test_your_own_stroke_files_are_a_set_of_their_own(checkpoint, tmp_path):  # noqa: F811
+    """A model of data=strokes is scored on the test split of its own files (the keys training held
+    out), beside the classical rows; a split without glyphs says why in one line."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for k in range(80):  # 80 glyphs of two random strokes each: about 4 test-split keys at 0.05
+        strokes = [
+            [rng.uniform(0, 100, 5).round(1).tolist(), rng.uniform(0, 100, 5).round(1).tolist()] for _ in range(2)
+        ]
+        lines.append(json.dumps({"key": f"g{k:03d}", "strokes": strokes}))
+    (tmp_path / "mine.ndjson").write_text("\n".join(lines) + "\n")
+    args = [str(checkpoint), "--set", "strokes", "--data-path", "mine.ndjson", "--json", "s.json", "--workers", "0"]
+    proc = cli(args, cwd=tmp_path, module=MODULE)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "s.json").read_text())
+    assert {k.split("@")[1] for k in rows} == {"strokes"} and "model@strokes" in rows
+    assert re.search(r"strokes: [1-9]\d* test-split glyphs", proc.stdout)
+    (tmp_path / "few.ndjson").write_text("\n".join(lines[:3]) + "\n")
+    few = cli([str(checkpoint), "--set", "strokes", "--data-path", "few.ndjson"], cwd=tmp_path, module=MODULE)
+    assert few.returncode == 1 and "no test-split glyph at the checkpoint's data.val_fraction" in few.stderr
+    bare = cli([str(checkpoint), "--set", "strokes"], cwd=tmp_path, module=MODULE)
+    assert bare.returncode == 1 and "the strokes set needs --data-path PATH" in bare.stderr
 
 
 @pytest.mark.slow

@@ -11,7 +11,11 @@ scored on the same images whatever ink it trained on:
   specks, uneven paper, faint and broken ink), every one of them;
 - ``brush``: the first ``--n`` hanzi-writer-data test characters (Kaiti brush outlines), from
   ``--hanzi-dir`` or the checkpoint's ``data.hanzi_dir`` (``all`` skips it, saying so, when
-  neither is given).
+  neither is given);
+- ``strokes``: your own stroke files (``data=strokes``): the first ``--n`` glyphs of their test
+  split (``data.test_fraction`` of their keys, never trained or validated on), from
+  ``--data-path`` or the checkpoint's ``data.path``, rendered as ``clean`` (``all`` includes it
+  when either is given).
 
 And ``fonts``, out of distribution: test-split characters rendered from real CJK fonts
 (``--fonts-dir``, :mod:`inktrace_train.evaluation.fontset`), the first ``--n`` each font has, read
@@ -56,7 +60,9 @@ from inktrace_train.cli.views import add_views_option
 from inktrace_train.config.schema import HANZI_FETCH, DataConfig
 from inktrace_train.data import KanjiVGStrokes, Renderer
 from inktrace_train.data import degrade as scan
+from inktrace_train.data.glyphs import DataError
 from inktrace_train.data.hanzi import HanziStrokes
+from inktrace_train.data.strokes import StrokeFiles
 from inktrace_train.errors import UserError, fail, reported
 from inktrace_train.evaluation.metrics import (
     KEYPOINT_TOLERANCE,
@@ -73,19 +79,36 @@ from inktrace_train.train.build import make_augmenter
 
 PROG = "inktrace_train.evaluate"
 TEST_STREAM = 2  # the random stream of test samples (0 training, 1 validation)
-SETS = ("clean", "scan", "brush")
+SETS = ("clean", "scan", "brush", "strokes")
 FONT_SET = "fonts"  # the out-of-distribution set: other columns, its own table
 
 
 def test_glyphs(
-    data: DataConfig, subset: str, n: int, seed: int = 0, hanzi_dir: Optional[str] = None, split: str = "test"
+    data: DataConfig,
+    subset: str,
+    n: int,
+    seed: int = 0,
+    hanzi_dir: Optional[str] = None,
+    split: str = "test",
+    stroke_path: Optional[str] = None,
 ):
     """(strokes, targets, input ink (H, W)) of the first n glyphs of a set and split (``val``
     for choosing settings, ``test`` for scores), each augmented (and for ``scan`` degraded)
-    once from (seed, i)."""
+    once from (seed, i). ``stroke_path``: the stroke files of the ``strokes`` set."""
     fractions = (data.val_fraction, data.test_fraction)
     if subset == "brush":
         source = HanziStrokes(split, *fractions, source=hanzi_dir, cache_dir=data.cache_dir)
+    elif subset == "strokes":
+        try:
+            source = StrokeFiles(split, *fractions, stroke_path, data.cache_dir, option="--data-path")
+        except DataError as e:
+            if "is empty" not in str(e):
+                raise
+            raise DataError(
+                f"--data-path={stroke_path}: no {split}-split glyph at the checkpoint's data.val_fraction="
+                f"{data.val_fraction} and data.test_fraction={data.test_fraction} (the split is training's: "
+                "a model trained with a larger one holds more of your glyphs out)"
+            ) from None
     else:
         source = KanjiVGStrokes(split, *fractions, data.cache_dir)
     augment = make_augmenter(data)
@@ -277,6 +300,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hanzi-dir", help="hanzi-writer-data (.tgz or folder) for the brush set and the Chinese fonts")
     p.add_argument("--fonts-dir", help="the @fontsource packages of the fonts set (.tgz files or folders)")
     p.add_argument(
+        "--data-path", help="your stroke files for the strokes set (default: the checkpoint's data.path, if any)"
+    )
+    p.add_argument(
         "--split",
         default="test",
         choices=("test", "val"),
@@ -428,6 +454,13 @@ def main(argv: Optional[List[str]] = None) -> None:
         data = data_config(tracer.config)
         hanzi_dir = args.hanzi_dir or data.hanzi_dir
         subsets = SETS if args.subset == "all" else tuple(s for s in (args.subset,) if s in SETS)
+        stroke_path = args.data_path or data.path
+        if "strokes" in subsets and stroke_path is None:
+            if args.subset == "strokes":
+                raise UserError(
+                    "the strokes set needs --data-path PATH (your stroke files), or a checkpoint of data=strokes"
+                )
+            subsets = tuple(s for s in subsets if s != "strokes")  # a model of the bundled data: nothing to say
         if "brush" in subsets and hanzi_dir is None:
             message = f"the brush set needs --hanzi-dir PATH (get the data: `{HANZI_FETCH}`)"
             if args.subset == "brush":
@@ -442,7 +475,9 @@ def main(argv: Optional[List[str]] = None) -> None:
             print('(no classical rows: scikit-image is not installed; pip install -e ".[eval]")')
         glyphs = {}
         for subset in subsets:
-            glyphs[subset] = test_glyphs(data, subset, args.n, hanzi_dir=hanzi_dir, split=args.split)
+            glyphs[subset] = test_glyphs(
+                data, subset, args.n, hanzi_dir=hanzi_dir, split=args.split, stroke_path=stroke_path
+            )
             print(f"{subset}: {len(glyphs[subset])} {args.split}-split glyphs")
         with one_thread(), classical_rows(classical, glyphs, fonts, args.workers) as collect:
             model_rows = {subset: model_scores(tracer, glyphs[subset]) for subset in subsets}
