@@ -405,3 +405,13 @@ def test_ndjson_true_and_false_are_not_coordinates():
     assert parse_strokes([[[0, 1.5], [2, 3]]])[0].tolist() == [[0, 2], [1.5, 3]]
     with pytest.raises(ValueError, match="coordinates must be numbers"):
         parse_strokes([[[True, False], [0, 1]]])  # JSON true/false: a bool is an int in Python
+
+
+def test_an_svg_line_with_units_names_the_attribute(tmp_path):
+    (tmp_path / "unit.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg"><line x1="1cm" y1="0" x2="5" y2="5"/>'
+        '<line x1="0" y1="0" x2="9" y2="9"/></svg>'
+    )
+    npzcache.forget()
+    loaded = strokes.load(tmp_path, tmp_path / "cache", require_usable=False)
+    assert [s.detail for s in loaded.skips] == ["<line x1='1cm'>: a coordinate must be a plain number (no units)"]

@@ -72,6 +72,7 @@ def preview(stroke_set, keys: List[str], args: argparse.Namespace) -> None:
     """Render the first ``--samples`` glyphs of the fixed pseudo-random order, as training would."""
     from inktrace_train.data.preview import render_samples, write_png
     from inktrace_train.data.render import Renderer
+    from inktrace_train.data.strokes import counted
     from inktrace_train.train.build import make_augmenter
 
     a, d = stroke_set.arrays, DataConfig()
@@ -82,7 +83,7 @@ def preview(stroke_set, keys: List[str], args: argparse.Namespace) -> None:
         g = int(stroke_set.usable[i])
         glyphs.append((keys[i], [a["points"][so[s] : so[s + 1]] for s in range(go[g], go[g + 1])]))
     write_png(args.preview, render_samples(glyphs, make_augmenter(d), Renderer(d.img_size)))
-    print(f"preview: {args.preview} ({len(glyphs)} samples: ink, skeleton, endpoints and junctions)")
+    print(f"preview: {args.preview} ({counted(len(glyphs), 'sample')}: ink, skeleton, endpoints and junctions)")
 
 
 def main(argv=None) -> None:

@@ -123,12 +123,19 @@ class StrokeSet:
     def summary(self) -> str:
         """One line: glyphs per format and skips per reason."""
         per_format = Counter(self.formats[self.usable].tolist())
-        text = f"{len(self.usable):,} glyphs (" + ", ".join(f"{f} {n:,}" for f, n in sorted(per_format.items())) + ")"
-        text += f" from {len(self.arrays['files']):,} files"
+        text = counted(len(self.usable), "glyph")
+        if per_format:
+            text += " (" + ", ".join(f"{f} {n:,}" for f, n in sorted(per_format.items())) + ")"
+        text += f" from {counted(len(self.arrays['files']), 'file')}"
         if self.skips:
             reasons = Counter(s.reason for s in self.skips)
             text += f"; skipped {len(self.skips):,}: " + ", ".join(f"{n:,} {r}" for r, n in reasons.most_common())
         return text
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 glyph``, ``2 glyphs``, ``1,024 glyphs``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _assemble(arrays: Dict[str, np.ndarray], extra: List[Skip]) -> StrokeSet:
@@ -258,7 +265,7 @@ class StrokeFiles:
         self._glyphs = self.set.usable[split_members(keys, keys, split, val_fraction, test_fraction)]
         if not len(self._glyphs):
             raise DataError(
-                f"{option}={path}: split {split!r} is empty ({len(keys)} usable glyphs; data.val_fraction="
+                f"{option}={path}: split {split!r} is empty ({counted(len(keys), 'usable glyph')}; data.val_fraction="
                 f"{val_fraction}, data.test_fraction={test_fraction}): add glyphs or raise the fraction"
             )
 

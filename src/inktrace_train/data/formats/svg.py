@@ -95,7 +95,13 @@ def _element_strokes(tag: str, attrib: dict, tolerance: float) -> List[np.ndarra
         d = attrib.get("d", "")
         return [p.astype(np.float64) for p in path_to_polylines(d, tolerance)] if d.strip() else []
     if tag == "line":
-        v = [float(attrib.get(k, "0") or 0) for k in ("x1", "y1", "x2", "y2")]
+        v = []
+        for k in ("x1", "y1", "x2", "y2"):
+            value = attrib.get(k, "0") or "0"
+            try:
+                v.append(float(value))
+            except ValueError:
+                raise ValueError(f"<line {k}={value!r}>: a coordinate must be a plain number (no units)") from None
         return [np.array(v, np.float64).reshape(2, 2)]
     v = numbers(attrib.get("points", ""))
     if len(v) % 2:
