@@ -249,4 +249,4 @@ def test_an_unread_key_warns_in_one_line_when_a_run_starts(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout + proc.stderr
     assert out.count("data.cache_dir is set but never read with data.source=synthetic") == 1
-    assert "data.max_strokes" not in out  # synthetic reads it
+    assert "data.max_strokes is set but never read" not in out  # synthetic reads it
