@@ -353,6 +353,21 @@ def test_an_unwritable_tensorboard_directory_is_one_line_and_loses_nothing(finis
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("extra", [[], ["training.auto_resume=true"]])
+def test_two_starts_into_one_directory_at_once_leave_one_whole_run(tmp_path, extra):
+    """The same command twice at once (a resubmitted job while the first still starts): the one
+    refused deleted the directory (no checkpoint yet) and the other crashed on its missing files."""
+    command = [sys.executable, "-m", "inktrace_train", *RUN, "data.train_samples=640", "hydra.run.dir=twice", *extra]
+    both = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    errors = [p.communicate(timeout=300)[1].decode() for p in both]
+    assert sorted(p.returncode for p in both) == [0, 2], errors
+    refused = errors[[p.returncode for p in both].index(2)]
+    assert "is in use by pid" in refused or "already holds a run" in refused, refused
+    status = json.loads((tmp_path / "twice/run.json").read_text())
+    assert status["stages"]["structural"]["status"] == "done" and saved(tmp_path / "twice")["epoch"] == 3
+
+
+@pytest.mark.slow
 def test_a_run_in_use_is_refused_and_a_stale_lock_is_taken_over(finished_run, tmp_path):
     import shutil
 
@@ -376,3 +391,15 @@ def test_a_run_in_use_is_refused_and_a_stale_lock_is_taken_over(finished_run, tm
     proc = run_cli([f"+resume={stale}", "training.epochs=2"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert saved(stale)["epoch"] == 2
+
+
+def test_a_run_directory_that_cannot_be_written_is_one_line(tmp_path):
+    """A read-only run directory (here: a path under a file, since root writes anywhere) gave a
+    traceback from the lock file's open."""
+    from inktrace_train.errors import UserError
+    from inktrace_train.run.rundir import RunDir
+
+    (tmp_path / "a_file").write_text("")
+    lock = RunDir(tmp_path / "a_file" / "run").lock()
+    with pytest.raises(UserError, match=r"a_file/run is not writable \(Not a directory\): a run saves its checkpoints"):
+        lock.__enter__()

@@ -43,7 +43,7 @@ from inktrace_train.launch.compose import (
     single_valued,
 )
 from inktrace_train.run.ranks import Ranks
-from inktrace_train.run.rundir import RunDir, RunDirTaken, now_iso, shell_command, shown_metric
+from inktrace_train.run.rundir import RunDir, RunDirTaken, RunInUse, now_iso, shell_command, shown_metric
 from inktrace_train.run.signals import INTERRUPTED_EXIT, Preempted
 
 register()
@@ -312,7 +312,7 @@ def _reporting(run_dir: Path, action: Callable[[], Optional[float]], new_run: bo
     except RunFailed as e:  # it ran: keep what it wrote
         fail(str(e), code=1)
     except UserError as e:
-        if new_run and not isinstance(e, RunDirTaken):  # a failed start; never another run's directory
+        if new_run and not isinstance(e, (RunDirTaken, RunInUse)):  # a failed start; never another run's directory
             RunDir(run_dir).discard_if_unused()
         fail(str(e))
     except Preempted as e:

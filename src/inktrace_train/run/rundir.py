@@ -108,7 +108,12 @@ class RunLock:
     def __enter__(self) -> RunLock:
         import fcntl
 
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:  # a read-only or foreign directory: nothing can be saved there
+            raise UserError(
+                f"{self.path.parent} is not writable ({e.strerror or e}): a run saves its checkpoints there"
+            ) from None
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # EAGAIN or EACCES: held by a live process
@@ -297,10 +302,16 @@ class RunDir:
         write_json(self.status_file, state)
 
     def discard_if_unused(self) -> bool:
-        """Delete the directory after a failed start if it holds no checkpoint; never touches saved work."""
+        """Delete the directory after a failed start if it holds no checkpoint and no live process
+        trains in it (a second start into the same directory, refused, must not delete the first's
+        run before its first checkpoint); never touches saved work."""
         if not self.path.is_dir() or self.has_checkpoints():
             return False
-        shutil.rmtree(self.path, ignore_errors=True)
+        try:
+            with self.lock():
+                shutil.rmtree(self.path, ignore_errors=True)
+        except UserError:  # in use by a live process, or not writable: leave it
+            return False
         return True
 
 

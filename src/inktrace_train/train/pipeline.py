@@ -66,9 +66,9 @@ def train(cfg: Config, stages: List[Config], run_dir: Path) -> Optional[float]:
     every stage in order. The other ranks' Hydra directories are temporary."""
 
     def create(dist: Distributed, held: ExitStack) -> Tuple[RunDir, None]:
-        if dist.is_main:
-            RunDir(run_dir).create(cfg, stages)
+        if dist.is_main:  # the lock first: a second start into this directory writes nothing here
             held.enter_context(RunDir(run_dir).lock())
+            RunDir(run_dir).create(cfg, stages)
         run = RunDir(dist.broadcast(run_dir))  # after create: the other ranks read what it wrote
         layout = dist.layout(cfg.training.batch_size)  # a collective: every rank takes part
         if dist.is_main:
