@@ -403,3 +403,27 @@ def test_a_run_directory_that_cannot_be_written_is_one_line(tmp_path):
     lock = RunDir(tmp_path / "a_file" / "run").lock()
     with pytest.raises(UserError, match=r"a_file/run is not writable \(Not a directory\): a run saves its checkpoints"):
         lock.__enter__()
+
+
+@pytest.mark.slow
+def test_a_run_killed_just_after_its_last_save_is_recorded_as_finished_on_resume(finished_run, tmp_path):
+    """Its last checkpoint is written, but run.json still says running (the kill came before the
+    end was recorded): resume said "finished" and left it running, for report and every later resume."""
+    import shutil
+
+    run = tmp_path / "cut"
+    shutil.copytree(finished_run / "run", run)
+    status = json.loads((run / "run.json").read_text())
+    done = dict(status["stages"]["structural"])
+    status["stages"]["structural"] = {"status": "running", "started": done["started"]}
+    (run / "run.json").write_text(json.dumps(status))
+    proc = run_cli([f"+resume={run}"], cwd=tmp_path)
+    assert proc.returncode == 0 and "already finished" in proc.stdout, proc.stderr[-2000:]
+    stage = json.loads((run / "run.json").read_text())["stages"]["structural"]
+    assert stage["status"] == "done" and stage["epochs"] == done["epochs"]
+    assert (
+        stage["best_metric"] == pytest.approx(done["best_metric"])
+        and stage["best_checkpoint"] == done["best_checkpoint"]
+    )
+    report = run_cli([str(tmp_path)], cwd=tmp_path, module="inktrace_train.report")
+    assert report.returncode == 0 and "| cut | structural |" in report.stdout and "| done |" in report.stdout

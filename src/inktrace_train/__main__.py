@@ -184,6 +184,8 @@ def _resume(
     if plan.new_dir is not None and plan.start is not None:
         check_creatable(plan.new_dir, "hydra.run.dir")
     if plan.start is None:
+        if Ranks.from_env().is_main:
+            resume.record_finished(plan)
         where = plan.run.path if plan.run else path
         shown = shown_metric(plan.best_metric)
         longer = shell_command("python", "-m", "inktrace_train", f"+resume={where}", "training.epochs=N")

@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 
 from inktrace_train.config.schema import Config, apply_changes, flatten, override_key
 from inktrace_train.errors import ConfigError
-from inktrace_train.run.rundir import RunDir, config_to_dict
+from inktrace_train.run.rundir import RunDir, config_to_dict, now_iso
 from inktrace_train.run.stagefiles import newest_valid, read_manifest
 
 log = logging.getLogger(__name__)
@@ -276,6 +276,30 @@ def check_relative_paths(run: RunDir, flat: Dict[str, Any]) -> None:
                     f"resume: {key}={value} is relative to {started}, where this run was started: resume from "
                     f"there, or give {key}={there}"
                 )
+
+
+def record_finished(plan: ResumePlan) -> None:
+    """A run whose last checkpoint was written but whose run.json missed the end (a kill just
+    after the final save): record each stage not marked done as done, from its manifest, so the
+    run reads as finished everywhere (report, the sweep summary, the next resume)."""
+    if plan.run is None or plan.start is not None:
+        return
+    statuses = plan.run.status()["stages"]
+    for cfg in plan.stages:
+        name = cfg.stage.name
+        if statuses.get(name, {}).get("status") == "done":
+            continue
+        manifest = read_manifest(plan.run.checkpoint_dir(name))
+        best = plan.run.best_checkpoint(name)
+        plan.run.update_stage(
+            name,
+            status="done",
+            ended=now_iso(),
+            best_metric=manifest.get("best_metric"),
+            epochs=_epochs_of(plan.run.checkpoint_dir(name) / "checkpoint_latest.pth"),
+            best_checkpoint=str(best.relative_to(plan.run.path)) if best.is_file() else None,
+        )
+        log.info("%s: stage %s had saved its last epoch; recorded as done", plan.run.path, name)
 
 
 def _epochs_of(path: Optional[Path]) -> int:

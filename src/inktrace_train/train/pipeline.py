@@ -67,6 +67,7 @@ def train(cfg: Config, stages: List[Config], run_dir: Path) -> Optional[float]:
 
     def create(dist: Distributed, held: ExitStack) -> Tuple[RunDir, None]:
         if dist.is_main:  # the lock first: a second start into this directory writes nothing here
+            Path(run_dir).mkdir(parents=True, exist_ok=True)  # Hydra made it; a caller of train() may not have
             held.enter_context(RunDir(run_dir).lock())
             RunDir(run_dir).create(cfg, stages)
         run = RunDir(dist.broadcast(run_dir))  # after create: the other ranks read what it wrote
