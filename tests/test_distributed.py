@@ -189,6 +189,17 @@ def test_slurm_local_preset_runs_two_jobs_side_by_side_through_submitit(tmp_path
     for job in ("0", "1"):
         assert "(process 1 of 1, 1 threads)" in (tmp_path / "sw" / job / "train.log").read_text()
         assert (tmp_path / "sw" / job / "checkpoints/structural/checkpoint_best.pth").is_file()
+    # Resumed by name alone (here, to extend it), it runs on its own launcher again: the jobs ran
+    # on this machine, one after the other, and a Slurm sweep's would have trained on the login node.
+    submitted = sorted((tmp_path / "sw/.submitit").iterdir())
+    longer = run_cli(["+resume=sw", "training.epochs=2"], cwd=tmp_path)
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    assert "Launching 2 jobs locally" not in longer.stdout + longer.stderr
+    assert len(sorted((tmp_path / "sw/.submitit").iterdir())) > len(submitted)  # new submitit jobs
+    assert {r["status"] for r in rows(tmp_path / "sw")} == {"done"}
+    for job in ("0", "1"):
+        manifest = json.loads((tmp_path / "sw" / job / "checkpoints/structural/manifest.json").read_text())
+        assert manifest["files"]["checkpoint_latest.pth"]["epoch"] == 2
 
 
 @pytest.mark.slow

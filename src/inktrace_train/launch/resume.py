@@ -161,11 +161,17 @@ def check_sweep_resume(sweep: Path, overrides: List[str], compose: Compose) -> N
         _check_changes({k: v for k, v in requested.items() if flat.get(k) != v}, flat, str(job))
 
 
+LAUNCH_KEYS = ("hydra/launcher", "hydra.launcher.", "hydra/sweeper", "hydra.sweeper.")  # where a sweep's jobs ran
+
+
 def sweep_command(sweep: Path, overrides: List[str]) -> List[str]:
     """``+resume=SWEEP`` without ``-m``: the sweep's own overrides again (from its multirun.yaml),
+    its launcher and sweeper among them (a Slurm sweep resumes on Slurm, not on this machine),
     with the ones given now taking their place."""
     try:
-        task = [str(o) for o in OmegaConf.load(sweep / "multirun.yaml").hydra.overrides.task]
+        recorded = OmegaConf.load(sweep / "multirun.yaml").hydra.overrides
+        launch = [str(o) for o in recorded.hydra if override_key(str(o)).startswith(LAUNCH_KEYS)]
+        task = [*launch, *(str(o) for o in recorded.task)]
     except Exception:  # torn by a kill, or edited by hand
         raise ConfigError(
             f"resume: {sweep / 'multirun.yaml'} is unreadable: re-run the sweep's command with +resume={sweep}"
