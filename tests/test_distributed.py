@@ -221,6 +221,9 @@ def test_a_group_sigterm_under_torchrun_saves_on_every_rank_and_resumes_exactly(
     out, err = job.communicate(timeout=120)
     assert "stopped by SIGTERM in stage structural" in out + err, err[-3000:]
     assert "DataLoader worker" not in err and "inktrace_train/" not in err  # no worker death, no traceback of ours
+    # One way on, from the main rank: the other rank's directory was a temporary one, now gone.
+    assert (out + err).count("Continue with:") == 1
+    assert f"Continue with: python -m inktrace_train +resume={cwd / 'stopped'}\n" in err
     step, _ = latest_step(cwd / "stopped")
     assert 1 <= step < 4, step  # saved before the end: 4 optimizer steps in all
     status = json.loads((cwd / "stopped/run.json").read_text())["stages"]["structural"]

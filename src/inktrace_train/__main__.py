@@ -335,8 +335,10 @@ def interrupted(path: Path) -> NoReturn:
 
 
 def stopped(e: Preempted, path: Path) -> NoReturn:
-    """A run stopped by SIGTERM/SIGUSR1/Ctrl-C after saving: say where, and how to continue."""
-    print(f"inktrace_train: {e}. Continue with: {resume_command(path)}", file=sys.stderr)
+    """A run stopped by SIGTERM/SIGUSR1/Ctrl-C after saving: say where, and how to continue (the
+    main rank: another rank's Hydra directory is a temporary one, gone when it exits)."""
+    if Ranks.from_env().is_main:
+        print(f"inktrace_train: {e}. Continue with: {resume_command(path)}", file=sys.stderr)
     raise SystemExit(e.exit_status)
 
 
