@@ -105,6 +105,22 @@ def test_the_dense_command_a_structural_run_prints_runs_as_printed(tmp_path):
     assert json.loads((tmp_path / "dense/run.json").read_text())["stages"]["dense"]["status"] == "done"
 
 
+def test_the_dense_command_of_a_sweep_job_first_run_by_a_resume(tmp_path):
+    """Such a job has only .hydra/resume-*/ (no first launch record): its command came out bare;
+    and a sweep preset among its overrides made the dense command a sweep."""
+    from inktrace_train.run.rundir import RunDir
+    from inktrace_train.train.pipeline import dense_stage_command
+
+    job = tmp_path / "sweep" / "2"
+    for stamp, lr in (("2026-12-01_10-00-00", "0.01"), ("2026-12-02_10-00-00", "0.001")):
+        (job / ".hydra" / f"resume-{stamp}").mkdir(parents=True)
+        lines = ["sweep=lr", f"training.lr={lr}", "model=tiny", "training.epochs=3", "hydra.run.dir=x"]
+        (job / ".hydra" / f"resume-{stamp}" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in lines))
+    assert dense_stage_command(RunDir(job)) == (
+        f"python -m inktrace_train training.lr=0.001 model=tiny stage=dense stage.init_from={job}"
+    )
+
+
 def test_shape_mismatch_is_an_error_unless_allowed():
     model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
     source = dict(model.state_dict())

@@ -208,11 +208,14 @@ class RunDir:
         return self.path / f"init_report_{stage}.txt"
 
     def launch_overrides(self) -> List[str]:
-        """The command-line overrides the run was launched with (Hydra's record; [] without one)."""
-        if not self.overrides_file.is_file():
+        """The command-line overrides the run was launched with: Hydra's record of its first launch,
+        or where there is none (a sweep's job first run by the sweep's resume) of its newest
+        resume's; [] without either."""
+        records = [self.overrides_file, *sorted(self.hydra_dir.glob("resume-*/overrides.yaml"), reverse=True)]
+        found = next((path for path in records if path.is_file()), None)
+        if found is None:
             return []
-        lines = self.overrides_file.read_text().splitlines()
-        return [line[2:].strip() for line in lines if line.startswith("- ")]
+        return [line[2:].strip() for line in found.read_text().splitlines() if line.startswith("- ")]
 
     def stage_config_file(self, stage: str) -> Path:
         return self.checkpoint_dir(stage) / "config.yaml"

@@ -214,16 +214,22 @@ def log_summary(run: RunDir, stages: List[Config]) -> None:
         f"  curves:        {shell_command('tensorboard', '--logdir', str(run.tb_root))}",
     ]
     if last == "structural":
-        # The run's own model and data settings again (a tiny model's weights fit no other backbone,
-        # and your strokes are not KanjiVG); its stage and epochs are the dense stage's own.
-        kept = [
-            o
-            for o in run.launch_overrides()
-            if override_key(o).split(".")[0] not in ("stage", "hydra") and override_key(o) != "training.epochs"
-        ]
-        init = f"stage.init_from={hydra_quoted(str(run.path))}"
-        lines.append(f"  dense stage:   {shell_command(*train, *kept, 'stage=dense', init)}")
+        lines.append(f"  dense stage:   {dense_stage_command(run)}")
     log.info("\n".join(lines))
+
+
+def dense_stage_command(run: RunDir) -> str:
+    """The command that trains the dense stage from a structural run: the run's own model and
+    data settings again (a tiny model's weights fit no other backbone, and your strokes are not
+    KanjiVG), without its stage and epochs (the dense stage's own) or a sweep preset (sweep=lr
+    would make it a sweep)."""
+    kept = [
+        o
+        for o in run.launch_overrides()
+        if override_key(o).split(".")[0] not in ("stage", "hydra", "sweep") and override_key(o) != "training.epochs"
+    ]
+    init = f"stage.init_from={hydra_quoted(str(run.path))}"
+    return shell_command("python", "-m", "inktrace_train", *kept, "stage=dense", init)
 
 
 def setup_logging(path: Path) -> None:
