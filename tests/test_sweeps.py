@@ -203,3 +203,32 @@ def test_optuna_preset_runs_three_trials(workdir):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(rows(workdir / "opt")) == 3
     assert "best_value" in (workdir / "opt/optimization_results.yaml").read_text()
+
+
+@pytest.mark.slow
+@needs_optuna
+def test_an_optuna_sweep_stopped_mid_trial_resumes_with_the_command_it_prints(workdir):
+    """The Optuna sweeper writes no multirun.yaml, so +resume= of its directory said it 'holds 2
+    runs'. The sampler is seeded: the resumed sweep proposes the same trials, skips the done one
+    and continues the stopped one."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["sweep=optuna", "hydra.sweeper.n_trials=3", *SMALL, "data.train_samples=256", "hydra.sweep.dir=opt"]
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "inktrace_train", *args], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.time() + 240
+    while not (workdir / "opt/1/checkpoints").is_dir() and sweep.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    sweep.send_signal(signal.SIGTERM)
+    _, err = sweep.communicate(timeout=240)
+    assert sweep.returncode == 75, err.decode()[-2000:]
+    (command,) = [line.split("Continue with: ")[1] for line in err.decode().splitlines() if "Continue with: " in line]
+    lr = OmegaConf.load(workdir / "opt/1/config.yaml").training.lr
+    resumed = run_cli(command.split()[3:], cwd=workdir)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "job 0 is done" in resumed.stdout and OmegaConf.load(workdir / "opt/1/config.yaml").training.lr == lr
+    assert [r["status"] for r in rows(workdir / "opt")] == ["done"] * 3

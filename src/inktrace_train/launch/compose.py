@@ -329,3 +329,8 @@ class ValidateConfig(Callback):
                 )
         except UserError as e:
             fail(str(e))
+        # The sweep's record, which +resume= reads back. Hydra's basic sweeper writes it as it
+        # starts (the same file, again); the Optuna sweeper never does, so without this a stopped
+        # Optuna sweep could not be resumed by the command its stop message gives.
+        sweep.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(config, sweep / "multirun.yaml")
