@@ -209,24 +209,27 @@ def test_optuna_preset_runs_three_trials(workdir):
 @needs_optuna
 def test_an_optuna_sweep_stopped_mid_trial_resumes_with_the_command_it_prints(workdir):
     """The Optuna sweeper writes no multirun.yaml, so +resume= of its directory said it 'holds 2
-    runs'. The sampler is seeded: the resumed sweep proposes the same trials, skips the done one
-    and continues the stopped one."""
+    runs'; a job stopped by Ctrl-C was recorded as preempted. The sampler is seeded: the resumed
+    sweep proposes the same trials, skips the done one and continues the stopped one."""
     import signal
     import subprocess
     import sys
     import time
 
-    args = ["sweep=optuna", "hydra.sweeper.n_trials=3", *SMALL, "data.train_samples=256", "hydra.sweep.dir=opt"]
+    args = ["sweep=optuna", "hydra.sweeper.n_trials=3", *SMALL, "training.epochs=2", "hydra.sweep.dir=opt"]
     sweep = subprocess.Popen(
         [sys.executable, "-m", "inktrace_train", *args], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     deadline = time.time() + 240
-    while not (workdir / "opt/1/checkpoints").is_dir() and sweep.poll() is None and time.time() < deadline:
+    saved = workdir / "opt/1/checkpoints/structural/checkpoint_latest.pth"  # in its second epoch
+    while not saved.is_file() and sweep.poll() is None and time.time() < deadline:
         time.sleep(0.01)
-    sweep.send_signal(signal.SIGTERM)
+    sweep.send_signal(signal.SIGINT)  # Ctrl-C: recorded as interrupted, as the job's run.json says
     _, err = sweep.communicate(timeout=240)
-    assert sweep.returncode == 75, err.decode()[-2000:]
-    (command,) = [line.split("Continue with: ")[1] for line in err.decode().splitlines() if "Continue with: " in line]
+    assert sweep.returncode == 130, err.decode()[-2000:]
+    assert json.loads((workdir / "opt/1/job.json").read_text())["status"] == "interrupted"
+    assert json.loads((workdir / "opt/1/run.json").read_text())["stages"]["structural"]["status"] == "interrupted"
+    (command,) = [ln.split("Continue with: ")[1] for ln in err.decode().splitlines() if "Continue with: " in ln]
     lr = OmegaConf.load(workdir / "opt/1/config.yaml").training.lr
     resumed = run_cli(command.split()[3:], cwd=workdir)
     assert resumed.returncode == 0, resumed.stderr[-2000:]

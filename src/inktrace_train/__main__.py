@@ -256,12 +256,17 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
             _train(cfg, run_dir)
         record.update({**run_result(run_dir), "status": "done", "error": None})
     except Preempted as e:  # saved at a signal's request: record it, let submitit requeue, stop the sweep
-        record.update(status="preempted", metric=None, best_checkpoint=None, error=str(e))
+        status = "interrupted" if e.signal_name == "SIGINT" else "preempted"  # as the run's run.json says
+        record.update(status=status, metric=None, best_checkpoint=None, error=str(e))
         _write_job_record(run_dir, record, start)
         from inktrace_train.train.pipeline import STOP
 
         STOP.forward()
         stopped(e, run_dir.parent)
+    except KeyboardInterrupt:  # Ctrl-C before training started, or a second one: no traceback from the sweeper
+        record.update(status="interrupted", metric=None, best_checkpoint=None, error="KeyboardInterrupt")
+        _write_job_record(run_dir, record, start)
+        interrupted(run_dir.parent)
     except Exception as e:
         record.update(status="failed", metric=None, best_checkpoint=None, error=f"{type(e).__name__}: {e}")
         log.error("job %s failed: %s", hc.job.num, record["error"])
@@ -375,7 +380,11 @@ def main() -> None:
         sys.argv = [sys.argv[0], *argv]
     except UserError as e:
         fail(str(e))
-    _hydra_main()
+    try:
+        _hydra_main()
+    except KeyboardInterrupt:  # Ctrl-C between a sweep's jobs (in the sweeper's own code): no traceback
+        print("inktrace_train: interrupted (Ctrl-C) between sweep jobs; each job keeps what it saved", file=sys.stderr)
+        raise SystemExit(INTERRUPTED_EXIT) from None
     if SWEEP.failed:
         why = SWEEP.refused[0] if SWEEP.refused else "their errors are in the sweep's summary.md"
         fail(f"{SWEEP.failed} of {SWEEP.jobs} sweep jobs failed; {why}", code=1)

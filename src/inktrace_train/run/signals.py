@@ -85,7 +85,7 @@ class StopRequest:
         """After saving: hand the signal to the handler that was there before ours. In a
         submitit job that handler requeues the job (and exits); elsewhere there is none."""
         handler = self.previous.get(self.signum)
-        if callable(handler):
+        if callable(handler) and handler is not signal.default_int_handler:  # Python's own raises KeyboardInterrupt
             handler(self.signum, None)
 
     def _handle(self, signum: int, frame: object) -> None:
