@@ -117,7 +117,7 @@ def test_nearest_key():
         (["stage=dens"], "unknown option stage=dens: did you mean 'dense'? options: all, dense, structural"),
         (["-m", "model=default,tinyy"], "unknown option model=tinyy"),
         (["experiment=null"], "experiment=null is not an option: leave experiment out to use none"),
-        (["data.path=~/ink"], "'data.path=~/ink': ~ is not expanded after '='; write 'data.path=\"~/ink\"'"),
+        (["data.path=~/ink"], "'data.path=~/ink': the shell does not expand ~ after '='; write data.path=$HOME/ink"),
         (["training.lr=(1"], "cannot parse override 'training.lr=(1'"),
     ],
 )

@@ -186,6 +186,12 @@ def test_a_line_file_cut_short_keeps_its_cached_glyphs_and_a_new_one_keeps_its_w
     (fresh / "doodles.ndjson").write_bytes(whole[: whole.index(b"\n") + 30])
     first = strokes.load(fresh, cache)
     assert len(first.usable) == 1 and [s.reason for s in first.skips] == ["file cut short"]
+    # A whole last record without a final newline (as editors save) is read as a line, bad or good.
+    (fresh / "doodles.ndjson").write_bytes(whole.rstrip(b"\n") + b'\n{"strokes": [[[true], [0]]]}')
+    npzcache.forget()
+    edited = strokes.load(fresh, cache)
+    assert [s.reason for s in edited.skips if "cut short" in s.reason] == []
+    assert "unparseable line" in [s.reason for s in edited.skips]
 
 
 def test_corrupt_cache_is_rebuilt_with_a_warning(ink, caplog):
@@ -378,14 +384,25 @@ def test_check_survives_names_opencv_cannot_draw_and_refuses_a_preview_it_cannot
     assert none.returncode == 0 and not (tmp_path / "none.png").exists() and "preview" not in none.stdout
 
 
-def test_a_cache_folder_that_cannot_be_written_is_a_warning_not_a_failure(ink, caplog):
+def test_a_cache_folder_that_cannot_be_written_is_a_warning_not_a_failure(ink, caplog, monkeypatch):
     """data.cache_dir under a file (or read-only, or a full disk): training went down with a
     traceback from mkdir; the strokes are read all the same, and parsed again next time."""
+    from inktrace_train.run.atomic import WriteError
+
     folder, _ = ink
     (folder.parent / "a_file").write_text("")
     loaded = strokes.load(folder, folder.parent / "a_file" / "cache")
     assert len(loaded.usable) == len(strokes.load(folder, folder.parent / "cache").usable) > 0
     assert "cannot write the cache" in caplog.text and "set data.cache_dir to a writable folder" in caplog.text
+
+    def full_disk(path, write):  # the folder is there; the temp file's write fails
+        raise WriteError(f"cannot write {path}: No space left on device")
+
+    monkeypatch.setattr(npzcache, "write_temp", full_disk)
+    caplog.clear()
+    npzcache.forget()
+    assert len(strokes.load(folder, folder.parent / "full").usable) == len(loaded.usable)
+    assert "cannot write the cache" in caplog.text and "No space left on device" in caplog.text
 
 
 def test_hidden_files_and_folders_are_not_searched(ink):

@@ -145,3 +145,16 @@ def test_a_killed_run_on_stroke_files_resumes_exactly(workdir):
     assert a["global_step"] == b["global_step"] == 4
     for name, tensor in a["model_state_dict"].items():
         assert torch.equal(tensor, b["model_state_dict"][name]), name
+
+
+def test_a_failed_start_in_a_folder_of_your_own_removes_only_what_it_wrote(workdir):
+    """hydra.run.dir=. and a start that fails (no usable glyph): the failed-start cleanup deleted
+    the whole folder, the user's own files with it."""
+    (workdir / "notes.txt").write_text("my notes")
+    (workdir / "bad.ndjson").write_text("nope\n")
+    proc = run_cli(tiny("data=strokes", "data.path=bad.ndjson", "hydra.run.dir=."), cwd=workdir)
+    assert proc.returncode == 2 and "no usable glyph" in proc.stderr, proc.stderr[-2000:]
+    assert sorted(p.name for p in workdir.iterdir()) == ["bad.ndjson", "notes.txt"]
+    assert (workdir / "notes.txt").read_text() == "my notes"
+    fresh = run_cli(tiny("data=strokes", "data.path=bad.ndjson", "hydra.run.dir=new"), cwd=workdir)
+    assert fresh.returncode == 2 and not (workdir / "new").exists()  # a folder it made goes entirely

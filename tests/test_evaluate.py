@@ -74,6 +74,13 @@ def test_your_own_stroke_files_are_a_set_of_their_own(checkpoint, tmp_path):  # 
     assert few.returncode == 1 and "no test-split glyph at the checkpoint's data.val_fraction" in few.stderr
     bare = cli([str(checkpoint), "--set", "strokes"], cwd=tmp_path, module=MODULE)
     assert bare.returncode == 1 and "the strokes set needs --data-path PATH" in bare.stderr
+    from inktrace_train.checkpoint.store import load_checkpoint, sealed_bytes
+
+    moved = load_checkpoint(checkpoint)  # a run of data=strokes whose files are not on this machine
+    moved.config["data"]["path"] = "gone/ink"
+    (tmp_path / "moved.pth").write_bytes(sealed_bytes(moved.to_dict()))
+    gone = cli(["moved.pth", "--set", "strokes"], cwd=tmp_path, module=MODULE)
+    assert gone.returncode == 1 and "the checkpoint's data.path=gone/ink is not here: give --data-path" in gone.stderr
 
 
 @pytest.mark.slow

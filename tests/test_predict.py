@@ -58,19 +58,23 @@ def test_a_file_and_a_folder_give_a_panel_and_an_svg(checkpoint, tmp_path):
     (tmp_path / "many").mkdir()
     draw(tmp_path / "many" / "a.png")
     draw(tmp_path / "many" / "b.jpg", size=(40, 200))
+    from PIL import Image
+
+    draw(tmp_path / "c.png", size=(90, 120))
+    Image.open(tmp_path / "c.png").save(tmp_path / "many" / "c.gif")  # read from a folder too
     proc = run_cli(
         [str(checkpoint), str(tmp_path / "one.png"), str(tmp_path / "many"), "--out", str(tmp_path / "out")],
         cwd=tmp_path,
         module="inktrace_train.predict",
     )
     assert proc.returncode == 0, proc.stderr
-    for name, (w, h) in (("one", (90, 120)), ("a", (90, 120)), ("b", (200, 40))):
+    for name, (w, h) in (("one", (90, 120)), ("a", (90, 120)), ("b", (200, 40)), ("c", (120, 90))):
         panel = cv2.imread(str(tmp_path / "out" / f"{name}.png"))
         assert panel is not None and panel.shape[0] > 64 * 4 and panel.shape[1] > 64 * 4 * 5
         root = ET.fromstring((tmp_path / "out" / f"{name}.svg").read_text())
         assert root.tag == "{http://www.w3.org/2000/svg}svg" and root.get("viewBox") == f"0 0 {w} {h}"
         assert len(root.findall("{http://www.w3.org/2000/svg}g")) == 1  # one glyph: the cross
-    assert proc.stdout.count("strokes ->") == 3 and "traced 3 of 3 images, 0 failed" in proc.stdout
+    assert proc.stdout.count("strokes ->") == 4 and "traced 4 of 4 images, 0 failed" in proc.stdout
 
 
 def test_the_canvas_rule_keeps_the_aspect_and_inverts_paper(tmp_path):
@@ -142,6 +146,14 @@ def test_images_of_one_name_keep_their_own_outputs_and_no_input_is_overwritten(c
     again = run_cli([str(checkpoint), "more", "--out", "more"], cwd=tmp_path, module="inktrace_train.predict")
     assert again.returncode == 2 and "would overwrite the input more/page.png" in again.stderr
     assert sorted(p.name for p in (tmp_path / "more").iterdir()) == ["page.png"]
+    # A file of the user's where an output would go (not an input, not an earlier output): refused.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "page.json").write_text("my notes")
+    kept = run_cli([str(checkpoint), "more", "--out", "mine", "--json"], cwd=tmp_path, module="inktrace_train.predict")
+    assert kept.returncode == 2 and "mine/page.json exists and is not an output of predict" in kept.stderr
+    assert (tmp_path / "mine" / "page.json").read_text() == "my notes"
+    again = run_cli([str(checkpoint), "scans", "--out", "out"], cwd=tmp_path, module="inktrace_train.predict")
+    assert again.returncode == 0, again.stderr  # an earlier run's outputs are replaced
     assert all(p.read_bytes() == data for p, data in before.items())
 
 
@@ -166,6 +178,8 @@ def test_an_array_of_floats_outside_0_1_is_refused():
     from inktrace_train.evaluation.imaging import read_grey
 
     assert read_grey(np.full((4, 4), 1.0))[0, 0] == 255
+    with pytest.raises(ToolError, match="an image must be uint8, uint16 or float in \\[0, 1\\], not int64"):
+        read_grey(np.zeros((4, 4), np.int64))
     with pytest.raises(ToolError, match="a float image must hold values in \\[0, 1\\], this one holds 0 to 255"):
         read_grey(np.linspace(0, 255, 16).reshape(4, 4))
 

@@ -69,6 +69,8 @@ def test_a_run_of_your_own_experiment_folder_resumes_with_its_command_given_agai
     assert manifest["files"]["checkpoint_latest.pth"]["epoch"] == 2
     refused = run_cli([*command, "training.lr=0.1", "+resume=run"], cwd=workdir)
     assert refused.returncode == 2 and "resume cannot change training.lr (0.0042 -> 0.1)" in refused.stderr
+    dense = [line for line in longer.stdout.splitlines() if "dense stage:" in line]
+    assert dense and f"--config-dir {workdir / 'my_exps'} experiment=mine" in dense[0]  # it runs as printed
 
 
 @pytest.mark.slow
@@ -84,9 +86,10 @@ def test_multirun_three_jobs_summary_and_job_resume(workdir):
     metrics = [float(r["metric"]) for r in table]
     assert metrics == sorted(metrics, reverse=True)
     assert "training.lr=0.0005" in (sweep / "summary.md").read_text()
+    record = (sweep / "1/job.json").read_bytes()
     again = run_cli(["+resume=sweep/1"], cwd=workdir)  # each job is a run of its own
     assert again.returncode == 0 and "already finished" in again.stdout
-    assert json.loads((sweep / "1/job.json").read_text())["wall_time_s"] > 0  # left as it was
+    assert (sweep / "1/job.json").read_bytes() == record  # nothing trained: its record as it was
     longer = run_cli(["+resume=sweep/1", "training.epochs=2"], cwd=workdir)  # ...and its record follows
     assert longer.returncode == 0, longer.stderr[-2000:]
     record = json.loads((sweep / "1/job.json").read_text())
@@ -102,11 +105,25 @@ def test_multirun_three_jobs_summary_and_job_resume(workdir):
         twice.returncode == 2 and "sweep already holds a sweep: re-run its command with +resume=sweep" in twice.stderr
     )
     assert {p: p.read_bytes() for p in sweep.rglob("*") if p.is_file()} == before
+    # A job whose settings now differ from those it trained with (a re-proposed Optuna trial, say)
+    # is refused by name, not resumed with its old settings under the new record.
+    job1 = OmegaConf.load(sweep / "1/config.yaml")
+    job1.training.lr = 0.123
+    OmegaConf.save(job1, sweep / "1/config.yaml")
+    (sweep / "1/job.json").unlink()
+    differs = run_cli(["+resume=sweep"], cwd=workdir)
+    assert (
+        differs.returncode == 1
+        and "resume cannot change training.lr (0.123 -> 0.0005)" in differs.stdout + differs.stderr
+    )
+    assert json.loads((sweep / "1/job.json").read_text())["status"] == "failed"
+    job1.training.lr = 0.0005
+    OmegaConf.save(job1, sweep / "1/config.yaml")
     (sweep / "2/job.json").write_text('{"job": 2, "overr')  # torn by a kill as it was written
     torn = run_cli(["+resume=sweep"], cwd=workdir)
     assert torn.returncode == 0 and "already finished" in torn.stdout, torn.stderr[-2000:]
     assert json.loads((sweep / "2/job.json").read_text())["status"] == "done"  # written again from its run
-    assert {r["status"] for r in rows(sweep)} == {"done"}
+    assert {r["status"] for r in rows(sweep)} == {"done"}  # job 1 too: its settings are its own again
 
 
 @pytest.mark.slow
@@ -230,8 +247,12 @@ def test_an_optuna_sweep_stopped_mid_trial_resumes_with_the_command_it_prints(wo
     assert json.loads((workdir / "opt/1/job.json").read_text())["status"] == "interrupted"
     assert json.loads((workdir / "opt/1/run.json").read_text())["stages"]["structural"]["status"] == "interrupted"
     (command,) = [ln.split("Continue with: ")[1] for ln in err.decode().splitlines() if "Continue with: " in ln]
-    lr = OmegaConf.load(workdir / "opt/1/config.yaml").training.lr
+    proposed = [o for o in json.loads((workdir / "opt/1/job.json").read_text())["overrides"] if "training.lr" in o]
     resumed = run_cli(command.split()[3:], cwd=workdir)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "job 0 is done" in resumed.stdout and OmegaConf.load(workdir / "opt/1/config.yaml").training.lr == lr
+    assert "job 0 is done" in resumed.stdout
+    # Proposed again as it was (a different proposal would be refused: the job's settings are checked).
+    assert [
+        o for o in json.loads((workdir / "opt/1/job.json").read_text())["overrides"] if "training.lr" in o
+    ] == proposed
     assert [r["status"] for r in rows(workdir / "opt")] == ["done"] * 3

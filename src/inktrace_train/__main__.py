@@ -34,6 +34,7 @@ from inktrace_train.config.unused import unused_keys
 from inktrace_train.errors import RunFailed, UserError, fail
 from inktrace_train.launch import resume
 from inktrace_train.launch.compose import (
+    BEFORE_START,
     check_creatable,
     check_overrides,
     compose_plain,
@@ -212,12 +213,15 @@ def _recording_job(job_dir: Path, record: Dict[str, Any], changed: List[str]) ->
     resume writes them."""
     from inktrace_train.launch.sweeps import run_result
 
-    start, error = time.time(), None
+    start, error, in_use = time.time(), None, False
     keys = {override_key(o) for o in changed}
     record.update(overrides=[o for o in record["overrides"] if override_key(o) not in keys] + changed)
     record.update(started=now_iso())
     try:
         yield
+    except RunInUse:  # another process trains this job: its record is that process's to write
+        in_use = True
+        raise
     except Preempted as e:
         error = str(e)
         raise
@@ -225,8 +229,9 @@ def _recording_job(job_dir: Path, record: Dict[str, Any], changed: List[str]) ->
         error = f"{type(e).__name__}: {e}"
         raise
     finally:  # Ctrl-C too: run.json says where each stage stands
-        record.update(run_result(job_dir), error=error)
-        _write_job_record(job_dir, record, start)
+        if not in_use:
+            record.update(run_result(job_dir), error=error)
+            _write_job_record(job_dir, record, start)
 
 
 def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
@@ -251,6 +256,9 @@ def _sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     record = {"job": hc.job.num, "overrides": list(hc.overrides.task), "started": now_iso()}
     try:
         if RunDir(run_dir).config_file.is_file():  # +resume= of the sweep, or a job requeued by submitit
+            # Its settings now against those it trained with: a re-proposed Optuna trial that
+            # differs is refused, not trained on with the old values.
+            resume.check_job_settings(run_dir, list(hc.overrides.task), compose_plain)
             _resume(str(run_dir), changes)
         else:
             _train(cfg, run_dir)
@@ -319,8 +327,9 @@ def _reporting(run_dir: Path, action: Callable[[], Optional[float]], new_run: bo
     except RunFailed as e:  # it ran: keep what it wrote
         fail(str(e), code=1)
     except UserError as e:
-        if new_run and not isinstance(e, (RunDirTaken, RunInUse)):  # a failed start; never another run's directory
-            RunDir(run_dir).discard_if_unused()
+        started = Path(run_dir).resolve()  # a failed start (what it wrote); never another run's directory
+        if new_run and not isinstance(e, (RunDirTaken, RunInUse)) and started in BEFORE_START:
+            RunDir(run_dir).discard_if_unused(BEFORE_START[started])
         fail(str(e))
     except Preempted as e:
         stopped(e, run_dir)
@@ -331,7 +340,7 @@ def _reporting(run_dir: Path, action: Callable[[], Optional[float]], new_run: bo
 def interrupted(path: Path) -> NoReturn:
     """A second Ctrl-C (or one before training started): no traceback; where the run stands."""
     run = RunDir(path)
-    if any(run.path.glob("checkpoints/*/*.pth")):
+    if any(run.path.glob("checkpoints/*/*.pth")) or any(run.path.glob("*/checkpoints/*/*.pth")):  # a run, or a sweep
         where = f"{path} keeps its newest checkpoint. Continue with: {resume_command(path)}"
     else:
         where = f"{path} holds no checkpoint yet. Start it again with: {resume_command(path)}"

@@ -461,6 +461,12 @@ def main(argv: Optional[List[str]] = None) -> None:
                     "the strokes set needs --data-path PATH (your stroke files), or a checkpoint of data=strokes"
                 )
             subsets = tuple(s for s in subsets if s != "strokes")  # a model of the bundled data: nothing to say
+        elif "strokes" in subsets and not args.data_path and not Path(stroke_path).expanduser().exists():
+            message = f"the checkpoint's data.path={stroke_path} is not here: give --data-path PATH"
+            if args.subset == "strokes":
+                raise UserError(message)
+            print(f"(no strokes rows: {message})")
+            subsets = tuple(s for s in subsets if s != "strokes")
         if "brush" in subsets and hanzi_dir is None:
             message = f"the brush set needs --hanzi-dir PATH (get the data: `{HANZI_FETCH}`)"
             if args.subset == "brush":

@@ -63,24 +63,33 @@ def inputs(paths: List[str]) -> List[Path]:
 
 def output_names(images: List[Path], out: Path) -> Dict[Path, str]:
     """Each image's output name in ``out``: its stem, or where two images share a stem (a.png
-    and a.jpg, or 1.png in two folders) its file name, then a number. No output may land on an
-    input: with ``--out`` the images' own folder, ``a.png``'s panel would replace it."""
+    and a.jpg, or 1.png in two folders) its file name, then a number, so that no two images'
+    outputs meet. Nothing predict did not write is replaced: an output path that exists must be
+    an earlier run's output (its ``<name>.svg`` beside it); with ``--out`` the images' own
+    folder, ``a.png``'s panel would replace the image."""
     stems = [p.stem for p in images]
     names: Dict[Path, str] = {}
-    taken: set = set()
+    taken: set = set()  # output file names given out so far
     for path, stem in zip(images, stems, strict=True):
-        name = stem if stems.count(stem) == 1 else path.name
-        base, k = name, 2
-        while name in taken:
+        base = stem if stems.count(stem) == 1 else path.name
+        name, k = base, 2
+        while any(f"{name}{suffix}" in taken for suffix in OUTPUTS):
             name, k = f"{base}-{k}", k + 1
-        taken.add(name)
+        taken.update(f"{name}{suffix}" for suffix in OUTPUTS)
         names[path] = name
     inputs_here = {p.resolve() for p in images}
     for path, name in names.items():
         for suffix in OUTPUTS:
-            if (out / f"{name}{suffix}").resolve() in inputs_here:
+            target = out / f"{name}{suffix}"
+            if target.resolve() in inputs_here:
                 raise ToolError(
-                    f"--out {out}: {name}{suffix} of {path} would overwrite the input {out / (name + suffix)}; "
+                    f"--out {out}: {name}{suffix} of {path} would overwrite the input {target}; "
+                    "write the outputs to another folder",
+                    2,
+                )
+            if target.exists() and not (out / f"{name}.svg").is_file():
+                raise ToolError(
+                    f"--out {out}: {target} exists and is not an output of predict (no {name}.svg beside it); "
                     "write the outputs to another folder",
                     2,
                 )

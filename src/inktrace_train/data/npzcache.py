@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Hashable, Sequence
 
 import numpy as np
 
-from inktrace_train.run.atomic import commit, write_temp
+from inktrace_train.run.atomic import WriteError, commit, write_temp
 
 
 def digest(arrays: Dict[str, np.ndarray], names: Sequence[str]) -> str:
@@ -58,12 +58,12 @@ def write(path: Path, arrays: Dict[str, np.ndarray], names: Sequence[str], key: 
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = write_temp(path, lambda f: np.savez(f, meta=np.array(json.dumps(meta)), **{k: arrays[k] for k in names}))
         commit(tmp, path)
-    except OSError as e:
+    except (OSError, WriteError) as e:  # WriteError: the temp file's write or rename failed (a full disk)
         logging.getLogger(__name__).warning(
             "cannot write the cache %s (%s): the data is parsed again at every start; set data.cache_dir "
             "to a writable folder",
             path,
-            e.strerror or e,
+            getattr(e, "strerror", None) or e,
         )
 
 

@@ -55,6 +55,8 @@ def _as_unit(img: np.ndarray, what: str) -> np.ndarray:
     """An image array's values as float32 in [0, 1]: uint8 and uint16 scaled, floats checked."""
     if img.dtype in (np.uint8, np.uint16):
         return img.astype(np.float32) / np.iinfo(img.dtype).max
+    if img.dtype.kind not in "fb":
+        raise ToolError(f"{what}: an image must be uint8, uint16 or float in [0, 1], not {img.dtype} (pass uint8)")
     values = img.astype(np.float32)
     if not np.isfinite(values).all() or values.min() < 0 or values.max() > 1:
         low, high = np.nanmin(values), np.nanmax(values)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import os
 import re
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Set
 
 from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
@@ -36,6 +37,8 @@ from inktrace_train.run.ranks import Ranks
 from inktrace_train.run.rundir import RunDir
 
 GROUPS = ("model", "stage", "training", "data", "experiment", "sweep")
+# A new run's directory -> its entries before this process's start (None: it did not exist).
+BEFORE_START: Dict[Path, Optional[Set[str]]] = {}
 
 
 def config_dir() -> str:
@@ -162,10 +165,9 @@ def _grammar_error(overrides: List[str]) -> str:
             reason = reason if reason and "LexerNoViableAlt" not in reason else "an unclosed quote or bracket"
             key, _, value = override.partition("=")
             if value.startswith("~"):  # the shell expands ~ only at a word's start, not after key=
-                home = f'{key}="{value}"'
                 return (
-                    f"cannot parse override '{override}': ~ is not expanded after '='; write '{home}' "
-                    f"(quoted, the program expands it) or {key}=$HOME{value[1:]}"
+                    f"cannot parse override '{override}': the shell does not expand ~ after '='; "
+                    f"write {key}=$HOME{value[1:]}"
                 )
             return (
                 f"cannot parse override '{override}': {reason}; write KEY=VALUE, quoting values with special "
@@ -313,6 +315,9 @@ class ValidateConfig(Callback):
             else:
                 check_creatable(run.path, "hydra.run.dir")
                 run.refuse_if_taken()
+                # What was there before this start (hydra.run.dir=. is a folder of the user's own):
+                # a failed start removes only what it wrote.
+                BEFORE_START[run.path.resolve()] = set(os.listdir(run.path)) if run.path.is_dir() else None
         except UserError as e:
             fail(str(e))
 

@@ -23,8 +23,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from omegaconf import OmegaConf
 
 from inktrace_train.config.schema import Config, apply_changes, flatten, override_key
-from inktrace_train.errors import ConfigError
-from inktrace_train.run.rundir import RunDir, config_to_dict, now_iso
+from inktrace_train.errors import ConfigError, UserError
+from inktrace_train.run.rundir import LATEST, RunDir, config_to_dict, now_iso
 from inktrace_train.run.stagefiles import newest_valid, read_manifest
 
 log = logging.getLogger(__name__)
@@ -164,6 +164,19 @@ def check_sweep_resume(sweep: Path, overrides: List[str], compose: Compose) -> N
 LAUNCH_KEYS = ("hydra/launcher", "hydra.launcher.", "hydra/sweeper", "hydra.sweeper.")  # where a sweep's jobs ran
 
 
+def check_job_settings(job: Path, overrides: List[str], compose: Compose) -> None:
+    """A sweep's job resumed with the sweep's command: refuse, naming the key, when the settings
+    the sweep gives it now (``overrides``: a re-proposed Optuna trial, say) differ from those it
+    trained with, in any key a resume may not change (those a resume may change are the
+    resume's own business: the original command's training.epochs=1 must not cut an extended
+    job back)."""
+    flat = flatten(run_config(RunDir(job)))
+    requested = requested_changes(overrides, compose)
+    _check_changes(
+        {k: v for k, v in requested.items() if flat.get(k) != v and k not in ALLOWED_CHANGES}, flat, str(job)
+    )
+
+
 def sweep_command(sweep: Path, overrides: List[str]) -> List[str]:
     """``+resume=SWEEP`` without ``-m``: the sweep's own overrides again (from its multirun.yaml),
     its launcher and sweeper among them (a Slurm sweep resumes on Slurm, not on this machine),
@@ -291,6 +304,17 @@ def record_finished(plan: ResumePlan) -> None:
     if plan.run is None or plan.start is not None:
         return
     statuses = plan.run.status()["stages"]
+    if all(statuses.get(cfg.stage.name, {}).get("status") == "done" for cfg in plan.stages):
+        return  # the usual case: nothing to record, nothing written
+    try:
+        with plan.run.lock():  # one writer of run.json: a live process may be finishing it now
+            _record_finished(plan)
+    except UserError:  # in use, or not writable: its owner records the end
+        return
+
+
+def _record_finished(plan: ResumePlan) -> None:
+    statuses = plan.run.status()["stages"]
     for cfg in plan.stages:
         name = cfg.stage.name
         if statuses.get(name, {}).get("status") == "done":
@@ -302,7 +326,7 @@ def record_finished(plan: ResumePlan) -> None:
             status="done",
             ended=now_iso(),
             best_metric=manifest.get("best_metric"),
-            epochs=_epochs_of(plan.run.checkpoint_dir(name) / "checkpoint_latest.pth"),
+            epochs=_epochs_of(plan.run.checkpoint_dir(name) / LATEST),
             best_checkpoint=str(best.relative_to(plan.run.path)) if best.is_file() else None,
         )
         log.info("%s: stage %s had saved its last epoch; recorded as done", plan.run.path, name)

@@ -23,7 +23,7 @@ import sys
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from omegaconf import OmegaConf
 
@@ -213,9 +213,18 @@ class RunDir:
         resume's; [] without either."""
         records = [self.overrides_file, *sorted(self.hydra_dir.glob("resume-*/overrides.yaml"), reverse=True)]
         found = next((path for path in records if path.is_file()), None)
-        if found is None:
+        try:
+            return [str(o) for o in OmegaConf.load(found)] if found else []
+        except Exception:  # torn by a kill as Hydra wrote it
             return []
-        return [line[2:].strip() for line in found.read_text().splitlines() if line.startswith("- ")]
+
+    def launch_config_dir(self) -> Optional[str]:
+        """The ``--config-dir`` the run was launched with (Hydra's record of its search path), or None."""
+        try:
+            sources = OmegaConf.load(self.hydra_dir / "hydra.yaml").hydra.runtime.config_sources
+        except Exception:  # no record (a run of an older version), or a torn one
+            return None
+        return next((str(src.path) for src in sources if src.provider == "command-line"), None)
 
     def stage_config_file(self, stage: str) -> Path:
         return self.checkpoint_dir(stage) / "config.yaml"
@@ -304,15 +313,25 @@ class RunDir:
         state["stages"].setdefault(stage, {}).update(fields)
         write_json(self.status_file, state)
 
-    def discard_if_unused(self) -> bool:
-        """Delete the directory after a failed start if it holds no checkpoint and no live process
-        trains in it (a second start into the same directory, refused, must not delete the first's
-        run before its first checkpoint); never touches saved work."""
+    def discard_if_unused(self, before: Optional[Set[str]]) -> bool:
+        """After a failed start, remove what it wrote: the directory it made (``before`` None), or
+        in a directory that was there (``hydra.run.dir=.``, a folder of the user's own) only the
+        entries it added to ``before``. Nothing when a checkpoint was saved, or when a live
+        process trains here (a second start into one directory, refused, must not delete the
+        first's run before its first checkpoint)."""
         if not self.path.is_dir() or self.has_checkpoints():
             return False
         try:
             with self.lock():
-                shutil.rmtree(self.path, ignore_errors=True)
+                if before is None:
+                    shutil.rmtree(self.path, ignore_errors=True)
+                    return True
+                for entry in set(os.listdir(self.path)) - before:
+                    path = self.path / entry
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink(missing_ok=True)
         except UserError:  # in use by a live process, or not writable: leave it
             return False
         return True

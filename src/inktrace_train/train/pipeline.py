@@ -229,7 +229,9 @@ def dense_stage_command(run: RunDir) -> str:
         if override_key(o).split(".")[0] not in ("stage", "hydra", "sweep") and override_key(o) != "training.epochs"
     ]
     init = f"stage.init_from={hydra_quoted(str(run.path))}"
-    return shell_command("python", "-m", "inktrace_train", *kept, "stage=dense", init)
+    config_dir = run.launch_config_dir()  # experiment=mine needs the folder it came from
+    own = ["--config-dir", config_dir] if config_dir else []
+    return shell_command("python", "-m", "inktrace_train", *own, *kept, "stage=dense", init)
 
 
 def setup_logging(path: Path) -> None:

@@ -76,6 +76,16 @@ def read(path: Path, name: str) -> Iterator[RawGlyph | Skip]:
                 continue
             if line.strip():
                 item = parse_line(line, name, number)
-                if isinstance(item, Skip) and not line.endswith(b"\n"):  # the last line, cut in two
+                if isinstance(item, Skip) and not line.endswith(b"\n") and not _is_json(line):
+                    # The last line, cut in two (a whole record without a final newline, as many
+                    # editors save, is read as any line).
                     item = Skip(item.where, CUT_SHORT, f"its last line ends mid-record ({item.detail})")
                 yield item
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return False
+    return True
