@@ -14,7 +14,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from helpers import cli, kill_at_step, kill_when, latest_step, run_cli, saved, tiny, write_old_checkpoints
+from helpers import cli, kill_at_step, kill_when, latest_step, rows, run_cli, saved, tiny, write_old_checkpoints
 
 # 3 epochs of 4 steps; every step logged so the loss sequence is compared step by step.
 RUN = tiny(
@@ -236,6 +236,13 @@ def test_an_extension_stopped_midway_continues_with_resume_alone(finished_run, t
     proc = run_cli(["+resume=extended"], cwd=tmp_path)
     assert proc.returncode == 0 and "already finished" not in proc.stdout, proc.stdout + proc.stderr[-2000:]
     assert saved(run)["epoch"] == 3
+    # report's wall time is the stage's training time over its sessions (it was empty outside a
+    # sweep): the first run's and the last one's (the killed session's own time is lost)
+    first = json.loads((finished_run / "run/run.json").read_text())["stages"]["structural"]["train_time_s"]
+    total = json.loads((run / "run.json").read_text())["stages"]["structural"]["train_time_s"]
+    assert 0 < first < total
+    assert run_cli([str(run)], cwd=tmp_path, module="inktrace_train.report").returncode == 0
+    assert [float(r["wall_time_s"]) for r in rows(run)] == [total]
 
 
 @pytest.mark.slow

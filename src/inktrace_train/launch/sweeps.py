@@ -69,7 +69,14 @@ def _from_run_json(run: Path) -> Dict[str, Any]:
             best = stage.get("best_checkpoint") or (str(found) if (run / found).is_file() else None)
             reported = {"stage": name, "metric": metric, "best_checkpoint": best}
     row = reported or {"stage": None, "metric": None, "best_checkpoint": None}
-    return {**row, "status": status, "wall_time_s": None, "error": None}
+    return {**row, "status": status, "wall_time_s": _train_time(stages), "error": None}
+
+
+def _train_time(stages: List[Dict[str, Any]]) -> Optional[float]:
+    """The run's training time, every session of every stage (None: a run from before run.json
+    recorded it, or one whose sessions were all killed outright)."""
+    times = [s["train_time_s"] for s in stages if _is_number(s.get("train_time_s"))]
+    return round(sum(times), 1) if times else None
 
 
 def _is_run(directory: Path) -> bool:
@@ -92,8 +99,12 @@ def collect(root: Path) -> List[Dict[str, Any]]:
     runs = sorted({marker.parent for marker in (*root.rglob(JOB_RECORD), *root.rglob("run.json"))})
     for run in filter(_is_run, runs):
         record = _read_json(run / JOB_RECORD) if (run / JOB_RECORD).is_file() else _from_run_json(run)
-        if record.get("stage") is None and (run / "run.json").is_file():
-            record["stage"] = _from_run_json(run)["stage"]  # a job record from before the stage column
+        if (run / JOB_RECORD).is_file() and (run / "run.json").is_file():
+            from_run = _from_run_json(run)
+            if record.get("stage") is None:
+                record["stage"] = from_run["stage"]  # a job record from before the stage column
+            if from_run["wall_time_s"] is not None:  # all its sessions; job.json has the last one's
+                record["wall_time_s"] = from_run["wall_time_s"]
         rows.append(
             {
                 "path": run,

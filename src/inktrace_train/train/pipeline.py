@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -136,25 +137,31 @@ def run_stage(cfg: Config, run: RunDir, dist: Distributed, checkpoint: Optional[
     )
     record = run.update_stage if dist.is_main else lambda *args, **kwargs: None  # one rank writes
     record(stage, status="running", **({"resumed": now_iso()} if checkpoint else {"started": now_iso()}))
+    # The stage's training time over all its sessions: report's wall_time_s of a resumed run.
+    earlier = (run.status()["stages"].get(stage, {}).get("train_time_s") or 0.0) if dist.is_main else 0.0
+    began = time.monotonic()
+
+    def ended(status: str, **fields: Any) -> None:
+        took = round(earlier + time.monotonic() - began, 1)
+        record(stage, status=status, ended=now_iso(), train_time_s=took, **fields)
+
     try:
         best = trainer.fit()
         final = {k: v for k, v in trainer.last_metrics.items() if not k.startswith("loss_")}
         trainer.logger.hparams(flatten(config_to_dict(cfg)), {"best_metric": best, **final})
     except Preempted as e:
-        record(stage, status="interrupted" if e.signal_name == "SIGINT" else "preempted", ended=now_iso())
+        ended("interrupted" if e.signal_name == "SIGINT" else "preempted")
         raise
     except KeyboardInterrupt:
-        record(stage, status="interrupted", ended=now_iso())
+        ended("interrupted")
         raise
     except BaseException:
-        record(stage, status="failed", ended=now_iso())
+        ended("failed")
         raise
     finally:
         trainer.close()
-    record(
-        stage,
-        status="done",
-        ended=now_iso(),
+    ended(
+        "done",
         best_metric=best,
         epochs=trainer.state.epoch,
         best_checkpoint=str(run.best_checkpoint(stage).relative_to(run.path)),
