@@ -173,6 +173,25 @@ def test_ink_on_a_transparent_background_is_traced(checkpoint, tmp_path):
     assert proc.returncode == 0 and "canvas.png: 1 glyphs" in proc.stdout, proc.stderr
 
 
+@pytest.mark.parametrize("shape", [(40, 40), (40, 60)])
+def test_the_alpha_of_an_image_turned_by_its_exif_orientation_turns_with_it(tmp_path, shape):
+    """OpenCV turns the grey by the file's EXIF orientation; the alpha it reads unchanged it does
+    not. A square canvas export got its ink where the paper is, a longer one lost its ink."""
+    from PIL import Image
+
+    from inktrace_train.evaluation.imaging import read_grey
+
+    rgba = np.zeros((*shape, 4), np.uint8)  # black ink on transparent black: the alpha is the ink
+    rgba[4:10, 4:30, 3] = 255  # a bar along the top
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90° clockwise: the bar runs down the right side
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "turned.png", exif=exif.tobytes())
+    grey = read_grey(tmp_path / "turned.png")
+    expected = np.full(shape[::-1], 255, np.uint8)
+    expected[4:30, shape[0] - 10 : shape[0] - 4] = 0
+    assert np.array_equal(grey, expected)
+
+
 def test_an_array_of_floats_outside_0_1_is_refused():
     from inktrace_train.errors import ToolError
     from inktrace_train.evaluation.imaging import read_grey

@@ -101,10 +101,24 @@ def read_grey(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     if grey is None:
         raise ToolError(f"{path}: not a readable image")
     if alpha:
-        full = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if full is not None and full.ndim == 3 and full.shape[2] == 4 and full.shape[:2] == grey.shape:
-            grey = _over_white(grey, _as_unit(full[..., 3], str(path)))
+        transparency = _alpha(path)
+        if transparency is not None and transparency.shape == grey.shape:
+            grey = _over_white(grey, transparency)
     return grey
+
+
+def _alpha(path: Path) -> Optional[np.ndarray]:
+    """The file's alpha in [0, 1], turned by its EXIF orientation as OpenCV turns the grey
+    (OpenCV's own unchanged read does not turn it); None when Pillow cannot decode it."""
+    from PIL import Image as PILImage
+    from PIL import ImageOps
+
+    try:
+        with PILImage.open(path) as im:
+            turned = ImageOps.exif_transpose(im).convert("RGBA")
+            return np.asarray(turned.getchannel("A"), np.float32) / 255.0
+    except (OSError, ValueError, SyntaxError):
+        return None
 
 
 def read_ink(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
