@@ -132,7 +132,8 @@ def test_two_runs_in_the_same_second_get_their_own_directories(workdir):
         )
         for _ in range(2)
     ]
-    assert all(p.wait(timeout=300) == 0 for p in procs)
+    codes = [p.wait(timeout=300) for p in procs]
+    assert codes == [0, 0], [p.stderr.read().decode(errors="replace")[-2000:] for p in procs]
     assert len(list((workdir / "outputs").glob("*/*"))) == 2
 
 
