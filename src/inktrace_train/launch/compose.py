@@ -8,6 +8,7 @@ made. Nothing here imports torch.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import itertools
 import os
@@ -273,20 +274,30 @@ def check_world_size(cfg: Config) -> None:
 
 def check_creatable(path: Path, key: str) -> None:
     """Raise unless ``path`` is a directory or can be made (Hydra would try with a traceback).
-    The check makes the missing directories and removes them again."""
+    The check makes the missing directories and removes them again, those it made only, and only
+    while empty: runs started at once in a fresh folder share the new ``outputs/<date>`` (one may
+    have made a folder in it, or removed it, between two steps of another's check)."""
     path = path.expanduser().absolute()
     made: List[Path] = []
     try:
-        for directory in reversed([p for p in (path, *path.parents) if not p.exists()]):
-            directory.mkdir()
-            made.append(directory)
+        for attempt in range(5):  # a parent removed by another run's check under our feet: walk again
+            try:
+                for directory in reversed([p for p in (path, *path.parents) if not p.exists()]):
+                    with contextlib.suppress(FileExistsError):  # made by another run meanwhile
+                        directory.mkdir()
+                        made.append(directory)
+                break
+            except FileNotFoundError:
+                if attempt == 4:
+                    raise
         if not path.is_dir():
             raise ConfigError(f"{key}={path}: a file is in the way")
     except OSError as e:
         raise ConfigError(f"{key}={str(path)[:200]}: cannot create it ({e.strerror or e})") from None
     finally:
         for directory in reversed(made):
-            directory.rmdir()
+            with contextlib.suppress(OSError):  # not empty (another run's folder is in it) or gone
+                directory.rmdir()
 
 
 class ValidateConfig(Callback):
