@@ -9,7 +9,8 @@ An interval that spans 0 is a verdict the font's glyphs cannot settle.
 
 With ``--against OTHER`` (a second checkpoint) the margins are the model's over that model
 instead, on the same glyphs: whether a new model's lead over the shipped one is more than the
-glyphs can tell. ``--views`` and ``--against-views`` say how each reads a glyph (predict's
+glyphs can tell. Several (``--against A B``) give one table each, the model read once.
+``--views`` and ``--against-views`` say how each reads a glyph (predict's
 ``--views``): one model against itself, ``--views 4 --against-views 1``, gives what the four
 views buy. The last row pools every font's glyphs (for the classical rows, the method best
 over all of them, as the fonts table's "all fonts" row).
@@ -71,7 +72,12 @@ def main() -> None:
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--n", type=int, default=512, help="glyphs per font at most (evaluate's default)")
     p.add_argument("--any-fonts", action="store_true", help="every Japanese or Chinese font in --fonts-dir")
-    p.add_argument("--against", metavar="OTHER", help="a second checkpoint: margins over it, not the classical rows")
+    p.add_argument(
+        "--against",
+        metavar="OTHER",
+        nargs="+",
+        help="other checkpoints: margins over each, a table each (not the classical)",
+    )
     add_views_option(p)
     add_views_option(p, "--against-views", "each glyph by OTHER", default=None)
     args = p.parse_args()
@@ -79,16 +85,20 @@ def main() -> None:
         p.error("--against-views is how OTHER reads: give --against OTHER too")
     tracer = Tracer.from_checkpoint(args.checkpoint, views=args.views)
     tracers: Dict[str, Callable] = {"model": evaluate.model_tracer(tracer)}
+    tables: Dict[str, List[str]] = {}  # each table's title -> the rows it compares the model with
     if args.against:
         views = DEFAULT_VIEWS if args.against_views is None else args.against_views
-        other = f"{Path(args.against).name}, views {views}"
-        tracers[other] = evaluate.model_tracer(Tracer.from_checkpoint(args.against, views=views))
+        for path in args.against:
+            name = f"{Path(path).name}, views {views}"
+            name = name if name not in tracers else f"{path}, views {views}"
+            tracers[name] = evaluate.model_tracer(Tracer.from_checkpoint(path, views=views))
+            tables[name] = [name]
     else:
         methods = evaluate.classical_methods()
         if not methods:
             raise SystemExit("the classical rows need scikit-image: pip install -e '.[eval]'")
         tracers.update({name: evaluate.classical_tracer(method) for name, method in methods.items()})
-        other = "best classical"
+        tables["best classical"] = list(methods)
     data = evaluate.data_config(tracer.config)
     fractions = (data.val_fraction, data.test_fraction)
     fonts, notes, _ = fontset.font_set(
@@ -96,19 +106,38 @@ def main() -> None:
     )
     for note in notes:  # fonts passed over (twins, a missing --hanzi-dir): the rows read without them
         print(f"note: {note}", file=sys.stderr)
-    print(f"| font | glyphs | count err: model − {other} [95 %] | exact: model − {other} [95 %] |")
-    print("|---|---|---|---|")
-    pooled: Dict[str, List[np.ndarray]] = {name: [] for name in tracers}
+    # Several tables: the model is read once and each table printed at the end; one: row by row.
+    single = len(tables) == 1
+    if single:
+        print_header(next(iter(tables)))
+    per_font: Dict[str, Dict[str, np.ndarray]] = {}  # font -> each row's per-glyph traced − true counts
     for font, glyphs in fonts.items():
         if args.font and font not in args.font:
             continue
         true = np.array([g.true_count for g in glyphs])
-        signed = {name: np.array([len(trace(g.canvas)) for g in glyphs]) - true for name, trace in tracers.items()}
-        for name, d in signed.items():
-            pooled[name].append(d)
-        print(margin_row(font, signed), flush=True)
-    if pooled["model"]:
-        print(margin_row("**all fonts**", {name: np.concatenate(parts) for name, parts in pooled.items()}))
+        per_font[font] = {
+            name: np.array([len(trace(g.canvas)) for g in glyphs]) - true for name, trace in tracers.items()
+        }
+        if single:
+            print(margin_row(font, per_font[font]), flush=True)
+        else:
+            print(f"read {font} ({len(per_font)} fonts)", file=sys.stderr, flush=True)
+    for title, others in tables.items():
+        keep = ["model", *others]
+        if not single:
+            print_header(title)
+            for font, signed in per_font.items():
+                print(margin_row(font, {name: signed[name] for name in keep}))
+        if per_font:
+            pooled = {name: np.concatenate([signed[name] for signed in per_font.values()]) for name in keep}
+            print(margin_row("**all fonts**", pooled), flush=True)
+        if not single:
+            print()
+
+
+def print_header(title: str) -> None:
+    print(f"| font | glyphs | count err: model − {title} [95 %] | exact: model − {title} [95 %] |")
+    print("|---|---|---|---|")
 
 
 if __name__ == "__main__":

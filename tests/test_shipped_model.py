@@ -103,10 +103,20 @@ def test_font_margins_give_the_fonts_tables_margins_with_an_interval(tmp_path):
         pooled_mean("model", "count_exact") - pooled_mean(by_exact, "count_exact"), abs=1e-3
     ), pooled
 
-    against = subprocess.run([*script, "--against", str(MODEL)], capture_output=True, text=True, timeout=300)
+    # Two other models (the same file read with four views, then one): a table each, the model read once.
+    against = subprocess.run(
+        [*script, "--against", str(MODEL), str(MODEL), "--views", "1", "--against-views", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert against.returncode == 0, against.stderr
-    assert "count err: model − results.pth, views 4 [95 %]" in against.stdout
-    rows_against = [line for line in against.stdout.splitlines() if line.startswith("| ") and "glyphs" not in line]
-    assert len(rows_against) == 3  # the two fonts and all fonts, each the same model read alike: no margin at all
-    for line in rows_against:
-        assert line.count("+0.000 [+0.000, +0.000] (results.pth, views 4)") == 2, line
+    tables = [t for t in against.stdout.split("\n\n") if t.strip()]
+    assert len(tables) == 2, against.stdout
+    assert "count err: model − results.pth, views 1 [95 %]" in tables[0]
+    assert f"count err: model − {MODEL}, views 1 [95 %]" in tables[1]  # the same name again: its path
+    for table, name in zip(tables, ("results.pth", str(MODEL)), strict=True):
+        rows_against = [line for line in table.splitlines() if line.startswith("| ") and "glyphs" not in line]
+        assert len(rows_against) == 3  # the two fonts and all fonts, each the same model read alike: no margin
+        for line in rows_against:
+            assert line.count(f"+0.000 [+0.000, +0.000] ({name}, views 1)") == 2, line
