@@ -37,6 +37,24 @@ def test_a_file_in_the_way_is_named(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outputs", "run"]
 
 
+def test_a_walk_that_loses_many_times_to_other_checks_removals_still_passes(tmp_path, monkeypatch):
+    """Another check removes the new ``outputs/<date>`` between two steps of this one's walk, twelve
+    times over (a walk loses at most about three times per check running at once). Five walks,
+    as before the fix, failed in CI with eight checks at once."""
+    leaf = tmp_path / "outputs" / "2026-12-07" / "10-00-00_0"
+    real_mkdir, losses = Path.mkdir, []
+
+    def mkdir(self: Path, *args, **kwargs) -> None:
+        if self == leaf and len(losses) < 12:
+            losses.append(self)
+            self.parent.rmdir()  # the other check's removal, just before this step
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    check_creatable(leaf, "hydra.run.dir")
+    assert len(losses) == 12 and list(tmp_path.iterdir()) == []
+
+
 def test_checks_at_once_under_one_new_folder_all_pass(tmp_path):
     """Eight checks at once, 40 times, each time under a fresh ``outputs/<date>``. Before the fix
     one check's removal of the shared folders failed another's (a folder not empty, or gone as

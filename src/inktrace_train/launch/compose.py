@@ -285,9 +285,10 @@ def check_creatable(path: Path, key: str) -> None:
     path = path.expanduser().absolute()
     made: List[Path] = []
     try:
-        # A parent removed by another run's check under our feet: walk again. Each walk loses only
-        # to a removal between two of its steps; eight checks at once on a busy machine lost five
-        # walks in a row once in 320 checks, so the walk is retried with a random pause.
+        # A parent removed by another run's check under our feet: walk again. A walk loses only to
+        # a removal, and a check removes the folders it made once, as it ends: with N checks at
+        # once under outputs/<date>/ a walk loses fewer than 3N times in all. Five walks were too
+        # few for eight checks on a busy machine (CI, once in 320 checks); 100 cover 30 at once.
         for attempt in itertools.count():
             try:
                 for directory in reversed([p for p in (path, *path.parents) if not p.exists()]):
