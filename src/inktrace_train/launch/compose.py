@@ -12,9 +12,7 @@ import contextlib
 import difflib
 import itertools
 import os
-import random
 import re
-import time
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -289,7 +287,7 @@ def check_creatable(path: Path, key: str) -> None:
         # a removal, and a check removes the folders it made once, as it ends: with N checks at
         # once under outputs/<date>/ a walk loses fewer than 3N times in all. Five walks were too
         # few for eight checks on a busy machine (CI, once in 320 checks); 100 cover 30 at once.
-        for attempt in itertools.count():
+        for attempt in range(_CREATE_ATTEMPTS):
             try:
                 for directory in reversed([p for p in (path, *path.parents) if not p.exists()]):
                     with contextlib.suppress(FileExistsError):  # made by another run meanwhile
@@ -299,7 +297,6 @@ def check_creatable(path: Path, key: str) -> None:
             except FileNotFoundError:
                 if attempt == _CREATE_ATTEMPTS - 1:
                     raise
-                time.sleep(random.uniform(0, 0.002))
         if not path.is_dir():
             raise ConfigError(f"{key}={path}: a file is in the way")
     except OSError as e:
