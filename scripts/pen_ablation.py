@@ -10,7 +10,10 @@ scores exist is not run again, and one stopped mid-training is resumed, so the s
 where a stop left it.
 
 Run: ``python scripts/pen_ablation.py RUN --hanzi-dir HANZI --fonts-dir VALFONTS --out DIR``
-(``--only NAME ...`` runs some variants). Prints one markdown table: per variant, stroke F1 and
+(``--only NAME ...`` runs some variants; ``--override KEY=VALUE ...`` adds overrides to every
+variant's training, such as ``experiment=large_model`` for a run of the large backbone, whose
+weights fit no other model; ``--any-fonts`` scores every font in ``--fonts-dir``, such as the
+candidate fonts, not only the validation fonts). Prints one markdown table: per variant, stroke F1 and
 ink recall of the clean, scan and brush validation sets, and the fonts' count error, exact-count
 share, traced/true ratio and ink recall over all validation fonts.
 """
@@ -79,7 +82,7 @@ def variant(args, name: str) -> Dict[str, dict]:
         train = [
             sys.executable, "-m", "inktrace_train", "stage=dense", f"stage.init_from={args.run}",
             "data=mixed", f"data.hanzi_dir={args.hanzi_dir}", f"training.epochs={args.epochs}",
-            f"training.lr={args.lr}", f"hydra.run.dir={out / 'run'}", *overrides(name),
+            f"training.lr={args.lr}", f"hydra.run.dir={out / 'run'}", *args.override, *overrides(name),
         ]  # fmt: skip
         status = out / "run" / "run.json"
         if not status.is_file():
@@ -89,7 +92,7 @@ def variant(args, name: str) -> Dict[str, dict]:
         evaluate = [
             sys.executable, "-m", "inktrace_train.evaluate", str(out / "run"), "--split", "val", "--n", str(args.n),
             "--hanzi-dir", args.hanzi_dir, "--fonts-dir", args.fonts_dir, "--json", str(scores),
-            "--views", str(args.views),
+            "--views", str(args.views), *(["--any-fonts"] if args.any_fonts else []),
         ]  # fmt: skip
         run(evaluate, out / "log.txt")
     return json.loads(scores.read_text())
@@ -116,6 +119,11 @@ def main(argv: List[str] | None = None) -> None:
     p.add_argument("--lr", type=float, default=2.5e-4)
     p.add_argument("--n", type=int, default=128, help="validation glyphs per set and per font")
     p.add_argument("--only", nargs="+", help="run these variants only")
+    p.add_argument("--any-fonts", action="store_true", help="score every font in --fonts-dir (the candidates)")
+    p.add_argument(
+        "--override", nargs="+", default=[], metavar="KEY=VALUE",
+        help="overrides for every variant's training, before the variant's own (experiment=large_model)",
+    )  # fmt: skip
     add_views_option(p, what="each validation glyph")
     args = p.parse_args(argv)
     names = args.only or [name for name, _, _ in VARIANTS]
