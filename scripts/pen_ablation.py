@@ -111,7 +111,7 @@ def row(name: str, scores: Dict[str, dict]) -> str:
 
 def main(argv: List[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("run", help="the trained run (or checkpoint) every variant starts from")
+    p.add_argument("run", nargs="?", help="the trained run (or checkpoint) every variant starts from")
     p.add_argument("--hanzi-dir", required=True)
     p.add_argument("--fonts-dir", required=True, help="the validation fonts (data.fonts.FETCH_VAL)")
     p.add_argument("--out", required=True, help="a folder: a run and its scores per variant")
@@ -126,6 +126,11 @@ def main(argv: List[str] | None = None) -> None:
     )  # fmt: skip
     add_views_option(p, what="each validation glyph")
     args = p.parse_args(argv)
+    not_pairs = [o for o in args.override if "=" not in o]
+    if not_pairs:  # --override takes every word up to the next option, a RUN after it too
+        p.error(f"--override takes KEY=VALUE items, not {not_pairs[0]!r}: put RUN before --override")
+    if args.run is None:
+        p.error("the following arguments are required: run")
     names = args.only or [name for name, _, _ in VARIANTS]
     results = {name: variant(args, name) for name in names}
     head = [f"{s} {c}" for s in SETS for c in ("stroke F1", "ink recall")]

@@ -13,6 +13,7 @@ both.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -77,12 +78,27 @@ def fonts_table(scores: dict) -> None:
         print(f"| {font} | " + " | ".join(cells) + " |")
 
 
+def read_scores(path: str) -> dict:
+    """One ``evaluate --json`` file; a clear exit for a missing or unreadable one."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"results_table.py: {path}: not a readable evaluate --json file ({e})") from None
+
+
 def main(argv: list) -> None:
-    if argv[:1] == ["--fonts"]:
-        fonts_table(json.loads(Path(argv[1]).read_text()))
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("files", nargs="*", metavar="NAME=SCORES.json", help="the model rows' name and their file")
+    p.add_argument("--fonts", metavar="SCORES.json", help="print the fonts set's summary of this file instead")
+    args = p.parse_args(argv)
+    if args.fonts:
+        fonts_table(read_scores(args.fonts))
         return
-    files = [arg.split("=", 1) for arg in argv]
-    scores = {name: json.loads(Path(path).read_text()) for name, path in files}
+    bad = [arg for arg in args.files if "=" not in arg]
+    if bad or not args.files:
+        p.error(f"give NAME=SCORES.json for each file (got {bad[0]!r})" if bad else "give NAME=SCORES.json or --fonts")
+    files = [arg.split("=", 1) for arg in args.files]
+    scores = {name: read_scores(path) for name, path in files}
     first = scores[files[0][0]]
     print("| set | method | " + " | ".join(label for _, label in COLUMNS) + " |")
     print("|---|---|" + "---|" * len(COLUMNS))

@@ -41,3 +41,11 @@ def test_overrides_reach_every_variants_training_so_another_backbone_can_be_abla
     assert config["model"]["embed_dim"] == 32 and config["data"]["train_samples"] == 64  # model=tiny
     assert config["data"]["source"] == "mixed" and config["stage"]["init_from"] == str(start)
     assert (tmp_path / "abl" / "control" / "val_views1.json").is_file()
+
+
+def test_a_run_after_the_overrides_is_named_not_taken_for_one(tmp_path):
+    """--override takes every word up to the next option: a RUN put after it was an override."""
+    command = [sys.executable, str(SCRIPT), "--hanzi-dir", "h", "--fonts-dir", "f", "--out", str(tmp_path / "abl")]
+    proc = subprocess.run([*command, "--override", "model=tiny", "run_dir"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--override takes KEY=VALUE items, not 'run_dir'" in proc.stderr
+    assert not (tmp_path / "abl").exists()
