@@ -3,6 +3,7 @@ cross or touch stay whole (two strokes, not four pieces), and no skeleton pixel 
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 
 import cv2
@@ -415,3 +416,39 @@ def test_a_bar_and_a_stem_meeting_at_an_unmarked_branching_pixel_are_not_walked_
     assert not bent()
     monkeypatch.setattr(tracing, "BRANCH_CUT", 0)
     assert bent()
+
+
+# --- A joined hand's strokes: longer than any stroke regular script writes. ---
+
+ZIGZAG = [(8, 10), (56, 10), (8, 54), (56, 54)]  # 一, a diagonal, 一 written without lifting the pen: 161 px
+
+
+def test_a_stroke_longer_than_any_regular_one_is_cut_at_its_sharp_turns(monkeypatch):
+    """The model marks no junction and no end in a joined hand's turns, so nothing before this
+    step cuts there."""
+    sk = canvas(lambda img: cv2.polylines(img, [np.array(ZIGZAG, np.int32)], False, 1, 1))
+    points = np.zeros((0, 2))
+    strokes = assert_lossless(sk, points)
+    assert len(strokes) == 3  # cut at both turns: 48 + 65 + 48 px
+    corners = np.array(ZIGZAG, float) + 0.5
+    for stroke in strokes:  # each piece runs from one corner of the zigzag to the next
+        near = [np.linalg.norm(corners - end, axis=1) for end in stroke.points[[0, -1]]]
+        ends = sorted(int(np.argmin(d)) for d in near)
+        assert ends[1] - ends[0] == 1 and max(d.min() for d in near) <= 2.0
+    monkeypatch.setattr(tracing, "LONG_STROKE_SIDES", math.inf)  # off: one stroke, as before
+    assert len(trace(sk, points)) == 1
+
+
+def test_a_long_stroke_that_turns_gently_stays_one():
+    """A long arc (乙's sweep, a long hook's curve) turns by far less than LONG_TURN_DEG within a
+    few pixels: nothing to cut at."""
+    sk = canvas(lambda img: cv2.ellipse(img, (32, 32), (24, 24), 0, 0, 270, 1, 1))  # 113 px
+    (stroke,) = assert_lossless(sk, np.zeros((0, 2)))
+    assert stroke.length > tracing.LONG_STROKE_SIDES * SIZE
+
+
+def test_a_sharp_corner_in_a_stroke_of_regular_length_stays_one():
+    """𠃍 (across, then down: 70 px) turns 90 degrees, but regular script writes strokes that long."""
+    sk = canvas(lambda img: cv2.polylines(img, [np.array([(10, 12), (45, 12), (45, 47)], np.int32)], False, 1, 1))
+    (stroke,) = assert_lossless(sk, np.zeros((0, 2)))
+    assert 65 <= stroke.length <= tracing.LONG_STROKE_SIDES * SIZE

@@ -122,6 +122,18 @@ BRANCH_CUT = 1
 # corners into those three strokes. math.inf: off. Chosen on the validation fonts
 # (docs/evaluation.md).
 RING_MIN_PX = 16.0
+# No stroke that regular script writes is much longer than the glyph is wide: in the validation
+# renders (KanjiVG and hanzi-writer-data at 64 px, the glyph 85 % of the side) 99 % are shorter
+# than 51 px and the longest is 77 px. A traced stroke longer than LONG_STROKE_SIDES canvas sides
+# is strokes that a joined hand wrote without lifting the pen; it is cut where it turns most
+# sharply (between the chords TURN_SPAN_PX of it either side), at least MIN_PIECE_PX from each of
+# its ends, where that turn is LONG_TURN_DEG or more, and its pieces again while any is that long.
+# math.inf: off. Chosen on the validation fonts, with the cursive candidate font as the check
+# (docs/evaluation.md): 1.25 sides (80 px at 64) and 70 deg over 1.1-1.4 sides and 60-100 deg.
+LONG_STROKE_SIDES = 1.25
+LONG_TURN_DEG = 70.0
+TURN_SPAN_PX = 3.0
+MIN_PIECE_PX = 5.0
 # Junctions closer than their cuts merge into one zone: 目's middle stroke crossed by bars 3 px
 # apart lies wholly inside one, with several junction points. An unpaired end runs through its
 # zone to the farthest junction point ahead of it, within AHEAD_DEG of its direction (else to its
@@ -450,7 +462,7 @@ def trace(
     strokes = _longest_first([Stroke(p, _width(p, half_width)) for p in polylines])
     if FOOTPRINT > 0 and half_width is not None:
         strokes = _outside_footprints(strokes, ink)
-    return _longest_first(_cut_rings(strokes, half_width))
+    return _longest_first(_cut_long(_cut_rings(strokes, half_width), max(sk.shape), half_width))
 
 
 def _ahead(tip: _Tip, hubs: Dict[Pixel, np.ndarray]) -> Optional[Pixel]:
@@ -476,14 +488,61 @@ def _cut_rings(strokes: List[Stroke], half_width: Optional[np.ndarray]) -> List[
     for i, st in enumerate(strokes):
         ring = st.points
         pieces = _box_strokes(ring) if len(ring) > 3 and np.array_equal(ring[0], ring[-1]) else [ring]
-        if len(pieces) > 1:
-            cells = [_vertex_pixels(p) for p in pieces]
-            others = set().union(*(_vertex_pixels(o.points) for j, o in enumerate(strokes) if j != i))
-            if all(own - others - set().union(*cells[:k], *cells[k + 1 :]) for k, own in enumerate(cells)):
-                out.extend(Stroke(p, _width(p, half_width)) for p in pieces)
-                continue
-        out.append(st)
+        if len(pieces) > 1 and _each_own(pieces, strokes, i):
+            out.extend(Stroke(p, _width(p, half_width)) for p in pieces)
+        else:
+            out.append(st)
     return out
+
+
+def _each_own(pieces: List[np.ndarray], strokes: List[Stroke], i: int) -> bool:
+    """Whether each piece of stroke ``i`` keeps a vertex pixel that no other piece and no other
+    stroke has: cut so, no stroke is emitted twice."""
+    cells = [_vertex_pixels(p) for p in pieces]
+    others = set().union(*(_vertex_pixels(o.points) for j, o in enumerate(strokes) if j != i))
+    return all(own - others - set().union(*cells[:k], *cells[k + 1 :]) for k, own in enumerate(cells))
+
+
+def _cut_long(strokes: List[Stroke], side: int, half_width: Optional[np.ndarray]) -> List[Stroke]:
+    """The strokes, each longer than LONG_STROKE_SIDES of the canvas ``side`` cut at its sharpest
+    turns (:func:`_split_at_turns`) where each piece keeps a vertex pixel of its own; the pieces
+    share the vertex they were cut at."""
+    limit = LONG_STROKE_SIDES * side
+    out = []
+    for i, st in enumerate(strokes):
+        pieces = _split_at_turns(st.points, limit) if st.length > limit else [st.points]
+        if len(pieces) > 1 and _each_own(pieces, strokes, i):
+            out.extend(Stroke(p, _width(p, half_width)) for p in pieces)
+        else:
+            out.append(st)
+    return out
+
+
+def _split_at_turns(points: np.ndarray, limit: float) -> List[np.ndarray]:
+    """An open polyline longer than ``limit`` split at its sharpest turn of at least LONG_TURN_DEG
+    (MIN_PIECE_PX or more from both ends), and each piece again; else itself."""
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+    if arc[-1] <= limit or np.array_equal(points[0], points[-1]):
+        return [points]
+    turn = _turns(points, arc)
+    turn[(arc < MIN_PIECE_PX) | (arc > arc[-1] - MIN_PIECE_PX)] = 0.0
+    i = int(np.argmax(turn))
+    if turn[i] < LONG_TURN_DEG:
+        return [points]
+    return _split_at_turns(points[: i + 1], limit) + _split_at_turns(points[i:], limit)
+
+
+def _turns(points: np.ndarray, arc: np.ndarray) -> np.ndarray:
+    """Each vertex's turn, degrees: between the chord from the point TURN_SPAN_PX of arc before it
+    and the chord to the point TURN_SPAN_PX after it (0 where either is empty: the ends)."""
+
+    def at(length: np.ndarray) -> np.ndarray:
+        return np.stack([np.interp(length, arc, points[:, 0]), np.interp(length, arc, points[:, 1])], 1)
+
+    into, out = points - at(arc - TURN_SPAN_PX), at(arc + TURN_SPAN_PX) - points
+    norms = np.linalg.norm(into, axis=1) * np.linalg.norm(out, axis=1)
+    cos = np.einsum("ij,ij->i", into, out) / np.maximum(norms, 1e-12)
+    return np.where(norms > 1e-12, np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))), 0.0)
 
 
 def _vertex_pixels(points: np.ndarray) -> Set[Tuple[int, int]]:
