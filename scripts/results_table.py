@@ -18,8 +18,6 @@ import json
 import sys
 from pathlib import Path
 
-from inktrace_train.evaluation import fontset
-
 SETS = ("clean", "scan", "brush")
 COLUMNS = (
     ("skeleton_f1_0px", "skel F1 @0"),
@@ -50,19 +48,19 @@ def cell(values: dict, key: str) -> str:
     return f"{values[key]:.3f}" if key in values else "–"
 
 
-FONT_COLUMNS = tuple(c for c in fontset.COLUMNS if c[0] != "glyphs")  # the fonts table's scores
-
-
 def fonts_table(scores: dict) -> None:
     """Per font (``model@fonts/<font>``) and overall (``model@fonts``): the model against the best
     classical count error and exact share."""
+    from inktrace_train.evaluation import fontset  # the eval extra: the sets' table works without it
+
+    font_columns = tuple(c for c in fontset.COLUMNS if c[0] != "glyphs")  # the fonts table's scores
     places = [k.split("@", 1)[1] for k in scores if k.startswith("model@fonts/")] + ["fonts"]
     print(
         "| font | "
-        + " | ".join(f"model {label}" for _, label in FONT_COLUMNS)
+        + " | ".join(f"model {label}" for _, label in font_columns)
         + " | best classical count err | best classical exact | model better on both |"
     )
-    print("|---|" + "---|" * (len(FONT_COLUMNS) + 3))
+    print("|---|" + "---|" * (len(font_columns) + 3))
     for where in places:
         model = scores[f"model@{where}"]
         classical = [v for k, v in scores.items() if k.endswith(f"@{where}") and not k.startswith("model@")]
@@ -70,7 +68,7 @@ def fonts_table(scores: dict) -> None:
         exact = max(v["count_exact"] for v in classical)
         better = model["count_error"] < error and model["count_exact"] > exact
         font = where.split("/", 1)[1] if "/" in where else "**all fonts**"
-        cells = [cell(model, k) for k, _ in FONT_COLUMNS] + [
+        cells = [cell(model, k) for k, _ in font_columns] + [
             f"{error:.3f}",
             f"{exact:.3f}",
             "yes" if better else "**no**",
