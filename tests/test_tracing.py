@@ -452,3 +452,37 @@ def test_a_sharp_corner_in_a_stroke_of_regular_length_stays_one():
     sk = canvas(lambda img: cv2.polylines(img, [np.array([(10, 12), (45, 12), (45, 47)], np.int32)], False, 1, 1))
     (stroke,) = assert_lossless(sk, np.zeros((0, 2)))
     assert 65 <= stroke.length <= tracing.LONG_STROKE_SIDES * SIZE
+
+
+# --- Two strokes met end to start in one ink: the endpoint map marks both ends. ---
+
+JOINED = [(8, 12), (38, 12), (44, 18), (44, 54)]  # a bar, a short join, a downstroke: walked as one
+
+
+def test_a_stroke_through_two_marked_ends_at_a_turn_is_cut_there(monkeypatch):
+    """A marker's bar runs on into the next stroke's start: the skeleton is one line, no junction,
+    but the model marks the bar's end and the downstroke's start, 8 px apart, where the line turns."""
+    sk = canvas(lambda img: cv2.polylines(img, [np.array(JOINED, np.int32)], False, 1, 1))
+    ends = np.array([[8.5, 12.5], [38.5, 12.5], [44.5, 18.5], [44.5, 54.5]])
+    strokes = assert_lossless(sk, np.zeros((0, 2)), None, None, ends)
+    assert len(strokes) == 2
+    bar, down = sorted(strokes, key=lambda s: s.points[:, 1].mean())
+    assert np.ptp(bar.points[:, 1]) <= 6 and np.ptp(down.points[:, 0]) <= 6  # cut in the join
+    monkeypatch.setattr(tracing, "END_PAIR_TURN_DEG", 0.0)  # off: one stroke, as before
+    assert len(trace(sk, np.zeros((0, 2)), None, None, ends)) == 1
+
+
+@pytest.mark.parametrize(
+    "marks",
+    [
+        [(20.5, 12.5), (28.5, 12.5)],  # two marks on a straight stretch (heavy ink raises peaks)
+        [(30.5, 12.5), (44.5, 30.5)],  # a turn between marks 24 px of arc apart: too far to be one join
+        [(41.5, 14.5)],  # one mark at the turn: 𠃍's corner, not two ends
+    ],
+    ids=["straight", "far apart", "one mark"],
+)
+def test_a_turning_stroke_without_two_close_marks_at_its_turn_stays_one(marks):
+    sk = canvas(lambda img: cv2.polylines(img, [np.array(JOINED, np.int32)], False, 1, 1))
+    ends = np.array([[8.5, 12.5], [44.5, 54.5], *marks])
+    (stroke,) = assert_lossless(sk, np.zeros((0, 2)), None, None, ends)
+    assert stroke.length > 60

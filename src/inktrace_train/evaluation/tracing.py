@@ -1,7 +1,7 @@
 """A skeleton map -> strokes: polylines with pen widths that run straight through crossings,
 and that never drop ink.
 
-The rule, in six steps:
+The rule, in eight steps:
 
 1. The skeleton is thinned to one pixel and cleaned (:func:`skeleton.clean`: specks and spurs of
    at most 2 px go). With the model's endpoint, ink and width maps, each skeleton end that the
@@ -29,6 +29,10 @@ The rule, in six steps:
    way across to it (the skeleton drawn along both edges of heavy ink).
 6. A stroke that closes on itself (a ring: a box drawn in one line) is cut into the three strokes
    that regular script writes 口 with (RING_MIN_PX).
+7. With the endpoint map, a stroke that passes two endpoint peaks a few pixels apart and turns
+   sharply between them is two strokes met end to start (END_PAIR_*): it is cut at that turn.
+8. A stroke much longer than regular script writes (LONG_STROKE_SIDES) is cut at its sharpest
+   turn: strokes a joined hand wrote without lifting the pen.
 
 Whole-image steps are numpy/OpenCV; the Python loops run over segments, zones and pixels (a 64x64
 glyph has a few hundred skeleton pixels).
@@ -36,9 +40,10 @@ glyph has a few hundred skeleton pixels).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 import cv2
 import numpy as np
@@ -134,6 +139,18 @@ LONG_STROKE_SIDES = 1.25
 LONG_TURN_DEG = 70.0
 TURN_SPAN_PX = 3.0
 MIN_PIECE_PX = 5.0
+# Where one stroke ends and the next starts in the same ink (the corner where 口's first stroke
+# meets its second, a marker's strokes run together), the tracer may have walked the two as one:
+# the endpoint map marks both ends, though the ink runs on. A traced stroke that passes two
+# endpoint peaks (each within END_PAIR_NEAR px of a vertex, at least MIN_PIECE_PX from its ends)
+# END_PAIR_GAP px of arc apart, and turns by END_PAIR_TURN_DEG or more between them (1 px either
+# side, chords TURN_SPAN_PX), is cut at that sharpest turn; a straight stroke with two marks on it
+# is not (heavy ink raises endpoint peaks inside strokes). 0: off. Chosen on the validation fonts,
+# with the candidate fonts as the check (docs/evaluation.md): 45 deg within 1.5 px, 2-14 px apart,
+# over 0 and 30-60 deg, 1 and 2 px, 10 and 20 px.
+END_PAIR_NEAR = 1.5
+END_PAIR_GAP = (2.0, 14.0)
+END_PAIR_TURN_DEG = 45.0
 # Junctions closer than their cuts merge into one zone: 目's middle stroke crossed by bars 3 px
 # apart lies wholly inside one, with several junction points. An unpaired end runs through its
 # zone to the farthest junction point ahead of it, within AHEAD_DEG of its direction (else to its
@@ -462,7 +479,10 @@ def trace(
     strokes = _longest_first([Stroke(p, _width(p, half_width)) for p in polylines])
     if FOOTPRINT > 0 and half_width is not None:
         strokes = _outside_footprints(strokes, ink)
-    return _longest_first(_cut_long(_cut_rings(strokes, half_width), max(sk.shape), half_width))
+    strokes = _cut_rings(strokes, half_width)
+    if END_PAIR_TURN_DEG > 0 and endpoints is not None and len(endpoints) > 1:
+        strokes = _cut_pieces(strokes, half_width, lambda points: _split_at_end_pairs(points, endpoints))
+    return _longest_first(_cut_long(strokes, max(sk.shape), half_width))
 
 
 def _ahead(tip: _Tip, hubs: Dict[Pixel, np.ndarray]) -> Optional[Pixel]:
@@ -503,14 +523,14 @@ def _each_own(pieces: List[np.ndarray], strokes: List[Stroke], i: int) -> bool:
     return all(own - others - set().union(*cells[:k], *cells[k + 1 :]) for k, own in enumerate(cells))
 
 
-def _cut_long(strokes: List[Stroke], side: int, half_width: Optional[np.ndarray]) -> List[Stroke]:
-    """The strokes, each longer than LONG_STROKE_SIDES of the canvas ``side`` cut at its sharpest
-    turns (:func:`_split_at_turns`) where each piece keeps a vertex pixel of its own; the pieces
-    share the vertex they were cut at."""
-    limit = LONG_STROKE_SIDES * side
+def _cut_pieces(
+    strokes: List[Stroke], half_width: Optional[np.ndarray], split: Callable[[np.ndarray], List[np.ndarray]]
+) -> List[Stroke]:
+    """The strokes, each cut into ``split``'s pieces of its points where each piece keeps a vertex
+    pixel of its own; the pieces share the vertex they were cut at."""
     out = []
     for i, st in enumerate(strokes):
-        pieces = _split_at_turns(st.points, limit) if st.length > limit else [st.points]
+        pieces = split(st.points)
         if len(pieces) > 1 and _each_own(pieces, strokes, i):
             out.extend(Stroke(p, _width(p, half_width)) for p in pieces)
         else:
@@ -518,10 +538,41 @@ def _cut_long(strokes: List[Stroke], side: int, half_width: Optional[np.ndarray]
     return out
 
 
+def _cut_long(strokes: List[Stroke], side: int, half_width: Optional[np.ndarray]) -> List[Stroke]:
+    """The strokes, each longer than LONG_STROKE_SIDES of the canvas ``side`` cut at its sharpest
+    turns (:func:`_split_at_turns`)."""
+    limit = LONG_STROKE_SIDES * side
+    return _cut_pieces(strokes, half_width, lambda points: _split_at_turns(points, limit))
+
+
+def _split_at_end_pairs(points: np.ndarray, endpoints: np.ndarray) -> List[np.ndarray]:
+    """An open polyline cut at its sharpest turn between two endpoint peaks that lie on it
+    END_PAIR_GAP px of arc apart, where that turn is END_PAIR_TURN_DEG or more, and each piece
+    again; else itself."""
+    if len(points) < 3 or np.array_equal(points[0], points[-1]):
+        return [points]
+    arc = _arc(points)
+    gaps = np.linalg.norm(points[:, None, :] - endpoints[None, :, :], axis=2)  # (vertices, peaks)
+    nearest = np.argmin(gaps, axis=0)
+    on = gaps[nearest, np.arange(len(endpoints))] <= END_PAIR_NEAR
+    at = np.sort(arc[nearest[on]])
+    at = at[(at >= MIN_PIECE_PX) & (at <= arc[-1] - MIN_PIECE_PX)]
+    turn = _turns(points, arc)
+    low, high = END_PAIR_GAP
+    for a, b in itertools.pairwise(at):
+        between = np.flatnonzero((arc >= a - 1.0) & (arc <= b + 1.0))
+        if not low <= b - a <= high or len(between) == 0:
+            continue
+        i = int(between[np.argmax(turn[between])])
+        if turn[i] >= END_PAIR_TURN_DEG and 0 < i < len(points) - 1:
+            return _split_at_end_pairs(points[: i + 1], endpoints) + _split_at_end_pairs(points[i:], endpoints)
+    return [points]
+
+
 def _split_at_turns(points: np.ndarray, limit: float) -> List[np.ndarray]:
     """An open polyline longer than ``limit`` split at its sharpest turn of at least LONG_TURN_DEG
     (MIN_PIECE_PX or more from both ends), and each piece again; else itself."""
-    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+    arc = _arc(points)
     if arc[-1] <= limit or np.array_equal(points[0], points[-1]):
         return [points]
     turn = _turns(points, arc)
@@ -530,6 +581,11 @@ def _split_at_turns(points: np.ndarray, limit: float) -> List[np.ndarray]:
     if turn[i] < LONG_TURN_DEG:
         return [points]
     return _split_at_turns(points[: i + 1], limit) + _split_at_turns(points[i:], limit)
+
+
+def _arc(points: np.ndarray) -> np.ndarray:
+    """Each vertex's distance along the polyline from its first, px."""
+    return np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
 
 
 def _turns(points: np.ndarray, arc: np.ndarray) -> np.ndarray:
