@@ -504,15 +504,11 @@ def _longest_first(strokes: List[Stroke]) -> List[Stroke]:
 def _cut_rings(strokes: List[Stroke], half_width: Optional[np.ndarray]) -> List[Stroke]:
     """The strokes, each closed one (last point its first) cut into 口's three strokes
     (:func:`_box_strokes`) where each of the three keeps a vertex pixel no other stroke has."""
-    out = []
-    for i, st in enumerate(strokes):
-        ring = st.points
-        pieces = _box_strokes(ring) if len(ring) > 3 and np.array_equal(ring[0], ring[-1]) else [ring]
-        if len(pieces) > 1 and _each_own(pieces, strokes, i):
-            out.extend(Stroke(p, _width(p, half_width)) for p in pieces)
-        else:
-            out.append(st)
-    return out
+
+    def split(ring: np.ndarray) -> List[np.ndarray]:
+        return _box_strokes(ring) if len(ring) > 3 and np.array_equal(ring[0], ring[-1]) else [ring]
+
+    return _cut_pieces(strokes, half_width, split)
 
 
 def _each_own(pieces: List[np.ndarray], strokes: List[Stroke], i: int) -> bool:
